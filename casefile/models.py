@@ -1,0 +1,376 @@
+"""The case database, shaped on Noark 5 so that the archival extract is a mapping, not a redesign.
+
+Noark 5 names in brackets:
+- Case [saksmappe]: a consultation, number = year/sequence.
+- IntakeRecord: exactly one per fetched mail, with its status. Registered mail also gets a
+- JournalEntry [journalpost, "Inngående dokument"] with the sender [korrespondansepart "Avsender"], and
+- Document rows [dokumentbeskrivelse + dokumentobjekt] for the mail's files.
+- MailLocation: where a mail was seen (source, UIDVALIDITY, UID); the unique key that stops a second fetch of the
+  same mail from creating a second record, even with two workers.
+- DedupKey: Message-ID and raw SHA-256 of every original mail; the unique key that makes a second registration of
+  the same mail a `duplicate` instead.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime, timezone
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Date,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.types import TypeDecorator
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def new_system_id() -> str:
+    return str(uuid.uuid4())
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware datetimes on every backend: stored as UTC, read back as UTC (SQLite keeps no offset)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the case database")
+        return value.astimezone(timezone.utc)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: JSON, list[Any]: JSON}
+
+
+# Intake statuses
+REGISTERED = "registered"
+NEEDS_REVIEW = "needs_review"
+IGNORED = "ignored"
+DUPLICATE = "duplicate"
+FAILED = "failed"
+INTAKE_STATUSES = (REGISTERED, NEEDS_REVIEW, IGNORED, DUPLICATE, FAILED)
+
+# Receipt statuses
+RECEIPT_STATUSES = ("pending", "sent", "failed", "suppressed", "bounced")
+
+
+class Case(Base):
+    """saksmappe"""
+
+    __tablename__ = "cases"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    system_id: Mapped[str] = mapped_column(String(36), unique=True, default=new_system_id)
+    number: Mapped[str] = mapped_column(String(32), unique=True)  # "22/414" as configured
+    year: Mapped[int] = mapped_column(Integer)  # saksaar, four digits
+    sequence: Mapped[int] = mapped_column(Integer)  # sakssekvensnummer
+    title: Mapped[str] = mapped_column(Text)
+    deadline: Mapped[date] = mapped_column(Date)
+    timezone: Mapped[str] = mapped_column(String(64), default="Europe/Oslo")
+    form_profile: Mapped[str | None] = mapped_column(String(128))
+    status: Mapped[str] = mapped_column(String(16), default="open")  # open | closed
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    closed_at: Mapped[datetime | None]
+    closed_by: Mapped[str | None] = mapped_column(String(128))
+    # Last document number (journalpostnummer) handed out within the case.
+    last_document_number: Mapped[int] = mapped_column(Integer, default=0)
+
+    entries: Mapped[list[JournalEntry]] = relationship(back_populates="case")
+
+    __table_args__ = (UniqueConstraint("year", "sequence", name="uq_case_year_sequence"),)
+
+
+class MailboxState(Base):
+    """Incremental fetch position of one source folder: UIDVALIDITY and the highest UID handled."""
+
+    __tablename__ = "mailbox_states"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    source_key: Mapped[str] = mapped_column(String(512), unique=True)
+    uidvalidity: Mapped[int | None] = mapped_column(BigInteger)
+    last_uid: Mapped[int] = mapped_column(BigInteger, default=0)
+    last_poll_at: Mapped[datetime | None]
+    last_success_at: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
+
+
+class IntakeRecord(Base):
+    """One fetched mail, whatever it turned out to be."""
+
+    __tablename__ = "intake_records"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    reason: Mapped[str | None] = mapped_column(Text)  # why ignored / needs review / failed
+    message_id: Mapped[str | None] = mapped_column(String(998), index=True)
+    raw_sha256: Mapped[str] = mapped_column(String(64), index=True)
+    raw_size: Mapped[int] = mapped_column(BigInteger)
+    raw_path: Mapped[str] = mapped_column(String(255))  # relative to the storage root
+    received_at: Mapped[datetime]  # server receive time (IMAP INTERNALDATE), tz-aware
+    received_at_source: Mapped[str] = mapped_column(String(32))  # internaldate | received-header | date-header | file-mtime
+    date_header: Mapped[datetime | None]
+    sender_name: Mapped[str | None] = mapped_column(Text)
+    sender_address: Mapped[str | None] = mapped_column(String(512), index=True)
+    subject: Mapped[str] = mapped_column(Text, default="")
+    body_text: Mapped[str] = mapped_column(Text, default="")
+    in_reply_to: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    references: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    machine_reason: Mapped[str | None] = mapped_column(Text)
+    parse_defects: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    case_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id"), index=True)
+    on_time: Mapped[bool | None] = mapped_column(Boolean)
+    duplicate_of_id: Mapped[int | None] = mapped_column(ForeignKey("intake_records.id"))
+    source_key: Mapped[str] = mapped_column(String(512))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    case: Mapped[Case | None] = relationship()
+    journal_entry: Mapped[JournalEntry | None] = relationship(back_populates="intake", uselist=False)
+    documents: Mapped[list[Document]] = relationship(
+        back_populates="intake", order_by="Document.number", cascade="all, delete-orphan"
+    )
+    locations: Mapped[list[MailLocation]] = relationship(back_populates="intake")
+    form: Mapped[FormResultRow | None] = relationship(back_populates="intake", uselist=False)
+    receipt: Mapped[Receipt | None] = relationship(back_populates="intake", uselist=False)
+
+
+class MailLocation(Base):
+    """Where a mail was seen. Unique per (source, UIDVALIDITY, UID): a mail is processed once per location."""
+
+    __tablename__ = "mail_locations"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    intake_id: Mapped[int] = mapped_column(ForeignKey("intake_records.id"), index=True)
+    source_key: Mapped[str] = mapped_column(String(512))
+    uidvalidity: Mapped[int] = mapped_column(BigInteger, default=0)
+    uid: Mapped[str] = mapped_column(String(512))  # IMAP UID, or a file name for folder sources
+    seen_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Post-commit side effect on the server (move to processed_folder); null = still to do.
+    moved_at: Mapped[datetime | None]
+
+    intake: Mapped[IntakeRecord] = relationship(back_populates="locations")
+
+    __table_args__ = (UniqueConstraint("source_key", "uidvalidity", "uid", name="uq_location"),)
+
+
+class DedupKey(Base):
+    """`mid:<message-id>` and `sha:<raw sha256>` of each original mail (not of duplicates)."""
+
+    __tablename__ = "dedup_keys"
+
+    key: Mapped[str] = mapped_column(String(1024), primary_key=True)
+    intake_id: Mapped[int] = mapped_column(ForeignKey("intake_records.id"), index=True)
+
+
+class ProcessingFailure(Base):
+    """A mail that could not be processed yet: retried with backoff, then left to staff."""
+
+    __tablename__ = "processing_failures"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    source_key: Mapped[str] = mapped_column(String(512))
+    uidvalidity: Mapped[int] = mapped_column(BigInteger, default=0)
+    uid: Mapped[str] = mapped_column(String(512))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str] = mapped_column(Text)
+    first_failed_at: Mapped[datetime] = mapped_column(default=utcnow)
+    next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow)
+    resolved_at: Mapped[datetime | None]
+    intake_id: Mapped[int | None] = mapped_column(ForeignKey("intake_records.id"))
+
+    __table_args__ = (UniqueConstraint("source_key", "uidvalidity", "uid", name="uq_failure_location"),)
+
+
+class JournalEntry(Base):
+    """journalpost, type "Inngående dokument", with its sender (korrespondansepart "Avsender")."""
+
+    __tablename__ = "journal_entries"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    system_id: Mapped[str] = mapped_column(String(36), unique=True, default=new_system_id)
+    intake_id: Mapped[int] = mapped_column(ForeignKey("intake_records.id"), unique=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)
+    journal_year: Mapped[int] = mapped_column(Integer)  # journalaar
+    journal_sequence: Mapped[int] = mapped_column(Integer)  # journalsekvensnummer
+    document_number: Mapped[int] = mapped_column(Integer)  # journalpostnummer within the case
+    journal_date: Mapped[date] = mapped_column(Date)  # journaldato
+    received_at: Mapped[datetime]  # mottattDato
+    entry_type: Mapped[str] = mapped_column(String(64), default="Inngående dokument")
+    title: Mapped[str] = mapped_column(Text)
+    correspondent_role: Mapped[str] = mapped_column(String(32), default="Avsender")
+    correspondent_name: Mapped[str | None] = mapped_column(Text)
+    correspondent_email: Mapped[str | None] = mapped_column(String(512))
+    correspondent_is_private_person: Mapped[bool | None] = mapped_column(Boolean)
+    on_time: Mapped[bool] = mapped_column(Boolean)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_by: Mapped[str] = mapped_column(String(128), default="postmottak")
+
+    case: Mapped[Case] = relationship(back_populates="entries")
+    intake: Mapped[IntakeRecord] = relationship(back_populates="journal_entry")
+
+    __table_args__ = (
+        UniqueConstraint("journal_year", "journal_sequence", name="uq_journal_number"),
+        UniqueConstraint("case_id", "document_number", name="uq_case_document_number"),
+    )
+
+    @property
+    def journal_number(self) -> str:
+        """Case number with document number, as staff write it: "2022/414-5"."""
+        return f"{self.case.year}/{self.case.sequence}-{self.document_number}"
+
+
+class Document(Base):
+    """dokumentbeskrivelse + dokumentobjekt (one version, one variant: the file as received)."""
+
+    __tablename__ = "documents"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    system_id: Mapped[str] = mapped_column(String(36), unique=True, default=new_system_id)
+    intake_id: Mapped[int] = mapped_column(ForeignKey("intake_records.id"), index=True)
+    number: Mapped[int] = mapped_column(Integer)  # dokumentnummer within the mail, 1-based
+    role: Mapped[str] = mapped_column(String(16))  # main | attachment  (Hoveddokument | Vedlegg)
+    kind: Mapped[str] = mapped_column(String(16), default="file")  # file | body (the mail text as a document)
+    title: Mapped[str] = mapped_column(Text)
+    filename: Mapped[str | None] = mapped_column(Text)
+    content_type: Mapped[str] = mapped_column(String(255))
+    size: Mapped[int] = mapped_column(BigInteger)
+    sha256: Mapped[str] = mapped_column(String(64), index=True)
+    storage_path: Mapped[str] = mapped_column(String(255))
+    is_form: Mapped[bool] = mapped_column(Boolean, default=False)
+    depth: Mapped[int] = mapped_column(Integer, default=0)  # 1+ = inside a forwarded message
+
+    intake: Mapped[IntakeRecord] = relationship(back_populates="documents")
+
+    __table_args__ = (UniqueConstraint("intake_id", "number", name="uq_document_number"),)
+
+
+class FormResultRow(Base):
+    """The parsed form of a registered response (parsers.forms.FormResult as JSON)."""
+
+    __tablename__ = "form_results"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    intake_id: Mapped[int] = mapped_column(ForeignKey("intake_records.id"), unique=True)
+    document_id: Mapped[int | None] = mapped_column(ForeignKey("documents.id"))
+    profile: Mapped[str] = mapped_column(String(128))
+    form_status: Mapped[str] = mapped_column(String(16), index=True)
+    data: Mapped[dict[str, Any]] = mapped_column(JSON)
+    warnings: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    parsed_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    intake: Mapped[IntakeRecord] = relationship(back_populates="form")
+
+
+class FieldCorrection(Base):
+    """A staff correction of a parsed field; the parsed value stays in form_results."""
+
+    __tablename__ = "field_corrections"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    intake_id: Mapped[int] = mapped_column(ForeignKey("intake_records.id"), index=True)
+    field: Mapped[str] = mapped_column(String(64))
+    parsed_value: Mapped[Any] = mapped_column(JSON)
+    corrected_value: Mapped[Any] = mapped_column(JSON)
+    corrected_by: Mapped[str] = mapped_column(String(128))
+    corrected_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Receipt(Base):
+    """Outbox row for the automatic receipt (kvittering), written in the registering transaction."""
+
+    __tablename__ = "receipts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    intake_id: Mapped[int] = mapped_column(ForeignKey("intake_records.id"), unique=True)
+    status: Mapped[str] = mapped_column(String(16), index=True, default="pending")
+    to_address: Mapped[str | None] = mapped_column(String(512), index=True)
+    reason: Mapped[str | None] = mapped_column(Text)  # why suppressed / failed / bounced
+    message_id: Mapped[str | None] = mapped_column(String(998), unique=True)
+    subject: Mapped[str | None] = mapped_column(Text)
+    body: Mapped[str | None] = mapped_column(Text)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime | None]
+    sent_at: Mapped[datetime | None]
+    smtp_response: Mapped[str | None] = mapped_column(Text)
+    bounced_at: Mapped[datetime | None]
+    bounce_intake_id: Mapped[int | None] = mapped_column(ForeignKey("intake_records.id"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    intake: Mapped[IntakeRecord] = relationship(back_populates="receipt", foreign_keys=[intake_id])
+
+
+class PollRun(Base):
+    """One worker cycle, for status, the dashboard and metrics."""
+
+    __tablename__ = "poll_runs"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    source_key: Mapped[str] = mapped_column(String(512))
+    started_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    finished_at: Mapped[datetime | None]
+    ok: Mapped[bool] = mapped_column(Boolean, default=False)
+    fetched: Mapped[int] = mapped_column(Integer, default=0)
+    counts: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    error: Mapped[str | None] = mapped_column(Text)
+
+
+class User(Base):
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    username: Mapped[str] = mapped_column(String(128), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(255))
+    role: Mapped[str] = mapped_column(String(16))  # archivist | reader
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    disabled: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class AuditEvent(Base):
+    """Every staff action: who, when, what, before and after."""
+
+    __tablename__ = "audit_events"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    actor: Mapped[str] = mapped_column(String(128))
+    action: Mapped[str] = mapped_column(String(64))
+    intake_id: Mapped[int | None] = mapped_column(ForeignKey("intake_records.id"), index=True)
+    case_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id"))
+    before: Mapped[Any] = mapped_column(JSON, nullable=True)
+    after: Mapped[Any] = mapped_column(JSON, nullable=True)
+    note: Mapped[str | None] = mapped_column(Text)
+
+
+class Sequence(Base):
+    """Named counters (journal sequence per year) incremented atomically."""
+
+    __tablename__ = "sequences"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+Index("ix_intake_case_status", IntakeRecord.case_id, IntakeRecord.status)

@@ -1,0 +1,383 @@
+"""Registering one fetched mail: everything about it written in the caller's single transaction.
+
+The database itself refuses a double registration: a mail location (source, UIDVALIDITY, UID) is unique, and so
+are the Message-ID and raw-content keys of original mails. Two workers racing on the same mail get an
+IntegrityError on one side, which rolls back and sees the other's record on retry.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta, timezone
+from typing import Any
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from casefile import models as m
+
+
+@dataclass
+class DocumentIn:
+    filename: str | None
+    content_type: str
+    size: int
+    sha256: str
+    storage_path: str
+    title: str
+    kind: str = "file"  # file | body
+    is_form: bool = False
+    depth: int = 0
+
+
+@dataclass
+class ReceiptPlan:
+    status: str  # pending | suppressed
+    to_address: str | None
+    reason: str | None = None
+
+
+@dataclass
+class IncomingMail:
+    source_key: str
+    uidvalidity: int
+    uid: str
+    raw_sha256: str
+    raw_size: int
+    raw_path: str
+    message_id: str | None
+    received_at: datetime
+    received_at_source: str
+    date_header: datetime | None
+    sender_name: str | None
+    sender_address: str | None
+    subject: str
+    body_text: str
+    in_reply_to: list[str]
+    references: list[str]
+    machine_reason: str | None
+    parse_defects: list[str]
+    status: str
+    reason: str | None
+    case_number: str | None
+    on_time: bool | None
+    documents: list[DocumentIn] = field(default_factory=list)
+    form: dict[str, Any] | None = None  # FormResult.model_dump()
+    form_document_index: int | None = None
+    receipt: ReceiptPlan | None = None
+    sender_is_private_person: bool | None = None
+
+
+@dataclass(frozen=True)
+class Outcome:
+    kind: str  # new | seen (this location was handled before) | relocated (same mail after UIDVALIDITY change)
+    intake_id: int
+    status: str
+
+
+def location_known(session: Session, source_key: str, uidvalidity: int, uid: str) -> int | None:
+    return session.scalar(
+        select(m.MailLocation.intake_id).where(
+            m.MailLocation.source_key == source_key,
+            m.MailLocation.uidvalidity == uidvalidity,
+            m.MailLocation.uid == uid,
+        )
+    )
+
+
+def known_uids(session: Session, source_key: str, uidvalidity: int) -> set[str]:
+    rows = session.scalars(
+        select(m.MailLocation.uid).where(
+            m.MailLocation.source_key == source_key, m.MailLocation.uidvalidity == uidvalidity
+        )
+    )
+    return set(rows)
+
+
+def _seen_in_earlier_epoch(session: Session, mail: IncomingMail) -> int | None:
+    """A record of this very mail (same raw bytes) seen in this folder under an older UIDVALIDITY only."""
+    candidates = session.execute(
+        select(m.IntakeRecord.id)
+        .join(m.MailLocation, m.MailLocation.intake_id == m.IntakeRecord.id)
+        .where(
+            m.IntakeRecord.raw_sha256 == mail.raw_sha256,
+            m.MailLocation.source_key == mail.source_key,
+            m.MailLocation.uidvalidity != mail.uidvalidity,
+        )
+    ).scalars()
+    for intake_id in candidates:
+        in_current = session.scalar(
+            select(m.MailLocation.id).where(
+                m.MailLocation.intake_id == intake_id,
+                m.MailLocation.source_key == mail.source_key,
+                m.MailLocation.uidvalidity == mail.uidvalidity,
+            )
+        )
+        if in_current is None:
+            return intake_id
+    return None
+
+
+def dedup_keys(mail: IncomingMail) -> list[str]:
+    keys = [f"sha:{mail.raw_sha256}"]
+    if mail.message_id:
+        keys.append(f"mid:{mail.message_id}"[:1024])
+    return keys
+
+
+def _existing_original(session: Session, keys: list[str]) -> int | None:
+    return session.scalar(select(m.DedupKey.intake_id).where(m.DedupKey.key.in_(keys)).limit(1))
+
+
+def _next_value(session: Session, name: str) -> int:
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        stmt: Any = postgresql.insert(m.Sequence).values(name=name, value=0).on_conflict_do_nothing()
+    elif dialect == "sqlite":
+        stmt = sqlite.insert(m.Sequence).values(name=name, value=0).on_conflict_do_nothing()
+    else:  # pragma: no cover - other backends are not supported
+        stmt = insert(m.Sequence).values(name=name, value=0)
+    session.execute(stmt)
+    return session.execute(
+        update(m.Sequence).where(m.Sequence.name == name).values(value=m.Sequence.value + 1).returning(m.Sequence.value)
+    ).scalar_one()
+
+
+def _next_document_number(session: Session, case_id: int) -> int:
+    return session.execute(
+        update(m.Case)
+        .where(m.Case.id == case_id)
+        .values(last_document_number=m.Case.last_document_number + 1)
+        .returning(m.Case.last_document_number)
+    ).scalar_one()
+
+
+def add_location(session: Session, mail: IncomingMail, intake_id: int) -> None:
+    session.add(
+        m.MailLocation(intake_id=intake_id, source_key=mail.source_key, uidvalidity=mail.uidvalidity, uid=mail.uid)
+    )
+
+
+def bump_high_water_mark(session: Session, source_key: str, uidvalidity: int, uid: int) -> None:
+    state = session.scalar(select(m.MailboxState).where(m.MailboxState.source_key == source_key))
+    if state is None or state.uidvalidity != uidvalidity:
+        return
+    session.execute(
+        update(m.MailboxState)
+        .where(m.MailboxState.id == state.id, m.MailboxState.last_uid < uid)
+        .values(last_uid=uid)
+    )
+
+
+def register(session: Session, mail: IncomingMail) -> Outcome:
+    """Record one mail. Call inside a transaction; the caller commits."""
+    known = location_known(session, mail.source_key, mail.uidvalidity, mail.uid)
+    if known is not None:
+        status = session.scalar(select(m.IntakeRecord.status).where(m.IntakeRecord.id == known)) or ""
+        return Outcome("seen", known, status)
+
+    relocated = _seen_in_earlier_epoch(session, mail)
+    if relocated is not None:
+        add_location(session, mail, relocated)
+        status = session.scalar(select(m.IntakeRecord.status).where(m.IntakeRecord.id == relocated)) or ""
+        return Outcome("relocated", relocated, status)
+
+    keys = dedup_keys(mail)
+    original = _existing_original(session, keys)
+    status, reason = mail.status, mail.reason
+    if original is not None:
+        status, reason = m.DUPLICATE, f"same {'content' if _same_content(session, original, mail) else 'Message-ID'} as intake #{original}"
+
+    record = _new_record(mail, status, reason, duplicate_of=original)
+    session.add(record)
+    session.flush()
+    add_location(session, mail, record.id)
+
+    if original is None:
+        try:
+            with session.begin_nested():
+                session.execute(insert(m.DedupKey), [{"key": key, "intake_id": record.id} for key in keys])
+        except IntegrityError:
+            # Another worker registered the same mail a moment ago: this copy is the duplicate.
+            original = _existing_original(session, keys)
+            record.status, record.reason, record.duplicate_of_id = m.DUPLICATE, f"same mail as intake #{original}", original
+            record.case_id = None
+            record.on_time = None
+            status = m.DUPLICATE
+
+    _add_documents(session, record, mail)
+    if status == m.REGISTERED:
+        _journal(session, record, mail)
+        if mail.receipt is not None:
+            session.add(
+                m.Receipt(
+                    intake_id=record.id,
+                    status=mail.receipt.status,
+                    to_address=mail.receipt.to_address,
+                    reason=mail.receipt.reason,
+                    next_attempt_at=datetime.now(timezone.utc) if mail.receipt.status == "pending" else None,
+                )
+            )
+    elif mail.receipt is not None and status != m.DUPLICATE:
+        session.add(
+            m.Receipt(
+                intake_id=record.id,
+                status="suppressed",
+                to_address=mail.receipt.to_address,
+                reason=mail.receipt.reason or f"not registered ({status})",
+            )
+        )
+    if mail.form is not None:
+        session.add(
+            m.FormResultRow(
+                intake_id=record.id,
+                document_id=_form_document_id(record, mail),
+                profile=str(mail.form.get("profile") or ""),
+                form_status=str(mail.form.get("form_status") or ""),
+                data=mail.form,
+                warnings=list(mail.form.get("warnings") or []),
+            )
+        )
+    session.flush()
+    return Outcome("new", record.id, status)
+
+
+def _same_content(session: Session, original: int, mail: IncomingMail) -> bool:
+    return session.scalar(select(m.IntakeRecord.raw_sha256).where(m.IntakeRecord.id == original)) == mail.raw_sha256
+
+
+def _case_id(session: Session, number: str | None) -> int | None:
+    if number is None:
+        return None
+    case_id = session.scalar(select(m.Case.id).where(m.Case.number == number))
+    if case_id is None:
+        raise LookupError(f"case {number} is not in the case database")
+    return case_id
+
+
+def _new_record(mail: IncomingMail, status: str, reason: str | None, duplicate_of: int | None) -> m.IntakeRecord:
+    registered = status == m.REGISTERED
+    return m.IntakeRecord(
+        status=status,
+        reason=reason,
+        message_id=mail.message_id,
+        raw_sha256=mail.raw_sha256,
+        raw_size=mail.raw_size,
+        raw_path=mail.raw_path,
+        received_at=mail.received_at,
+        received_at_source=mail.received_at_source,
+        date_header=mail.date_header,
+        sender_name=mail.sender_name,
+        sender_address=mail.sender_address,
+        subject=mail.subject,
+        body_text=mail.body_text,
+        in_reply_to=mail.in_reply_to,
+        references=mail.references,
+        machine_reason=mail.machine_reason,
+        parse_defects=mail.parse_defects,
+        on_time=mail.on_time if registered else None,
+        duplicate_of_id=duplicate_of,
+        source_key=mail.source_key,
+    )
+
+
+def _add_documents(session: Session, record: m.IntakeRecord, mail: IncomingMail) -> None:
+    main_index = mail.form_document_index if mail.form_document_index is not None else 0
+    for index, doc in enumerate(mail.documents):
+        record.documents.append(
+            m.Document(
+                number=index + 1,
+                role="main" if index == main_index else "attachment",
+                kind=doc.kind,
+                title=doc.title,
+                filename=doc.filename,
+                content_type=doc.content_type,
+                size=doc.size,
+                sha256=doc.sha256,
+                storage_path=doc.storage_path,
+                is_form=doc.is_form,
+                depth=doc.depth,
+            )
+        )
+    session.flush()
+
+
+def _form_document_id(record: m.IntakeRecord, mail: IncomingMail) -> int | None:
+    if mail.form_document_index is None or mail.form_document_index >= len(record.documents):
+        return None
+    return record.documents[mail.form_document_index].id
+
+
+def _journal(session: Session, record: m.IntakeRecord, mail: IncomingMail) -> None:
+    case_id = _case_id(session, mail.case_number)
+    assert case_id is not None
+    record.case_id = case_id
+    journal_date: date = datetime.now(timezone.utc).date()
+    year = mail.received_at.year
+    session.add(
+        m.JournalEntry(
+            intake_id=record.id,
+            case_id=case_id,
+            journal_year=year,
+            journal_sequence=_next_value(session, f"journal:{year}"),
+            document_number=_next_document_number(session, case_id),
+            journal_date=journal_date,
+            received_at=mail.received_at,
+            title=mail.subject or "(uten emne)",
+            correspondent_name=mail.sender_name,
+            correspondent_email=mail.sender_address,
+            correspondent_is_private_person=mail.sender_is_private_person,
+            on_time=bool(mail.on_time),
+        )
+    )
+
+
+def record_failure(
+    session: Session, *, source_key: str, uidvalidity: int, uid: str, error: str, retry_base_seconds: float
+) -> m.ProcessingFailure:
+    failure = session.scalar(
+        select(m.ProcessingFailure).where(
+            m.ProcessingFailure.source_key == source_key,
+            m.ProcessingFailure.uidvalidity == uidvalidity,
+            m.ProcessingFailure.uid == uid,
+        )
+    )
+    now = datetime.now(timezone.utc)
+    if failure is None:
+        failure = m.ProcessingFailure(source_key=source_key, uidvalidity=uidvalidity, uid=uid, attempts=0, last_error=error)
+        session.add(failure)
+    failure.attempts += 1
+    failure.last_error = error[:4000]
+    failure.next_attempt_at = now + timedelta(seconds=retry_base_seconds * (2 ** (failure.attempts - 1)))
+    session.flush()
+    return failure
+
+
+def due_failures(session: Session, source_key: str, uidvalidity: int, max_attempts: int) -> list[str]:
+    now = datetime.now(timezone.utc)
+    return list(
+        session.scalars(
+            select(m.ProcessingFailure.uid).where(
+                m.ProcessingFailure.source_key == source_key,
+                m.ProcessingFailure.uidvalidity == uidvalidity,
+                m.ProcessingFailure.resolved_at.is_(None),
+                m.ProcessingFailure.attempts < max_attempts,
+                m.ProcessingFailure.next_attempt_at <= now,
+            )
+        )
+    )
+
+
+def resolve_failure(session: Session, source_key: str, uidvalidity: int, uid: str, intake_id: int) -> None:
+    session.execute(
+        update(m.ProcessingFailure)
+        .where(
+            m.ProcessingFailure.source_key == source_key,
+            m.ProcessingFailure.uidvalidity == uidvalidity,
+            m.ProcessingFailure.uid == uid,
+            m.ProcessingFailure.resolved_at.is_(None),
+        )
+        .values(resolved_at=datetime.now(timezone.utc), intake_id=intake_id)
+    )

@@ -1,0 +1,253 @@
+"""The settings schema: one TOML file, every value overridable from the environment.
+
+`POSTMOTTAK_IMAP__PASSWORD=...` overrides `[imap] password`; `password_file` reads a secret from a file.
+Relative paths (the SQLite file, the storage folder, the sample mailbox) are resolved against the config
+file's folder, so a config works wherever it is run from.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from datetime import date
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
+
+CONFIG_ENV = "POSTMOTTAK_CONFIG"
+CASE_NUMBER = re.compile(r"^(\d{2}|\d{4})/(\d{1,6})$")
+
+
+class ConfigError(Exception):
+    """A configuration that cannot be used; the message names the bad key."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+def _read_secret_file(path: str | None) -> SecretStr | None:
+    if not path:
+        return None
+    try:
+        return SecretStr(Path(path).expanduser().read_text(encoding="utf-8").strip())
+    except OSError as exc:
+        raise ValueError(f"cannot read password file {path!r}: {exc.strerror}") from None
+
+
+class DatabaseSettings(_Section):
+    url: str = "sqlite:///var/postmottak.db"
+
+
+class StorageSettings(_Section):
+    path: str = "var/documents"
+
+
+class ImapSettings(_Section):
+    host: str = ""
+    port: int = Field(993, ge=1, le=65535)
+    security: Literal["ssl", "starttls", "none"] = "ssl"
+    verify_tls: bool = True
+    username: str = ""
+    password: SecretStr = SecretStr("")
+    password_file: str | None = None
+    folder: str = "INBOX"
+    processed_folder: str = ""
+    batch_size: int = Field(50, ge=1, le=1000)
+    timeout_seconds: float = Field(60, gt=0)
+
+    @model_validator(mode="after")
+    def _password_from_file(self) -> "ImapSettings":
+        secret = _read_secret_file(self.password_file)
+        if secret is not None:
+            self.password = secret
+        return self
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.host)
+
+
+class SmtpSettings(_Section):
+    host: str = ""
+    port: int = Field(587, ge=1, le=65535)
+    security: Literal["ssl", "starttls", "none"] = "starttls"
+    verify_tls: bool = True
+    username: str = ""
+    password: SecretStr = SecretStr("")
+    password_file: str | None = None
+    sender: str = "postmottak@ehelse.no"
+    sender_name: str = "Postmottak"
+    envelope_sender: str | None = None
+    timeout_seconds: float = Field(30, gt=0)
+
+    @model_validator(mode="after")
+    def _password_from_file(self) -> "SmtpSettings":
+        secret = _read_secret_file(self.password_file)
+        if secret is not None:
+            self.password = secret
+        return self
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.host)
+
+
+class FolderSettings(_Section):
+    """A mailbox export (Maildir, mbox or a folder of .eml files) read as a mail source."""
+
+    path: str = ""
+    format: Literal["auto", "maildir", "mbox", "eml"] = "auto"
+
+
+class ScheduleSettings(_Section):
+    interval_seconds: int = Field(60, ge=1)
+
+
+class IntakeSettings(_Section):
+    max_attempts: int = Field(5, ge=1)
+    retry_base_seconds: float = Field(60, ge=0)
+    parse_timeout_seconds: float = Field(60, gt=0)
+    parse_memory_mb: int = Field(1024, ge=64)
+    max_message_bytes: int = Field(50 * 1024 * 1024, ge=1024)
+
+
+class CaseSettings(_Section):
+    number: str
+    title: str
+    deadline: date
+    timezone: str = "Europe/Oslo"
+    form: str | None = None
+    keywords: list[str] = Field(default_factory=list)
+
+    @field_validator("number")
+    @classmethod
+    def _number_shape(cls, value: str) -> str:
+        if not CASE_NUMBER.match(value.strip()):
+            raise ValueError("case number must look like YY/NNN or YYYY/NNN, e.g. 22/414")
+        return value.strip()
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown timezone {value!r}") from None
+        return value
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="POSTMOTTAK_",
+        env_nested_delimiter="__",
+        extra="forbid",
+    )
+
+    database: DatabaseSettings = DatabaseSettings()
+    storage: StorageSettings = StorageSettings()
+    imap: ImapSettings = ImapSettings()
+    smtp: SmtpSettings = SmtpSettings()
+    folder: FolderSettings = FolderSettings()
+    schedule: ScheduleSettings = ScheduleSettings()
+    intake: IntakeSettings = IntakeSettings()
+    cases: list[CaseSettings] = Field(default_factory=list)
+    # Where relative paths are anchored (the config file's folder); not a TOML key.
+    base_dir: Path = Field(default_factory=Path.cwd, exclude=True)
+
+    toml_path: ClassVar[Path | None] = None
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        if cls.toml_path is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=cls.toml_path))
+        return tuple(sources)
+
+    @model_validator(mode="after")
+    def _unique_cases(self) -> "Settings":
+        numbers = [case.number for case in self.cases]
+        for number in numbers:
+            if numbers.count(number) > 1:
+                raise ValueError(f"case {number} is configured twice")
+        return self
+
+    # Resolved paths and URLs -------------------------------------------------------------
+
+    def resolve(self, path: str) -> Path:
+        candidate = Path(path).expanduser()
+        return candidate if candidate.is_absolute() else (self.base_dir / candidate)
+
+    @property
+    def database_url(self) -> str:
+        url = self.database.url
+        prefix = "sqlite:///"
+        if url.startswith(prefix) and url != "sqlite:///:memory:" and not url.startswith("sqlite:////"):
+            return prefix + str(self.resolve(url[len(prefix):]))
+        return url
+
+    @property
+    def storage_path(self) -> Path:
+        return self.resolve(self.storage.path)
+
+    @property
+    def folder_path(self) -> Path | None:
+        return self.resolve(self.folder.path) if self.folder.path else None
+
+    def case(self, number: str) -> CaseSettings:
+        for case in self.cases:
+            if case.number == number:
+                return case
+        raise KeyError(number)
+
+
+def _format_validation_error(exc: ValidationError, source: str) -> str:
+    lines = [f"invalid configuration in {source}:"]
+    for error in exc.errors():
+        key = ".".join(str(part) for part in error["loc"]) or "(top level)"
+        message = error["msg"]
+        if error["type"] == "extra_forbidden":
+            message = "unknown key"
+        lines.append(f"  {key}: {message}")
+    return "\n".join(lines)
+
+
+def load_settings(path: str | os.PathLike[str] | None = None, **overrides: Any) -> Settings:
+    """Load settings from a TOML file (or $POSTMOTTAK_CONFIG) plus the environment.
+
+    Raises ConfigError with a message naming each bad key; never includes secret values.
+    """
+    chosen = path or os.environ.get(CONFIG_ENV)
+    toml_path: Path | None = None
+    if chosen:
+        toml_path = Path(chosen).expanduser().resolve()
+        if not toml_path.is_file():
+            raise ConfigError(f"config file not found: {toml_path}")
+    source = str(toml_path) if toml_path else "the environment"
+
+    class _Loaded(Settings):
+        pass
+
+    _Loaded.toml_path = toml_path
+
+    try:
+        loaded = _Loaded(base_dir=toml_path.parent if toml_path else Path.cwd(), **overrides)
+    except ValidationError as exc:
+        raise ConfigError(_format_validation_error(exc, source)) from None
+    except ValueError as exc:  # TOML syntax errors
+        raise ConfigError(f"cannot read {source}: {exc}") from None
+    return loaded

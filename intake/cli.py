@@ -1,0 +1,219 @@
+"""The `postmottak` command."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from config.settings import ConfigError, Settings, load_settings
+
+app = typer.Typer(
+    help="postmottak: register consultation responses from the official mailbox into a case database.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+db_app = typer.Typer(help="Case database maintenance.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+
+console = Console()
+err = Console(stderr=True)
+
+
+class State:
+    config: Optional[Path] = None
+    verbose: bool = False
+    _settings: Settings | None = None
+
+    def settings(self) -> Settings:
+        if self._settings is None:
+            try:
+                self._settings = load_settings(self.config)
+            except ConfigError as exc:
+                err.print(f"[red]{exc}[/red]", markup=True, highlight=False)
+                raise typer.Exit(2) from None
+        return self._settings
+
+
+state = State()
+
+
+def setup_logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    for noisy in ("imapclient", "apscheduler.executors.default", "pdfminer", "alembic"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+@app.callback()
+def main_options(
+    config: Optional[Path] = typer.Option(None, "--config", "-c", help="TOML config file (or $POSTMOTTAK_CONFIG)."),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug logging."),
+) -> None:
+    state.config = config
+    state.verbose = verbose
+    setup_logging(verbose)
+
+
+def _open_db():  # type: ignore[no-untyped-def]
+    from intake.app import open_database
+
+    return open_database(state.settings())
+
+
+@app.command()
+def run(once: bool = typer.Option(False, "--once", help="One full cycle, then exit.")) -> None:
+    """Poll the mailbox and register new mail (every interval_seconds, or once)."""
+    from intake.app import make_intake
+    from intake.worker import full_cycle
+
+    settings = state.settings()
+    try:
+        intake = make_intake(settings)
+    except ConfigError as exc:
+        err.print(f"[red]{exc}[/red]", highlight=False)
+        raise typer.Exit(2) from None
+    if once:
+        report = full_cycle(intake)
+        raise typer.Exit(0 if report.ok else 1)
+    from intake.scheduler import run_forever
+
+    run_forever(lambda: full_cycle(intake), settings.schedule.interval_seconds)
+
+
+@app.command("import")
+def import_folder(path: Path = typer.Argument(..., help="Maildir, mbox file or folder of .eml files.")) -> None:
+    """Import a mailbox export once (registered like mail from the server), with progress."""
+    from intake.app import open_database
+    from intake.worker import import_with_progress
+
+    settings = state.settings()
+    db = open_database(settings)
+    report = import_with_progress(settings, db, path)
+    console.print(report.summary(), highlight=False)
+    raise typer.Exit(0 if report.ok else 1)
+
+
+@app.command()
+def status() -> None:
+    """Summary: counts by status, on time/late per case, pending review, receipts, last poll."""
+    from casefile.queries import status_summary
+
+    db = _open_db()
+    with db.session() as session:
+        summary = status_summary(session)
+    print_status(summary)
+
+
+def print_status(summary) -> None:  # type: ignore[no-untyped-def]
+    table = Table(title="Postmottak - status", show_header=True)
+    table.add_column("Status")
+    table.add_column("Antall", justify="right")
+    labels = {
+        "registered": "registrert (registered)",
+        "needs_review": "til vurdering (needs_review)",
+        "ignored": "ignorert (ignored)",
+        "duplicate": "duplikat (duplicate)",
+        "failed": "feilet (failed)",
+    }
+    for key, label in labels.items():
+        table.add_row(label, str(summary.by_status.get(key, 0)))
+    table.add_row("totalt", str(sum(summary.by_status.values())), style="bold")
+    console.print(table)
+    cases = Table(title="Saker", show_header=True)
+    for column in ("Sak", "Tittel", "Frist", "Registrert", "I tide", "For sent", "Status"):
+        cases.add_column(column)
+    for case in summary.cases:
+        cases.add_row(
+            case.number, case.title, case.deadline, str(case.registered), str(case.on_time), str(case.late), case.status
+        )
+    console.print(cases)
+    receipts = ", ".join(f"{k} {v}" for k, v in sorted(summary.receipts.items())) or "ingen"
+    console.print(f"Kvitteringer: {receipts}", highlight=False)
+    console.print(f"Til vurdering: {summary.pending_review}   Feilet: {summary.failed}   Prøves igjen: {summary.retrying}")
+    last = summary.last_poll_at.isoformat(timespec="seconds") if summary.last_poll_at else "aldri"
+    ok = summary.last_success_at.isoformat(timespec="seconds") if summary.last_success_at else "aldri"
+    console.print(f"Siste henting: {last}   Siste vellykkede: {ok}", highlight=False)
+    if summary.last_error:
+        console.print(f"[red]Siste feil: {summary.last_error}[/red]", highlight=False)
+
+
+@app.command()
+def export(
+    format: str = typer.Option("json", "--format", "-f", help="json"),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="File to write (default: standard output)."),
+    case: Optional[str] = typer.Option(None, "--case", help="Only records registered to this case."),
+) -> None:
+    """Export every intake record."""
+    from casefile.queries import export_records
+
+    if format != "json":
+        err.print(f"unknown export format {format!r}; use json")
+        raise typer.Exit(2)
+    db = _open_db()
+    with db.session() as session:
+        rows = export_records(session, case_number=case)
+    text = json.dumps(rows, ensure_ascii=False, indent=2)
+    if output:
+        output.write_text(text + "\n", encoding="utf-8")
+        err.print(f"wrote {len(rows)} records to {output}")
+    else:
+        sys.stdout.write(text + "\n")
+
+
+@app.command()
+def parse(
+    file: Path = typer.Argument(..., exists=True, dir_okay=False, help="A form as PDF or DOCX."),
+    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+    profile: Optional[str] = typer.Option(None, "--profile", help="Form profile (default: the 22/414 form)."),
+) -> None:
+    """Parse one form file and print its fields."""
+    from intake.form_worker import analyse_documents_isolated
+    from parsers.forms import DocumentInput
+
+    data = file.read_bytes()
+    analysis = analyse_documents_isolated([DocumentInput(file.name, "application/octet-stream", data)], profile)
+    if analysis.form is not None:
+        result = analysis.form.model_dump(mode="json")
+    else:
+        result = {"form_status": "not_a_form", "document_status": analysis.document_statuses[:1]}
+    if as_json:
+        sys.stdout.write(json.dumps(result, ensure_ascii=False, indent=2) + "\n")
+        return
+    table = Table(title=f"Skjema: {file.name}", show_header=True)
+    table.add_column("Felt")
+    table.add_column("Verdi", overflow="fold")
+    for key, value in result.items():
+        table.add_row(key, "" if value is None else (", ".join(value) if isinstance(value, list) else str(value)))
+    console.print(table)
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Apply database migrations (also done automatically on start)."""
+    settings = state.settings()
+    _open_db()
+    console.print(f"database is up to date ({_safe_url(settings.database_url)})", highlight=False)
+
+
+def _safe_url(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,360 @@
+"""The intake pipeline: source -> parse -> register (one transaction) -> side effects on the server.
+
+Per mail: the raw bytes are stored first (content-addressed, idempotent), then parsed and judged, then written to
+the case database in one transaction that also advances the folder's high-water mark. Only after that commit does
+anything happen on the mail server (a move to the processed folder), so a crash at any point loses nothing and a
+restart registers nothing twice. A mail that fails is recorded, retried with backoff, and finally kept as a
+`failed` record for staff; it never blocks the mail behind it.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+from sqlalchemy.exc import IntegrityError, OperationalError
+
+from casefile import cases as case_store
+from casefile import mailboxes, registry
+from casefile.db import Database
+from casefile.locks import mailbox_lock
+from casefile.registry import DocumentIn, IncomingMail
+from casefile.storage import DocumentStore
+from config.settings import Settings
+from intake.form_worker import analyse_documents_isolated
+from intake.receipt_policy import effective_sender, is_reply_to_receipt, own_domain, plan_receipt
+from intake.sources.base import FetchedMail, MailboxSession, MailSource, SourceError
+from intake.sources.imap import CONNECTION_ERRORS
+from intake.triage import CaseRule, Verdict, decide
+from parsers.envelope import Attachment, Envelope, parse_envelope
+from parsers.forms import DocumentInput
+from parsers.machine import machine_reason
+
+log = logging.getLogger(__name__)
+
+PARSEABLE_TYPES = (
+    "application/pdf",
+    "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+    "text/plain",
+)
+
+
+@dataclass
+class CycleReport:
+    source_key: str
+    fetched: int = 0
+    counts: Counter[str] = field(default_factory=Counter)
+    errors: list[str] = field(default_factory=list)
+    duration_s: float = 0.0
+    skipped_locked: bool = False
+    uidvalidity_changed: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+    def summary(self) -> str:
+        parts = ", ".join(f"{key} {value}" for key, value in sorted(self.counts.items())) or "nothing new"
+        text = f"{self.source_key}: fetched {self.fetched} ({parts}) in {self.duration_s:.2f}s"
+        if self.errors:
+            text += f"; errors: {'; '.join(self.errors)}"
+        return text
+
+
+@dataclass
+class Intake:
+    """Everything one cycle needs; built once per worker."""
+
+    settings: Settings
+    db: Database
+    store: DocumentStore
+    source: MailSource
+    # Hook for tests of crash safety: called with a stage name ("stored", "committed", ...).
+    checkpoint: Callable[[str, str], None] = lambda stage, uid: None
+    # Called as progress(done, total) while a cycle works through its mail (import progress bar).
+    progress: Callable[[int, int], None] | None = None
+
+    @property
+    def own_domains(self) -> set[str]:
+        return {own_domain(self.settings.smtp.sender)}
+
+    def case_rules(self) -> list[CaseRule]:
+        with self.db.session() as session:
+            closed = case_store.closed_numbers(session)
+        return [
+            CaseRule(c.number, c.title, c.deadline, c.timezone, tuple(c.keywords), c.number in closed)
+            for c in self.settings.cases
+        ]
+
+    # One mail ----------------------------------------------------------------------------
+
+    def process(self, mail: FetchedMail, uidvalidity: int, rules: Sequence[CaseRule]) -> registry.Outcome:
+        with self.db.session() as session:
+            known = registry.location_known(session, self.source.source_key, uidvalidity, mail.uid)
+            if known is not None:
+                return registry.Outcome("seen", known, "")
+        raw_sha, raw_path = self.store.put(mail.raw)
+        self.checkpoint("stored", mail.uid)
+        incoming = self.build(mail, uidvalidity, raw_sha, raw_path, rules)
+        try:
+            with self.db.session() as session:
+                outcome = registry.register(session, incoming)
+                self._after_register(session, mail, uidvalidity, outcome)
+        except IntegrityError:
+            # A second worker registered this location at the same moment; its record stands.
+            with self.db.session() as session:
+                known = registry.location_known(session, self.source.source_key, uidvalidity, mail.uid)
+            if known is None:
+                raise
+            return registry.Outcome("seen", known, "")
+        self.checkpoint("committed", mail.uid)
+        return outcome
+
+    def _after_register(self, session, mail: FetchedMail, uidvalidity: int, outcome: registry.Outcome) -> None:  # type: ignore[no-untyped-def]
+        registry.resolve_failure(session, self.source.source_key, uidvalidity, mail.uid, outcome.intake_id)
+        if mail.uid.isdigit():
+            registry.bump_high_water_mark(session, self.source.source_key, uidvalidity, int(mail.uid))
+
+    def build(
+        self, mail: FetchedMail, uidvalidity: int, raw_sha: str, raw_path: str, rules: Sequence[CaseRule]
+    ) -> IncomingMail:
+        envelope = parse_envelope(mail.raw)
+        received_at, received_source = receive_time(mail, envelope)
+        documents, analysed_index, analysis = self._documents(envelope, rules)
+        machine = machine_reason(envelope)
+        form = analysis.form if analysis is not None else None
+        has_form = form is not None and form.form_status in ("parsed", "partial")
+        verdict: Verdict = decide(
+            subject=envelope.subject,
+            body=envelope.body_text,
+            attachment_texts=analysis.texts if analysis is not None else [],
+            attachment_names=[a.filename or "" for a in envelope.attachments],
+            machine_reason=machine,
+            reply_to_our_receipt=is_reply_to_receipt(envelope, self.own_domains),
+            has_form=has_form,
+            received_at=received_at,
+            cases=rules,
+        )
+        sender = effective_sender(envelope, self.own_domains)
+        form_dump = form.model_dump(mode="json") if form is not None else None
+        private = None
+        if form is not None and form.organisation_types_checked:
+            private = form.organisation_type == "Privatperson"
+        return IncomingMail(
+            source_key=self.source.source_key,
+            uidvalidity=uidvalidity,
+            uid=mail.uid,
+            raw_sha256=raw_sha,
+            raw_size=len(mail.raw),
+            raw_path=raw_path,
+            message_id=envelope.message_id,
+            received_at=received_at,
+            received_at_source=received_source,
+            date_header=envelope.date,
+            sender_name=(sender.name or None) if sender else None,
+            sender_address=(sender.addr or None) if sender else None,
+            subject=envelope.subject,
+            body_text=envelope.body_text,
+            in_reply_to=envelope.in_reply_to,
+            references=envelope.references,
+            machine_reason=machine,
+            parse_defects=envelope.defects,
+            status=verdict.status,
+            reason=verdict.reason,
+            case_number=verdict.case_number,
+            on_time=verdict.on_time,
+            documents=documents,
+            form=form_dump,
+            form_document_index=analysed_index,
+            receipt=plan_receipt(envelope, verdict, machine, self.own_domains),
+            sender_is_private_person=private,
+        )
+
+    def _documents(self, envelope: Envelope, rules: Sequence[CaseRule]):  # type: ignore[no-untyped-def]
+        documents: list[DocumentIn] = []
+        for attachment in envelope.attachments:
+            sha, path = self.store.put(attachment.data)
+            documents.append(
+                DocumentIn(
+                    filename=attachment.filename,
+                    content_type="application/pdf" if attachment.is_pdf else attachment.content_type,
+                    size=attachment.size,
+                    sha256=sha,
+                    storage_path=path,
+                    title=attachment.filename or ("Vedlegg (PDF)" if attachment.is_pdf else "Vedlegg uten navn"),
+                    depth=attachment.depth,
+                )
+            )
+        if not documents:
+            body = envelope.body_text.encode("utf-8")
+            sha, path = self.store.put(body)
+            documents.append(
+                DocumentIn(
+                    filename="e-post.txt", content_type="text/plain; charset=utf-8", size=len(body), sha256=sha,
+                    storage_path=path, title=envelope.subject or "E-post", kind="body",
+                )
+            )
+        candidates = [i for i, a in enumerate(envelope.attachments) if _parseable(a)]
+        if not candidates:
+            return documents, None, None
+        profile = next((c.form for c in self.settings.cases if c.form), None)
+        analysis = analyse_documents_isolated(
+            [
+                DocumentInput(envelope.attachments[i].filename, envelope.attachments[i].content_type, envelope.attachments[i].data)
+                for i in candidates
+            ],
+            profile,
+            timeout_s=self.settings.intake.parse_timeout_seconds,
+            memory_mb=self.settings.intake.parse_memory_mb,
+        )
+        form_index = None
+        if analysis.form_index is not None and analysis.form is not None:
+            form_index = candidates[analysis.form_index]
+            documents[form_index].is_form = True
+        return documents, form_index, analysis
+
+    # Failures ----------------------------------------------------------------------------
+
+    def fail(self, mail: FetchedMail, uidvalidity: int, error: str) -> str:
+        """Record a failed attempt; after the last attempt keep the mail as a `failed` record for staff."""
+        source_key = self.source.source_key
+        with self.db.session() as session:
+            failure = registry.record_failure(
+                session, source_key=source_key, uidvalidity=uidvalidity, uid=mail.uid, error=error,
+                retry_base_seconds=self.settings.intake.retry_base_seconds,
+            )
+            attempts = failure.attempts
+            if mail.uid.isdigit():
+                registry.bump_high_water_mark(session, source_key, uidvalidity, int(mail.uid))
+        if attempts < self.settings.intake.max_attempts:
+            return "retry"
+        raw_sha, raw_path = self.store.put(mail.raw)
+        received = mail.internaldate or mail.file_mtime or datetime.now(timezone.utc)
+        incoming = IncomingMail(
+            source_key=source_key, uidvalidity=uidvalidity, uid=mail.uid, raw_sha256=raw_sha, raw_size=len(mail.raw),
+            raw_path=raw_path, message_id=None, received_at=received,
+            received_at_source="internaldate" if mail.internaldate else "file-mtime", date_header=None,
+            sender_name=None, sender_address=None, subject="", body_text="", in_reply_to=[], references=[],
+            machine_reason=None, parse_defects=[], status="failed", reason=f"processing failed: {error}",
+            case_number=None, on_time=None,
+        )
+        with self.db.session() as session:
+            outcome = registry.register(session, incoming)
+            registry.resolve_failure(session, source_key, uidvalidity, mail.uid, outcome.intake_id)
+        return "failed"
+
+    # One cycle ---------------------------------------------------------------------------
+
+    def run_cycle(self, *, reconnects: int = 3) -> CycleReport:
+        report = CycleReport(self.source.source_key)
+        started = time.monotonic()
+        with mailbox_lock(self.db, self.source.source_key) as held:
+            if not held:
+                report.skipped_locked = True
+                log.info("%s: another worker holds this mailbox; skipping the cycle", self.source.source_key)
+                return report
+            with self.db.session() as session:
+                run_id = mailboxes.start_poll(session, self.source.source_key)
+            attempt = 0
+            while True:
+                try:
+                    self._poll(report)
+                    break
+                except (SourceError, *CONNECTION_ERRORS) as exc:
+                    attempt += 1
+                    if attempt > reconnects:
+                        report.errors.append(str(exc) or type(exc).__name__)
+                        break
+                    delay = min(2 ** (attempt - 1), 10)
+                    log.warning("%s: %s; reconnecting in %ss", self.source.source_key, exc, delay)
+                    time.sleep(delay)
+                except OperationalError as exc:
+                    report.errors.append(f"database unavailable: {exc.orig}")
+                    break
+            report.duration_s = time.monotonic() - started
+            try:
+                with self.db.session() as session:
+                    mailboxes.finish_poll(
+                        session, run_id, ok=report.ok, fetched=report.fetched, counts=dict(report.counts),
+                        error="; ".join(report.errors) or None,
+                    )
+            except OperationalError as exc:
+                log.error("cannot record the cycle: %s", exc.orig)
+        log.info("%s", report.summary())
+        return report
+
+    def _poll(self, report: CycleReport) -> None:
+        rules = self.case_rules()
+        source_key = self.source.source_key
+        with self.source.open() as box:
+            with self.db.session() as session:
+                changed = mailboxes.start_epoch(session, source_key, box.uidvalidity)
+                state = mailboxes.get_state(session, source_key)
+                last_uid = state.last_uid
+                retry = registry.due_failures(session, source_key, box.uidvalidity, self.settings.intake.max_attempts)
+                known = set() if box.incremental else registry.known_uids(session, source_key, box.uidvalidity)
+            if changed:
+                report.uidvalidity_changed = True
+                log.warning("%s: UIDVALIDITY changed; checking every mail in the folder again", source_key)
+            if box.incremental:
+                uids = box.uids_after(last_uid)
+            else:
+                uids = [uid for uid in box.all_uids() if uid not in known]
+            wanted = list(dict.fromkeys([*retry, *uids]))
+            if self.progress:
+                self.progress(0, len(wanted))
+            for mail in box.fetch(wanted):
+                report.fetched += 1
+                if self.progress:
+                    self.progress(report.fetched, len(wanted))
+                try:
+                    outcome = self.process(mail, box.uidvalidity, rules)
+                except OperationalError:
+                    raise
+                except Exception as exc:  # noqa: BLE001 - one bad mail must not stop the others
+                    log.exception("%s: mail %s failed", source_key, mail.uid)
+                    report.counts[self.fail(mail, box.uidvalidity, f"{type(exc).__name__}: {exc}")] += 1
+                    continue
+                report.counts[outcome.status if outcome.kind == "new" else outcome.kind] += 1
+            self._move_processed(box)
+
+    def _move_processed(self, box: MailboxSession) -> None:
+        folder = self.settings.imap.processed_folder
+        if not folder or not box.incremental:
+            return
+        with self.db.session() as session:
+            uids = mailboxes.pending_moves(session, self.source.source_key, box.uidvalidity)
+        if not uids:
+            return
+        box.move(uids, folder)
+        with self.db.session() as session:
+            mailboxes.mark_moved(session, self.source.source_key, box.uidvalidity, uids)
+
+
+def _parseable(attachment: Attachment) -> bool:
+    name = (attachment.filename or "").lower()
+    return (
+        attachment.is_pdf
+        or attachment.content_type in PARSEABLE_TYPES
+        or name.endswith((".pdf", ".docx"))
+    )
+
+
+def receive_time(mail: FetchedMail, envelope: Envelope) -> tuple[datetime, str]:
+    """The server's receive time: INTERNALDATE; for files, the newest Received header, the Date header, the mtime."""
+    if mail.internaldate is not None:
+        stamp = mail.internaldate
+        if stamp.tzinfo is None:  # imapclient normalises to local time only when asked; treat naive as UTC
+            stamp = stamp.replace(tzinfo=timezone.utc)
+        return stamp, "internaldate"
+    if envelope.received_at is not None:
+        return envelope.received_at, "received-header"
+    if envelope.date is not None:
+        return envelope.date, "date-header"
+    if mail.file_mtime is not None:
+        return mail.file_mtime, "file-mtime"
+    return datetime.now(timezone.utc), "fetch-time"

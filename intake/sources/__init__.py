@@ -1,0 +1,1 @@
+"""Mail sources: IMAP and folders (Maildir, mbox, .eml)."""

@@ -1,0 +1,86 @@
+"""The intake verdict for one mail: registered to a case, needs review, or ignored - and on time or late.
+
+Pure: it sees the parsed envelope and the text of the attachments, never the database. Duplicates are decided
+by the case database (they need to know what was seen before).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from zoneinfo import ZoneInfo
+
+from parsers.case_refs import find_case_references
+
+REGISTERED = "registered"
+NEEDS_REVIEW = "needs_review"
+IGNORED = "ignored"
+
+
+@dataclass(frozen=True)
+class CaseRule:
+    number: str
+    title: str
+    deadline: date
+    timezone: str
+    keywords: tuple[str, ...] = ()
+    closed: bool = False
+
+
+@dataclass(frozen=True)
+class Verdict:
+    status: str
+    reason: str | None
+    case_number: str | None
+    on_time: bool | None
+
+
+def is_on_time(received_at: datetime, deadline: date, timezone: str) -> bool:
+    """On time = received no later than 23:59:59 on the deadline day, in the case's own timezone."""
+    if received_at.tzinfo is None:
+        raise ValueError("received time must be timezone-aware")
+    return received_at.astimezone(ZoneInfo(timezone)).date() <= deadline
+
+
+def _mentions(text: str, keyword: str) -> bool:
+    return re.search(r"(?<!\w)" + re.escape(keyword.casefold()) + r"(?!\w)", text.casefold()) is not None
+
+
+def decide(
+    *,
+    subject: str,
+    body: str,
+    attachment_texts: Sequence[str],
+    attachment_names: Sequence[str],
+    machine_reason: str | None,
+    reply_to_our_receipt: bool,
+    has_form: bool,
+    received_at: datetime,
+    cases: Sequence[CaseRule],
+) -> Verdict:
+    if machine_reason:
+        return Verdict(IGNORED, f"machine mail: {machine_reason}", None, None)
+
+    haystack = "\n".join([subject, body, *attachment_names, *attachment_texts])
+    numbers = [case.number for case in cases]
+    referenced = find_case_references(haystack, numbers)
+    if reply_to_our_receipt:
+        return Verdict(NEEDS_REVIEW, "reply to one of our receipts", None, None)
+    if len(referenced) > 1:
+        listed = ", ".join(sorted(referenced))
+        return Verdict(NEEDS_REVIEW, f"refers to several cases: {listed}", None, None)
+    if len(referenced) == 1:
+        case = next(case for case in cases if case.number in referenced)
+        on_time = is_on_time(received_at, case.deadline, case.timezone)
+        if case.closed:
+            return Verdict(NEEDS_REVIEW, f"case {case.number} is closed", None, None)
+        return Verdict(REGISTERED, None, case.number, on_time)
+    if has_form:
+        return Verdict(NEEDS_REVIEW, "a consultation form without a case number", None, None)
+    for case in cases:
+        for keyword in (*case.keywords, case.title):
+            if keyword and _mentions(haystack, keyword):
+                return Verdict(NEEDS_REVIEW, f"mentions {keyword!r} but no case number", None, None)
+    return Verdict(IGNORED, "no reference to a configured case", None, None)
