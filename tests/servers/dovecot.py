@@ -69,9 +69,14 @@ class DovecotServer:
         password: str = DEFAULT_PASSWORD,
         port: int | None = None,
         root_dir: Path | None = None,
+        timezone: str = "Europe/Oslo",
     ) -> None:
         self.username = username
         self.password = password
+        # Maildir keeps INTERNALDATE as a file mtime, so the offset given at APPEND is not stored; Dovecot
+        # reports INTERNALDATE in its own local time zone. Running it with TZ=Europe/Oslo makes it answer like
+        # a Norwegian server (+02:00 in September, +01:00 in winter); the instant is always preserved.
+        self.timezone = timezone
         self._fixed_port = port
         self.port: int = port or 0
         self._owns_root_dir = root_dir is None
@@ -106,15 +111,19 @@ class DovecotServer:
                 self.port = 0
         raise DovecotError(f"Dovecot did not start: {last_error}")
 
-    def stop(self) -> None:
-        """Graceful stop (SIGTERM; Dovecot's master takes about a second to shut down). Data is kept."""
-        self._close_admin()
-        self._terminate_process(graceful=True)
+    def stop(self, graceful: bool = True) -> None:
+        """Stop the server; data and port are kept for start().
 
-    def restart(self) -> None:
+        graceful: SIGTERM (Dovecot's master takes about a second to shut down); False kills the process group
+        at once, like a crash (committed mail survives either way).
+        """
+        self._close_admin()
+        self._terminate_process(graceful=graceful)
+
+    def restart(self, graceful: bool = True) -> None:
         """Stop and start again on the same port with the same data."""
         port = self.port
-        self.stop()
+        self.stop(graceful=graceful)
         self.port = port
         self._fixed_port = self._fixed_port or port
         self.start()
@@ -196,7 +205,11 @@ log_path = {self.log_path}
 info_log_path = {self.log_path}
 debug_log_path = {self.log_path}
 ssl = no
+import_environment = TZ
 disable_plaintext_auth = no
+# No delays after a failed login (tests exercise wrong passwords): auth_failure_delay is the 2 s wait before
+# answering the failure; the per-IP penalty (2 s, doubling) on the *next* login is switched off in service anvil.
+auth_failure_delay = 0
 auth_mechanisms = plain login
 # Internal services run as the current user; see _write_config for the root case.
 default_internal_user = {user_name}
@@ -234,6 +247,9 @@ service imap-login {{
 }}
 service anvil {{
   chroot =
+  unix_listener anvil-auth-penalty {{
+    mode = 0
+  }}
 }}
 service stats {{
   chroot =
@@ -255,6 +271,7 @@ namespace inbox {{
         log_offset = len(self.log_text())
         self._process = subprocess.Popen(
             [DOVECOT_BINARY, "-F", "-c", str(self.config_path)],
+            env={"PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"), "TZ": self.timezone},
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,

@@ -6,11 +6,9 @@ require AUTH PLAIN/LOGIN over plain TCP, and take it down and bring it back on t
 
 from __future__ import annotations
 
-import logging
 import socket
 import threading
 import time
-import warnings
 from dataclasses import dataclass
 from email import policy
 from email.message import EmailMessage
@@ -20,21 +18,6 @@ from typing import Any
 
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
-
-# AUTH over plain TCP is deliberate here (loopback test server); aiosmtpd warns about it on every connection,
-# and about its own use of the deprecated Session.login_data.
-warnings.filterwarnings("ignore", message="Requiring AUTH while not requiring TLS", category=UserWarning)
-warnings.filterwarnings("ignore", message="Session.login_data is deprecated", category=DeprecationWarning)
-
-
-class _DropKnownNoise(logging.Filter):
-    _NOISE = ("auth_required == True but auth_require_tls == False", "Session.login_data is deprecated")
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return not record.getMessage().startswith(self._NOISE)
-
-
-logging.getLogger("mail.log").addFilter(_DropKnownNoise())
 
 DEFAULT_SMTP_USERNAME = "postmottak"
 DEFAULT_SMTP_PASSWORD = "hemmelig-smtp-passord"
@@ -95,9 +78,42 @@ class Rejection:
     address: str | None = None
 
 
+class _QuietSession(Session):
+    """aiosmtpd sets the deprecated Session.login_data itself after every AUTH, which warns; accept it silently."""
+
+    @property  # type: ignore[override]
+    def login_data(self) -> Any:
+        return self._login_data
+
+    @login_data.setter
+    def login_data(self, value: Any) -> None:
+        self._login_data = value
+
+
+class _SinkSMTP(SMTP):
+    def _create_session(self) -> Session:
+        return _QuietSession(self.loop)
+
+
+class _SinkController(Controller):
+    def factory(self) -> SMTP:
+        return _SinkSMTP(self.handler, **self.SMTP_kwargs)
+
+
 class _CapturingHandler:
     def __init__(self, sink: "SmtpSink") -> None:
         self._sink = sink
+
+    async def handle_MAIL(
+        self, server: SMTP, session: Session, envelope: Envelope, address: str, mail_options: list[str]
+    ) -> str:
+        # AUTH is enforced here rather than with aiosmtpd's auth_required, which warns on every connection
+        # when combined with auth_require_tls=False (plain TCP on loopback is deliberate in tests).
+        if self._sink.require_auth and not session.authenticated:
+            return "530 5.7.0 Authentication required"
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return "250 2.1.0 OK"
 
     async def handle_RCPT(
         self, server: SMTP, session: Session, envelope: Envelope, address: str, rcpt_options: list[str]
@@ -175,11 +191,11 @@ class SmtpSink:
             "enable_SMTPUTF8": self.enable_smtputf8,
             "decode_data": False,
             "auth_require_tls": False,
-            "auth_required": self.require_auth,
+            "auth_required": False,  # enforced in _CapturingHandler.handle_MAIL
             "authenticator": self._authenticate,
             "ready_timeout": 5.0,
         }
-        controller = Controller(_CapturingHandler(self), **controller_kwargs)
+        controller = _SinkController(_CapturingHandler(self), **controller_kwargs)
         # The port may linger briefly after a stop(); retry for a moment instead of failing a restart.
         deadline = time.monotonic() + 5
         while True:
@@ -190,7 +206,7 @@ class SmtpSink:
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(0.05)
-                controller = Controller(_CapturingHandler(self), **controller_kwargs)
+                controller = _SinkController(_CapturingHandler(self), **controller_kwargs)
         self._controller = controller
         return self
 

@@ -1,0 +1,56 @@
+"""pytest fixtures for the real test servers; tests/conftest.py re-exports them.
+
+Each fixture gives a fresh server per test (Dovecot starts in a few hundredths of a second) and tears it down.
+Without Dovecot installed the IMAP fixtures skip, except in CI (CI=true) where they fail, so a missing
+install step cannot hide behind a green run.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+
+from .dovecot import DovecotServer, dovecot_available
+from .smtp import SmtpSink
+
+
+def _require_dovecot() -> None:
+    if dovecot_available():
+        return
+    reason = "Dovecot is not installed (run scripts/ensure-system-packages)"
+    if os.environ.get("CI", "").lower() in {"1", "true", "yes"}:
+        pytest.fail(reason)
+    pytest.skip(reason)
+
+
+@pytest.fixture
+def dovecot_server() -> Iterator[DovecotServer]:
+    """A running, empty Dovecot on 127.0.0.1 with user `postmottak`; removed after the test."""
+    _require_dovecot()
+    server = DovecotServer()
+    try:
+        server.start()
+    except Exception:
+        print(server.log_text())
+        server.cleanup()
+        raise
+    try:
+        yield server
+    finally:
+        server.cleanup()
+
+
+@pytest.fixture
+def smtp_sink() -> Iterator[SmtpSink]:
+    """A running SMTP sink on 127.0.0.1 without AUTH, with SMTPUTF8."""
+    with SmtpSink() as sink:
+        yield sink
+
+
+@pytest.fixture
+def smtp_sink_auth() -> Iterator[SmtpSink]:
+    """A running SMTP sink that requires AUTH PLAIN/LOGIN (`sink.username` / `sink.password`) over plain TCP."""
+    with SmtpSink(require_auth=True) as sink:
+        yield sink
