@@ -1,0 +1,191 @@
+"""Documents in, text and form out: format sniffing, text extraction, form parsing, and
+choosing which of a mail's documents is the form. Pure and in-process (see
+intake/form_worker.py for the isolated runner)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from pydantic import BaseModel, Field
+
+from .docx_reader import DocxReadError, is_docx, read_docx
+from .form_parser import count_labels, parse_text
+from .models import DocumentInput, DocumentsAnalysis, FormResult
+from .pdf_reader import PdfReadError, read_pdf
+from .profile import FormProfile, resolve_profile
+from .text_lines import TextLine, lines_to_text, normalise_line
+
+MAX_DOCUMENT_BYTES = 40 * 1024 * 1024
+DEFAULT_MAX_CHARS = 200_000
+# Fewer visible characters than this on a PDF's pages means no text layer (a scan).
+MIN_TEXT_CHARS = 20
+
+_TEXT_SUFFIXES = (".txt", ".text", ".csv", ".md")
+
+
+@dataclass
+class ReadDocument:
+    format: str  # "pdf" | "docx" | "text" | "empty" | "unknown"
+    status: str  # "ok" or a DocumentStatus for a failure
+    lines: list[TextLine] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    page_count: int | None = None
+
+
+def sniff_format(data: bytes, filename: str | None = None, content_type: str | None = None) -> str:
+    if not data:
+        return "empty"
+    if b"%PDF-" in data[:1024]:
+        return "pdf"
+    if is_docx(data):
+        return "docx"
+    name = (filename or "").lower()
+    if (content_type or "").lower().startswith("text/plain") or name.endswith(_TEXT_SUFFIXES):
+        return "text"
+    return "unknown"
+
+
+def read_document(data: bytes, filename: str | None = None, content_type: str | None = None) -> ReadDocument:
+    kind = sniff_format(data, filename, content_type)
+    name = filename or "dokumentet"
+    if kind == "empty":
+        return ReadDocument(kind, "empty", warnings=[f"{name} er tomt (0 byte)."])
+    if len(data) > MAX_DOCUMENT_BYTES:
+        return ReadDocument(kind, "too_large", warnings=[f"{name} er for stort ({len(data) // (1024 * 1024)} MB) til å leses."])
+    if kind == "pdf":
+        try:
+            layout = read_pdf(data)
+        except PdfReadError as exc:
+            return ReadDocument(kind, exc.status, warnings=[f"{name}: {exc.message}"])
+        warnings = [f"{name}: {w}" for w in layout.warnings]
+        visible = sum(1 for line in layout.lines for c in line.text if not c.isspace())
+        if visible < MIN_TEXT_CHARS and layout.page_count > 0:
+            warnings.append(f"{name} har ikke noe tekstlag (skannet bilde?) og kan ikke leses maskinelt.")
+            return ReadDocument(kind, "unreadable", layout.lines, warnings, layout.page_count)
+        return ReadDocument(kind, "ok", layout.lines, warnings, layout.page_count)
+    if kind == "docx":
+        try:
+            return ReadDocument(kind, "ok", read_docx(data))
+        except DocxReadError as exc:
+            return ReadDocument(kind, exc.status, warnings=[f"{name}: {exc.message}"])
+    if kind == "text":
+        return ReadDocument(kind, "ok", _text_lines(data.decode("utf-8", errors="replace")))
+    lowered = (filename or "").lower()
+    if lowered.endswith(".pdf"):
+        return ReadDocument(kind, "unreadable", warnings=[f"{name} heter .pdf, men er ikke en PDF."])
+    if lowered.endswith(".docx"):
+        return ReadDocument(kind, "unreadable", warnings=[f"{name} heter .docx, men er ikke en Word-fil."])
+    return ReadDocument(kind, "unsupported")
+
+
+def _text_lines(text: str) -> list[TextLine]:
+    lines: list[TextLine] = []
+    blank_before = True
+    for raw in text.replace("\r\n", "\n").replace("\r", "\n").split("\n"):
+        line = normalise_line(raw)
+        if not line:
+            blank_before = True
+            continue
+        lines.append(TextLine(line, paragraph_start=blank_before))
+        blank_before = False
+    return lines
+
+
+def extract_text(data: bytes, filename: str | None = None, max_chars: int = DEFAULT_MAX_CHARS) -> str:
+    """Plain text of a PDF/DOCX/text attachment ("" when it has none or cannot be read)."""
+    document = read_document(data, filename)
+    return lines_to_text(document.lines)[:max_chars]
+
+
+def parse_form(data: bytes, filename: str | None = None, profile: FormProfile | str | None = None) -> FormResult:
+    """Parse one document as the form. Pure, in-process; never raises on bad input."""
+    resolved = resolve_profile(profile)
+    document = read_document(data, filename)
+    return form_from_document(document, data, resolved)
+
+
+def form_from_document(document: ReadDocument, data: bytes, profile: FormProfile) -> FormResult:
+    source = document.format if document.format in ("pdf", "docx", "text") else "unknown"
+    if document.status != "ok":
+        warnings = document.warnings or [f"Dokumentet kan ikke leses ({document.status})."]
+        return FormResult(
+            form_status="unreadable", profile=profile.name, warnings=warnings,
+            warning_codes=[f"document.{document.status}"] * len(warnings), source_format=source,
+            page_count=document.page_count,
+        )
+    outcome = parse_text(lines_to_text(document.lines), profile)
+    if document.format == "pdf" and outcome.options_without_glyph:
+        # Labels without glyphs: the boxes may be drawn as vector squares; read the geometry.
+        try:
+            vector = parse_text(lines_to_text(read_pdf(data, backend="pdfplumber").lines), profile)
+        except Exception:  # the fast read succeeded; keep its result
+            vector = None
+        if vector is not None and vector.options_without_glyph < outcome.options_without_glyph:
+            outcome = vector
+    result = outcome.result
+    extra_warnings = [w for w in document.warnings]
+    return result.model_copy(
+        update={
+            "warnings": extra_warnings + result.warnings,
+            "warning_codes": ["document.note"] * len(extra_warnings) + result.warning_codes,
+            "source_format": source,
+            "page_count": document.page_count,
+        }
+    )
+
+
+class SingleDocumentAnalysis(BaseModel):
+    """What one document contributes to a DocumentsAnalysis (the unit the isolated runner computes)."""
+
+    text: str = ""
+    status: str = "other"
+    warnings: list[str] = Field(default_factory=list)
+    labels_found: int = 0
+    form: FormResult | None = None
+
+
+def analyse_single_document(doc: DocumentInput, profile: FormProfile | str | None = None, max_chars: int = DEFAULT_MAX_CHARS) -> SingleDocumentAnalysis:
+    resolved = resolve_profile(profile)
+    filename, content_type, data = doc
+    document = read_document(data, filename, content_type)
+    text = lines_to_text(document.lines)
+    if document.status != "ok":
+        return SingleDocumentAnalysis(text=text[:max_chars], status=document.status, warnings=document.warnings)
+    if document.format == "unknown":
+        return SingleDocumentAnalysis(status="unsupported")
+    labels = count_labels(text, resolved)
+    form = form_from_document(document, data, resolved) if labels >= resolved.min_labels_for_form else None
+    return SingleDocumentAnalysis(
+        text=text[:max_chars], status="other", warnings=document.warnings, labels_found=labels, form=form
+    )
+
+
+def combine_analyses(singles: list[SingleDocumentAnalysis], filenames: list[str | None]) -> DocumentsAnalysis:
+    """Pick the form among the documents: the one with the most of the profile's labels."""
+    candidates = [i for i, single in enumerate(singles) if single.form is not None and single.form.form_status != "not_a_form"]
+    form_index = max(candidates, key=lambda i: (singles[i].labels_found, -i)) if candidates else None
+    statuses = [single.status for single in singles]
+    warnings: list[str] = []
+    if form_index is not None:
+        statuses[form_index] = "form"
+        others = [i for i in candidates if i != form_index]
+        if others:
+            names = ", ".join(filenames[i] or f"dokument {i + 1}" for i in others)
+            warnings.append(f"Flere dokumenter ser ut som skjemaet; brukte {filenames[form_index] or f'dokument {form_index + 1}'}, ikke {names}.")
+    elif any(status not in ("other", "unsupported") for status in statuses):
+        warnings.append("Fant ikke skjemaet; minst ett vedlegg kunne ikke leses.")
+    return DocumentsAnalysis(
+        texts=[single.text for single in singles],
+        form_index=form_index,
+        form=singles[form_index].form if form_index is not None else None,
+        document_statuses=statuses,
+        document_warnings=[single.warnings for single in singles],
+        warnings=warnings,
+    )
+
+
+def analyse_documents(docs: list[DocumentInput], profile: str | FormProfile | None = None) -> DocumentsAnalysis:
+    """Text of every document, and the form among them. Pure, in-process."""
+    docs = [DocumentInput(*doc) for doc in docs]
+    singles = [analyse_single_document(doc, profile) for doc in docs]
+    return combine_analyses(singles, [doc.filename for doc in docs])

@@ -1,0 +1,225 @@
+"""Apply a FormProfile to the text of a document: find the labels, read checkboxes, cut out the answers."""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+
+from .glyphs import GLYPH_TOKEN_PATTERN, glyph_state
+from .models import FormResult
+from .profile import ChoiceOption, FormProfile, FormSection
+from .text_cleaning import clean_section_text, flexible_pattern
+
+_RESULT_FIELDS = set(FormResult.model_fields)
+
+
+@dataclass
+class _Located:
+    section: FormSection
+    start: int
+    content_start: int
+    altered: bool
+
+
+@dataclass
+class _Tick:
+    option: ChoiceOption
+    token: str | None  # the glyph token before the label, None when there is none
+
+
+@dataclass
+class ParseOutcome:
+    result: FormResult
+    labels_found: int
+    # Option labels found with no checkbox glyph before them: the boxes may be vector drawings.
+    options_without_glyph: int = 0
+    options_found: int = 0
+
+
+@dataclass
+class _Warnings:
+    messages: list[str] = field(default_factory=list)
+    codes: list[str] = field(default_factory=list)
+
+    def add(self, code: str, message: str) -> None:
+        self.codes.append(code)
+        self.messages.append(message)
+
+
+def _section_regexes(section: FormSection) -> tuple[re.Pattern[str], re.Pattern[str] | None]:
+    line_start = r"(?m)^[ \t]*"
+    full = re.compile(line_start + flexible_pattern(section.label), re.IGNORECASE)
+    anchor = re.compile(line_start + flexible_pattern(section.anchor), re.IGNORECASE) if section.anchor else None
+    return full, anchor
+
+
+def count_labels(text: str, profile: FormProfile) -> int:
+    """How many of the profile's section labels the text contains (in any order): the form score."""
+    found = 0
+    for section in profile.sections:
+        full, anchor = _section_regexes(section)
+        if full.search(text) or (anchor is not None and anchor.search(text)):
+            found += 1
+    return found
+
+
+def locate_sections(text: str, profile: FormProfile) -> list[_Located]:
+    located: list[_Located] = []
+    position = 0
+    for section in profile.sections:
+        full, anchor = _section_regexes(section)
+        match = full.search(text, position)
+        if match is not None:
+            located.append(_Located(section, match.start(), match.end(), altered=False))
+            position = match.end()
+            continue
+        if anchor is None:
+            continue
+        match = anchor.search(text, position)
+        if match is None:
+            continue
+        # The label was edited after its anchor: skip to its final punctuation, or the line end.
+        tail = text[match.end() : match.end() + len(section.label) + 40]
+        last = section.label.rstrip()[-1]
+        cut = tail.find(last) + 1 if last in "?:." and last in tail else tail.find("\n")
+        content_start = match.end() + (cut if cut > 0 else len(tail))
+        located.append(_Located(section, match.start(), content_start, altered=True))
+        position = content_start
+    return located
+
+
+def parse_text(text: str, profile: FormProfile) -> ParseOutcome:
+    warnings = _Warnings()
+    values: dict[str, object] = {}
+    located = locate_sections(text, profile)
+    labels_found = len(located)
+    if labels_found < profile.min_labels_for_form:
+        warnings.add("not_a_form", f"Dokumentet ser ikke ut til å være skjemaet «{profile.title}».")
+        result = FormResult(
+            form_status="not_a_form", profile=profile.name, warnings=warnings.messages, warning_codes=warnings.codes
+        )
+        return ParseOutcome(result, labels_found)
+
+    found_sections = {id(item.section) for item in located}
+    for section in profile.sections:
+        if id(section) not in found_sections:
+            warnings.add(f"label_missing:{section.field or section.label}", f"Fant ikke «{section.label}» i skjemaet.")
+
+    ticks_by_section: list[tuple[FormSection, list[_Tick], str]] = []
+    options_without_glyph = options_found = 0
+    placeholders = tuple(profile.placeholders)
+    for index, item in enumerate(located):
+        end = located[index + 1].start if index + 1 < len(located) else len(text)
+        content = text[item.content_start : end]
+        section = item.section
+        if item.altered:
+            warnings.add(f"label_altered:{section.field or section.label}", f"Ledeteksten «{section.label}» er endret i skjemaet.")
+        if section.kind == "checkboxes":
+            ticks, rest = _read_options(content, section.options, whole=True)
+            ticks_by_section.append((section, ticks, section.field or ""))
+            _warn_missing_options(section, section.options, ticks, warnings)
+            leftover = clean_section_text(rest, placeholders, paragraphs=False)
+            if leftover:
+                warnings.add(f"unplaced_text:{section.field}", f"Tekst ved «{section.display_name}» passer ikke i noe felt: «{_short(leftover)}»")
+        elif section.kind == "heading":
+            leftover = clean_section_text(content, placeholders, paragraphs=False)
+            if leftover:
+                warnings.add(f"unplaced_text:{section.label}", f"Tekst under «{_short(section.label, 60)}» passer ikke i noe felt: «{_short(leftover)}»")
+        else:
+            if section.choices:
+                ticks, content = _read_options(content, section.choices, whole=False)
+                ticks_by_section.append((section, ticks, section.choice_field or ""))
+                _warn_missing_options(section, section.choices, ticks, warnings)
+            values[section.field] = clean_section_text(
+                content, placeholders, paragraphs=(section.kind == "text"), compact=section.compact
+            )
+
+    unchecked_cid = _unchecked_cid_token(ticks_by_section)
+    if unchecked_cid is not None:
+        warnings.add("checkbox.cid_glyphs", "Avkrysningsboksene mangler tekstkoding; avkrysningen er tolket ut fra glyfkodene og bør kontrolleres.")
+    for section, ticks, _field in ticks_by_section:
+        options_found += len(ticks)
+        options_without_glyph += sum(1 for tick in ticks if tick.token is None)
+        checked = [tick.option.value for tick in ticks if _is_checked(tick.token, unchecked_cid)]
+        unknown = [tick.option.label for tick in ticks if tick.token is None]
+        if unknown:
+            warnings.add(f"checkbox.no_box:{_field}", f"Fant ingen avkrysningsboks ved: {', '.join(unknown)} ({section.display_name}).")
+        if section.kind == "checkboxes":
+            values[section.list_field] = checked
+            values[section.field] = checked[0] if len(checked) == 1 else None
+        else:
+            values[section.choice_field] = checked[0] if len(checked) == 1 else None
+        if not checked and ticks:
+            warnings.add(f"checkbox.none_ticked:{_field}", f"Ingen avkrysning for {section.display_name}.")
+        elif len(checked) > 1:
+            warnings.add(f"checkbox.several_ticked:{_field}", f"Flere avkrysninger for {section.display_name}: {', '.join(checked)}.")
+
+    missing = labels_found < len(profile.sections)
+    result_values = {key: value for key, value in values.items() if key in _RESULT_FIELDS}
+    extra = {key: value for key, value in values.items() if key not in _RESULT_FIELDS}
+    result = FormResult(
+        **result_values,
+        extra_fields=extra,
+        form_status="partial" if missing else "parsed",
+        profile=profile.name,
+        warnings=warnings.messages,
+        warning_codes=warnings.codes,
+    )
+    return ParseOutcome(result, labels_found, options_without_glyph, options_found)
+
+
+def _read_options(content: str, options: list[ChoiceOption], *, whole: bool) -> tuple[list[_Tick], str]:
+    """Find each option label (in order) and the checkbox token right before it; return the
+    ticks and the content with the options cut out. Choices are looked for only near the start."""
+    ticks: list[_Tick] = []
+    removed: list[tuple[int, int]] = []
+    position = 0
+    limit = len(content) if whole else min(len(content), sum(len(o.label) for o in options) + 40 * len(options) + 80)
+    for option in options:
+        pattern = re.compile(
+            r"(?P<glyph>" + GLYPH_TOKEN_PATTERN + r"|(?<!\S)[xX](?=[ \t]))?[ \t]*(?<![^\W\d_])" + flexible_pattern(option.label)
+            + r"(?![^\W\d_])",
+            re.IGNORECASE,
+        )
+        match = pattern.search(content, position, limit)
+        if match is None:
+            continue
+        ticks.append(_Tick(option, match.group("glyph")))
+        removed.append(match.span())
+        position = match.end()
+    rest = content
+    for start, end in reversed(removed):
+        rest = rest[:start] + " " + rest[end:]
+    return ticks, rest
+
+
+def _warn_missing_options(section: FormSection, options: list[ChoiceOption], ticks: list[_Tick], warnings: _Warnings) -> None:
+    seen = {id(tick.option) for tick in ticks}
+    missing = [option.label for option in options if id(option) not in seen]
+    if missing:
+        warnings.add(
+            f"option_missing:{section.field or section.choice_field}",
+            f"Fant ikke valgene {', '.join('«' + m + '»' for m in missing)} ({section.display_name}).",
+        )
+
+
+def _unchecked_cid_token(ticks_by_section) -> str | None:
+    """For "(cid:N)" glyphs (font without a text map) the commonest code is taken as the empty box."""
+    tokens = [tick.token for _s, ticks, _f in ticks_by_section for tick in ticks if tick.token and tick.token.startswith("(cid:")]
+    if not tokens:
+        return None
+    return Counter(tokens).most_common(1)[0][0]
+
+
+def _is_checked(token: str | None, unchecked_cid: str | None) -> bool:
+    if token is None:
+        return False
+    if token.startswith("(cid:"):
+        return token != unchecked_cid
+    return bool(glyph_state(token))
+
+
+def _short(text: str, limit: int = 80) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"

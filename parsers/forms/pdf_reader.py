@@ -1,0 +1,392 @@
+"""PDF -> TextLines. Text comes from pypdfium2 (fast, C); pdfplumber is used when geometry
+is needed (checkboxes drawn as vector squares) and as a second, independent text backend."""
+
+from __future__ import annotations
+
+import ctypes
+import io
+import re
+import statistics
+from dataclasses import dataclass, field
+from typing import Literal
+
+from .glyphs import CANONICAL_CHECKED, CANONICAL_UNCHECKED, SYMBOL_FONT_CODES, decode_symbol_char
+from .text_lines import TextLine, normalise_line
+
+Backend = Literal["pdfium", "pdfplumber"]
+DEFAULT_MAX_PAGES = 60
+
+
+class PdfReadError(Exception):
+    """The PDF cannot be read; `status` is a DocumentStatus ("encrypted", "unreadable", ...)."""
+
+    def __init__(self, status: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+@dataclass(slots=True)
+class Char:
+    text: str
+    x0: float
+    x1: float
+    top: float
+    bottom: float
+
+
+@dataclass(slots=True)
+class PdfLine:
+    text: str
+    x0: float
+    x1: float
+    top: float
+    bottom: float
+    first_word_width: float
+    page: int
+
+    @property
+    def height(self) -> float:
+        return self.bottom - self.top
+
+
+@dataclass(slots=True)
+class PdfLayout:
+    lines: list[TextLine]
+    page_count: int
+    pages_read: int
+    char_count: int
+    warnings: list[str] = field(default_factory=list)
+
+
+def read_pdf(data: bytes, *, backend: Backend = "pdfium", max_pages: int = DEFAULT_MAX_PAGES) -> PdfLayout:
+    page_count = pdf_page_count(data)
+    pages_read = min(page_count, max_pages)
+    if backend == "pdfium":
+        pages = _pdfium_pages(data, pages_read)
+    else:
+        pages = _pdfplumber_pages(data, pages_read)
+    warnings: list[str] = []
+    if page_count > pages_read:
+        warnings.append(f"PDF-en har {page_count} sider; bare de første {pages_read} er lest.")
+    char_count = sum(len(line.text) for page_lines, _size in pages for line in page_lines)
+    return PdfLayout(
+        lines=_layout(pages), page_count=page_count, pages_read=pages_read, char_count=char_count, warnings=warnings
+    )
+
+
+def pdf_page_count(data: bytes) -> int:
+    import pypdfium2 as pdfium
+
+    try:
+        pdf = pdfium.PdfDocument(data)
+    except pdfium.PdfiumError as exc:
+        raise _classify_pdfium_error(exc) from None
+    try:
+        return len(pdf)
+    finally:
+        pdf.close()
+
+
+def _classify_pdfium_error(exc: Exception) -> PdfReadError:
+    message = str(exc)
+    if "password" in message.lower():
+        return PdfReadError("encrypted", "PDF-en er kryptert (passordbeskyttet) og kan ikke leses.")
+    return PdfReadError("unreadable", f"PDF-en er skadet eller ufullstendig og kan ikke leses ({message}).")
+
+
+# --- pdfium backend -------------------------------------------------------------------------
+
+
+def _pdfium_pages(data: bytes, pages_read: int) -> list[tuple[list[PdfLine], tuple[float, float]]]:
+    import pypdfium2 as pdfium
+    import pypdfium2.raw as pdfium_c
+
+    try:
+        pdf = pdfium.PdfDocument(data)
+    except pdfium.PdfiumError as exc:
+        raise _classify_pdfium_error(exc) from None
+    result = []
+    try:
+        rect = pdfium_c.FS_RECTF()
+        font_buffer = ctypes.create_string_buffer(256)
+        flags = ctypes.c_int()
+        for page_index in range(pages_read):
+            page = pdf[page_index]
+            width, height = page.get_size()
+            textpage = page.get_textpage()
+            raw = textpage.raw
+            chars: list[Char] = []
+            for i in range(pdfium_c.FPDFText_CountChars(raw)):
+                code = pdfium_c.FPDFText_GetUnicode(raw, i)
+                if code in (0x0D, 0x0A, 0xFFFE, 0):
+                    continue
+                text = chr(code)
+                if text.isspace():
+                    chars.append(Char(" ", 0, 0, 0, 0))
+                    continue
+                if not pdfium_c.FPDFText_GetLooseCharBox(raw, i, ctypes.byref(rect)):
+                    continue
+                if text in SYMBOL_FONT_CODES or 0xF020 <= code <= 0xF0FF:
+                    n = pdfium_c.FPDFText_GetFontInfo(raw, i, font_buffer, len(font_buffer), ctypes.byref(flags))
+                    fontname = font_buffer.raw[: max(0, n - 1)].decode("utf-8", "replace") if n else None
+                    text = decode_symbol_char(text, fontname)
+                chars.append(Char(text, rect.left, rect.right, height - rect.top, height - rect.bottom))
+            textpage.close()
+            page.close()
+            result.append((_group_lines(chars, page_index), (width, height)))
+    finally:
+        pdf.close()
+    return result
+
+
+# --- pdfplumber backend (with vector checkbox detection) ------------------------------------
+
+
+def _pdfplumber_pages(data: bytes, pages_read: int) -> list[tuple[list[PdfLine], tuple[float, float]]]:
+    import pdfplumber
+    from pdfminer.pdfdocument import PDFPasswordIncorrect
+
+    result = []
+    try:
+        with pdfplumber.open(io.BytesIO(data)) as pdf:
+            for page_index, page in enumerate(pdf.pages[:pages_read]):
+                chars = [
+                    Char(decode_symbol_char(c["text"], c.get("fontname")), c["x0"], c["x1"], c["top"], c["bottom"])
+                    if not c["text"].isspace()
+                    else Char(" ", 0, 0, 0, 0)
+                    for c in page.chars
+                ]
+                chars.extend(vector_checkbox_chars(page, chars))
+                result.append((_group_lines(chars, page_index), (float(page.width), float(page.height))))
+                page.close()
+    except PDFPasswordIncorrect:
+        raise PdfReadError("encrypted", "PDF-en er kryptert (passordbeskyttet) og kan ikke leses.") from None
+    return result
+
+
+def vector_checkbox_chars(page, text_chars: list[Char]) -> list[Char]:
+    """Checkboxes drawn as small squares (no glyph): a synthetic ☒/☐ char per square.
+
+    A square is ticked when another stroke (lines of an X, a tick polyline, a filled inner
+    square) lies mostly inside it.
+    """
+    boxes: list[tuple[float, float, float, float]] = []
+    marks: list[tuple[float, float, float, float]] = []
+    for obj in list(page.rects) + list(page.curves):
+        x0, x1, top, bottom = obj["x0"], obj["x1"], obj["top"], obj["bottom"]
+        w, h = x1 - x0, bottom - top
+        is_square = 4 <= w <= 24 and 4 <= h <= 24 and abs(w - h) <= 0.25 * max(w, h)
+        closed = obj["object_type"] == "rect" or _is_closed_square_path(obj)
+        if is_square and closed and not _filled_dark(obj):
+            if not any(_same_box(b, (x0, x1, top, bottom)) for b in boxes):
+                boxes.append((x0, x1, top, bottom))
+        else:
+            marks.append((x0, x1, top, bottom))
+    for obj in page.lines:
+        marks.append((obj["x0"], obj["x1"], obj["top"], obj["bottom"]))
+    for obj in page.rects:
+        if _filled_dark(obj):
+            marks.append((obj["x0"], obj["x1"], obj["top"], obj["bottom"]))
+
+    synthetic: list[Char] = []
+    for x0, x1, top, bottom in boxes:
+        if any(c.text != " " and _overlap_fraction((c.x0, c.x1, c.top, c.bottom), (x0, x1, top, bottom)) > 0.5 for c in text_chars):
+            continue  # a glyph box already sits there
+        size = max(x1 - x0, bottom - top)
+        ticked = any(
+            _overlap_fraction(mark, (x0 - 1.5, x1 + 1.5, top - 1.5, bottom + 1.5)) >= 0.6
+            and max(mark[1] - mark[0], mark[3] - mark[2]) >= 0.3 * size
+            and not _same_box(mark, (x0, x1, top, bottom))
+            for mark in marks
+        )
+        synthetic.append(Char(CANONICAL_CHECKED if ticked else CANONICAL_UNCHECKED, x0, x1, top, bottom))
+    return synthetic
+
+
+def _is_closed_square_path(obj) -> bool:
+    points = obj.get("pts") or []
+    return len(points) >= 4 and abs(points[0][0] - points[-1][0]) < 1 and abs(points[0][1] - points[-1][1]) < 1
+
+
+def _filled_dark(obj) -> bool:
+    if not obj.get("fill"):
+        return False
+    color = obj.get("non_stroking_color")
+    if color is None:
+        return True
+    values = list(color) if isinstance(color, (list, tuple)) else [color]
+    if len(values) == 1:
+        return values[0] < 0.5
+    if len(values) == 3:
+        return sum(values) / 3 < 0.5
+    if len(values) == 4:
+        return values[3] > 0.5
+    return False
+
+
+def _same_box(a, b, tolerance: float = 1.0) -> bool:
+    return all(abs(p - q) <= tolerance for p, q in zip(a, b))
+
+
+def _overlap_fraction(inner, outer) -> float:
+    """Share of `inner` (a box, or a flat line) that lies within `outer`."""
+
+    def axis(i0: float, i1: float, o0: float, o1: float) -> float:
+        if i1 - i0 < 0.5:  # flat along this axis: inside or not
+            return 1.0 if o0 <= (i0 + i1) / 2 <= o1 else 0.0
+        return max(0.0, min(i1, o1) - max(i0, o0)) / (i1 - i0)
+
+    return axis(inner[0], inner[1], outer[0], outer[1]) * axis(inner[2], inner[3], outer[2], outer[3])
+
+
+# --- shared: chars -> lines -> paragraphs ---------------------------------------------------
+
+
+def _group_lines(chars: list[Char], page_index: int) -> list[PdfLine]:
+    """Cluster characters into visual lines (by vertical centre) and spell each line left to right."""
+    # Spaces carry no position: attach a space flag to the next real char in content order.
+    marked: list[tuple[Char, bool]] = []
+    pending_space = False
+    for char in chars:
+        if char.text == " ":
+            pending_space = True
+            continue
+        marked.append((char, pending_space))
+        pending_space = False
+    if not marked:
+        return []
+    order = sorted(range(len(marked)), key=lambda i: (marked[i][0].top + marked[i][0].bottom) / 2)
+    clusters: list[list[int]] = []
+    cluster_mid = cluster_height = 0.0
+    for i in order:
+        c = marked[i][0]
+        mid, height = (c.top + c.bottom) / 2, max(c.bottom - c.top, 1.0)
+        if clusters and abs(mid - cluster_mid) <= 0.45 * max(cluster_height, height):
+            clusters[-1].append(i)
+        else:
+            clusters.append([i])
+            cluster_mid, cluster_height = mid, height
+    lines: list[PdfLine] = []
+    for cluster in clusters:
+        cluster.sort(key=lambda i: (marked[i][0].x0, i))
+        heights = sorted(marked[i][0].bottom - marked[i][0].top for i in cluster)
+        height = heights[len(heights) // 2]
+        parts: list[str] = []
+        previous: Char | None = None
+        first_word_end: float | None = None
+        for i in cluster:
+            char, space_before = marked[i]
+            if previous is not None:
+                gap = char.x0 - previous.x1
+                # A space char in the content stream counts only when it sits in a visible gap
+                # (content order and visual order can differ).
+                if gap > 0.18 * height or (space_before and gap > 0.05 * height):
+                    parts.append(" ")
+                    if first_word_end is None:
+                        first_word_end = previous.x1
+                elif gap < -0.6 * (char.x1 - char.x0) and char.text == parts[-1] and abs(gap + (char.x1 - char.x0)) < 0.5:
+                    continue  # duplicated char drawn twice for a fake-bold effect
+            parts.append(char.text)
+            previous = char
+        x0 = marked[cluster[0]][0].x0
+        lines.append(
+            PdfLine(
+                text="".join(parts),
+                x0=x0,
+                x1=max(marked[i][0].x1 for i in cluster),
+                top=min(marked[i][0].top for i in cluster),
+                bottom=max(marked[i][0].bottom for i in cluster),
+                first_word_width=(first_word_end if first_word_end is not None else previous.x1) - x0,
+                page=page_index,
+            )
+        )
+    return lines
+
+
+_PAGE_NUMBER = re.compile(r"^(?:(?:side|page|s\.)\s*)?[-–—]?\s*\d{1,4}\s*[-–—]?(?:\s*(?:av|of|/)\s*\d{1,4})?$", re.IGNORECASE)
+_MARGIN_ZONE = 0.09
+_PAGE_NUMBER_ZONE = 0.15
+
+
+def _layout(pages: list[tuple[list[PdfLine], tuple[float, float]]]) -> list[TextLine]:
+    body_pages = _drop_page_furniture(pages)
+    body = [line for page_lines in body_pages for line in page_lines]
+    if not body:
+        return []
+    wrap_pitch = _wrap_pitch_by_height(body)
+    right_edge = max(line.x1 for line in body)
+    page_tops = [min(line.top for line in lines) for lines in body_pages if lines]
+    body_top = statistics.median(page_tops) if page_tops else 0.0
+
+    out: list[TextLine] = []
+    previous: PdfLine | None = None
+    for line in body:
+        text = normalise_line(line.text)
+        if not text:
+            continue
+        if previous is None:
+            paragraph = True
+        elif line.page == previous.page:
+            pitch = line.bottom - previous.bottom
+            expected = wrap_pitch.get(_height_key(previous), 1.25 * previous.height)
+            paragraph = pitch > 1.3 * expected or line.top - previous.bottom > 0.75 * max(previous.height, line.height)
+        else:
+            # Across a page break: a paragraph ends there when the next line's first word would
+            # have fitted on the last line, or the new page starts with blank space.
+            space = 0.3 * line.height
+            fits = previous.x1 + space + line.first_word_width < right_edge - 0.5 * line.height
+            blank_at_top = line.top - body_top > 0.9 * line.height
+            paragraph = fits or blank_at_top
+        out.append(TextLine(text=text, paragraph_start=paragraph, page=line.page))
+        previous = line
+    return out
+
+
+def _height_key(line: PdfLine) -> float:
+    return round(line.height * 2) / 2
+
+
+def _wrap_pitch_by_height(lines: list[PdfLine]) -> dict[float, float]:
+    """The smallest plausible baseline-to-baseline distance per line height: the pitch of wrapped lines."""
+    pitches: dict[float, list[float]] = {}
+    for a, b in zip(lines, lines[1:]):
+        if a.page != b.page or _height_key(a) != _height_key(b):
+            continue
+        pitch = b.bottom - a.bottom
+        if pitch >= 0.8 * a.height:
+            pitches.setdefault(_height_key(a), []).append(pitch)
+    result = {}
+    for key, values in pitches.items():
+        values.sort()
+        # The low quartile rather than the minimum: robust to one odd pair.
+        result[key] = values[len(values) // 4] if len(values) >= 8 else values[0]
+    return result
+
+
+def _drop_page_furniture(pages: list[tuple[list[PdfLine], tuple[float, float]]]) -> list[list[PdfLine]]:
+    """Remove page headers, footers and page numbers: page-number lines near the top or bottom
+    edge, and lines in the margin zones that repeat (digits ignored) on several pages."""
+    def key(line: PdfLine) -> str:
+        return re.sub(r"\d+", "#", normalise_line(line.text).lower())
+
+    def in_zone(line: PdfLine, size: tuple[float, float], zone: float) -> bool:
+        height = size[1]
+        return line.bottom < zone * height or line.top > (1 - zone) * height
+
+    repeat_counts: dict[str, int] = {}
+    for lines, size in pages:
+        for text in {key(line) for line in lines if in_zone(line, size, _MARGIN_ZONE)}:
+            repeat_counts[text] = repeat_counts.get(text, 0) + 1
+    result = []
+    for lines, size in pages:
+        kept = []
+        for line in lines:
+            text = normalise_line(line.text)
+            if in_zone(line, size, _PAGE_NUMBER_ZONE) and _PAGE_NUMBER.match(text):
+                continue
+            if len(pages) > 1 and in_zone(line, size, _MARGIN_ZONE) and repeat_counts.get(key(line), 0) >= 2:
+                continue
+            kept.append(line)
+        result.append(kept)
+    return result
