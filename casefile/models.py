@@ -154,7 +154,9 @@ class IntakeRecord(Base):
     )
     locations: Mapped[list[MailLocation]] = relationship(back_populates="intake")
     form: Mapped[FormResultRow | None] = relationship(back_populates="intake", uselist=False)
-    receipt: Mapped[Receipt | None] = relationship(back_populates="intake", uselist=False)
+    receipt: Mapped[Receipt | None] = relationship(
+        back_populates="intake", uselist=False, foreign_keys="Receipt.intake_id"
+    )
 
 
 class MailLocation(Base):

@@ -1,0 +1,37 @@
+"""Shared fixtures: real servers (tests/servers) and case databases on SQLite and, when configured, PostgreSQL."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from casefile.db import Database
+from tests.dbutil import PG_ENV, backends, migrated_database
+from tests.servers.fixtures import dovecot_server, smtp_sink, smtp_sink_auth  # noqa: F401 - re-exported fixtures
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    pg = os.environ.get(PG_ENV)
+    return f"postmottak: databases {', '.join(backends())}" + ("" if pg else f" (set {PG_ENV} for PostgreSQL)")
+
+
+@pytest.fixture(params=backends())
+def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
+    """A migrated, empty case database: SQLite, and PostgreSQL when POSTMOTTAK_TEST_DATABASE_URL is set."""
+    with migrated_database(request.param, tmp_path) as db:
+        yield db
+
+
+@pytest.fixture
+def shared_dir() -> Path:
+    if not SHARED.is_dir():
+        if os.environ.get("CI", "").lower() in {"1", "true", "yes"}:
+            pytest.fail(f"../shared not found at {SHARED} (CI must have it)")
+        pytest.skip(f"../shared not found at {SHARED}: not on this machine")
+    return SHARED

@@ -1,0 +1,39 @@
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pytest
+
+from casefile.storage import DocumentStore, StorageError
+
+
+def test_put_is_content_addressed_and_idempotent(tmp_path: Path) -> None:
+    store = DocumentStore(tmp_path)
+    data = "Høringssvar fra Bærum kommune".encode()
+    sha, rel = store.put(data)
+    assert sha == hashlib.sha256(data).hexdigest()
+    assert rel == f"sha256/{sha[:2]}/{sha[2:4]}/{sha}"
+    assert store.put(data) == (sha, rel)
+    assert store.read(rel) == data and store.verify(rel, sha)
+    assert not list(tmp_path.rglob(".tmp-*"))
+
+
+@pytest.mark.parametrize("evil", ["../../etc/passwd", "/etc/passwd", "sha256/../../../x", "a/../../b"])
+def test_paths_cannot_leave_the_store(tmp_path: Path, evil: str) -> None:
+    store = DocumentStore(tmp_path / "store")
+    with pytest.raises(StorageError):
+        store.path_for(evil)
+
+
+def test_wrong_hash_refused(tmp_path: Path) -> None:
+    with pytest.raises(StorageError):
+        DocumentStore(tmp_path).put(b"x", sha256="0" * 64)
+
+
+def test_verify_detects_a_changed_byte(tmp_path: Path) -> None:
+    store = DocumentStore(tmp_path)
+    sha, rel = store.put(b"%PDF-1.7 original")
+    path = store.path_for(rel)
+    path.write_bytes(b"%PDF-1.7 0riginal")
+    assert not store.verify(rel, sha)
