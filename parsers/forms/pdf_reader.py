@@ -33,6 +33,12 @@ class Char:
     x1: float
     top: float
     bottom: float
+    size: float = 0.0
+    baseline: float = 0.0
+
+
+
+_SPACE = Char(" ", 0, 0, 0, 0)
 
 
 @dataclass(slots=True)
@@ -44,10 +50,12 @@ class PdfLine:
     bottom: float
     first_word_width: float
     page: int
+    size: float
+    baseline: float
 
     @property
     def height(self) -> float:
-        return self.bottom - self.top
+        return self.size
 
 
 @dataclass(slots=True)
@@ -109,6 +117,7 @@ def _pdfium_pages(data: bytes, pages_read: int) -> list[tuple[list[PdfLine], tup
     result = []
     try:
         rect = pdfium_c.FS_RECTF()
+        origin_x, origin_y = ctypes.c_double(), ctypes.c_double()
         font_buffer = ctypes.create_string_buffer(256)
         flags = ctypes.c_int()
         for page_index in range(pages_read):
@@ -121,9 +130,10 @@ def _pdfium_pages(data: bytes, pages_read: int) -> list[tuple[list[PdfLine], tup
                 code = pdfium_c.FPDFText_GetUnicode(raw, i)
                 if code in (0x0D, 0x0A, 0xFFFE, 0):
                     continue
-                text = chr(code)
+                # pdfium reports a hyphen at a line end as U+0002.
+                text = "-" if code == 0x02 else chr(code)
                 if text.isspace():
-                    chars.append(Char(" ", 0, 0, 0, 0))
+                    chars.append(_SPACE)
                     continue
                 if not pdfium_c.FPDFText_GetLooseCharBox(raw, i, ctypes.byref(rect)):
                     continue
@@ -131,7 +141,11 @@ def _pdfium_pages(data: bytes, pages_read: int) -> list[tuple[list[PdfLine], tup
                     n = pdfium_c.FPDFText_GetFontInfo(raw, i, font_buffer, len(font_buffer), ctypes.byref(flags))
                     fontname = font_buffer.raw[: max(0, n - 1)].decode("utf-8", "replace") if n else None
                     text = decode_symbol_char(text, fontname)
-                chars.append(Char(text, rect.left, rect.right, height - rect.top, height - rect.bottom))
+                pdfium_c.FPDFText_GetCharOrigin(raw, i, ctypes.byref(origin_x), ctypes.byref(origin_y))
+                size = pdfium_c.FPDFText_GetFontSize(raw, i)
+                chars.append(
+                    Char(text, rect.left, rect.right, height - rect.top, height - rect.bottom, size, height - origin_y.value)
+                )
             textpage.close()
             page.close()
             result.append((_group_lines(chars, page_index), (width, height)))
@@ -151,10 +165,14 @@ def _pdfplumber_pages(data: bytes, pages_read: int) -> list[tuple[list[PdfLine],
     try:
         with pdfplumber.open(io.BytesIO(data)) as pdf:
             for page_index, page in enumerate(pdf.pages[:pages_read]):
+                page_height = float(page.height)
                 chars = [
-                    Char(decode_symbol_char(c["text"], c.get("fontname")), c["x0"], c["x1"], c["top"], c["bottom"])
+                    Char(
+                        decode_symbol_char(c["text"], c.get("fontname")), c["x0"], c["x1"], c["top"], c["bottom"],
+                        c["size"], page_height - c["matrix"][5],
+                    )
                     if not c["text"].isspace()
-                    else Char(" ", 0, 0, 0, 0)
+                    else _SPACE
                     for c in page.chars
                 ]
                 chars.extend(vector_checkbox_chars(page, chars))
@@ -200,7 +218,7 @@ def vector_checkbox_chars(page, text_chars: list[Char]) -> list[Char]:
             and not _same_box(mark, (x0, x1, top, bottom))
             for mark in marks
         )
-        synthetic.append(Char(CANONICAL_CHECKED if ticked else CANONICAL_UNCHECKED, x0, x1, top, bottom))
+        synthetic.append(Char(CANONICAL_CHECKED if ticked else CANONICAL_UNCHECKED, x0, x1, top, bottom, 0.0, bottom))
     return synthetic
 
 
@@ -270,8 +288,10 @@ def _group_lines(chars: list[Char], page_index: int) -> list[PdfLine]:
     lines: list[PdfLine] = []
     for cluster in clusters:
         cluster.sort(key=lambda i: (marked[i][0].x0, i))
-        heights = sorted(marked[i][0].bottom - marked[i][0].top for i in cluster)
-        height = heights[len(heights) // 2]
+        real = [marked[i][0] for i in cluster if marked[i][0].size > 0] or [marked[i][0] for i in cluster]
+        size = statistics.median_low([c.size or (c.bottom - c.top) for c in real])
+        baseline = statistics.median_low([c.baseline for c in real])
+        height = size
         parts: list[str] = []
         previous: Char | None = None
         first_word_end: float | None = None
@@ -299,6 +319,8 @@ def _group_lines(chars: list[Char], page_index: int) -> list[PdfLine]:
                 bottom=max(marked[i][0].bottom for i in cluster),
                 first_word_width=(first_word_end if first_word_end is not None else previous.x1) - x0,
                 page=page_index,
+                size=size,
+                baseline=baseline,
             )
         )
     return lines
@@ -328,9 +350,9 @@ def _layout(pages: list[tuple[list[PdfLine], tuple[float, float]]]) -> list[Text
         if previous is None:
             paragraph = True
         elif line.page == previous.page:
-            pitch = line.bottom - previous.bottom
-            expected = wrap_pitch.get(_height_key(previous), 1.25 * previous.height)
-            paragraph = pitch > 1.3 * expected or line.top - previous.bottom > 0.75 * max(previous.height, line.height)
+            pitch = line.baseline - previous.baseline
+            expected = wrap_pitch.get(_height_key(previous), 1.2 * previous.height)
+            paragraph = pitch > 1.3 * expected
         else:
             # Across a page break: a paragraph ends there when the next line's first word would
             # have fitted on the last line, or the new page starts with blank space.
@@ -353,7 +375,7 @@ def _wrap_pitch_by_height(lines: list[PdfLine]) -> dict[float, float]:
     for a, b in zip(lines, lines[1:]):
         if a.page != b.page or _height_key(a) != _height_key(b):
             continue
-        pitch = b.bottom - a.bottom
+        pitch = b.baseline - a.baseline
         if pitch >= 0.8 * a.height:
             pitches.setdefault(_height_key(a), []).append(pitch)
     result = {}
