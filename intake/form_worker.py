@@ -1,0 +1,304 @@
+"""Run document analysis (PDF/DOCX parsing) in child processes with a time limit and a memory
+limit (RLIMIT_AS), so a PDF bomb or a parser crash cannot take the intake worker down.
+
+Each document is analysed separately: a bomb attachment times out on its own while the form
+beside it still parses. Nothing here raises: failures come back as document statuses
+("timeout", "too_large", "crashed") with warnings.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import multiprocessing
+import multiprocessing.connection
+import os
+import queue
+import resource
+import threading
+import time
+from typing import Any, Sequence
+
+from parsers.forms import DocumentInput, DocumentsAnalysis, SingleDocumentAnalysis, combine_analyses
+from parsers.forms.models import FormResult
+
+DEFAULT_TIMEOUT_S = 30.0
+DEFAULT_MEMORY_MB = 1024
+
+_context = multiprocessing.get_context("forkserver")
+_context.set_forkserver_preload(["parsers.forms"])
+
+
+def _limit_memory(memory_mb: int) -> None:
+    limit = memory_mb * 1024 * 1024
+    try:
+        _soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+        if hard != resource.RLIM_INFINITY:
+            limit = min(limit, hard)
+        resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
+    except (ValueError, OSError):
+        pass
+
+
+def _analyse_in_child(kind: str, doc: DocumentInput, profile: str | None) -> dict[str, Any]:
+    from parsers.forms import analyse_single_document, parse_form
+
+    try:
+        if kind == "parse":
+            return {"form": parse_form(doc.data, doc.filename, profile).model_dump()}
+        return {"ok": analyse_single_document(doc, profile).model_dump()}
+    except MemoryError:
+        return {"error": "too_large"}
+    except RecursionError:
+        return {"error": "unreadable"}
+    except Exception as exc:  # a parser bug must not lose the mail
+        return {"error": "crashed", "detail": f"{type(exc).__name__}: {exc}"[:300]}
+
+
+def _worker_main(connection: multiprocessing.connection.Connection, memory_mb: int) -> None:
+    """Serve analysis requests until the pipe closes."""
+    _limit_memory(memory_mb)
+    while True:
+        try:
+            request = connection.recv()
+        except (EOFError, OSError):
+            return
+        if request is None:
+            return
+        kind, doc, profile = request
+        try:
+            reply = _analyse_in_child(kind, DocumentInput(*doc), profile)
+        except MemoryError:
+            reply = {"error": "too_large"}
+        try:
+            connection.send(reply)
+        except MemoryError:
+            connection.send({"error": "too_large"})
+
+
+def _failure(doc: DocumentInput, status: str, detail: str | None = None, timeout_s: float | None = None) -> SingleDocumentAnalysis:
+    name = doc.filename or "dokumentet"
+    limit = f" (over {timeout_s:g} s)" if timeout_s is not None else ""
+    messages = {
+        "timeout": f"{name}: lesingen tok for lang tid{limit} og ble avbrutt.",
+        "too_large": f"{name}: lesingen brukte for mye minne og ble avbrutt.",
+        "crashed": f"{name}: lesingen feilet uventet{f' ({detail})' if detail else ''}.",
+        "unreadable": f"{name}: dokumentet er for dypt nøstet eller skadet og kan ikke leses.",
+    }
+    return SingleDocumentAnalysis(status=status, warnings=[messages.get(status, f"{name}: {status}")])
+
+
+def _reply_to_single(doc: DocumentInput, reply: dict[str, Any], timeout_s: float) -> SingleDocumentAnalysis:
+    if "ok" in reply:
+        return SingleDocumentAnalysis.model_validate(reply["ok"])
+    return _failure(doc, reply.get("error", "crashed"), reply.get("detail"), timeout_s)
+
+
+class _Worker:
+    """One child process serving requests over a pipe."""
+
+    def __init__(self, memory_mb: int) -> None:
+        self.connection, child_end = _context.Pipe()
+        self.process = _context.Process(target=_worker_main, args=(child_end, memory_mb), daemon=True)
+        self.process.start()
+        child_end.close()
+        self.tasks_done = 0
+
+    def run(self, doc: DocumentInput, profile: str | None, timeout_s: float, kind: str = "analyse") -> SingleDocumentAnalysis:
+        """Analyse one document; on timeout or death the worker is killed (the caller replaces it).
+        With kind="parse" a successful reply carries parse_form's FormResult in `.form`."""
+        try:
+            self.connection.send((kind, tuple(doc), profile))
+            if self.connection.poll(timeout_s):
+                reply = self.connection.recv()
+                self.tasks_done += 1
+                if "form" in reply:
+                    return SingleDocumentAnalysis(status="form", form=FormResult.model_validate(reply["form"]))
+                return _reply_to_single(doc, reply, timeout_s)
+            self.kill()
+            return _failure(doc, "timeout", timeout_s=timeout_s)
+        except (EOFError, OSError, BrokenPipeError):
+            self.process.join(1)
+            exitcode = self.process.exitcode
+            self.kill()
+            # Killed by the kernel or died allocating: most likely the memory limit.
+            status = "too_large" if exitcode in (-9, 1, -6) else "crashed"
+            return _failure(doc, status, f"exit code {exitcode}", timeout_s)
+
+    @property
+    def alive(self) -> bool:
+        return self.process.is_alive()
+
+    def kill(self) -> None:
+        if self.process.is_alive():
+            self.process.kill()
+        self.process.join(5)
+        self.connection.close()
+
+    def close(self) -> None:
+        try:
+            self.connection.send(None)
+        except (OSError, BrokenPipeError):
+            pass
+        self.process.join(2)
+        self.kill()
+
+
+def _as_inputs(docs: Sequence[DocumentInput | tuple]) -> list[DocumentInput]:
+    return [DocumentInput(*doc) for doc in docs]
+
+
+def _profile_name(profile: Any) -> str | None:
+    return getattr(profile, "name", profile)
+
+
+def analyse_documents_isolated(
+    docs: Sequence[DocumentInput],
+    profile: str | None = None,
+    *,
+    timeout_s: float = DEFAULT_TIMEOUT_S,
+    memory_mb: int = DEFAULT_MEMORY_MB,
+) -> DocumentsAnalysis:
+    """analyse_documents in a child process: each document gets `timeout_s` and `memory_mb`. Never raises."""
+    inputs = _as_inputs(docs)
+    singles: list[SingleDocumentAnalysis] = []
+    worker: _Worker | None = None
+    try:
+        for doc in inputs:
+            if worker is None or not worker.alive:
+                try:
+                    worker = _Worker(memory_mb)
+                except Exception as exc:  # cannot start a process at all
+                    singles.append(_failure(doc, "crashed", f"{type(exc).__name__}: {exc}"))
+                    worker = None
+                    continue
+            singles.append(worker.run(doc, _profile_name(profile), timeout_s))
+    except Exception as exc:
+        singles.extend(_failure(doc, "crashed", f"{type(exc).__name__}") for doc in inputs[len(singles):])
+    finally:
+        if worker is not None:
+            worker.close()
+    return combine_analyses(singles, [doc.filename for doc in inputs])
+
+
+def parse_form_isolated(
+    data: bytes, filename: str | None = None, profile: str | None = None, *,
+    timeout_s: float = DEFAULT_TIMEOUT_S, memory_mb: int = DEFAULT_MEMORY_MB,
+) -> FormResult:
+    """parse_form for one untrusted file (e.g. `postmottak parse FILE`), with the same limits. Never raises."""
+    from parsers.forms.profile import resolve_profile
+
+    doc = DocumentInput(filename, "application/octet-stream", data)
+    try:
+        profile_name = resolve_profile(profile).name
+        worker = _Worker(memory_mb)
+    except Exception as exc:
+        return FormResult(form_status="unreadable", profile=str(profile or ""), warnings=[f"Kunne ikke starte lesingen ({type(exc).__name__})."], warning_codes=["document.crashed"])
+    try:
+        single = worker.run(doc, profile_name, timeout_s, kind="parse")
+    finally:
+        worker.close()
+    if single.form is not None:
+        return single.form
+    return FormResult(
+        form_status="unreadable", profile=profile_name, warnings=single.warnings,
+        warning_codes=[f"document.{single.status}"] * len(single.warnings),
+    )
+
+
+class FormWorkerPool:
+    """A pool of analysis child processes (default os.cpu_count()), each with the time and memory
+    limits; a worker that times out, dies, or has served `max_tasks_per_worker` documents is replaced.
+
+        with FormWorkerPool() as pool:
+            futures = [pool.submit(docs) for docs in mails]
+            analyses = [f.result() for f in futures]
+    """
+
+    def __init__(
+        self,
+        size: int | None = None,
+        *,
+        timeout_s: float = DEFAULT_TIMEOUT_S,
+        memory_mb: int = DEFAULT_MEMORY_MB,
+        max_tasks_per_worker: int = 500,
+    ) -> None:
+        self.size = max(1, size or os.cpu_count() or 1)
+        self.timeout_s = timeout_s
+        self.memory_mb = memory_mb
+        self.max_tasks_per_worker = max_tasks_per_worker
+        self._tasks: queue.Queue = queue.Queue()
+        self._closed = False
+        self._threads = [threading.Thread(target=self._serve, name=f"form-worker-{i}", daemon=True) for i in range(self.size)]
+        for thread in self._threads:
+            thread.start()
+
+    def _serve(self) -> None:
+        worker: _Worker | None = None
+        try:
+            while True:
+                task = self._tasks.get()
+                if task is None:
+                    return
+                doc, profile, future = task
+                if not future.set_running_or_notify_cancel():
+                    continue
+                try:
+                    if worker is None or not worker.alive or worker.tasks_done >= self.max_tasks_per_worker:
+                        if worker is not None:
+                            worker.close()
+                        worker = _Worker(self.memory_mb)
+                    future.set_result(worker.run(doc, profile, self.timeout_s))
+                except Exception as exc:
+                    future.set_result(_failure(doc, "crashed", type(exc).__name__))
+                    worker = None
+        finally:
+            if worker is not None:
+                worker.close()
+
+    def submit_document(self, doc: DocumentInput, profile: str | None = None) -> concurrent.futures.Future:
+        if self._closed:
+            raise RuntimeError("FormWorkerPool is closed")
+        future: concurrent.futures.Future = concurrent.futures.Future()
+        self._tasks.put((DocumentInput(*doc), _profile_name(profile), future))
+        return future
+
+    def submit(self, docs: Sequence[DocumentInput], profile: str | None = None) -> concurrent.futures.Future:
+        """Analyse a mail's documents (in parallel across workers); resolves to a DocumentsAnalysis."""
+        inputs = _as_inputs(docs)
+        parts = [self.submit_document(doc, profile) for doc in inputs]
+        combined: concurrent.futures.Future = concurrent.futures.Future()
+        remaining = [len(parts)]
+        lock = threading.Lock()
+
+        def finish(_part: concurrent.futures.Future) -> None:
+            with lock:
+                remaining[0] -= 1
+                if remaining[0]:
+                    return
+            singles = [p.result() if not p.cancelled() else _failure(d, "crashed", "cancelled") for p, d in zip(parts, inputs)]
+            combined.set_result(combine_analyses(singles, [doc.filename for doc in inputs]))
+
+        if not parts:
+            combined.set_result(DocumentsAnalysis())
+        for part in parts:
+            part.add_done_callback(finish)
+        return combined
+
+    def analyse_documents(self, docs: Sequence[DocumentInput], profile: str | None = None) -> DocumentsAnalysis:
+        return self.submit(docs, profile).result()
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        for _ in self._threads:
+            self._tasks.put(None)
+        deadline = time.monotonic() + self.timeout_s + 10
+        for thread in self._threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+
+    def __enter__(self) -> "FormWorkerPool":
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
