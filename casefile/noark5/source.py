@@ -1,0 +1,139 @@
+"""Everything about one case that the extract and the journals need, read in one go (the SQL lives here)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import or_, select
+from sqlalchemy.orm import Session, selectinload
+
+from casefile import models as m
+from casefile.cases import get_case
+from casefile.queries import corrected_form
+
+SCREENED_NAME = "Privatperson (skjermet)"
+ORGANISATION_FIELD = "organisation_name"
+ORGANISATION_TYPE_FIELD = "organisation_type"
+PRIVATE_PERSON_TYPE = "Privatperson"
+
+
+@dataclass
+class EntrySource:
+    entry: m.JournalEntry
+    intake: m.IntakeRecord
+    documents: list[m.Document]
+    form: dict[str, Any] | None  # parsed form with staff corrections applied
+    corrections: list[m.FieldCorrection]
+    is_private_person: bool
+    organisation: str | None
+
+    @property
+    def sender_name(self) -> str:
+        """Who sent it, as the archive shows it: the organisation if the form names one, else the mail's sender."""
+        for candidate in (self.organisation, self.entry.correspondent_name, self.entry.correspondent_email):
+            if candidate and candidate.strip():
+                return candidate.strip()
+        return "Ukjent avsender"
+
+    @property
+    def contact_person(self) -> str | None:
+        name = (self.entry.correspondent_name or "").strip()
+        return name if self.organisation and name and name != self.organisation else None
+
+    @property
+    def public_sender_name(self) -> str:
+        return SCREENED_NAME if self.is_private_person else self.sender_name
+
+    def public_title(self) -> str:
+        """The title with a private person's name and address blanked (subjects sometimes carry the name)."""
+        title = self.entry.title
+        if self.is_private_person:
+            for secret in (self.entry.correspondent_name, self.entry.correspondent_email, self.organisation):
+                if secret and len(secret.strip()) >= 3:
+                    title = _replace_casefold(title, secret.strip(), "[skjermet]")
+        return title
+
+
+@dataclass
+class CaseSource:
+    case: m.Case
+    entries: list[EntrySource]
+    audit_events: list[m.AuditEvent] = field(default_factory=list)
+
+
+def _replace_casefold(text: str, needle: str, replacement: str) -> str:
+    lowered, target = text.casefold(), needle.casefold()
+    if len(lowered) != len(text):  # casefold changed lengths (e.g. ß): fall back to an exact replace
+        return text.replace(needle, replacement)
+    out, start = [], 0
+    while (index := lowered.find(target, start)) >= 0:
+        out.append(text[start:index])
+        out.append(replacement)
+        start = index + len(target)
+    out.append(text[start:])
+    return "".join(out)
+
+
+def is_private_person(entry: m.JournalEntry, form: dict[str, Any] | None, corrections: list[m.FieldCorrection]) -> bool:
+    """Private person if registered as one, or if staff corrected the form to say so; when unknown, if no
+    organisation is named. Errs on the side of screening."""
+    if form is not None and any(c.field == ORGANISATION_TYPE_FIELD for c in corrections):
+        corrected_type = form.get(ORGANISATION_TYPE_FIELD)
+        if corrected_type:
+            return corrected_type == PRIVATE_PERSON_TYPE
+    if entry.correspondent_is_private_person is not None:
+        return bool(entry.correspondent_is_private_person)
+    return organisation_name(form) is None
+
+
+def organisation_name(form: dict[str, Any] | None) -> str | None:
+    if not form:
+        return None
+    value = form.get(ORGANISATION_FIELD)
+    return value.strip() if isinstance(value, str) and value.strip() else None
+
+
+def load_case(session: Session, number: str) -> CaseSource:
+    case = get_case(session, number)
+    entries = list(
+        session.scalars(
+            select(m.JournalEntry)
+            .where(m.JournalEntry.case_id == case.id)
+            .options(
+                selectinload(m.JournalEntry.intake).selectinload(m.IntakeRecord.documents),
+                selectinload(m.JournalEntry.intake).selectinload(m.IntakeRecord.form),
+                selectinload(m.JournalEntry.case),
+            )
+            .order_by(m.JournalEntry.journal_year, m.JournalEntry.journal_sequence, m.JournalEntry.id)
+        )
+    )
+    intake_ids = [e.intake_id for e in entries]
+    corrections: dict[int, list[m.FieldCorrection]] = {}
+    if intake_ids:
+        for correction in session.scalars(
+            select(m.FieldCorrection)
+            .where(m.FieldCorrection.intake_id.in_(intake_ids))
+            .order_by(m.FieldCorrection.corrected_at, m.FieldCorrection.id)
+        ):
+            corrections.setdefault(correction.intake_id, []).append(correction)
+    sources = []
+    for entry in entries:
+        own = corrections.get(entry.intake_id, [])
+        form = corrected_form(entry.intake, own)
+        sources.append(
+            EntrySource(
+                entry=entry,
+                intake=entry.intake,
+                documents=sorted(entry.intake.documents, key=lambda d: d.number),
+                form=form,
+                corrections=own,
+                is_private_person=is_private_person(entry, form, own),
+                organisation=organisation_name(form),
+            )
+        )
+    audit_filter = [m.AuditEvent.case_id == case.id]
+    if intake_ids:
+        audit_filter.append(m.AuditEvent.intake_id.in_(intake_ids))
+    events = list(session.scalars(select(m.AuditEvent).where(or_(*audit_filter)).order_by(m.AuditEvent.at, m.AuditEvent.id)))
+    return CaseSource(case=case, entries=sources, audit_events=events)
