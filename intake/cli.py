@@ -21,6 +21,11 @@ app = typer.Typer(
 )
 db_app = typer.Typer(help="Case database maintenance.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
+from intake.cli_archive import archive_app, case_app, journal_command  # noqa: E402
+
+app.add_typer(case_app, name="case")
+app.add_typer(archive_app, name="archive")
+app.command("journal")(journal_command)
 
 console = Console()
 err = Console(stderr=True)
