@@ -115,6 +115,22 @@ class IntakeSettings(_Section):
     max_message_bytes: int = Field(50 * 1024 * 1024, ge=1024)
 
 
+class ReceiptSettings(_Section):
+    """`[receipts]`: the automatic receipt (kvittering) sent to each registered respondent."""
+
+    enabled: bool = True
+    template_path: str = ""  # "" = the built-in config/receipt_template.txt
+    contact_address: str = ""  # "" = [smtp] sender
+    rate_limit_count: int = Field(10, ge=1)  # at most this many receipts to one address ...
+    rate_limit_hours: float = Field(3, gt=0)  # ... within this many hours
+    max_attempts: int = Field(8, ge=1)
+    retry_base_seconds: float = Field(60, ge=0)  # doubled after each temporary failure
+    retry_max_seconds: float = Field(6 * 3600, ge=0)
+    claim_seconds: float = Field(600, ge=0)  # a receipt being sent is not picked up again before this
+    null_envelope_sender: bool = False  # MAIL FROM:<> (no bounces come back); default: [smtp] envelope_sender or sender
+    batch_size: int = Field(200, ge=1)
+
+
 class CaseSettings(_Section):
     number: str
     title: str
@@ -158,6 +174,7 @@ class Settings(BaseSettings):
     folder: FolderSettings = FolderSettings()
     schedule: ScheduleSettings = ScheduleSettings()
     intake: IntakeSettings = IntakeSettings()
+    receipts: ReceiptSettings = ReceiptSettings()
     cases: list[CaseSettings] = Field(default_factory=list)
     # Where relative paths are anchored (the config file's folder); not a TOML key.
     base_dir: Path = Field(default_factory=Path.cwd, exclude=True)

@@ -1,0 +1,365 @@
+"""Sending the pending receipts over SMTP: part of every worker cycle and of `postmottak receipts send`.
+
+Each receipt is claimed (attempt counted, committed) before it is sent and marked sent right after the server
+accepted it, so a crash in between resends that one receipt once at most (after the claim period); nothing else
+is ever sent twice. Temporary failures (4xx replies, connection problems) are retried with exponential backoff up
+to `[receipts] max_attempts`; permanent ones (5xx, an address that cannot be used) make the receipt `failed` with
+the reason. The per-recipient rate limit is checked last, right before sending.
+"""
+
+from __future__ import annotations
+
+import logging
+import smtplib
+import ssl
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+
+from casefile import receipts as outbox
+from casefile.db import Database
+from casefile.receipts import ReceiptJob
+from config.settings import Settings, SmtpSettings
+from intake.receipt_message import (
+    ReceiptFacts,
+    ReceiptTemplate,
+    UnsendableAddress,
+    build_message,
+    new_message_id,
+    prepare_address,
+    receipt_subject,
+    render_body,
+)
+
+log = logging.getLogger(__name__)
+
+# Stage hook for crash tests: called as checkpoint(stage, receipt_id) with "claimed" and "accepted".
+Checkpoint = Callable[[str, int], None]
+
+CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,  # refused, reset, timeouts, TLS errors (ssl.SSLError is an OSError)
+    smtplib.SMTPServerDisconnected,
+    smtplib.SMTPConnectError,
+    smtplib.SMTPHeloError,
+    smtplib.SMTPAuthenticationError,
+    smtplib.SMTPNotSupportedError,
+)
+
+
+class SmtpReply(Exception):
+    """The server refused one step of a mail transaction."""
+
+    def __init__(self, stage: str, code: int, text: str) -> None:
+        super().__init__(f"{stage}: {code} {text}")
+        self.stage, self.code, self.text = stage, code, text
+
+    @property
+    def permanent(self) -> bool:
+        return 500 <= self.code < 600
+
+    @property
+    def reply(self) -> str:
+        return f"{self.code} {self.text}"
+
+
+def _decode(reply: bytes | str) -> str:
+    text = reply.decode("utf-8", errors="replace") if isinstance(reply, bytes) else reply
+    return " ".join(text.split())
+
+
+# ------------------------------------------------------------------------------------------ SMTP connection
+
+
+def tls_context(smtp: SmtpSettings) -> ssl.SSLContext:
+    context = ssl.create_default_context()
+    if not smtp.verify_tls:
+        log.warning(
+            "TLS certificate verification is OFF for the SMTP server %s ([smtp] verify_tls = false); "
+            "receipts could be sent to an impostor", smtp.host,
+        )
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    return context
+
+
+def connect(smtp: SmtpSettings) -> smtplib.SMTP:
+    """An open, greeted (and if configured, encrypted and authenticated) SMTP connection."""
+    timeout = smtp.timeout_seconds
+    connection: smtplib.SMTP
+    if smtp.security == "ssl":
+        connection = smtplib.SMTP_SSL(smtp.host, smtp.port, timeout=timeout, context=tls_context(smtp))
+    else:
+        connection = smtplib.SMTP(smtp.host, smtp.port, timeout=timeout)
+    try:
+        connection.ehlo()
+        if smtp.security == "starttls":
+            if not connection.has_extn("starttls"):
+                raise smtplib.SMTPNotSupportedError("the SMTP server does not offer STARTTLS ([smtp] security)")
+            connection.starttls(context=tls_context(smtp))
+            connection.ehlo()
+        if smtp.username:
+            if smtp.security == "none" and smtp.host not in ("127.0.0.1", "::1", "localhost"):
+                log.warning("SMTP AUTH over an unencrypted connection to %s ([smtp] security = none)", smtp.host)
+            connection.login(smtp.username, smtp.password.get_secret_value())
+    except BaseException:
+        _close(connection)
+        raise
+    return connection
+
+
+def _close(connection: smtplib.SMTP | None) -> None:
+    if connection is None:
+        return
+    try:
+        connection.quit()
+    except (smtplib.SMTPException, OSError):
+        connection.close()
+
+
+def _describe(exc: BaseException, smtp: SmtpSettings) -> str:
+    where = f"{smtp.host}:{smtp.port}"
+    if isinstance(exc, smtplib.SMTPAuthenticationError):
+        return f"SMTP login to {where} refused ({exc.smtp_code}); check [smtp] username/password"
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return f"TLS certificate of {where} not trusted: {exc.verify_message}"
+    if isinstance(exc, smtplib.SMTPResponseException):
+        return f"{where}: {exc.smtp_code} {_decode(exc.smtp_error)}"
+    text = str(exc) or type(exc).__name__
+    return f"cannot reach SMTP server {where}: {text}"
+
+
+def transact(
+    connection: smtplib.SMTP, envelope_from: str, recipient: str, data: bytes, options: list[str]
+) -> str:
+    """One mail transaction (MAIL, RCPT, DATA); returns the server's final reply, raises SmtpReply on refusal."""
+    code, reply = connection.mail(envelope_from, options)
+    if code != 250:
+        _reset(connection, code)
+        raise SmtpReply("MAIL FROM", code, _decode(reply))
+    code, reply = connection.rcpt(recipient)
+    if code not in (250, 251):
+        _reset(connection, code)
+        raise SmtpReply("RCPT TO", code, _decode(reply))
+    code, reply = connection.data(data)
+    if code != 250:
+        _reset(connection, code)
+        raise SmtpReply("DATA", code, _decode(reply))
+    return f"{code} {_decode(reply)}"
+
+
+def _reset(connection: smtplib.SMTP, code: int) -> None:
+    if code == 421:
+        connection.close()
+        return
+    try:
+        connection.rset()
+    except (smtplib.SMTPException, OSError):
+        connection.close()
+
+
+def _alive(connection: smtplib.SMTP | None) -> bool:
+    return connection is not None and connection.sock is not None
+
+
+# ------------------------------------------------------------------------------------------ sending
+
+
+@dataclass
+class _Sender:
+    settings: Settings
+    db: Database
+    template: ReceiptTemplate
+    checkpoint: Checkpoint
+    counts: Counter[str]
+    envelope_from: str
+    connection: smtplib.SMTP | None = None
+
+    @property
+    def smtp(self) -> SmtpSettings:
+        return self.settings.smtp
+
+    def run(self, due: list[int]) -> None:
+        for index, receipt_id in enumerate(due):
+            if not _alive(self.connection):
+                try:
+                    self.connection = connect(self.smtp)
+                except CONNECTION_ERRORS as exc:
+                    reason = _describe(exc, self.smtp)
+                    log.warning("receipts: %s; %d receipt(s) wait for a retry", reason, len(due) - index)
+                    self._server_unavailable(due[index:], reason)
+                    return
+            self.one(receipt_id)
+
+    def _server_unavailable(self, ids: list[int], reason: str) -> None:
+        now = _now()
+        config = self.settings.receipts
+        with self.db.session() as session:
+            for receipt_id in ids:
+                result = outbox.schedule_retry(
+                    session, receipt_id, now=now, reason=reason, smtp_response=None,
+                    base_seconds=config.retry_base_seconds, max_delay_seconds=config.retry_max_seconds,
+                    max_attempts=config.max_attempts, count_attempt=True,
+                )
+                self.counts[result] += 1
+
+    def one(self, receipt_id: int) -> None:
+        config = self.settings.receipts
+        now = _now()
+        assert self.connection is not None
+        smtputf8 = self.connection.has_extn("smtputf8")
+        with self.db.session() as session:
+            if not outbox.claim(session, receipt_id, now, now + timedelta(seconds=config.claim_seconds)):
+                return  # another worker took it, or it is no longer pending
+            job = outbox.load_job(session, receipt_id)
+            prepared = self._prepare(session, job, now, smtputf8)
+        if prepared is None:
+            return
+        self.checkpoint("claimed", receipt_id)
+        recipient, data, options = prepared
+        try:
+            reply = transact(self.connection, self.envelope_from, recipient.smtp, data, options)
+        except SmtpReply as refusal:
+            self._refused(job, refusal)
+            return
+        except CONNECTION_ERRORS as exc:
+            _close(self.connection)
+            self.connection = None
+            self._retry(job, _describe(exc, self.smtp), None)
+            return
+        self.checkpoint("accepted", receipt_id)
+        with self.db.session() as session:
+            outbox.mark_sent(session, receipt_id, _now(), reply)
+        self.counts["sent"] += 1
+        log.info("receipt #%d sent (intake #%d): %s", receipt_id, job.intake_id, reply)
+
+    def _prepare(self, session, job: ReceiptJob, now: datetime, smtputf8: bool):  # type: ignore[no-untyped-def]
+        """Inside the claiming transaction: the last checks, then the message. None when it is not to be sent."""
+        config = self.settings.receipts
+        if not job.registered or job.case_number is None or job.journal_number is None:
+            outbox.mark_failed(session, job.receipt_id, "the mail is not registered to a case; no receipt is sent")
+            self.counts["failed"] += 1
+            return None
+        try:
+            recipient = prepare_address(job.to_address, smtputf8_offered=smtputf8)
+            sender = prepare_address(self.smtp.sender, smtputf8_offered=smtputf8)
+        except UnsendableAddress as exc:
+            outbox.mark_failed(session, job.receipt_id, str(exc))
+            self.counts["failed"] += 1
+            log.warning("receipt #%d not sendable: %s", job.receipt_id, exc)
+            return None
+        since = now - timedelta(hours=config.rate_limit_hours)
+        recent = outbox.sent_recently(session, job.to_address or "", since, excluding=job.receipt_id)
+        if recent >= config.rate_limit_count:
+            outbox.mark_suppressed(
+                session, job.receipt_id,
+                f"rate limit: {recent} receipts already sent to this address in the last "
+                f"{config.rate_limit_hours:g} hours (limit {config.rate_limit_count})",
+            )
+            self.counts["suppressed"] += 1
+            return None
+        message_id, subject, body = job.message_id, job.subject, job.body
+        if message_id is None or subject is None or body is None:
+            message_id = message_id or new_message_id(job.receipt_id, self.smtp.sender)
+            subject = receipt_subject(job.case_number)
+            body = render_body(self.template, self._facts(job))
+            outbox.store_content(session, job.receipt_id, message_id=message_id, subject=subject, body=body)
+        use_utf8 = recipient.needs_smtputf8 or sender.needs_smtputf8
+        try:
+            data = build_message(
+                sender=sender, sender_name=self.smtp.sender_name, recipient=recipient, recipient_name=job.to_name,
+                subject=subject, body=body, message_id=message_id, in_reply_to=job.original_message_id, date=now,
+                smtputf8=use_utf8,
+            )
+        except (ValueError, TypeError, LookupError) as exc:  # a value the email package refuses
+            outbox.mark_failed(session, job.receipt_id, f"cannot build the receipt: {type(exc).__name__}: {exc}")
+            self.counts["failed"] += 1
+            log.exception("receipt #%d cannot be built", job.receipt_id)
+            return None
+        options: list[str] = []
+        if use_utf8:
+            options.append("SMTPUTF8")
+        if self.connection is not None and self.connection.has_extn("8bitmime"):
+            options.append("BODY=8BITMIME")
+        return recipient, data, options
+
+    def _facts(self, job: ReceiptJob) -> ReceiptFacts:
+        assert job.case_number is not None and job.journal_number is not None
+        return ReceiptFacts(
+            case_number=job.case_number,
+            case_title=job.case_title,
+            deadline=job.deadline,
+            timezone=job.case_timezone,
+            received_at=job.received_at,
+            on_time=job.on_time,
+            journal_number=job.journal_number,
+            original_subject=job.original_subject,
+            attachments=[(a.name, a.size) for a in job.attachments],
+            contact_address=self.settings.receipts.contact_address or self.smtp.sender,
+        )
+
+    def _refused(self, job: ReceiptJob, refusal: SmtpReply) -> None:
+        if refusal.permanent:
+            with self.db.session() as session:
+                outbox.mark_failed(
+                    session, job.receipt_id, f"refused by the SMTP server at {refusal.stage}: {refusal.reply}",
+                    smtp_response=refusal.reply,
+                )
+            self.counts["failed"] += 1
+            log.warning("receipt #%d refused permanently: %s", job.receipt_id, refusal)
+            return
+        self._retry(job, f"{refusal.stage}: {refusal.reply}", refusal.reply)
+
+    def _retry(self, job: ReceiptJob, reason: str, response: str | None) -> None:
+        config = self.settings.receipts
+        with self.db.session() as session:
+            result = outbox.schedule_retry(
+                session, job.receipt_id, now=_now(), reason=reason, smtp_response=response,
+                base_seconds=config.retry_base_seconds, max_delay_seconds=config.retry_max_seconds,
+                max_attempts=config.max_attempts, count_attempt=False,
+            )
+        self.counts[result] += 1
+        log.warning("receipt #%d: temporary failure (%s): %s", job.receipt_id, result, reason)
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def envelope_sender(settings: Settings) -> str:
+    """MAIL FROM: "" (the null sender) when configured, else [smtp] envelope_sender or the sender address."""
+    if settings.receipts.null_envelope_sender:
+        return ""
+    chosen = settings.smtp.envelope_sender
+    if chosen is not None and chosen.strip() in ("", "<>"):
+        return ""
+    try:
+        return prepare_address(chosen or settings.smtp.sender, smtputf8_offered=False).smtp
+    except UnsendableAddress as exc:
+        raise ValueError(f"[smtp] envelope_sender/sender cannot be used: {exc}") from None
+
+
+def load_template(settings: Settings) -> ReceiptTemplate:
+    path = settings.receipts.template_path
+    return ReceiptTemplate.load(settings.resolve(path) if path else None)
+
+
+def send_pending(settings: Settings, db: Database, *, checkpoint: Checkpoint | None = None) -> dict[str, int]:
+    """Send every due pending receipt. Returns counts: sent, retry, failed, suppressed."""
+    counts: Counter[str] = Counter({"sent": 0, "retry": 0, "failed": 0, "suppressed": 0})
+    if not settings.receipts.enabled or not settings.smtp.configured:
+        return dict(counts)
+    template = load_template(settings)  # a broken template or sender stops here, before anything is claimed
+    envelope_from = envelope_sender(settings)
+    with db.session() as session:
+        due = outbox.due_ids(session, _now(), settings.receipts.batch_size)
+    if not due:
+        return dict(counts)
+    sender = _Sender(settings, db, template, checkpoint or (lambda stage, receipt_id: None), counts, envelope_from)
+    try:
+        sender.run(due)
+    finally:
+        _close(sender.connection)
+    counts.pop("gone", None)
+    return dict(counts)
+
