@@ -22,9 +22,17 @@ err = Console(stderr=True)
 
 
 def _db():  # type: ignore[no-untyped-def]
-    from intake.cli import _open_db
+    """The case database, migrated and with the configured cases; without the mail pipeline's imports
+    (archive work must not depend on the IMAP and form-parsing stack)."""
+    from casefile import cases as case_store
+    from casefile.db import Database
 
-    return _open_db()
+    settings = _settings()
+    db = Database(settings.database_url)
+    db.upgrade()
+    with db.session() as session:
+        case_store.sync_cases(session, [(c.number, c.title, c.deadline, c.timezone, c.form) for c in settings.cases])
+    return db
 
 
 def _settings():  # type: ignore[no-untyped-def]
