@@ -7,6 +7,7 @@ themselves checked to be byte-identical to the official ones), with xmlschema, o
 from __future__ import annotations
 
 import hashlib
+import re
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -21,6 +22,7 @@ ERROR = "error"
 WARNING = "warning"
 _AS = "{" + N5 + "arkivstruktur}"
 _ADDML = "{" + ADDML + "}"
+_NAMESPACE = re.compile(r"\{[^}]*\}")  # "{http://...}tittel" -> "tittel" in messages
 _JOURNALS = {"loependeJournal.xml", "offentligJournal.xml"}
 _COUNTED = {"mappe", "registrering", "endring", "journalregistrering"}
 
@@ -102,7 +104,7 @@ def schema_errors(xml_path: Path, schema_name: str) -> list[str]:
         for error in _xmlschema(schema_name).iter_errors(source):
             line = getattr(error, "sourceline", None)
             where = f"line {line}, " if line else ""
-            messages.append(f"{where}{error.path}: {error.reason}")
+            messages.append(_NAMESPACE.sub("", f"{where}{error.path}: {error.reason}"))
     except ET.ParseError as exc:
         return [f"not well-formed XML: {exc}"]
     return messages
@@ -118,7 +120,7 @@ def _lxml_errors(xml_path: Path, schema_name: str) -> list[str]:
     schema = _lxml_schema(schema_name)
     if schema.validate(document):
         return []
-    return [f"line {entry.line}: {entry.message}" for entry in schema.error_log]
+    return [_NAMESPACE.sub("", f"line {entry.line}: {entry.message}") for entry in schema.error_log]
 
 
 # The whole extract ---------------------------------------------------------------------------------------
