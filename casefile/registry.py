@@ -131,7 +131,8 @@ def _existing_original(session: Session, keys: list[str]) -> int | None:
     return session.scalar(select(m.DedupKey.intake_id).where(m.DedupKey.key.in_(keys)).limit(1))
 
 
-def _next_value(session: Session, name: str) -> int:
+def next_value(session: Session, name: str) -> int:
+    """Atomically increment and return a named counter (journal sequence per year)."""
     dialect = session.get_bind().dialect.name
     if dialect == "postgresql":
         stmt: Any = postgresql.insert(m.Sequence).values(name=name, value=0).on_conflict_do_nothing()
@@ -209,7 +210,10 @@ def register(session: Session, mail: IncomingMail) -> Outcome:
 
     _add_documents(session, record, mail)
     if status == m.REGISTERED:
-        _journal(session, record, mail)
+        add_journal_entry(
+            session, record, case_number=mail.case_number, on_time=bool(mail.on_time),
+            private_person=mail.sender_is_private_person,
+        )
         if mail.receipt is not None:
             session.add(
                 m.Receipt(
@@ -310,28 +314,36 @@ def _form_document_id(record: m.IntakeRecord, mail: IncomingMail) -> int | None:
     return record.documents[mail.form_document_index].id
 
 
-def _journal(session: Session, record: m.IntakeRecord, mail: IncomingMail) -> None:
-    case_id = _case_id(session, mail.case_number)
+def add_journal_entry(
+    session: Session, record: m.IntakeRecord, *, case_number: str | None, on_time: bool, private_person: bool | None,
+    created_by: str = "postmottak",
+) -> m.JournalEntry:
+    """Journal a record to a case: next journal sequence of the receive year, next document number in the case.
+
+    Used by the intake (at registration) and by staff registering a mail from the review queue.
+    """
+    case_id = _case_id(session, case_number)
     assert case_id is not None
     record.case_id = case_id
     journal_date: date = datetime.now(timezone.utc).date()
-    year = mail.received_at.year
-    session.add(
-        m.JournalEntry(
-            intake_id=record.id,
-            case_id=case_id,
-            journal_year=year,
-            journal_sequence=_next_value(session, f"journal:{year}"),
-            document_number=_next_document_number(session, case_id),
-            journal_date=journal_date,
-            received_at=mail.received_at,
-            title=mail.subject or "(uten emne)",
-            correspondent_name=mail.sender_name,
-            correspondent_email=mail.sender_address,
-            correspondent_is_private_person=mail.sender_is_private_person,
-            on_time=bool(mail.on_time),
-        )
+    year = record.received_at.year
+    entry = m.JournalEntry(
+        intake_id=record.id,
+        case_id=case_id,
+        journal_year=year,
+        journal_sequence=next_value(session, f"journal:{year}"),
+        document_number=_next_document_number(session, case_id),
+        journal_date=journal_date,
+        received_at=record.received_at,
+        title=record.subject or "(uten emne)",
+        correspondent_name=record.sender_name,
+        correspondent_email=record.sender_address,
+        correspondent_is_private_person=private_person,
+        on_time=on_time,
+        created_by=created_by,
     )
+    session.add(entry)
+    return entry
 
 
 def record_failure(

@@ -1,0 +1,459 @@
+"""What staff see and do: browse and search the intake, the review queue, and the review actions.
+
+Every action checks the record's current state in the same transaction, changes it, and writes an AuditEvent with
+who, when, and the state before and after. Actions are guarded by conditional UPDATEs so two staff members acting
+on the same mail at once cannot both succeed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import and_, exists, func, or_, select, update
+from sqlalchemy.orm import Session, selectinload
+
+from casefile import models as m
+from casefile.queries import corrected_form
+from casefile.registry import add_journal_entry
+from casefile.summary import FORM_FIELDS, ORGANISATION_TYPES, Q1_CHOICES
+
+REGISTRABLE = (m.NEEDS_REVIEW, m.IGNORED)
+IGNORABLE = (m.NEEDS_REVIEW, m.FAILED)
+RESENDABLE_RECEIPTS = ("sent", "failed", "bounced", "suppressed")
+FORM_CHECKED = "form_checked"
+SEARCH_FIELDS = ("organisation_name", "contact_person", "email", "q1_text", "goal_1", "goal_2", "goal_3", "goal_4",
+                 "goal_5", "q3_text", "q4_text")
+
+
+class ReviewError(ValueError):
+    """An action that does not apply to the record as it is now (the message is shown to staff, in Norwegian)."""
+
+
+# Browsing --------------------------------------------------------------------------------------
+
+
+@dataclass
+class IntakeFilter:
+    status: str | None = None
+    case_number: str | None = None
+    timeliness: str | None = None  # on_time | late
+    receipt_status: str | None = None
+    organisation_type: str | None = None
+    search: str | None = None
+    page: int = 1
+    per_page: int = 50
+
+
+@dataclass
+class IntakePage:
+    records: list[m.IntakeRecord]
+    total: int
+    page: int
+    per_page: int
+    # Corrected form values per record id (what the list shows as organisation and type).
+    forms: dict[int, dict[str, Any]]
+
+    @property
+    def pages(self) -> int:
+        return max(1, -(-self.total // self.per_page))
+
+
+def _like(text: str) -> str:
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+def _effective_type_condition(session: Session, organisation_type: str) -> Any:
+    """Records whose organisation type, after the latest correction, is the given one."""
+    latest: dict[int, Any] = {}
+    for correction in session.scalars(
+        select(m.FieldCorrection)
+        .where(m.FieldCorrection.field == "organisation_type")
+        .order_by(m.FieldCorrection.corrected_at, m.FieldCorrection.id)
+    ):
+        latest[correction.intake_id] = correction.corrected_value
+    corrected_ids = list(latest)
+    corrected_to = [intake_id for intake_id, value in latest.items() if value == organisation_type]
+    parsed = m.FormResultRow.data["organisation_type"].as_string()
+    parsed_matches = exists().where(m.FormResultRow.intake_id == m.IntakeRecord.id, parsed == organisation_type)
+    if corrected_ids:
+        parsed_matches = and_(parsed_matches, m.IntakeRecord.id.not_in(corrected_ids))
+    return or_(parsed_matches, m.IntakeRecord.id.in_(corrected_to)) if corrected_to else parsed_matches
+
+
+def search_intake(session: Session, criteria: IntakeFilter) -> IntakePage:
+    conditions: list[Any] = []
+    if criteria.status:
+        conditions.append(m.IntakeRecord.status == criteria.status)
+    if criteria.case_number:
+        conditions.append(
+            m.IntakeRecord.case_id.in_(select(m.Case.id).where(m.Case.number == criteria.case_number))
+        )
+    if criteria.timeliness == "on_time":
+        conditions.append(m.IntakeRecord.on_time.is_(True))
+    elif criteria.timeliness == "late":
+        conditions.append(m.IntakeRecord.on_time.is_(False))
+    if criteria.receipt_status:
+        conditions.append(
+            exists().where(m.Receipt.intake_id == m.IntakeRecord.id, m.Receipt.status == criteria.receipt_status)
+        )
+    if criteria.organisation_type:
+        conditions.append(_effective_type_condition(session, criteria.organisation_type))
+    if criteria.search and criteria.search.strip():
+        pattern = _like(criteria.search.strip())
+        text_matches = [
+            m.IntakeRecord.sender_address.ilike(pattern, escape="\\"),
+            m.IntakeRecord.sender_name.ilike(pattern, escape="\\"),
+            m.IntakeRecord.subject.ilike(pattern, escape="\\"),
+            m.IntakeRecord.body_text.ilike(pattern, escape="\\"),
+        ]
+        form_matches = [m.FormResultRow.data[key].as_string().ilike(pattern, escape="\\") for key in SEARCH_FIELDS]
+        conditions.append(
+            or_(*text_matches, exists().where(m.FormResultRow.intake_id == m.IntakeRecord.id, or_(*form_matches)))
+        )
+    where = and_(*conditions) if conditions else None
+    count_query = select(func.count()).select_from(m.IntakeRecord)
+    query = select(m.IntakeRecord).options(
+        selectinload(m.IntakeRecord.case),
+        selectinload(m.IntakeRecord.receipt),
+        selectinload(m.IntakeRecord.form),
+        selectinload(m.IntakeRecord.journal_entry).selectinload(m.JournalEntry.case),
+    )
+    if where is not None:
+        count_query = count_query.where(where)
+        query = query.where(where)
+    total = session.scalar(count_query) or 0
+    page = max(1, criteria.page)
+    per_page = max(1, min(criteria.per_page, 500))
+    records = list(
+        session.scalars(
+            query.order_by(m.IntakeRecord.received_at.desc(), m.IntakeRecord.id.desc())
+            .offset((page - 1) * per_page)
+            .limit(per_page)
+        )
+    )
+    corrections = _corrections(session, [r.id for r in records])
+    forms = {r.id: corrected_form(r, corrections.get(r.id, [])) or {} for r in records}
+    return IntakePage(records=records, total=total, page=page, per_page=per_page, forms=forms)
+
+
+def _corrections(session: Session, intake_ids: list[int]) -> dict[int, list[m.FieldCorrection]]:
+    grouped: dict[int, list[m.FieldCorrection]] = {}
+    if intake_ids:
+        for correction in session.scalars(
+            select(m.FieldCorrection).where(m.FieldCorrection.intake_id.in_(intake_ids))
+            .order_by(m.FieldCorrection.corrected_at, m.FieldCorrection.id)
+        ):
+            grouped.setdefault(correction.intake_id, []).append(correction)
+    return grouped
+
+
+def load_record(session: Session, intake_id: int) -> m.IntakeRecord:
+    record = session.scalar(
+        select(m.IntakeRecord)
+        .where(m.IntakeRecord.id == intake_id)
+        .options(
+            selectinload(m.IntakeRecord.case),
+            selectinload(m.IntakeRecord.documents),
+            selectinload(m.IntakeRecord.form),
+            selectinload(m.IntakeRecord.receipt),
+            selectinload(m.IntakeRecord.journal_entry).selectinload(m.JournalEntry.case),
+        )
+    )
+    if record is None:
+        raise LookupError(f"no intake record {intake_id}")
+    return record
+
+
+def corrections_for(session: Session, intake_id: int) -> list[m.FieldCorrection]:
+    return _corrections(session, [intake_id]).get(intake_id, [])
+
+
+def history(session: Session, intake_id: int) -> list[m.AuditEvent]:
+    return list(
+        session.scalars(
+            select(m.AuditEvent).where(m.AuditEvent.intake_id == intake_id).order_by(m.AuditEvent.at, m.AuditEvent.id)
+        )
+    )
+
+
+def recent_events(session: Session, limit: int = 100) -> list[m.AuditEvent]:
+    return list(session.scalars(select(m.AuditEvent).order_by(m.AuditEvent.at.desc(), m.AuditEvent.id.desc()).limit(limit)))
+
+
+def document_of(session: Session, intake_id: int, document_id: int) -> m.Document:
+    """A document, only through the record it belongs to (ids in a URL cannot reach another mail's files)."""
+    document = session.scalar(
+        select(m.Document).where(m.Document.id == document_id, m.Document.intake_id == intake_id)
+    )
+    if document is None:
+        raise LookupError(f"no document {document_id} in intake record {intake_id}")
+    return document
+
+
+def case_numbers(session: Session) -> list[str]:
+    return list(session.scalars(select(m.Case.number).order_by(m.Case.number)))
+
+
+def open_case_numbers(session: Session) -> list[str]:
+    return list(session.scalars(select(m.Case.number).where(m.Case.status == "open").order_by(m.Case.number)))
+
+
+# Review queue ----------------------------------------------------------------------------------
+
+
+@dataclass
+class ReviewQueue:
+    needs_review: list[m.IntakeRecord]
+    form_warnings: list[m.IntakeRecord]
+
+    @property
+    def total(self) -> int:
+        return len(self.needs_review) + len(self.form_warnings)
+
+
+def _form_checked_exists() -> Any:
+    return exists().where(m.AuditEvent.intake_id == m.IntakeRecord.id, m.AuditEvent.action == FORM_CHECKED)
+
+
+def review_queue(session: Session) -> ReviewQueue:
+    options = (
+        selectinload(m.IntakeRecord.case),
+        selectinload(m.IntakeRecord.form),
+        selectinload(m.IntakeRecord.receipt),
+        selectinload(m.IntakeRecord.journal_entry).selectinload(m.JournalEntry.case),
+    )
+    needs = list(
+        session.scalars(
+            select(m.IntakeRecord).where(m.IntakeRecord.status == m.NEEDS_REVIEW).options(*options)
+            .order_by(m.IntakeRecord.received_at, m.IntakeRecord.id)
+        )
+    )
+    candidates = session.scalars(
+        select(m.IntakeRecord)
+        .join(m.FormResultRow, m.FormResultRow.intake_id == m.IntakeRecord.id)
+        .where(m.IntakeRecord.status == m.REGISTERED, ~_form_checked_exists())
+        .options(*options)
+        .order_by(m.IntakeRecord.received_at, m.IntakeRecord.id)
+    )
+    # Warnings are a JSON list; checking emptiness in Python keeps the query portable.
+    warned = [record for record in candidates if record.form is not None and record.form.warnings]
+    return ReviewQueue(needs_review=needs, form_warnings=warned)
+
+
+def review_count(session: Session) -> int:
+    return review_queue(session).total
+
+
+def form_checked(session: Session, intake_id: int) -> bool:
+    return bool(
+        session.scalar(
+            select(func.count()).select_from(m.AuditEvent)
+            .where(m.AuditEvent.intake_id == intake_id, m.AuditEvent.action == FORM_CHECKED)
+        )
+    )
+
+
+# Actions ---------------------------------------------------------------------------------------
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _snapshot(record: m.IntakeRecord) -> dict[str, Any]:
+    return {
+        "status": record.status,
+        "reason": record.reason,
+        "case": record.case.number if record.case else None,
+        "on_time": record.on_time,
+    }
+
+
+def _receipt_snapshot(receipt: m.Receipt | None) -> dict[str, Any] | None:
+    if receipt is None:
+        return None
+    return {
+        "status": receipt.status,
+        "to": receipt.to_address,
+        "reason": receipt.reason,
+        "sent_at": receipt.sent_at.isoformat() if receipt.sent_at else None,
+        "attempts": receipt.attempts,
+        "subject": receipt.subject,
+    }
+
+
+def _audit(
+    session: Session, *, actor: str, action: str, record: m.IntakeRecord, before: Any, after: Any,
+    note: str | None = None,
+) -> m.AuditEvent:
+    event = m.AuditEvent(
+        at=_now(), actor=actor, action=action, intake_id=record.id, case_id=record.case_id,
+        before=before, after=after, note=note,
+    )
+    session.add(event)
+    session.flush()
+    return event
+
+
+def _claim(session: Session, intake_id: int, allowed: tuple[str, ...], **values: Any) -> bool:
+    """Move the record out of one of the allowed statuses; False when someone else got there first."""
+    result = session.execute(
+        update(m.IntakeRecord)
+        .where(m.IntakeRecord.id == intake_id, m.IntakeRecord.status.in_(allowed))
+        .values(updated_at=_now(), **values)
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount == 1
+
+
+def register_to_case(
+    session: Session, intake_id: int, case_number: str, actor: str, *, send_receipt: bool = True,
+    note: str | None = None,
+) -> m.IntakeRecord:
+    """Journal a mail from the review queue to a case, with a receipt to the sender unless told otherwise."""
+    record = load_record(session, intake_id)
+    if record.status not in REGISTRABLE:
+        raise ReviewError(f"Posten har status «{record.status}» og kan ikke registreres på en sak.")
+    case = session.scalar(select(m.Case).where(m.Case.number == case_number))
+    if case is None:
+        raise ReviewError(f"Saken {case_number} finnes ikke.")
+    if case.status != "open":
+        raise ReviewError(f"Saken {case_number} er avsluttet.")
+    before = {**_snapshot(record), "receipt": _receipt_snapshot(record.receipt)}
+    on_time = record.received_at.astimezone(ZoneInfo(case.timezone)).date() <= case.deadline
+    if not _claim(session, intake_id, REGISTRABLE, status=m.REGISTERED, reason=None, on_time=on_time):
+        raise ReviewError("Posten er allerede behandlet av noen andre.")
+    session.refresh(record)
+    private = None
+    if record.form is not None and record.form.data.get("organisation_types_checked"):
+        private = record.form.data.get("organisation_type") == "Privatperson"
+    add_journal_entry(
+        session, record, case_number=case.number, on_time=on_time, private_person=private, created_by=actor
+    )
+    session.flush()
+    if send_receipt:
+        _plan_receipt(session, record)
+    session.flush()
+    session.refresh(record)
+    after = {**_snapshot(record), "receipt": _receipt_snapshot(record.receipt)}
+    _audit(session, actor=actor, action="register", record=record, before=before, after=after, note=note)
+    return record
+
+
+def _plan_receipt(session: Session, record: m.IntakeRecord) -> None:
+    receipt = record.receipt
+    address = (receipt.to_address if receipt else None) or record.sender_address
+    if receipt is None:
+        receipt = m.Receipt(intake_id=record.id, status="suppressed", to_address=address)
+        session.add(receipt)
+    if receipt.status in ("sent", "pending"):
+        return
+    if not address:
+        receipt.status, receipt.reason = "suppressed", "no sender address"
+        return
+    receipt.status, receipt.to_address, receipt.reason = "pending", address, None
+    receipt.attempts, receipt.next_attempt_at = 0, _now()
+
+
+def mark_ignored(session: Session, intake_id: int, reason: str, actor: str) -> m.IntakeRecord:
+    reason = (reason or "").strip()
+    if not reason:
+        raise ReviewError("Oppgi en begrunnelse.")
+    record = load_record(session, intake_id)
+    if record.status not in IGNORABLE:
+        raise ReviewError(f"Posten har status «{record.status}» og kan ikke markeres som ignorert.")
+    before = _snapshot(record)
+    if not _claim(session, intake_id, IGNORABLE, status=m.IGNORED, reason=f"ignorert av {actor}: {reason}"):
+        raise ReviewError("Posten er allerede behandlet av noen andre.")
+    session.refresh(record)
+    _audit(session, actor=actor, action="ignore", record=record, before=before, after=_snapshot(record), note=reason)
+    return record
+
+
+def normalise_value(field: str, value: str | None) -> str | None:
+    """The stored form of a corrected value; raises ReviewError for a value the field cannot hold."""
+    if field not in FORM_FIELDS:
+        raise ReviewError(f"Ukjent felt: {field}")
+    cleaned = (value or "").strip() or None
+    if cleaned is None:
+        return None
+    if field == "q1_choice" and cleaned not in Q1_CHOICES:
+        raise ReviewError(f"Svar på spørsmål 1 må være en av: {', '.join(Q1_CHOICES)}.")
+    if field == "organisation_type" and cleaned not in ORGANISATION_TYPES:
+        raise ReviewError("Ukjent organisasjonstype.")
+    return cleaned
+
+
+def correct_field(session: Session, intake_id: int, field: str, value: str | None, actor: str) -> m.FieldCorrection:
+    """Record a correction beside the parsed value (form_results is never changed)."""
+    record = load_record(session, intake_id)
+    if record.form is None:
+        raise ReviewError("Posten har ikke noe tolket skjema å korrigere.")
+    new_value = normalise_value(field, value)
+    current = (corrected_form(record, corrections_for(session, intake_id)) or {}).get(field)
+    if current == new_value:
+        raise ReviewError("Verdien er uendret.")
+    correction = m.FieldCorrection(
+        intake_id=record.id, field=field, parsed_value=record.form.data.get(field), corrected_value=new_value,
+        corrected_by=actor, corrected_at=_now(),
+    )
+    session.add(correction)
+    if field == "organisation_type" and record.journal_entry is not None:
+        # A private person's name is screened in the public journal: keep the flag in step with the form.
+        record.journal_entry.correspondent_is_private_person = new_value == "Privatperson" if new_value else None
+    session.flush()
+    _audit(
+        session, actor=actor, action="correct_field", record=record,
+        before={field: current}, after={field: new_value}, note=f"tolket verdi: {record.form.data.get(field)!r}",
+    )
+    return correction
+
+
+def resend_receipt(session: Session, intake_id: int, actor: str) -> m.Receipt:
+    """Put the receipt back in the outbox (status pending); the receipts sender picks it up on its next run."""
+    record = load_record(session, intake_id)
+    if record.status != m.REGISTERED:
+        raise ReviewError("Kvittering sendes bare for registrerte poster.")
+    receipt = record.receipt
+    address = (receipt.to_address if receipt else None) or record.sender_address
+    if not address:
+        raise ReviewError("Posten har ingen avsenderadresse å sende kvittering til.")
+    if receipt is not None and receipt.status == "pending":
+        raise ReviewError("Kvitteringen venter allerede på å bli sendt.")
+    before = _receipt_snapshot(receipt)
+    if receipt is None:
+        receipt = m.Receipt(intake_id=record.id, to_address=address)
+        session.add(receipt)
+    elif receipt.status not in RESENDABLE_RECEIPTS:
+        raise ReviewError(f"Kvitteringen har status «{receipt.status}».")
+    receipt.status, receipt.to_address, receipt.reason = "pending", address, None
+    receipt.attempts, receipt.next_attempt_at, receipt.sent_at = 0, _now(), None
+    # A new Message-ID for the new mail; the old one stays in the audit trail.
+    receipt.message_id = None
+    session.flush()
+    _audit(session, actor=actor, action="resend_receipt", record=record, before=before, after=_receipt_snapshot(receipt))
+    return receipt
+
+
+def confirm_form(session: Session, intake_id: int, actor: str, note: str | None = None) -> m.AuditEvent:
+    """Staff have checked a form's warnings (and corrected what needed it): it leaves the review queue."""
+    record = load_record(session, intake_id)
+    if record.form is None:
+        raise ReviewError("Posten har ikke noe tolket skjema.")
+    if form_checked(session, intake_id):
+        raise ReviewError("Skjemaet er allerede kontrollert.")
+    return _audit(
+        session, actor=actor, action=FORM_CHECKED, record=record,
+        before={"warnings": list(record.form.warnings)}, after={"checked": True}, note=(note or "").strip() or None,
+    )
+
+
+def record_login(session: Session, *, actor: str, ok: bool, client: str | None) -> None:
+    """Logins and failed logins in the audit trail (never the password)."""
+    session.add(
+        m.AuditEvent(at=_now(), actor=actor[:128], action="login" if ok else "login_failed", note=client)
+    )

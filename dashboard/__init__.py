@@ -1,0 +1,1 @@
+"""Staff web app: monitor the intake, resolve doubtful mail, summarise the consultation."""

@@ -1,0 +1,104 @@
+"""The review actions: archivists only, CSRF-checked, each one a transaction with its audit event."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from fastapi import APIRouter, Depends, Form, HTTPException, Request
+from sqlalchemy.orm import Session
+from starlette.responses import RedirectResponse, Response
+
+from casefile import review
+from dashboard.security import StaffUser, csrf_protect, flash, require_archivist, safe_next
+
+log = logging.getLogger("dashboard.actions")
+router = APIRouter(dependencies=[Depends(csrf_protect)])
+
+
+def _act(
+    request: Request, intake_id: int, next_url: str, success: str, action: Callable[[Session], Any]
+) -> Response:
+    target = safe_next(next_url, f"/intake/{intake_id}")
+    try:
+        with request.app.state.db.session() as session:
+            action(session)
+    except LookupError:
+        raise HTTPException(404) from None
+    except review.ReviewError as exc:
+        flash(request, str(exc), "error")
+        return RedirectResponse(target, status_code=303)
+    flash(request, success)
+    return RedirectResponse(target, status_code=303)
+
+
+@router.post("/intake/{intake_id}/register")
+def register(
+    request: Request,
+    intake_id: int,
+    case_number: str = Form(...),
+    send_receipt: str = Form(""),
+    note: str = Form(""),
+    next: str = Form(""),
+    user: StaffUser = Depends(require_archivist),
+) -> Response:
+    return _act(
+        request, intake_id, next, f"Post {intake_id} er registrert på sak {case_number}.",
+        lambda s: review.register_to_case(
+            s, intake_id, case_number, user.username, send_receipt=bool(send_receipt), note=note.strip() or None
+        ),
+    )
+
+
+@router.post("/intake/{intake_id}/ignore")
+def ignore(
+    request: Request,
+    intake_id: int,
+    reason: str = Form(""),
+    next: str = Form(""),
+    user: StaffUser = Depends(require_archivist),
+) -> Response:
+    return _act(
+        request, intake_id, next, f"Post {intake_id} er markert som ignorert.",
+        lambda s: review.mark_ignored(s, intake_id, reason, user.username),
+    )
+
+
+@router.post("/intake/{intake_id}/correct")
+def correct(
+    request: Request,
+    intake_id: int,
+    field: str = Form(...),
+    value: str = Form(""),
+    next: str = Form(""),
+    user: StaffUser = Depends(require_archivist),
+) -> Response:
+    return _act(
+        request, intake_id, next, "Korreksjonen er lagret.",
+        lambda s: review.correct_field(s, intake_id, field, value, user.username),
+    )
+
+
+@router.post("/intake/{intake_id}/resend-receipt")
+def resend_receipt(
+    request: Request, intake_id: int, next: str = Form(""), user: StaffUser = Depends(require_archivist)
+) -> Response:
+    return _act(
+        request, intake_id, next, "Kvitteringen sendes på nytt ved neste kjøring.",
+        lambda s: review.resend_receipt(s, intake_id, user.username),
+    )
+
+
+@router.post("/intake/{intake_id}/confirm-form")
+def confirm_form(
+    request: Request,
+    intake_id: int,
+    note: str = Form(""),
+    next: str = Form(""),
+    user: StaffUser = Depends(require_archivist),
+) -> Response:
+    return _act(
+        request, intake_id, next, "Skjemaet er merket som kontrollert.",
+        lambda s: review.confirm_form(s, intake_id, user.username, note),
+    )

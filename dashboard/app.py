@@ -1,0 +1,92 @@
+"""The staff web app: `create_app(settings, db)` wires settings, the case database and the document store."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from fastapi import FastAPI, Request
+from fastapi.templating import Jinja2Templates
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.middleware.sessions import SessionMiddleware
+from starlette.responses import PlainTextResponse, Response
+
+from casefile.db import Database
+from casefile.storage import DocumentStore
+from config.settings import Settings
+from dashboard import access, actions, files, pages
+from dashboard.metrics import metrics_registry
+from dashboard.rendering import make_environment, render
+from dashboard.security import CsrfFailed, Forbidden, LoginGate, LoginRequired, LoginThrottle, login_redirect
+from dashboard.web_settings import WebSettings, metrics_token, session_secret, web_settings_for
+
+log = logging.getLogger("dashboard")
+
+SESSION_COOKIE = "postmottak_session"
+
+
+def create_app(settings: Settings, db: Database, web: WebSettings | None = None) -> FastAPI:
+    web = web or web_settings_for(settings)
+    app = FastAPI(title="Postmottak", docs_url=None, redoc_url=None, openapi_url=None)
+    app.state.settings = settings
+    app.state.web = web
+    app.state.db = db
+    app.state.store = DocumentStore(settings.storage_path)
+    app.state.templates = Jinja2Templates(env=make_environment())
+    app.state.throttle = LoginThrottle(web.login_max_failures, web.login_max_failures_per_client, web.login_window_seconds)
+    app.state.metrics = metrics_registry(db)
+    app.state.metrics_token = metrics_token(settings, web)
+    app.state.stale_after = timedelta(
+        seconds=web.stale_after_seconds or settings.schedule.interval_seconds * 3 + 60
+    )
+
+    # Middleware added last runs first: the session must be decoded before the login gate looks at it.
+    app.add_middleware(LoginGate)
+    app.add_middleware(
+        SessionMiddleware,
+        secret_key=session_secret(settings, web),
+        session_cookie=SESSION_COOKIE,
+        max_age=web.session_max_age_seconds,
+        same_site="lax",
+        https_only=web.secure_cookies,
+    )
+
+    @app.middleware("http")
+    async def security_headers(request: Request, call_next):  # type: ignore[no-untyped-def]
+        response: Response = await call_next(request)
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("X-Frame-Options", "SAMEORIGIN")
+        response.headers.setdefault("Referrer-Policy", "same-origin")
+        response.headers.setdefault("Cache-Control", "no-store")
+        return response
+
+    app.include_router(access.router)
+    app.include_router(pages.router)
+    app.include_router(files.router)
+    app.include_router(actions.router)
+
+    @app.exception_handler(LoginRequired)
+    async def _login_required(request: Request, exc: LoginRequired) -> Response:
+        if request.method in ("GET", "HEAD"):
+            return login_redirect(request)
+        return PlainTextResponse("Innlogging kreves.", status_code=401)
+
+    @app.exception_handler(Forbidden)
+    async def _forbidden(request: Request, exc: Forbidden) -> Response:
+        return render(request, "error.html", {"title": "Ingen tilgang", "message": exc.message}, 403)
+
+    @app.exception_handler(CsrfFailed)
+    async def _csrf_failed(request: Request, exc: CsrfFailed) -> Response:
+        log.warning("CSRF check failed for %s %s from %s", request.method, request.url.path,
+                    request.client.host if request.client else "unknown")
+        message = "Skjemaet var utløpt eller ugyldig. Last siden på nytt og prøv igjen."
+        return render(request, "error.html", {"title": "Ugyldig skjema", "message": message}, 403)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        titles = {404: "Finnes ikke", 405: "Ikke tillatt", 400: "Ugyldig forespørsel"}
+        title = titles.get(exc.status_code, "Feil")
+        message = exc.detail if isinstance(exc.detail, str) and exc.status_code != 404 else "Siden eller posten finnes ikke."
+        return render(request, "error.html", {"title": title, "message": message}, exc.status_code)
+
+    return app

@@ -1,0 +1,97 @@
+"""Files staff open: the documents of a mail, the raw .eml, and the summary spreadsheets.
+
+A file is found by its row in the case database (a document id within its mail) and read through the document
+store; nothing in the URL is ever used as a path.
+"""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import quote
+
+from fastapi import APIRouter, Depends, HTTPException, Request
+from starlette.responses import Response
+
+from casefile import review, spreadsheet
+from casefile.storage import StorageError
+from dashboard.pages import find_case
+from dashboard.rendering import case_key
+from dashboard.security import StaffUser, current_user
+
+router = APIRouter()
+
+# Shown in the browser; anything else is a download, so a sender's HTML never runs on our origin.
+INLINE_TYPES = ("application/pdf", "text/plain", "image/png", "image/jpeg", "image/gif")
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+
+
+def _disposition(kind: str, filename: str) -> str:
+    cleaned = re.sub(r'[\x00-\x1f\x7f"\\/]', "_", filename).strip() or "dokument"
+    ascii_name = cleaned.encode("ascii", "replace").decode("ascii").replace("?", "_")
+    return f"{kind}; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(cleaned, safe='')}"
+
+
+def _read(request: Request, relative: str) -> bytes:
+    try:
+        return request.app.state.store.read(relative)
+    except (OSError, StorageError):
+        raise HTTPException(404, "Filen finnes ikke i dokumentlageret.") from None
+
+
+@router.get("/intake/{intake_id}/documents/{document_id}")
+def document(
+    request: Request, intake_id: int, document_id: int, download: bool = False,
+    user: StaffUser = Depends(current_user),
+) -> Response:
+    with request.app.state.db.session() as session:
+        try:
+            doc = review.document_of(session, intake_id, document_id)
+        except LookupError:
+            raise HTTPException(404) from None
+        relative, filename, content_type = doc.storage_path, doc.filename or doc.title, doc.content_type
+    data = _read(request, relative)
+    base_type = content_type.split(";")[0].strip().lower()
+    inline = not download and base_type in INLINE_TYPES
+    media_type = content_type if inline else "application/octet-stream"
+    if base_type == "text/plain" and "charset" not in content_type:
+        media_type = "text/plain; charset=utf-8"
+    headers = {"Content-Disposition": _disposition("inline" if inline else "attachment", filename)}
+    if inline and base_type != "application/pdf":
+        headers["Content-Security-Policy"] = "sandbox; default-src 'none'; img-src 'self'"
+    return Response(data, media_type=media_type, headers=headers)
+
+
+@router.get("/intake/{intake_id}/raw.eml")
+def raw_mail(request: Request, intake_id: int, user: StaffUser = Depends(current_user)) -> Response:
+    with request.app.state.db.session() as session:
+        try:
+            record = review.load_record(session, intake_id)
+        except LookupError:
+            raise HTTPException(404) from None
+        relative = record.raw_path
+    data = _read(request, relative)
+    return Response(
+        data, media_type="message/rfc822", headers={"Content-Disposition": _disposition("attachment", f"post-{intake_id}.eml")}
+    )
+
+
+@router.get("/cases/{key}/export.csv")
+def export_csv(request: Request, key: str, user: StaffUser = Depends(current_user)) -> Response:
+    with request.app.state.db.session() as session:
+        case = find_case(session, key)
+        data = spreadsheet.export_csv(session, case.number)
+    return Response(
+        data, media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": _disposition("attachment", f"hoeringssvar-{case_key(case.number)}.csv")},
+    )
+
+
+@router.get("/cases/{key}/export.xlsx")
+def export_xlsx(request: Request, key: str, user: StaffUser = Depends(current_user)) -> Response:
+    with request.app.state.db.session() as session:
+        case = find_case(session, key)
+        data = spreadsheet.export_xlsx(session, case.number)
+    return Response(
+        data, media_type=XLSX,
+        headers={"Content-Disposition": _disposition("attachment", f"hoeringssvar-{case_key(case.number)}.xlsx")},
+    )

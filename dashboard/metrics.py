@@ -1,0 +1,65 @@
+"""Prometheus metrics, read from the case database at scrape time (the worker and the web app share nothing else)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from casefile import models as m
+from casefile.db import Database
+from casefile.summary import metrics_snapshot
+
+
+class CaseDatabaseCollector(Collector):
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def collect(self) -> Iterator[Metric]:
+        with self.db.session() as session:
+            snap = metrics_snapshot(session)
+        records = GaugeMetricFamily("postmottak_intake_records", "Intake records by status.", labels=["status"])
+        for status in m.INTAKE_STATUSES:
+            records.add_metric([status], snap.records_by_status.get(status, 0))
+        yield records
+        registered = GaugeMetricFamily(
+            "postmottak_registered_responses", "Registered responses by case and timeliness.", labels=["case", "on_time"]
+        )
+        for case, on_time, count in snap.registered_by_case:
+            registered.add_metric([case, "true" if on_time else "false"], count)
+        yield registered
+        receipts = GaugeMetricFamily("postmottak_receipts", "Receipts by status.", labels=["status"])
+        for status in m.RECEIPT_STATUSES:
+            receipts.add_metric([status], snap.receipts_by_status.get(status, 0))
+        yield receipts
+        cycles = CounterMetricFamily("postmottak_poll_cycles", "Finished worker cycles by outcome.", labels=["outcome"])
+        cycles.add_metric(["ok"], snap.cycles_by_outcome.get(True, 0))
+        cycles.add_metric(["failed"], snap.cycles_by_outcome.get(False, 0))
+        yield cycles
+        yield CounterMetricFamily("postmottak_mails_fetched", "Mails fetched by all worker cycles.", value=snap.fetched_total)
+        if snap.last_cycle_duration_s is not None:
+            yield GaugeMetricFamily(
+                "postmottak_last_cycle_duration_seconds", "Duration of the last finished worker cycle.",
+                value=snap.last_cycle_duration_s,
+            )
+        if snap.last_success_at is not None:
+            yield GaugeMetricFamily(
+                "postmottak_last_success_timestamp_seconds", "Unix time of the last successful poll.",
+                value=snap.last_success_at.timestamp(),
+            )
+        yield GaugeMetricFamily(
+            "postmottak_processing_failures_pending", "Mails that failed and wait for a retry.", value=snap.retrying
+        )
+        yield GaugeMetricFamily("postmottak_review_pending", "Mails waiting for a human.", value=snap.review_queue)
+
+
+def metrics_registry(db: Database) -> CollectorRegistry:
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(CaseDatabaseCollector(db))
+    return registry
+
+
+def render(registry: CollectorRegistry) -> bytes:
+    return generate_latest(registry)

@@ -1,0 +1,178 @@
+"""The pages staff read: overview, intake list, detail, review queue, cases and their summaries, audit log."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timezone
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Depends, HTTPException, Request
+from starlette.responses import Response
+
+from casefile import models as m
+from casefile import review
+from casefile.cases import get_case
+from casefile import summary as summaries
+from casefile.queries import corrected_form, status_summary
+from dashboard.charts import q1_by_organisation_type, responses_per_day
+from dashboard.rendering import case_key, local_time, render
+from dashboard.security import StaffUser, current_user
+
+router = APIRouter()
+
+TIMELINESS = {"on_time": "I tide", "late": "For sent"}
+
+
+def staff(request: Request) -> StaffUser:
+    """The logged-in user, plus what the navigation shows on every page."""
+    user = current_user(request)
+    request.state.user = user
+    with request.app.state.db.session() as session:
+        request.state.review_count = review.review_count(session)
+    return user
+
+
+def find_case(session, key: str) -> m.Case:  # type: ignore[no-untyped-def]
+    for number in review.case_numbers(session):
+        if case_key(number) == key:
+            return get_case(session, number)
+    raise HTTPException(404)
+
+
+@router.get("/")
+def overview(request: Request, user: StaffUser = Depends(staff)) -> Response:
+    state = request.app.state
+    with state.db.session() as session:
+        status = status_summary(session)
+        health = summaries.worker_health(session, stale_after=state.stale_after)
+        charts = []
+        for case in status.cases:
+            deadline = date.fromisoformat(case.deadline)
+            days = summaries.per_day(summaries.responses(session, case.number), deadline)
+            charts.append((case, responses_per_day(days, deadline)))
+        return render(
+            request,
+            "overview.html",
+            {
+                "status": status,
+                "health": health,
+                "charts": charts,
+                "statuses": m.INTAKE_STATUSES,
+                "receipt_statuses": m.RECEIPT_STATUSES,
+                "interval": state.settings.schedule.interval_seconds,
+            },
+        )
+
+
+@router.get("/intake")
+def intake_list(
+    request: Request,
+    status: str = "",
+    case: str = "",
+    timeliness: str = "",
+    receipt: str = "",
+    org_type: str = "",
+    q: str = "",
+    page: int = 1,
+    user: StaffUser = Depends(staff),
+) -> Response:
+    state = request.app.state
+    with state.db.session() as session:
+        cases = review.case_numbers(session)
+        criteria = review.IntakeFilter(
+            status=status if status in m.INTAKE_STATUSES else None,
+            case_number=case if case in cases else None,
+            timeliness=timeliness if timeliness in TIMELINESS else None,
+            receipt_status=receipt if receipt in m.RECEIPT_STATUSES else None,
+            organisation_type=org_type or None,
+            search=q[:200] or None,
+            page=max(1, page),
+            per_page=state.web.page_size,
+        )
+        result = review.search_intake(session, criteria)
+        params = {k: v for k, v in
+                  {"status": status, "case": case, "timeliness": timeliness, "receipt": receipt,
+                   "org_type": org_type, "q": q}.items() if v}
+        return render(
+            request,
+            "intake_list.html",
+            {
+                "result": result,
+                "filters": params,
+                "cases": cases,
+                "statuses": m.INTAKE_STATUSES,
+                "receipt_statuses": m.RECEIPT_STATUSES,
+                "timeliness": TIMELINESS,
+                "organisation_types": summaries.ORGANISATION_TYPES,
+                "page_url": lambda n: "/intake?" + urlencode({**params, "page": n}),
+            },
+        )
+
+
+@router.get("/intake/{intake_id}")
+def intake_detail(request: Request, intake_id: int, user: StaffUser = Depends(staff)) -> Response:
+    with request.app.state.db.session() as session:
+        try:
+            record = review.load_record(session, intake_id)
+        except LookupError:
+            raise HTTPException(404) from None
+        corrections = review.corrections_for(session, intake_id)
+        by_field: dict[str, list[m.FieldCorrection]] = {}
+        for correction in corrections:
+            by_field.setdefault(correction.field, []).append(correction)
+        return render(
+            request,
+            "intake_detail.html",
+            {
+                "record": record,
+                "form": corrected_form(record, corrections),
+                "corrections": by_field,
+                "events": review.history(session, intake_id),
+                "open_cases": review.open_case_numbers(session),
+                "form_checked": review.form_checked(session, intake_id),
+                "organisation_types": summaries.ORGANISATION_TYPES,
+                "long_fields": summaries.ANSWER_TEXT_FIELDS,
+                "registrable": record.status in review.REGISTRABLE,
+                "ignorable": record.status in review.IGNORABLE,
+            },
+        )
+
+
+@router.get("/review")
+def review_page(request: Request, user: StaffUser = Depends(staff)) -> Response:
+    with request.app.state.db.session() as session:
+        return render(
+            request,
+            "review.html",
+            {"queue": review.review_queue(session), "open_cases": review.open_case_numbers(session)},
+        )
+
+
+@router.get("/cases")
+def case_list(request: Request, user: StaffUser = Depends(staff)) -> Response:
+    with request.app.state.db.session() as session:
+        return render(request, "cases.html", {"cases": status_summary(session).cases})
+
+
+@router.get("/cases/{key}")
+def case_summary(request: Request, key: str, user: StaffUser = Depends(staff)) -> Response:
+    with request.app.state.db.session() as session:
+        case = find_case(session, key)
+        result = summaries.consultation_summary(session, case.number)
+        return render(
+            request,
+            "case_summary.html",
+            {
+                "case": case,
+                "summary": result,
+                "q1_chart": q1_by_organisation_type(result.q1_by_organisation_type),
+                "day_chart": responses_per_day(result.per_day, case.deadline),
+                "key": key,
+                "now_text": local_time(datetime.now(timezone.utc)),
+            },
+        )
+
+
+@router.get("/audit")
+def audit_log(request: Request, user: StaffUser = Depends(staff)) -> Response:
+    with request.app.state.db.session() as session:
+        return render(request, "audit.html", {"events": review.recent_events(session, 300)})

@@ -1,0 +1,145 @@
+"""Jinja2 environment, Norwegian labels and formats, and the page renderer every view uses."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from fastapi import Request
+from fastapi.templating import Jinja2Templates
+from jinja2 import Environment, PackageLoader, select_autoescape
+from starlette.responses import HTMLResponse
+
+from casefile.summary import FIELD_LABELS, GOAL_LABELS, NO_Q1_CHOICE, Q1_CHOICES
+from dashboard.security import csrf_token, pop_flashes
+
+OSLO = ZoneInfo("Europe/Oslo")
+
+STATUS_LABELS = {
+    "registered": "Registrert",
+    "needs_review": "Til vurdering",
+    "ignored": "Ignorert",
+    "duplicate": "Duplikat",
+    "failed": "Feilet",
+}
+RECEIPT_LABELS = {
+    "pending": "Venter",
+    "sent": "Sendt",
+    "failed": "Feilet",
+    "suppressed": "Ikke sendt",
+    "bounced": "Returnert",
+}
+ACTION_LABELS = {
+    "register": "Registrert på sak",
+    "ignore": "Markert som ignorert",
+    "correct_field": "Felt korrigert",
+    "resend_receipt": "Kvittering sendes på nytt",
+    "form_checked": "Skjema kontrollert",
+    "login": "Innlogging",
+    "login_failed": "Mislykket innlogging",
+}
+ROLE_LABELS = {"archivist": "arkivar", "reader": "leser"}
+RECEIVED_SOURCE_LABELS = {
+    "internaldate": "tidspunkt e-posttjeneren mottok e-posten",
+    "received-header": "Received-feltet i e-posten",
+    "date-header": "Date-feltet i e-posten",
+    "file-mtime": "filens endringstid",
+    "fetch-time": "tidspunktet e-posten ble hentet",
+}
+
+
+def local_time(stamp: datetime | None, fmt: str = "%d.%m.%Y %H:%M") -> str:
+    if stamp is None:
+        return "–"
+    return stamp.astimezone(OSLO).strftime(fmt)
+
+
+def local_date(day: date | None) -> str:
+    return day.strftime("%d.%m.%Y") if day else "–"
+
+
+def file_size(size: int | None) -> str:
+    if size is None:
+        return "–"
+    if size < 1024:
+        return f"{size} B"
+    if size < 1024 * 1024:
+        return f"{size / 1024:.0f} kB".replace(".", ",")
+    return f"{size / 1024 / 1024:.1f} MB".replace(".", ",")
+
+
+def field_value(field: str, value: Any) -> str:
+    if value is None or value == "" or value == []:
+        return "–"
+    if field == "q1_choice":
+        return Q1_CHOICES.get(str(value), str(value))
+    if isinstance(value, list):
+        return ", ".join(str(v) for v in value)
+    return str(value)
+
+
+def changes(value: Any, prefix: str = "") -> str:
+    """An audit before/after value as one readable line: "status: needs_review, case: 22/414"."""
+    if value is None:
+        return "–"
+    if isinstance(value, dict):
+        parts = []
+        for key, item in value.items():
+            if isinstance(item, dict):
+                parts.append(changes(item, f"{prefix}{key}."))
+            else:
+                shown = "–" if item is None else ("ja" if item is True else "nei" if item is False else str(item))
+                parts.append(f"{prefix}{key}: {shown}")
+        return ", ".join(parts) or "–"
+    return str(value)
+
+
+def case_key(number: str) -> str:
+    """"22/414" -> "22-414" for URLs."""
+    return number.replace("/", "-")
+
+
+def make_environment() -> Environment:
+    env = Environment(
+        loader=PackageLoader("dashboard", "templates"),
+        autoescape=select_autoescape(["html", "svg", "xml"], default_for_string=True),
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters.update(
+        local=local_time,
+        local_date=local_date,
+        filesize=file_size,
+        field_value=field_value,
+        status_label=lambda s: STATUS_LABELS.get(s or "", s or "–"),
+        receipt_label=lambda s: RECEIPT_LABELS.get(s or "", s or "–"),
+        action_label=lambda s: ACTION_LABELS.get(s or "", s or "–"),
+        role_label=lambda s: ROLE_LABELS.get(s or "", s or "–"),
+        case_key=case_key,
+        changes=changes,
+    )
+    env.globals.update(
+        STATUS_LABELS=STATUS_LABELS,
+        RECEIPT_LABELS=RECEIPT_LABELS,
+        FIELD_LABELS=FIELD_LABELS,
+        GOAL_LABELS=GOAL_LABELS,
+        Q1_CHOICES=Q1_CHOICES,
+        NO_Q1_CHOICE=NO_Q1_CHOICE,
+        RECEIVED_SOURCE_LABELS=RECEIVED_SOURCE_LABELS,
+    )
+    return env
+
+
+def render(request: Request, template: str, context: dict[str, Any] | None = None, status_code: int = 200) -> HTMLResponse:
+    templates: Jinja2Templates = request.app.state.templates
+    values = {
+        "request": request,
+        "user": getattr(request.state, "user", None),
+        "csrf_token": csrf_token(request),
+        "flashes": pop_flashes(request),
+        "review_count": getattr(request.state, "review_count", None),
+        "path": request.url.path,
+        **(context or {}),
+    }
+    return templates.TemplateResponse(request, template, values, status_code=status_code)
