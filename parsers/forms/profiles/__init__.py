@@ -1,0 +1,1 @@
+"""Packaged form profiles (TOML); a package so the files ship in wheels."""
