@@ -26,6 +26,9 @@ from intake.cli_archive import archive_app, case_app, journal_command  # noqa: E
 app.add_typer(case_app, name="case")
 app.add_typer(archive_app, name="archive")
 app.command("journal")(journal_command)
+from intake.cli_receipts import receipts_app  # noqa: E402
+
+app.add_typer(receipts_app, name="receipts")
 
 console = Console()
 err = Console(stderr=True)
