@@ -185,15 +185,10 @@ def parse(
     profile: Optional[str] = typer.Option(None, "--profile", help="Form profile (default: the 22/414 form)."),
 ) -> None:
     """Parse one form file and print its fields."""
-    from intake.form_worker import analyse_documents_isolated
-    from parsers.forms import DocumentInput
+    from intake.form_worker import parse_form_isolated
 
-    data = file.read_bytes()
-    analysis = analyse_documents_isolated([DocumentInput(file.name, "application/octet-stream", data)], profile)
-    if analysis.form is not None:
-        result = analysis.form.model_dump(mode="json")
-    else:
-        result = {"form_status": "not_a_form", "document_status": analysis.document_statuses[:1]}
+    form = parse_form_isolated(file.read_bytes(), file.name, profile, timeout_s=120, memory_mb=2048)
+    result = form.model_dump(mode="json")
     if as_json:
         sys.stdout.write(json.dumps(result, ensure_ascii=False, indent=2) + "\n")
         return
