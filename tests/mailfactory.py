@@ -7,12 +7,13 @@ dated mix for filling a Dovecot mailbox; `expected_counts(n)` / `EXPECTED` say h
 
 Deadline rule used for the on-time/late split: a response is on time when its INTERNALDATE, seen in
 Europe/Oslo, falls on or before 2022-10-01. The mailbox includes one response at 23:40 Oslo on 2022-10-01
-(on time, though already 2022-10-01 21:40 UTC) and one at 00:20 Oslo on 2022-10-02 (late, though still
-2022-10-01 22:20 UTC), so code that compares in UTC or naive time gets the split wrong.
+(on time: the deadline day counts, so an exclusive "before 2022-10-01 00:00" rule gets it wrong) and one at
+00:20 Oslo on 2022-10-02 (late, though still 2022-10-01 22:20 UTC, so comparing in UTC gets it wrong).
 """
 
 from __future__ import annotations
 
+import hashlib
 import io
 import random
 import textwrap
@@ -293,6 +294,9 @@ def _set_address_header(
 ) -> None:
     if charset == "iso-8859-1" and not utf8 and not display_name.isascii():
         msg.set_raw(header, f"{_encoded_word(display_name, 'iso-8859-1')} <{addr}>")
+    elif utf8 and not addr.isascii():
+        # headerregistry.Address refuses non-ASCII local parts even under SMTPUTF8; write the header as is.
+        msg.set_raw(header, f"{display_name} <{addr}>" if display_name else addr)
     else:
         msg[header] = formataddr((display_name, addr)) if display_name else addr
 
@@ -345,8 +349,17 @@ def _strip_nested_mime_version(part: EmailMessage) -> None:
         _strip_nested_mime_version(sub)
 
 
+def _set_stable_boundaries(msg: EmailMessage) -> None:
+    """The stdlib picks random MIME boundaries; derive them from the Message-ID so equal input gives equal bytes."""
+    seed = hashlib.sha1(str(msg.get("Message-ID", "")).encode("utf-8")).hexdigest()[:20]
+    multiparts = [part for part in msg.walk() if part.is_multipart() and part.get_content_maintype() == "multipart"]
+    for number, part in enumerate(multiparts):
+        part.set_boundary(f"----=_Part_{number}_{seed}")
+
+
 def _finish(msg: EmailMessage, utf8: bool = False) -> bytes:
     _strip_nested_mime_version(msg)
+    _set_stable_boundaries(msg)
     return msg.as_bytes(policy=_POLICY_UTF8 if utf8 else _POLICY)
 
 
@@ -736,7 +749,7 @@ EXPECTED: dict[str, int] = expected_counts(DEFAULT_MAILBOX_SIZE)
 """Counts for realistic_mailbox(DEFAULT_MAILBOX_SIZE, any seed)."""
 
 
-_ON_TIME_EDGE = datetime(2022, 10, 1, 23, 40, tzinfo=OSLO)  # 21:40 UTC: on time
+_ON_TIME_EDGE = datetime(2022, 10, 1, 23, 40, tzinfo=OSLO)  # last minutes of the deadline day: on time
 _LATE_EDGE = datetime(2022, 10, 2, 0, 20, tzinfo=OSLO)  # 2022-10-01 22:20 UTC: late all the same
 
 _RESPONSE_SUBJECTS = (
