@@ -16,13 +16,13 @@ from sqlalchemy import and_, exists, func, or_, select, update
 from sqlalchemy.orm import Session, selectinload
 
 from casefile import models as m
+from casefile import receipts as outbox
 from casefile.queries import corrected_form
 from casefile.registry import add_journal_entry
 from casefile.summary import FORM_FIELDS, ORGANISATION_TYPES, Q1_CHOICES
 
 REGISTRABLE = (m.NEEDS_REVIEW, m.IGNORED)
 IGNORABLE = (m.NEEDS_REVIEW, m.FAILED)
-RESENDABLE_RECEIPTS = ("sent", "failed", "bounced", "suppressed")
 FORM_CHECKED = "form_checked"
 SEARCH_FIELDS = ("organisation_name", "contact_person", "email", "q1_text", "goal_1", "goal_2", "goal_3", "goal_4",
                  "goal_5", "q3_text", "q4_text")
@@ -414,7 +414,11 @@ def correct_field(session: Session, intake_id: int, field: str, value: str | Non
 
 
 def resend_receipt(session: Session, intake_id: int, actor: str) -> m.Receipt:
-    """Put the receipt back in the outbox (status pending); the receipts sender picks it up on its next run."""
+    """Put the receipt back in the outbox (status pending); the receipts sender picks it up on its next run.
+
+    Failed, bounced and suppressed receipts go through the outbox's own requeue; a sent one (the respondent says it
+    never arrived) is reset the same way. The stored text and Message-ID stay, so the same receipt goes out again.
+    """
     record = load_record(session, intake_id)
     if record.status != m.REGISTERED:
         raise ReviewError("Kvittering sendes bare for registrerte poster.")
@@ -422,18 +426,21 @@ def resend_receipt(session: Session, intake_id: int, actor: str) -> m.Receipt:
     address = (receipt.to_address if receipt else None) or record.sender_address
     if not address:
         raise ReviewError("Posten har ingen avsenderadresse å sende kvittering til.")
-    if receipt is not None and receipt.status == "pending":
+    if receipt is not None and receipt.status == outbox.PENDING:
         raise ReviewError("Kvitteringen venter allerede på å bli sendt.")
     before = _receipt_snapshot(receipt)
+    now = _now()
     if receipt is None:
-        receipt = m.Receipt(intake_id=record.id, to_address=address)
+        receipt = m.Receipt(intake_id=record.id, status=outbox.PENDING, to_address=address, next_attempt_at=now)
         session.add(receipt)
-    elif receipt.status not in RESENDABLE_RECEIPTS:
-        raise ReviewError(f"Kvitteringen har status «{receipt.status}».")
-    receipt.status, receipt.to_address, receipt.reason = "pending", address, None
-    receipt.attempts, receipt.next_attempt_at, receipt.sent_at = 0, _now(), None
-    # A new Message-ID for the new mail; the old one stays in the audit trail.
-    receipt.message_id = None
+    elif receipt.status == outbox.SENT:
+        receipt.status, receipt.attempts, receipt.next_attempt_at = outbox.PENDING, 0, now
+        receipt.reason, receipt.sent_at, receipt.bounced_at = None, None, None
+    else:
+        try:
+            outbox.requeue(session, receipt.id, now, to_address=None if receipt.to_address else address)
+        except outbox.ResendRefused as exc:
+            raise ReviewError(f"Kvitteringen kan ikke sendes på nytt: {exc}") from None
     session.flush()
     _audit(session, actor=actor, action="resend_receipt", record=record, before=before, after=_receipt_snapshot(receipt))
     return receipt

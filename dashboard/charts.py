@@ -34,12 +34,13 @@ def responses_per_day(days: list[DayCount], deadline: date, *, width: int = 760,
         f'<svg class="chart" viewBox="0 0 {width} {height}" width="100%" role="img" '
         f'aria-label="Svar per dag mot fristen" xmlns="http://www.w3.org/2000/svg">'
     ]
-    for i in range(5):
-        value = top_value * i / 4
-        y = top + plot_h - plot_h * i / 4
+    ticks = top_value if top_value <= 5 else 4  # whole numbers of responses only
+    for i in range(ticks + 1):
+        value = top_value * i / ticks
+        y = top + plot_h - plot_h * i / ticks
         parts.append(f'<line x1="{left}" x2="{width - right}" y1="{y:.1f}" y2="{y:.1f}" class="grid"/>')
         parts.append(f'<text x="{left - 6}" y="{y + 4:.1f}" text-anchor="end" class="axis">{value:g}</text>')
-    label_every = max(1, round(len(days) / 10))
+    label_every = max(1, -(-len(days) // 10))
     for index, day in enumerate(days):
         x = left + slot * index + (slot - bar_w) / 2
         y_base = top + plot_h
@@ -52,7 +53,8 @@ def responses_per_day(days: list[DayCount], deadline: date, *, width: int = 760,
                     f'<rect x="{x:.1f}" y="{y_base:.1f}" width="{bar_w:.1f}" height="{h:.1f}" fill="{colour}">'
                     f"<title>{escape(tip)}</title></rect>"
                 )
-        if index % label_every == 0 or index == len(days) - 1:
+        last_fits = index == len(days) - 1 and (index % label_every) >= label_every / 2
+        if index % label_every == 0 or last_fits:
             parts.append(
                 f'<text x="{x + bar_w / 2:.1f}" y="{top + plot_h + 16}" text-anchor="middle" class="axis">'
                 f"{day.day:%d.%m}</text>"

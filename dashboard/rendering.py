@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -47,6 +48,32 @@ RECEIVED_SOURCE_LABELS = {
     "file-mtime": "filens endringstid",
     "fetch-time": "tidspunktet e-posten ble hentet",
 }
+
+
+# The intake's reasons are English (they are also in logs and exports); staff read them in Norwegian.
+REASON_PATTERNS = [
+    (re.compile(r"^a consultation form without a case number$"), "et høringsskjema uten saksnummer"),
+    (re.compile(r"^mentions '(.+)' but no case number$"), r"nevner «\1», men har ikke saksnummer"),
+    (re.compile(r"^reply to one of our receipts$"), "svar på en av våre kvitteringer"),
+    (re.compile(r"^refers to several cases: (.+)$"), r"viser til flere saker: \1"),
+    (re.compile(r"^case (\S+) is closed$"), r"saken \1 er avsluttet"),
+    (re.compile(r"^machine mail: (.+)$"), r"automatisk e-post: \1"),
+    (re.compile(r"^no reference to a configured case$"), "viser ikke til noen av sakene"),
+    (re.compile(r"^same (content|Message-ID|mail) as intake #(\d+)$"), r"samme e-post som post \2"),
+    (re.compile(r"^processing failed: (.+)$", re.S), r"behandlingen feilet: \1"),
+    (re.compile(r"^not registered \((.+)\)$"), r"ikke registrert (\1)"),
+    (re.compile(r"^no sender address$"), "ingen avsenderadresse"),
+    (re.compile(r"^sender is our own address$"), "avsender er vår egen adresse"),
+]
+
+
+def reason_text(reason: str | None) -> str:
+    if not reason:
+        return ""
+    for pattern, replacement in REASON_PATTERNS:
+        if pattern.match(reason):
+            return pattern.sub(replacement, reason)
+    return reason
 
 
 def local_time(stamp: datetime | None, fmt: str = "%d.%m.%Y %H:%M") -> str:
@@ -118,6 +145,7 @@ def make_environment() -> Environment:
         role_label=lambda s: ROLE_LABELS.get(s or "", s or "–"),
         case_key=case_key,
         changes=changes,
+        reason=reason_text,
     )
     env.globals.update(
         STATUS_LABELS=STATUS_LABELS,

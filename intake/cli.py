@@ -29,6 +29,9 @@ app.command("journal")(journal_command)
 from intake.cli_receipts import receipts_app  # noqa: E402
 
 app.add_typer(receipts_app, name="receipts")
+from intake.cli_dashboard import register_dashboard_commands  # noqa: E402
+
+register_dashboard_commands(app)  # serve, users, list, show, review
 
 console = Console()
 err = Console(stderr=True)
@@ -157,15 +160,21 @@ def print_status(summary) -> None:  # type: ignore[no-untyped-def]
 
 @app.command()
 def export(
-    format: str = typer.Option("json", "--format", "-f", help="json"),
+    format: str = typer.Option(
+        "json", "--format", "-f",
+        help="json (every intake record) | csv | xlsx (one row per registered response, corrections applied)",
+    ),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="File to write (default: standard output)."),
     case: Optional[str] = typer.Option(None, "--case", help="Only records registered to this case."),
 ) -> None:
     """Export every intake record."""
     from casefile.queries import export_records
 
+    if format in ("csv", "xlsx"):
+        _export_spreadsheet(format, output, case)
+        return
     if format != "json":
-        err.print(f"unknown export format {format!r}; use json")
+        err.print(f"unknown export format {format!r}; use json, csv or xlsx")
         raise typer.Exit(2)
     db = _open_db()
     with db.session() as session:
@@ -176,6 +185,25 @@ def export(
         err.print(f"wrote {len(rows)} records to {output}")
     else:
         sys.stdout.write(text + "\n")
+
+
+def _export_spreadsheet(format: str, output: Optional[Path], case: Optional[str]) -> None:
+    from casefile import spreadsheet
+    from intake.cli_dashboard import open_db
+
+    if format == "xlsx" and output is None:
+        err.print("xlsx is binary: give --output FILE.xlsx")
+        raise typer.Exit(2)
+    db = open_db()
+    with db.session() as session:
+        rows = spreadsheet.rows(session, case)
+    data = spreadsheet.to_csv(rows) if format == "csv" else spreadsheet.to_xlsx(rows)
+    if output:
+        output.write_bytes(data)
+        err.print(f"wrote {len(rows)} responses to {output}")
+    else:
+        sys.stdout.buffer.write(data)
+        sys.stdout.flush()
 
 
 @app.command()

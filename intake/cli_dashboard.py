@@ -1,0 +1,356 @@
+"""`postmottak serve | users | list | show | review`: the staff web app and its actions from the command line.
+
+Registered in intake/cli.py by `register_dashboard_commands(app)`; the shared CLI state is imported lazily
+(cli.py imports this module while loading). The database is opened without the mail pipeline.
+"""
+
+from __future__ import annotations
+
+import getpass
+import sys
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+users_app = typer.Typer(help="Staff users of the web app (archivist acts, reader sees).", no_args_is_help=True)
+review_app = typer.Typer(help="Resolve review items: register, ignore, correct a field, resend a receipt.",
+                         no_args_is_help=True)
+
+console = Console()
+err = Console(stderr=True)
+
+STATUS_LABELS = {
+    "registered": "registrert",
+    "needs_review": "til vurdering",
+    "ignored": "ignorert",
+    "duplicate": "duplikat",
+    "failed": "feilet",
+}
+
+
+def _settings():  # type: ignore[no-untyped-def]
+    from intake.cli import state
+
+    return state.settings()
+
+
+def open_db():  # type: ignore[no-untyped-def]
+    """The migrated case database with the configured cases, without loading the mail pipeline."""
+    from casefile import cases as case_store
+    from casefile.db import Database
+
+    settings = _settings()
+    db = Database(settings.database_url)
+    db.upgrade()
+    with db.session() as session:
+        case_store.sync_cases(session, [(c.number, c.title, c.deadline, c.timezone, c.form) for c in settings.cases])
+    return db
+
+
+def _actor(user: Optional[str]) -> str:
+    return user or f"cli:{getpass.getuser()}"
+
+
+def _local(stamp) -> str:  # type: ignore[no-untyped-def]
+    from dashboard.rendering import local_time
+
+    return local_time(stamp, "%d.%m.%Y %H:%M:%S")
+
+
+# serve ----------------------------------------------------------------------------------------
+
+
+def serve(
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on."),
+    port: int = typer.Option(8000, "--port", help="Port to listen on."),
+) -> None:
+    """Run the staff web app (put it behind a TLS-terminating proxy; cookies are Secure by default)."""
+    import uvicorn
+
+    from dashboard.app import create_app
+
+    settings = _settings()
+    app = create_app(settings, open_db())
+    if not app.state.web.secure_cookies:
+        err.print("note: session cookies are not marked Secure (web.secure_cookies = false)", highlight=False)
+    uvicorn.run(app, host=host, port=port, proxy_headers=True, log_level="info")
+
+
+# users ----------------------------------------------------------------------------------------
+
+
+def _read_password() -> str:
+    if sys.stdin.isatty():
+        return typer.prompt("Passord", hide_input=True, confirmation_prompt="Gjenta passord")
+    line = sys.stdin.readline()
+    return line.rstrip("\r\n")
+
+
+@users_app.command("add")
+def users_add(
+    username: str = typer.Argument(..., help="Login name."),
+    role: str = typer.Option(..., "--role", help="archivist (may act) or reader (may only look)."),
+) -> None:
+    """Create a user; the password is asked for (or read from standard input when it is not a terminal)."""
+    from casefile.users import UserError, add_user
+
+    password = _read_password()
+    db = open_db()
+    try:
+        with db.session() as session:
+            add_user(session, username, password, role)
+    except UserError as exc:
+        err.print(f"[red]{exc}[/red]", highlight=False)
+        raise typer.Exit(2) from None
+    console.print(f"user {username} ({role}) created", highlight=False)
+
+
+@users_app.command("list")
+def users_list() -> None:
+    """List users and roles."""
+    from casefile.users import list_users
+
+    db = open_db()
+    table = Table(title="Brukere")
+    for column in ("Brukernavn", "Rolle", "Opprettet", "Status"):
+        table.add_column(column)
+    with db.session() as session:
+        for user in list_users(session):
+            table.add_row(user.username, user.role, _local(user.created_at), "sperret" if user.disabled else "aktiv")
+    console.print(table)
+
+
+@users_app.command("password")
+def users_password(username: str = typer.Argument(...)) -> None:
+    """Set a new password (prompt, or standard input)."""
+    from casefile.users import UserError, set_password
+
+    password = _read_password()
+    db = open_db()
+    try:
+        with db.session() as session:
+            set_password(session, username, password)
+    except UserError as exc:
+        err.print(f"[red]{exc}[/red]", highlight=False)
+        raise typer.Exit(2) from None
+    console.print(f"password of {username} changed", highlight=False)
+
+
+@users_app.command("disable")
+def users_disable(username: str = typer.Argument(...), enable: bool = typer.Option(False, "--enable")) -> None:
+    """Lock a user out (their sessions end at the next request), or let them in again with --enable."""
+    from casefile.users import UserError, set_disabled
+
+    db = open_db()
+    try:
+        with db.session() as session:
+            set_disabled(session, username, not enable)
+    except UserError as exc:
+        err.print(f"[red]{exc}[/red]", highlight=False)
+        raise typer.Exit(2) from None
+    console.print(f"user {username} {'enabled' if enable else 'disabled'}", highlight=False)
+
+
+# list / show ----------------------------------------------------------------------------------
+
+
+def list_records(
+    status: Optional[str] = typer.Option(None, "--status", help="registered | needs_review | ignored | duplicate | failed"),
+    case: Optional[str] = typer.Option(None, "--case", help="Case number, e.g. 22/414."),
+    late: Optional[bool] = typer.Option(None, "--late/--on-time", help="Only late, or only on-time responses."),
+    receipt: Optional[str] = typer.Option(None, "--receipt", help="Receipt status."),
+    org_type: Optional[str] = typer.Option(None, "--org-type", help="Organisation type from the form."),
+    search: Optional[str] = typer.Option(None, "--search", "-s", help="Sender, organisation, subject or answer text."),
+    page: int = typer.Option(1, "--page", min=1),
+    per_page: int = typer.Option(50, "--per-page", min=1, max=500),
+) -> None:
+    """List intake records, newest first, with the same filters as the web app."""
+    from casefile import review
+
+    db = open_db()
+    criteria = review.IntakeFilter(
+        status=status, case_number=case, timeliness=None if late is None else ("late" if late else "on_time"),
+        receipt_status=receipt, organisation_type=org_type, search=search, page=page, per_page=per_page,
+    )
+    with db.session() as session:
+        result = review.search_intake(session, criteria)
+        table = Table(title=f"Innkommende post ({result.total}, side {result.page}/{result.pages})")
+        for column in ("ID", "Mottatt", "Avsender", "Emne", "Status", "Journalnr.", "Frist", "Kvittering"):
+            table.add_column(column, overflow="fold")
+        for record in result.records:
+            timely = "" if record.status != "registered" else ("i tide" if record.on_time else "for sent")
+            table.add_row(
+                str(record.id), _local(record.received_at), record.sender_address or "", record.subject,
+                STATUS_LABELS.get(record.status, record.status),
+                record.journal_entry.journal_number if record.journal_entry else "", timely,
+                record.receipt.status if record.receipt else "",
+            )
+    console.print(table)
+
+
+def show_record(intake_id: int = typer.Argument(..., help="Intake record ID.")) -> None:
+    """Everything about one mail: envelope, verdict, documents, form with corrections, receipt, history."""
+    from casefile import review
+    from casefile.queries import corrected_form
+    from casefile.summary import FIELD_LABELS
+
+    db = open_db()
+    with db.session() as session:
+        try:
+            record = review.load_record(session, intake_id)
+        except LookupError:
+            err.print(f"[red]no intake record {intake_id}[/red]", highlight=False)
+            raise typer.Exit(1) from None
+        corrections = review.corrections_for(session, intake_id)
+        form = corrected_form(record, corrections)
+        events = review.history(session, intake_id)
+        lines = [
+            f"Post {record.id}: {record.subject or '(uten emne)'}",
+            f"Fra:        {record.sender_name or ''} <{record.sender_address or ''}>",
+            f"Mottatt:    {_local(record.received_at)} (Europe/Oslo, {record.received_at_source})",
+            f"Message-ID: {record.message_id or '-'}",
+            f"Status:     {STATUS_LABELS.get(record.status, record.status)}" + (f" ({record.reason})" if record.reason else ""),
+        ]
+        if record.case:
+            lines.append(f"Sak:        {record.case.number} {record.case.title}")
+        if record.journal_entry:
+            timely = "i tide" if record.on_time else "for sent"
+            lines.append(f"Journalnr.: {record.journal_entry.journal_number} ({timely})")
+        lines.append("Dokumenter:")
+        for doc in record.documents:
+            lines.append(f"  {doc.number}. {doc.filename or doc.title} ({doc.content_type}, {doc.size} B, sha256 {doc.sha256[:12]})")
+        if form is not None:
+            lines.append(f"Skjema ({record.form.form_status if record.form else ''}):")
+            corrected = {c.field for c in corrections}
+            for key, label in FIELD_LABELS.items():
+                value = form.get(key)
+                mark = " [korrigert]" if key in corrected else ""
+                lines.append(f"  {label}: {value if value not in (None, '') else '-'}{mark}")
+            for warning in record.form.warnings if record.form else []:
+                lines.append(f"  ADVARSEL: {warning}")
+        if record.receipt:
+            rc = record.receipt
+            lines.append(f"Kvittering: {rc.status} til {rc.to_address or '-'}" + (f", sendt {_local(rc.sent_at)}" if rc.sent_at else ""))
+            if rc.subject:
+                lines.append(f"  Emne: {rc.subject}")
+            if rc.body:
+                lines.extend(f"  | {line}" for line in rc.body.splitlines())
+        if events:
+            lines.append("Historikk:")
+            for event in events:
+                lines.append(f"  {_local(event.at)} {event.actor} {event.action}: {event.before} -> {event.after}"
+                             + (f" ({event.note})" if event.note else ""))
+    console.print("\n".join(lines), highlight=False, markup=False)
+
+
+# review ---------------------------------------------------------------------------------------
+
+
+def _run_action(action, success: str) -> None:  # type: ignore[no-untyped-def]
+    from casefile.review import ReviewError
+
+    db = open_db()
+    try:
+        with db.session() as session:
+            action(session)
+    except LookupError as exc:
+        err.print(f"[red]{exc}[/red]", highlight=False)
+        raise typer.Exit(1) from None
+    except ReviewError as exc:
+        err.print(f"[red]{exc}[/red]", highlight=False)
+        raise typer.Exit(1) from None
+    console.print(success, highlight=False)
+
+
+UserOption = typer.Option(None, "--user", help="Who is acting (for the audit trail); default cli:<login name>.")
+
+
+@review_app.command("queue")
+def review_queue() -> None:
+    """What waits for a human: mail needing review, and registered forms with warnings."""
+    from casefile import review
+
+    db = open_db()
+    with db.session() as session:
+        queue = review.review_queue(session)
+        table = Table(title=f"Til vurdering ({queue.total})")
+        for column in ("ID", "Mottatt", "Avsender", "Emne", "Hvorfor"):
+            table.add_column(column, overflow="fold")
+        for record in queue.needs_review:
+            table.add_row(str(record.id), _local(record.received_at), record.sender_address or "", record.subject,
+                          record.reason or "")
+        for record in queue.form_warnings:
+            table.add_row(str(record.id), _local(record.received_at), record.sender_address or "", record.subject,
+                          "; ".join(record.form.warnings if record.form else []))
+    console.print(table)
+
+
+@review_app.command("register")
+def review_register(
+    intake_id: int = typer.Argument(...),
+    case: str = typer.Option(..., "--case", help="Case number, e.g. 22/414."),
+    no_receipt: bool = typer.Option(False, "--no-receipt", help="Do not send a receipt."),
+    note: Optional[str] = typer.Option(None, "--note"),
+    user: Optional[str] = UserOption,
+) -> None:
+    """Register a mail from the review queue to a case (journal number, receipt)."""
+    from casefile import review
+
+    _run_action(
+        lambda s: review.register_to_case(s, intake_id, case, _actor(user), send_receipt=not no_receipt, note=note),
+        f"post {intake_id} registered to case {case}",
+    )
+
+
+@review_app.command("ignore")
+def review_ignore(
+    intake_id: int = typer.Argument(...),
+    reason: str = typer.Option(..., "--reason", help="Why the mail is not registered."),
+    user: Optional[str] = UserOption,
+) -> None:
+    """Mark a mail as ignored, with a reason."""
+    from casefile import review
+
+    _run_action(lambda s: review.mark_ignored(s, intake_id, reason, _actor(user)), f"post {intake_id} ignored")
+
+
+@review_app.command("correct")
+def review_correct(
+    intake_id: int = typer.Argument(...),
+    field: str = typer.Argument(..., help="Form field, e.g. organisation_name, q1_choice, goal_3."),
+    value: str = typer.Argument(..., help="Corrected value ('' for empty)."),
+    user: Optional[str] = UserOption,
+) -> None:
+    """Correct a parsed form field; the parsed value is kept beside the correction."""
+    from casefile import review
+
+    _run_action(lambda s: review.correct_field(s, intake_id, field, value, _actor(user)), f"{field} of post {intake_id} corrected")
+
+
+@review_app.command("resend-receipt")
+def review_resend(intake_id: int = typer.Argument(...), user: Optional[str] = UserOption) -> None:
+    """Put a mail's receipt back in the outbox (pending)."""
+    from casefile import review
+
+    _run_action(lambda s: review.resend_receipt(s, intake_id, _actor(user)), f"receipt of post {intake_id} queued again")
+
+
+@review_app.command("confirm-form")
+def review_confirm(
+    intake_id: int = typer.Argument(...), note: Optional[str] = typer.Option(None, "--note"),
+    user: Optional[str] = UserOption,
+) -> None:
+    """Mark a form's warnings as checked (it leaves the review queue)."""
+    from casefile import review
+
+    _run_action(lambda s: review.confirm_form(s, intake_id, _actor(user), note), f"form of post {intake_id} checked")
+
+
+def register_dashboard_commands(app: typer.Typer) -> None:
+    app.command("serve")(serve)
+    app.command("list")(list_records)
+    app.command("show")(show_record)
+    app.add_typer(users_app, name="users")
+    app.add_typer(review_app, name="review")
