@@ -250,6 +250,16 @@ def link_bounce(session: Session, message_id: str, bounce_intake_id: int, now: d
     return receipt_id
 
 
+def is_unanswered_machine_mail(session: Session, intake_id: int) -> bool:
+    """The intake record is an original (not a duplicate) judged machine-made or ignored: a bounce candidate."""
+    row = session.execute(
+        select(m.IntakeRecord.status, m.IntakeRecord.machine_reason).where(m.IntakeRecord.id == intake_id)
+    ).first()
+    if row is None or row.status == m.DUPLICATE:
+        return False
+    return row.machine_reason is not None or row.status == m.IGNORED
+
+
 class ResendRefused(Exception):
     """A receipt that cannot be queued again; the message says why."""
 

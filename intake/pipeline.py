@@ -118,6 +118,10 @@ class Intake:
         registry.resolve_failure(session, self.source.source_key, uidvalidity, mail.uid, outcome.intake_id)
         if mail.uid.isdigit():
             registry.bump_high_water_mark(session, self.source.source_key, uidvalidity, int(mail.uid))
+        if outcome.kind == "new":
+            from intake.receipts import link_receipt_bounce
+
+            link_receipt_bounce(session, mail.raw, outcome.intake_id)  # a DSN about one of our receipts
 
     def build(
         self, mail: FetchedMail, uidvalidity: int, raw_sha: str, raw_path: str, rules: Sequence[CaseRule]

@@ -17,11 +17,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
+from sqlalchemy.orm import Session
+
 from casefile import receipts as outbox
 from casefile.db import Database
 from casefile.receipts import ReceiptJob
 from config.settings import Settings, SmtpSettings
 from intake.receipt_message import (
+    RECEIPT_MESSAGE_ID_PREFIX,
     ReceiptFacts,
     ReceiptTemplate,
     UnsendableAddress,
@@ -30,6 +33,7 @@ from intake.receipt_message import (
     prepare_address,
     receipt_subject,
     render_body,
+    sanitise_text,
 )
 
 log = logging.getLogger(__name__)
@@ -324,6 +328,32 @@ class _Sender:
 
 def _now() -> datetime:
     return datetime.now(timezone.utc)
+
+
+def link_receipt_bounce(session: Session, raw: bytes, intake_id: int) -> int | None:
+    """Inside the registering transaction: when this mail is a failure report (DSN) about one of our receipts,
+    mark that receipt `bounced` and link it to this record. Returns the receipt id, or None."""
+    if not outbox.is_unanswered_machine_mail(session, intake_id):
+        return None
+    from intake.receipt_policy import dsn_failure
+    from parsers.envelope import parse_envelope
+
+    try:
+        envelope = parse_envelope(raw)
+        original = getattr(envelope, "dsn_original_message_id", None)
+        if not original or RECEIPT_MESSAGE_ID_PREFIX not in original.lower():
+            return None
+        failed, details = dsn_failure(raw)
+    except Exception:  # noqa: BLE001 - never let bounce linking stop a registration
+        log.exception("cannot check intake #%d for a receipt bounce", intake_id)
+        return None
+    if not failed:
+        return None  # "delayed" or "relayed": the receipt may still arrive
+    reason = "bounced: " + (details or sanitise_text(envelope.subject) or "delivery failure report")
+    receipt_id = outbox.link_bounce(session, original, intake_id, _now(), reason)
+    if receipt_id is not None:
+        log.warning("receipt #%d bounced (report is intake #%d): %s", receipt_id, intake_id, reason)
+    return receipt_id
 
 
 def envelope_sender(settings: Settings) -> str:
