@@ -537,7 +537,7 @@ def bounce(
     original_headers = (
         f"From: {original_from}\r\n"
         f"To: {recipient}\r\n"
-        f"Subject: {_encoded_word(original_subject, 'utf-8') if not original_subject.isascii() else original_subject}\r\n"
+        f"Subject: {original_subject if original_subject.isascii() else _encoded_word(original_subject, 'utf-8')}\r\n"
         f"Date: {format_datetime(sent)}\r\n"
         f"Message-ID: {original_message_id}\r\n"
         "MIME-Version: 1.0\r\n"
@@ -621,7 +621,8 @@ def list_mail(
     msg["Message-ID"] = message_id or new_message_id(_domain_of(sender_addr))
     msg["MIME-Version"] = "1.0"
     msg["List-Id"] = f"{list_name} <{list_id}>"
-    msg["List-Unsubscribe"] = f"<https://{_domain_of(sender_addr)}/avmeld?liste={list_id}>, <mailto:avmeld@{_domain_of(sender_addr)}>"
+    domain = _domain_of(sender_addr)
+    msg["List-Unsubscribe"] = f"<https://{domain}/avmeld?liste={list_id}>, <mailto:avmeld@{domain}>"
     msg["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
     msg["Precedence"] = "list"
     msg.set_content(text, charset="utf-8", cte="quoted-printable")
@@ -933,7 +934,9 @@ def realistic_mailbox_items(n: int = DEFAULT_MAILBOX_SIZE, seed: int = DEFAULT_S
         message_id = _message_id(rng, _domain_of(addr), outlook=False)
         attachments: list[Attachment] = []
         if position % len(_NEEDS_REVIEW) == 1:
-            letter = plain_pdf([org.name, "", "Innspill til nasjonal e-helsestrategi", "", "Se vedlagte merknader.", name])
+            letter = plain_pdf(
+                [org.name, "", "Innspill til nasjonal e-helsestrategi", "", "Se vedlagte merknader.", name]
+            )
             attachments.append(("Brev om e-helsestrategi.pdf", "application/pdf", letter))
         raw = plain_mail(
             subject=subject,

@@ -185,7 +185,9 @@ def test_response_mail_smtputf8_headers() -> None:
 
 
 def test_forwarded_mail_embeds_the_original() -> None:
-    original = mf.response_mail(org="Kreftforeningen", sender_name="Hege Bråten", message_id="<orig-1@kreftforeningen.no>")
+    original = mf.response_mail(
+        org="Kreftforeningen", sender_name="Hege Bråten", message_id="<orig-1@kreftforeningen.no>"
+    )
     message = parse(mf.forwarded_mail(original))
     assert not defects(message)
     assert message["From"].addresses[0].addr_spec == "saksbehandler@ehelse.no"
@@ -207,7 +209,8 @@ def test_forwarded_mail_embeds_the_original() -> None:
     ],
 )
 def test_auto_reply_kinds(kind: mf.AutoReplyKind, header: str, value: str, subject_prefix: str) -> None:
-    message = parse(mf.auto_reply("Kvittering for mottatt høringssvar - sak 22/414", kind=kind, in_reply_to="<k@ehelse.no>"))
+    receipt_subject = "Kvittering for mottatt høringssvar - sak 22/414"
+    message = parse(mf.auto_reply(receipt_subject, kind=kind, in_reply_to="<k@ehelse.no>"))
     assert not defects(message)
     assert message[header] == value
     assert message["Subject"] == f"{subject_prefix}Kvittering for mottatt høringssvar - sak 22/414"
@@ -223,7 +226,11 @@ def test_bounce_is_a_delivery_status_report() -> None:
     assert message.get_param("report-type") == "delivery-status"
     assert message["Auto-Submitted"] == "auto-replied"
     parts = message.get_payload()
-    assert [part.get_content_type() for part in parts] == ["text/plain", "message/delivery-status", "text/rfc822-headers"]
+    assert [part.get_content_type() for part in parts] == [
+        "text/plain",
+        "message/delivery-status",
+        "text/rfc822-headers",
+    ]
     per_message, per_recipient = parts[1].get_payload()
     assert per_message["Reporting-MTA"] == "dns; mx01.ehelse.no"
     assert per_recipient["Final-Recipient"] == "rfc822; kari.nordbo@baerum.kommune.no"
@@ -267,7 +274,8 @@ def test_mailbox_counts_match_expected(mailbox: list[mf.MailboxItem]) -> None:
     assert {kind: counts[kind] for kind in mf.MAILBOX_KINDS} == {kind: mf.EXPECTED[kind] for kind in mf.MAILBOX_KINDS}
     assert len(mailbox) == mf.EXPECTED["total"] == mf.DEFAULT_MAILBOX_SIZE
     assert len({item.message_id for item in mailbox}) == mf.EXPECTED["distinct_message_ids"]
-    assert len({item.message_id for item in mailbox if item.kind in (mf.KIND_ON_TIME, mf.KIND_LATE, mf.KIND_FORWARDED)}) == mf.EXPECTED["responses"]
+    response_kinds = (mf.KIND_ON_TIME, mf.KIND_LATE, mf.KIND_FORWARDED)
+    assert len({item.message_id for item in mailbox if item.kind in response_kinds}) == mf.EXPECTED["responses"]
     # A mailbox large enough to look like the real consultation (88 responses).
     assert mf.EXPECTED["responses"] >= 80
 
@@ -296,7 +304,9 @@ def test_mailbox_dates(mailbox: list[mf.MailboxItem]) -> None:
     [on_time_edge] = [i for i in mailbox if i.kind == mf.KIND_ON_TIME and i.internaldate.date() == mf.DEADLINE_DATE]
     assert on_time_edge.internaldate.hour == 23
     [late_edge] = [
-        i for i in mailbox if i.kind == mf.KIND_LATE and i.internaldate.astimezone(timezone.utc).date() <= mf.DEADLINE_DATE
+        i
+        for i in mailbox
+        if i.kind == mf.KIND_LATE and i.internaldate.astimezone(timezone.utc).date() <= mf.DEADLINE_DATE
     ]
     assert late_edge.internaldate.date() == mf.DEADLINE_DATE + timedelta(days=1)
 

@@ -4,12 +4,20 @@ Everything (config, sockets, state, mail, log) lives in one temp dir; the server
 port, speaks plain IMAP only and authenticates one passwd-file user. It runs in the foreground (`dovecot -F`)
 as a child process, so stopping it is a plain terminate/wait.
 
-Works both as root (CI) and as an ordinary user: Dovecot's internal/login users and the mail uid are all set
-to the current user, and `first_valid_uid` is lowered to that uid so root is an acceptable mail user.
+Works as root (CI) and as an ordinary user. As an ordinary user every Dovecot process runs as that user. As
+root, Dovecot refuses root for two roles, so login processes run as `dovenull` and mail is accessed as Debian's
+`mail` user (see _write_config). INTERNALDATE is reported in Europe/Oslo (TZ of the server process).
+
+Typical use (or the `dovecot_server` fixture from tests/servers/fixtures.py):
+
+    with DovecotServer() as imap:
+        uid = imap.append(raw, datetime(2022, 9, 30, 15, 0, tzinfo=ZoneInfo("Europe/Oslo")))
+        settings = dict(host=imap.host, port=imap.port, username=imap.username, password=imap.password)
 """
 
 from __future__ import annotations
 
+import atexit
 import grp
 import os
 import pwd
@@ -19,6 +27,7 @@ import socket
 import subprocess
 import tempfile
 import time
+import weakref
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
@@ -42,6 +51,17 @@ def _free_loopback_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
+
+
+# Dovecot runs in its own session (so Ctrl-C in pytest does not hit it first); make sure an interrupted test run
+# does not leave instances behind.
+_live_servers: "weakref.WeakSet[DovecotServer]" = weakref.WeakSet()
+
+
+@atexit.register
+def _kill_leftover_servers() -> None:
+    for server in list(_live_servers):
+        server.cleanup()
 
 
 def _existing_user(*candidates: str) -> str:
@@ -102,6 +122,7 @@ class DovecotServer:
             self._write_config()
             try:
                 self._spawn_and_wait()
+                _live_servers.add(self)
                 return self
             except DovecotError as error:
                 last_error = error
@@ -281,7 +302,8 @@ namespace inbox {{
         while time.monotonic() < deadline:
             if self._process.poll() is not None:
                 stderr = self._process.stderr.read().decode(errors="replace") if self._process.stderr else ""
-                raise DovecotError(f"exited with {self._process.returncode}: {stderr.strip()} {self._log_since(log_offset)}")
+                returncode = self._process.returncode
+                raise DovecotError(f"exited with {returncode}: {stderr.strip()} {self._log_since(log_offset)}")
             if self._greeting_arrives():
                 return
             new_log = self._log_since(log_offset)
