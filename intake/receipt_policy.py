@@ -112,8 +112,11 @@ def header_reason(envelope: Envelope) -> str | None:
         tokens = {token.strip().lower() for token in value.split(",")}
         if tokens & {"all", "autoreply", "oof"}:
             return f"the sender asked for no automatic replies (X-Auto-Response-Suppress: {value.strip()[:40]})"
+    return_path = getattr(envelope, "return_path", None)
+    if return_path is not None and not return_path.strip("<> "):
+        return "null sender (Return-Path: <>)"
     for value in _header_values(envelope, "Return-Path"):
-        if value.strip() in ("<>", ""):
+        if not value.strip("<> "):
             return "null sender (Return-Path: <>)"
     if getattr(envelope, "is_report", False):
         return f"delivery or disposition report ({getattr(envelope, 'report_type', None) or 'multipart/report'})"
