@@ -1,0 +1,135 @@
+"""The folder source (the embedded default and mailbox imports) and the real-world mail corpus."""
+
+from __future__ import annotations
+
+import mailbox
+import shutil
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from casefile import models as m
+from casefile.queries import export_records
+from config.settings import load_settings
+from intake.app import make_intake
+from tests import mailfactory as mf
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def settings_for(tmp_path: Path, folder: Path, db_url: str | None = None):
+    config = tmp_path / "postmottak.toml"
+    config.write_text(
+        f"""
+[database]
+url = "{db_url or f'sqlite:///{tmp_path / "db.sqlite"}'}"
+[storage]
+path = "{tmp_path / 'documents'}"
+[folder]
+path = "{folder}"
+[[cases]]
+number = "22/414"
+title = "{mf.CASE_TITLE}"
+deadline = "2022-10-01"
+keywords = ["e-helsestrategi"]
+""",
+        encoding="utf-8",
+    )
+    return load_settings(config)
+
+
+def with_received(raw: bytes, when: datetime) -> bytes:
+    from email.utils import format_datetime
+
+    return f"Received: from x by mx.ehelse.no; {format_datetime(when)}\r\n".encode() + raw
+
+
+@pytest.mark.parametrize("kind", ["eml", "maildir", "mbox"])
+def test_folder_formats_register_once(tmp_path: Path, kind: str) -> None:
+    raws = [
+        with_received(mf.response_mail(org="Bærum kommune", attachments=[]), datetime(2022, 10, 1, 23, 30, tzinfo=mf.OSLO)),
+        with_received(mf.response_mail(org="NITO", attachments=[]), datetime(2022, 10, 2, 0, 15, tzinfo=mf.OSLO)),
+    ]
+    folder = tmp_path / "export"
+    if kind == "eml":
+        folder.mkdir()
+        for index, raw in enumerate(raws):
+            (folder / f"{index}.eml").write_bytes(raw)
+    elif kind == "maildir":
+        box = mailbox.Maildir(folder, create=True)
+        for raw in raws:
+            box.add(raw)
+    else:
+        folder = tmp_path / "export.mbox"
+        box = mailbox.mbox(folder, create=True)
+        for raw in raws:
+            box.add(raw)
+        box.flush()
+    intake = make_intake(settings_for(tmp_path, folder))
+    report = intake.run_cycle()
+    assert report.ok and report.counts["registered"] == 2
+    with intake.db.session() as session:
+        rows = export_records(session)
+    assert [(r["received_at"], r["on_time"]) for r in rows] == [
+        ("2022-10-01T23:30:00+02:00", True),
+        ("2022-10-02T00:15:00+02:00", False),
+    ]
+    again = intake.run_cycle()
+    assert again.fetched == 0
+    with intake.db.session() as session:
+        assert session.scalar(select(func.count()).select_from(m.IntakeRecord)) == 2
+
+
+def test_mail_corpus_every_message_recorded_none_registered(tmp_path: Path, shared_dir: Path) -> None:
+    """The 113 odd real-world messages: each gets one record with a reason, none is a response, none a receipt."""
+    corpus = shared_dir / "mail-corpus"
+    folder = tmp_path / "corpus"
+    files = sorted(p for p in corpus.rglob("*.eml"))
+    assert len(files) >= 100
+    folder.mkdir()
+    for index, path in enumerate(files):
+        shutil.copyfile(path, folder / f"{index:03d}-{path.name}")
+    intake = make_intake(settings_for(tmp_path, folder))
+    report = intake.run_cycle()
+    assert report.ok, report.errors
+    assert report.fetched == len(files)
+    with intake.db.session() as session:
+        records = list(session.scalars(select(m.IntakeRecord)))
+        receipts = session.scalar(select(func.count()).select_from(m.Receipt).where(m.Receipt.status == "pending"))
+        for record in records:
+            assert intake.store.verify(record.raw_path, record.raw_sha256)
+    assert len(records) == len(files)
+    assert not [r for r in records if r.status in ("registered", "failed")]
+    assert all(r.reason for r in records)
+    assert receipts == 0
+    assert intake.run_cycle().fetched == 0
+
+
+def test_sample_mailbox_demo_config(tmp_path: Path) -> None:
+    """The bundled demo mailbox registers what its file names promise."""
+    folder = REPO / "config" / "sample-mailbox"
+    intake = make_intake(settings_for(tmp_path, folder))
+    assert intake.run_cycle().ok
+    with intake.db.session() as session:
+        rows = export_records(session)
+    expected = {
+        "response_on_time": ("registered", True), "response_late": ("registered", False),
+        "forwarded_response": ("registered", True), "needs_review": ("needs_review", None),
+        "auto_reply": ("ignored", None), "bounce": ("ignored", None), "unrelated": ("ignored", None),
+    }
+    files = sorted(p.name for p in folder.glob("*.eml"))
+    assert len(rows) == len(files)
+    registered_forms = [r for r in rows if r["status"] == "registered" and r["form"]]
+    assert registered_forms and all(r["form"]["form_status"] in ("parsed", "partial") for r in registered_forms)
+    with intake.db.session() as session:
+        locations = {loc.intake_id: loc.uid for loc in session.scalars(select(m.MailLocation))}
+    for row in rows:
+        kind = locations[row["id"]].split("-", 1)[1].removesuffix(".eml")
+        if kind == "duplicate":
+            assert row["status"] == "duplicate"
+            continue
+        if row["status"] == "duplicate":  # the first delivery may be the one read second
+            continue
+        assert (row["status"], row["on_time"]) == expected[kind], (kind, row["subject"], row["reason"])
