@@ -141,21 +141,32 @@ def print_status(summary) -> None:  # type: ignore[no-untyped-def]
     table.add_row("totalt", str(sum(summary.by_status.values())), style="bold")
     console.print(table)
     cases = Table(title="Saker", show_header=True)
-    for column in ("Sak", "Tittel", "Frist", "Registrert", "I tide", "For sent", "Status"):
-        cases.add_column(column)
+    for column in ("Sak", "Frist", "Registrert", "I tide", "For sent", "Status"):
+        cases.add_column(column, no_wrap=True)
     for case in summary.cases:
         cases.add_row(
-            case.number, case.title, case.deadline, str(case.registered), str(case.on_time), str(case.late), case.status
+            case.number, case.deadline, str(case.registered), str(case.on_time), str(case.late),
+            "åpen" if case.status == "open" else "avsluttet",
         )
     console.print(cases)
+    for case in summary.cases:
+        console.print(f"  {case.number}: {case.title}", highlight=False)
     receipts = ", ".join(f"{k} {v}" for k, v in sorted(summary.receipts.items())) or "ingen"
     console.print(f"Kvitteringer: {receipts}", highlight=False)
     console.print(f"Til vurdering: {summary.pending_review}   Feilet: {summary.failed}   Prøves igjen: {summary.retrying}")
-    last = summary.last_poll_at.isoformat(timespec="seconds") if summary.last_poll_at else "aldri"
-    ok = summary.last_success_at.isoformat(timespec="seconds") if summary.last_success_at else "aldri"
+    last = _local(summary.last_poll_at)
+    ok = _local(summary.last_success_at)
     console.print(f"Siste henting: {last}   Siste vellykkede: {ok}", highlight=False)
     if summary.last_error:
         console.print(f"[red]Siste feil: {summary.last_error}[/red]", highlight=False)
+
+
+def _local(stamp) -> str:  # type: ignore[no-untyped-def]
+    from zoneinfo import ZoneInfo
+
+    if stamp is None:
+        return "aldri"
+    return stamp.astimezone(ZoneInfo("Europe/Oslo")).strftime("%d.%m.%Y %H:%M:%S")
 
 
 @app.command()
