@@ -11,7 +11,7 @@ number ``-N`` (journalpost in the case: ``22/414-3``). What counts as a referenc
   ``22/414/7`` (part of a longer slash-separated number, e.g. a date), ``22 / 414`` (spaces around the
   slash: too easily arithmetic or a page count; such mails go to manual handling), phone numbers.
 
-Boundaries: no ASCII digit and no "digits/" directly before the year; no digit and no "/digit" directly
+Boundaries: no digit (any script) and no "digit/" directly before the year; no digit and no "/digit" directly
 after the sequence number (or after the document suffix).
 """
 
@@ -22,11 +22,11 @@ from collections.abc import Iterable
 
 _CONFIGURED = re.compile(r"\s*([0-9]{2}|[0-9]{4})\s*/\s*([0-9]{1,12})\s*")
 _REFERENCE = re.compile(
-    r"(?<![0-9])(?<![0-9]/)"  # not glued to a preceding number or "n/"
+    # Numbers themselves are ASCII digits; the boundaries reject any Unicode digit (\d) as a neighbour.
+    r"(?<!\d)(?<!\d/)"  # not glued to a preceding number or "n/"
     r"([0-9]{4}|[0-9]{2})/([0-9]{1,12})"
     r"(?:-[0-9]{1,6})?"  # document number within the case
-    r"(?![0-9])(?!/[0-9])",
-    re.ASCII,
+    r"(?!\d)(?!/\d)"
 )
 
 

@@ -51,7 +51,10 @@ def is_no_reply_address(addr: str) -> str | None:
 
 
 def _first_token(value: str) -> str:
-    return value.split(";", 1)[0].strip().lower()
+    """The keyword of a header like ``auto-replied; owner-email=...`` or ``no (comment)``, lower-cased."""
+    without_comments = re.sub(r"\([^()]*\)", " ", value)
+    words = without_comments.split(";", 1)[0].split()
+    return words[0].lower() if words else ""
 
 
 def machine_reason(env: Envelope) -> str | None:
