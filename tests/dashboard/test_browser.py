@@ -1,0 +1,102 @@
+"""End to end in a real headless Chromium (Debian's /usr/bin/chromium, driven by Playwright) against uvicorn."""
+
+from __future__ import annotations
+
+import io
+
+import openpyxl
+import pytest
+
+from tests.dashboard.conftest import PASSWORDS
+from tests.dashboard.live import CHROMIUM, chromium, live_server
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian chromium is not installed (apt-get install chromium)"),
+]
+
+
+def test_staff_follow_the_intake_resolve_the_queue_and_download_the_spreadsheet(app, seeded, tmp_path):
+    ids = seeded.ids
+    with live_server(app) as base, chromium() as browser:
+        context = browser.new_context(accept_downloads=True, locale="nb-NO", viewport={"width": 1280, "height": 900})
+        page = context.new_page()
+
+        # Anonymous: sent to the login page.
+        page.goto(base + "/intake")
+        assert page.url.startswith(base + "/login")
+        page.fill("#username", "arkivar")
+        page.fill("#password", "feil-passord")
+        page.click("button[type=submit]")
+        assert "Feil brukernavn eller passord" in page.inner_text("main")
+        page.fill("#username", "arkivar")
+        page.fill("#password", PASSWORDS["arkivar"])
+        page.click("button[type=submit]")
+        page.wait_for_url(base + "/intake")
+
+        # A registered response in the list, and its detail page.
+        row = page.locator("#intake-table tr", has_text="Bergen kommune")
+        assert "Registrert" in row.inner_text() and "2022/414-1" in row.inner_text()
+        row.locator("a", has_text="Høringssvar 22/414").click()
+        page.wait_for_url(f"{base}/intake/{ids['bergen']}")
+        assert "12.09.2022 10:15:00" in page.inner_text("main")
+
+        # Open its PDF (a new tab): the real file, served to the logged-in browser.
+        with page.expect_popup() as popup_info:
+            page.click("text=Vis")
+        pdf_tab = popup_info.value
+        pdf_tab.wait_for_load_state()
+        pdf = context.request.get(pdf_tab.url)
+        assert pdf.status == 200 and pdf.headers["content-type"] == "application/pdf"
+        assert pdf.body().startswith(b"%PDF")
+        pdf_tab.close()
+
+        # Resolve the review queue: register Tromsø's mail, ignore the newsletter, correct and confirm the warned form.
+        page.click("text=Til vurdering")
+        page.wait_for_url(base + "/review")
+        item = page.locator(f"#item-{ids['review']}")
+        item.locator("select[name=case_number]").select_option("22/414")
+        item.locator("button", has_text="Registrer på sak").click()
+        page.wait_for_url(base + "/review")
+        assert f"Post {ids['review']} er registrert på sak 22/414." in page.inner_text("main")
+        newsletter = page.locator(f"#item-{ids['newsletter']}")
+        newsletter.locator("input[name=reason]").fill("Reklame, ikke et høringssvar")
+        newsletter.locator("button", has_text="Marker som ignorert").click()
+        page.wait_for_url(base + "/review")
+
+        page.locator(f"#item-{ids['warned']}").locator("a", has_text="Åpne og korriger felt").click()
+        page.wait_for_url(f"{base}/intake/{ids['warned']}#form")
+        name_row = page.locator("tr", has=page.locator('[data-field="organisation_name"]'))
+        name_row.locator("summary", has_text="Korriger").click()
+        name_row.locator("input[name=value]").fill("Universitetet i Oslo")
+        name_row.locator("button", has_text="Lagre korreksjon").click()
+        page.wait_for_load_state()
+        assert page.locator('[data-field="organisation_name"]').inner_text() == "Universitetet i Oslo"
+        assert "Korrigert av arkivar" in page.inner_text("#form")
+        page.locator("button", has_text="Skjemaet er kontrollert").click()
+        page.wait_for_load_state()
+        page.goto(base + "/review")
+        assert page.locator("#queue-empty").is_visible()
+
+        # The summary spreadsheet, downloaded by the browser.
+        page.goto(base + "/cases/22-414")
+        with page.expect_download() as download_info:
+            page.click("#download-xlsx")
+        download = download_info.value
+        assert download.suggested_filename == "hoeringssvar-22-414.xlsx"
+        target = tmp_path / download.suggested_filename
+        download.save_as(target)
+        context.close()
+
+    sheet = openpyxl.load_workbook(io.BytesIO(target.read_bytes())).active
+    rows = list(sheet.iter_rows(values_only=True))
+    header, data = rows[0], [dict(zip(rows[0], r)) for r in rows[1:]]
+    assert "Navn på virksomheten" in header and "Mål 3: Helsedata til fornying og forbedring" in header
+    assert len(data) == 7  # six responses plus Tromsø's, registered from the queue
+    by_sender = {row["Avsender"]: row for row in data}
+    assert by_sender["post@uio.no"]["Navn på virksomheten"] == "Universitetet i Oslo"
+    assert by_sender["post@uio.no"]["Korrigerte felt"] == "Navn på virksomheten"
+    assert by_sender["post@tromso.kommune.no"]["Journalnummer"] == "2022/414-7"
+    assert by_sender["post@pasientforeningen.no"]["I tide"] == "nei"
+    assert by_sender["postmottak@bergen.kommune.no"]["1) Stiller seg bak målene"] == "Ja"
+    assert "nyhetsbrev@leverandor.no" not in by_sender
