@@ -382,6 +382,21 @@ def due_failures(session: Session, source_key: str, uidvalidity: int, max_attemp
     )
 
 
+def waiting_failures(session: Session, source_key: str, uidvalidity: int) -> set[str]:
+    """Failed mail whose next attempt is not due yet (or that was given up): not to be fetched this cycle."""
+    now = datetime.now(timezone.utc)
+    return set(
+        session.scalars(
+            select(m.ProcessingFailure.uid).where(
+                m.ProcessingFailure.source_key == source_key,
+                m.ProcessingFailure.uidvalidity == uidvalidity,
+                m.ProcessingFailure.resolved_at.is_(None),
+                m.ProcessingFailure.next_attempt_at > now,
+            )
+        )
+    )
+
+
 def resolve_failure(session: Session, source_key: str, uidvalidity: int, uid: str, intake_id: int) -> None:
     session.execute(
         update(m.ProcessingFailure)

@@ -112,6 +112,7 @@ class IntakeSettings(_Section):
     retry_base_seconds: float = Field(60, ge=0)
     parse_timeout_seconds: float = Field(60, gt=0)
     parse_memory_mb: int = Field(1024, ge=64)
+    parse_workers: int = Field(0, ge=0)  # form reader processes; 0 = one per CPU core
     max_message_bytes: int = Field(50 * 1024 * 1024, ge=1024)
 
 

@@ -93,12 +93,15 @@ def run(once: bool = typer.Option(False, "--once", help="One full cycle, then ex
     except ConfigError as exc:
         err.print(f"[red]{exc}[/red]", highlight=False)
         raise typer.Exit(2) from None
-    if once:
-        report = full_cycle(intake)
-        raise typer.Exit(0 if report.ok else 1)
-    from intake.scheduler import run_forever
+    try:
+        if once:
+            report = full_cycle(intake)
+            raise typer.Exit(0 if report.ok else 1)
+        from intake.scheduler import run_forever
 
-    run_forever(lambda: full_cycle(intake), settings.schedule.interval_seconds)
+        run_forever(lambda: full_cycle(intake), settings.schedule.interval_seconds)
+    finally:
+        intake.close()
 
 
 @app.command("import")

@@ -12,7 +12,9 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
@@ -25,13 +27,13 @@ from casefile.locks import mailbox_lock
 from casefile.registry import DocumentIn, IncomingMail
 from casefile.storage import DocumentStore
 from config.settings import Settings
-from intake.form_worker import analyse_documents_isolated
+from intake.form_worker import FormWorkerPool
 from intake.receipt_policy import effective_sender, is_reply_to_receipt, own_domain, plan_receipt
 from intake.sources.base import FetchedMail, MailboxSession, MailSource, SourceError
 from intake.sources.imap import CONNECTION_ERRORS
 from intake.triage import CaseRule, Verdict, decide
 from parsers.envelope import Attachment, Envelope, parse_envelope
-from parsers.forms import DocumentInput
+from parsers.forms import DocumentInput, DocumentsAnalysis
 from parsers.machine import machine_reason
 
 log = logging.getLogger(__name__)
@@ -41,6 +43,31 @@ PARSEABLE_TYPES = (
     "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
     "text/plain",
 )
+
+
+# Read-ahead is also bounded by bytes, so a run of 30 MB mails cannot pile up in memory.
+WINDOW_BYTES = 64 * 1024 * 1024
+
+
+@dataclass
+class Prepared:
+    """A mail stored and parsed, with its documents being read in the pool: ready to register."""
+
+    mail: FetchedMail
+    uidvalidity: int
+    raw_sha256: str
+    raw_path: str
+    envelope: Envelope
+    documents: list[DocumentIn]
+    candidates: list[int]  # which attachments went to the form reader, in order
+    analysis: Future[DocumentsAnalysis] | None
+
+
+@dataclass(frozen=True)
+class Failed:
+    mail: FetchedMail
+    uidvalidity: int
+    error: str
 
 
 @dataclass
@@ -77,6 +104,14 @@ class Intake:
     checkpoint: Callable[[str, str], None] = lambda stage, uid: None
     # Called as progress(done, total) while a cycle works through its mail (import progress bar).
     progress: Callable[[int, int], None] | None = None
+    # Seconds spent per stage (fetch, mime, store, pdf_wait, db) since the worker started: for benchmarks and logs.
+    timings: Counter[str] = field(default_factory=Counter)
+    _pool: FormWorkerPool | None = field(default=None, repr=False)
+
+    @property
+    def window_size(self) -> int:
+        """How many mails are read ahead while earlier ones are registered: enough to keep every parser busy."""
+        return 2 * self.form_pool().size
 
     @property
     def own_domains(self) -> set[str]:
@@ -93,15 +128,43 @@ class Intake:
     # One mail ----------------------------------------------------------------------------
 
     def process(self, mail: FetchedMail, uidvalidity: int, rules: Sequence[CaseRule]) -> registry.Outcome:
-        with self.db.session() as session:
+        """Prepare and register one mail (the batch path in _poll does the same with parsing in parallel)."""
+        prepared = self.prepare(mail, uidvalidity)
+        if isinstance(prepared, registry.Outcome):
+            return prepared
+        return self.register(prepared, rules)
+
+    def prepare(self, mail: FetchedMail, uidvalidity: int) -> "Prepared | registry.Outcome":
+        """Store the bytes, parse the envelope, and start reading the documents (in the form worker pool)."""
+        with self.timer("db"), self.db.session() as session:
             known = registry.location_known(session, self.source.source_key, uidvalidity, mail.uid)
-            if known is not None:
-                return registry.Outcome("seen", known, "")
-        raw_sha, raw_path = self.store.put(mail.raw)
+        if known is not None:
+            return registry.Outcome("seen", known, "")
+        with self.timer("store"):
+            raw_sha, raw_path = self.store.put(mail.raw)
         self.checkpoint("stored", mail.uid)
-        incoming = self.build(mail, uidvalidity, raw_sha, raw_path, rules)
+        with self.timer("mime"):
+            envelope = parse_envelope(mail.raw)
+        with self.timer("store"):
+            documents = self._store_documents(envelope)
+        candidates = [i for i, a in enumerate(envelope.attachments) if _parseable(a)]
+        analysis: Future[DocumentsAnalysis] | None = None
+        if candidates:
+            inputs = [
+                DocumentInput(envelope.attachments[i].filename, envelope.attachments[i].content_type,
+                              envelope.attachments[i].data)
+                for i in candidates
+            ]
+            analysis = self.form_pool().submit(inputs, self.form_profile)
+        return Prepared(mail, uidvalidity, raw_sha, raw_path, envelope, documents, candidates, analysis)
+
+    def register(self, prepared: "Prepared", rules: Sequence[CaseRule]) -> registry.Outcome:
+        mail, uidvalidity = prepared.mail, prepared.uidvalidity
+        with self.timer("pdf_wait"):
+            analysis = prepared.analysis.result() if prepared.analysis is not None else None
+        incoming = self.build(prepared, analysis, rules)
         try:
-            with self.db.session() as session:
+            with self.timer("db"), self.db.session() as session:
                 outcome = registry.register(session, incoming)
                 self._after_register(session, mail, uidvalidity, outcome)
         except IntegrityError:
@@ -114,6 +177,33 @@ class Intake:
         self.checkpoint("committed", mail.uid)
         return outcome
 
+    @contextmanager
+    def timer(self, stage: str) -> Iterator[None]:
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.timings[stage] += time.perf_counter() - started
+
+    @property
+    def form_profile(self) -> str | None:
+        return next((c.form for c in self.settings.cases if c.form), None)
+
+    def form_pool(self) -> FormWorkerPool:
+        if self._pool is None:
+            self._pool = FormWorkerPool(
+                self.settings.intake.parse_workers or None,
+                timeout_s=self.settings.intake.parse_timeout_seconds,
+                memory_mb=self.settings.intake.parse_memory_mb,
+            )
+        return self._pool
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.close()
+            self._pool = None
+        self.db.dispose()
+
     def _after_register(self, session, mail: FetchedMail, uidvalidity: int, outcome: registry.Outcome) -> None:  # type: ignore[no-untyped-def]
         registry.resolve_failure(session, self.source.source_key, uidvalidity, mail.uid, outcome.intake_id)
         if mail.uid.isdigit():
@@ -124,11 +214,16 @@ class Intake:
             link_receipt_bounce(session, mail.raw, outcome.intake_id)  # a DSN about one of our receipts
 
     def build(
-        self, mail: FetchedMail, uidvalidity: int, raw_sha: str, raw_path: str, rules: Sequence[CaseRule]
+        self, prepared: "Prepared", analysis: DocumentsAnalysis | None, rules: Sequence[CaseRule]
     ) -> IncomingMail:
-        envelope = parse_envelope(mail.raw)
+        mail, envelope, uidvalidity = prepared.mail, prepared.envelope, prepared.uidvalidity
+        raw_sha, raw_path = prepared.raw_sha256, prepared.raw_path
         received_at, received_source = receive_time(mail, envelope)
-        documents, analysed_index, analysis = self._documents(envelope, rules)
+        documents = prepared.documents
+        analysed_index = None
+        if analysis is not None and analysis.form_index is not None and analysis.form is not None:
+            analysed_index = prepared.candidates[analysis.form_index]
+            documents[analysed_index].is_form = True
         machine = machine_reason(envelope)
         form = analysis.form if analysis is not None else None
         has_form = form is not None and form.form_status in ("parsed", "partial")
@@ -178,7 +273,7 @@ class Intake:
             sender_is_private_person=private,
         )
 
-    def _documents(self, envelope: Envelope, rules: Sequence[CaseRule]):  # type: ignore[no-untyped-def]
+    def _store_documents(self, envelope: Envelope) -> list[DocumentIn]:
         documents: list[DocumentIn] = []
         for attachment in envelope.attachments:
             sha, path = self.store.put(attachment.data)
@@ -202,24 +297,7 @@ class Intake:
                     storage_path=path, title=envelope.subject or "E-post", kind="body",
                 )
             )
-        candidates = [i for i, a in enumerate(envelope.attachments) if _parseable(a)]
-        if not candidates:
-            return documents, None, None
-        profile = next((c.form for c in self.settings.cases if c.form), None)
-        analysis = analyse_documents_isolated(
-            [
-                DocumentInput(envelope.attachments[i].filename, envelope.attachments[i].content_type, envelope.attachments[i].data)
-                for i in candidates
-            ],
-            profile,
-            timeout_s=self.settings.intake.parse_timeout_seconds,
-            memory_mb=self.settings.intake.parse_memory_mb,
-        )
-        form_index = None
-        if analysis.form_index is not None and analysis.form is not None:
-            form_index = candidates[analysis.form_index]
-            documents[form_index].is_form = True
-        return documents, form_index, analysis
+        return documents
 
     # Failures ----------------------------------------------------------------------------
 
@@ -301,30 +379,65 @@ class Intake:
                 last_uid = state.last_uid
                 retry = registry.due_failures(session, source_key, box.uidvalidity, self.settings.intake.max_attempts)
                 known = set() if box.incremental else registry.known_uids(session, source_key, box.uidvalidity)
+                waiting = registry.waiting_failures(session, source_key, box.uidvalidity)
             if changed:
                 report.uidvalidity_changed = True
                 log.warning("%s: UIDVALIDITY changed; checking every mail in the folder again", source_key)
             if box.incremental:
                 uids = box.uids_after(last_uid)
             else:
-                uids = [uid for uid in box.all_uids() if uid not in known]
+                uids = [uid for uid in box.all_uids() if uid not in known and uid not in waiting]
             wanted = list(dict.fromkeys([*retry, *uids]))
             if self.progress:
                 self.progress(0, len(wanted))
-            for mail in box.fetch(wanted):
-                report.fetched += 1
-                if self.progress:
-                    self.progress(report.fetched, len(wanted))
-                try:
-                    outcome = self.process(mail, box.uidvalidity, rules)
-                except OperationalError:
-                    raise
-                except Exception as exc:  # noqa: BLE001 - one bad mail must not stop the others
-                    log.exception("%s: mail %s failed", source_key, mail.uid)
-                    report.counts[self.fail(mail, box.uidvalidity, f"{type(exc).__name__}: {exc}")] += 1
-                    continue
-                report.counts[outcome.status if outcome.kind == "new" else outcome.kind] += 1
+            window: list[Prepared | Failed] = []
+            window_bytes = 0
+            fetched = iter(box.fetch(wanted))
+            while True:
+                with self.timer("fetch"):
+                    mail = next(fetched, None)
+                if mail is not None:
+                    report.fetched += 1
+                    if self.progress:
+                        self.progress(report.fetched, len(wanted))
+                    try:
+                        prepared: Prepared | registry.Outcome | Failed = self.prepare(mail, box.uidvalidity)
+                    except OperationalError:
+                        raise
+                    except Exception as exc:  # noqa: BLE001 - one bad mail must not stop the others
+                        log.exception("%s: mail %s failed", source_key, mail.uid)
+                        # Recorded in UID order with the rest of the window, so the high-water mark never
+                        # passes a mail that is not yet registered.
+                        prepared = Failed(mail, box.uidvalidity, f"{type(exc).__name__}: {exc}")
+                    if isinstance(prepared, registry.Outcome):
+                        report.counts["seen"] += 1
+                        continue
+                    window.append(prepared)
+                    window_bytes += len(mail.raw)
+                # Documents of the next mails are read in the pool while earlier ones are registered, in UID order.
+                full = len(window) >= self.window_size or window_bytes >= WINDOW_BYTES
+                while window and (mail is None or full):
+                    item = window.pop(0)
+                    window_bytes -= len(item.mail.raw)
+                    self._register_one(item, rules, report)
+                    full = len(window) >= self.window_size or window_bytes >= WINDOW_BYTES
+                if mail is None:
+                    break
             self._move_processed(box)
+
+    def _register_one(self, item: "Prepared | Failed", rules: Sequence[CaseRule], report: CycleReport) -> None:
+        if isinstance(item, Failed):
+            report.counts[self.fail(item.mail, item.uidvalidity, item.error)] += 1
+            return
+        try:
+            outcome = self.register(item, rules)
+        except OperationalError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - one bad mail must not stop the others
+            log.exception("%s: mail %s failed", self.source.source_key, item.mail.uid)
+            report.counts[self.fail(item.mail, item.uidvalidity, f"{type(exc).__name__}: {exc}")] += 1
+            return
+        report.counts[outcome.status if outcome.kind == "new" else outcome.kind] += 1
 
     def _move_processed(self, box: MailboxSession) -> None:
         folder = self.settings.imap.processed_folder

@@ -52,4 +52,7 @@ def import_with_progress(settings: Settings, db: Database, path: Path) -> CycleR
             progress.update(task, completed=done, total=total, rate=rate)
 
         intake.progress = update
-        return intake.run_cycle()
+        try:
+            return intake.run_cycle()
+        finally:
+            intake.close()

@@ -133,3 +133,45 @@ def test_sample_mailbox_demo_config(tmp_path: Path) -> None:
         if row["status"] == "duplicate":  # the first delivery may be the one read second
             continue
         assert (row["status"], row["on_time"]) == expected[kind], (kind, row["subject"], row["reason"])
+
+
+def test_a_failing_mail_is_retried_then_kept_for_staff_without_blocking_others(tmp_path: Path) -> None:
+    folder = tmp_path / "export"
+    folder.mkdir()
+    for index, org in enumerate(("Bærum kommune", "Ålesund kommune", "NITO")):
+        raw = with_received(mf.response_mail(org=org, attachments=[]), datetime(2022, 9, 20, 12, index, tzinfo=mf.OSLO))
+        (folder / f"{index}.eml").write_bytes(raw)
+    settings = settings_for(tmp_path, folder)
+    settings.intake.max_attempts = 3
+    settings.intake.retry_base_seconds = 0
+    intake = make_intake(settings)
+
+    def flaky(stage: str, uid: str) -> None:
+        if stage == "stored" and uid == "1.eml":
+            raise RuntimeError("simulated parser crash")
+
+    intake.checkpoint = flaky
+    first = intake.run_cycle()
+    assert first.counts["registered"] == 2 and first.counts["retry"] == 1
+    assert intake.run_cycle().counts["retry"] == 1
+    third = intake.run_cycle()
+    assert third.counts["failed"] == 1
+    with intake.db.session() as session:
+        records = {r.status: r for r in session.scalars(select(m.IntakeRecord))}
+        failure = session.scalars(select(m.ProcessingFailure)).one()
+    assert records["failed"].reason.startswith("processing failed: RuntimeError: simulated parser crash")
+    assert intake.store.verify(records["failed"].raw_path, records["failed"].raw_sha256), "raw mail kept"
+    assert failure.attempts == 3 and failure.resolved_at is not None
+    assert intake.run_cycle().fetched == 0, "given up: not fetched again"
+
+
+def test_failed_mail_waits_for_its_backoff(tmp_path: Path) -> None:
+    folder = tmp_path / "export"
+    folder.mkdir()
+    (folder / "a.eml").write_bytes(mf.response_mail(org="NITO", attachments=[]))
+    settings = settings_for(tmp_path, folder)
+    settings.intake.retry_base_seconds = 3600
+    intake = make_intake(settings)
+    intake.checkpoint = lambda stage, uid: (_ for _ in ()).throw(RuntimeError("boom")) if stage == "stored" else None
+    assert intake.run_cycle().counts["retry"] == 1
+    assert intake.run_cycle().fetched == 0, "not retried before its backoff has passed"
