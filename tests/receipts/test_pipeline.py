@@ -230,7 +230,7 @@ def test_idn_sender(room: Mailroom) -> None:
                                message_id="<idn-1@xn--sheim-pra.no>", date=ON_TIME))
     room.cycle()
     [mail] = room.sink.messages
-    assert mail.rcpt_tos == ("oyvind@xn--sheim-pra.no",)
+    assert mail.rcpt_tos == ("oyvind@" + "åsheim.no".encode("idna").decode(),)  # xn--sheim-lra.no
 
 
 def test_bounce_of_a_receipt_is_linked_and_not_registered(room: Mailroom) -> None:
