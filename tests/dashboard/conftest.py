@@ -14,6 +14,7 @@ from casefile.users import add_user
 from config.settings import CaseSettings, DatabaseSettings, Settings, StorageSettings
 from dashboard.app import create_app
 from dashboard.web_settings import WebSettings
+from tests.dbutil import backends, database_url
 from tests.dashboard.seed import CASE, CASE_TITLE, Seeded, seed_consultation
 
 PASSWORDS = {"arkivar": "arkiv-passord-1", "leser": "leser-passord-1"}
@@ -30,16 +31,18 @@ def settings(tmp_path: Path) -> Settings:
     )
 
 
-@pytest.fixture
-def db(settings: Settings) -> Database:
-    database = Database(settings.database_url)
-    database.upgrade()
-    with database.session() as session:
-        case_store.sync_cases(session, [(c.number, c.title, c.deadline, c.timezone, c.form) for c in settings.cases])
-        add_user(session, "arkivar", PASSWORDS["arkivar"], "archivist")
-        add_user(session, "leser", PASSWORDS["leser"], "reader")
-    yield database
-    database.dispose()
+@pytest.fixture(params=backends())
+def db(request: pytest.FixtureRequest, settings: Settings, tmp_path: Path) -> Database:
+    """SQLite, and PostgreSQL too when POSTMOTTAK_TEST_DATABASE_URL names one (as in CI)."""
+    with database_url(request.param, tmp_path) as url:
+        database = Database(url)
+        database.upgrade()
+        with database.session() as session:
+            case_store.sync_cases(session, [(c.number, c.title, c.deadline, c.timezone, c.form) for c in settings.cases])
+            add_user(session, "arkivar", PASSWORDS["arkivar"], "archivist")
+            add_user(session, "leser", PASSWORDS["leser"], "reader")
+        yield database
+        database.dispose()
 
 
 @pytest.fixture

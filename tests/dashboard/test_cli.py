@@ -121,3 +121,47 @@ def test_export_csv_xlsx_and_json(config, cli_seeded, tmp_path):
     result = run(config, "export", "--format", "json", "-o", str(json_target))
     assert result.exit_code == 0, result.output
     assert len(json.loads(json_target.read_text(encoding="utf-8"))) == 9
+
+
+def test_serve_runs_the_web_app_with_uvicorn(config, cli_db):
+    import os
+    import socket
+    import subprocess
+    import sys
+    import time
+    import urllib.error
+    import urllib.request
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {**os.environ, "POSTMOTTAK_WEB__SECURE_COOKIES": "false"}
+    process = subprocess.Popen(
+        [sys.executable, "-c", "from intake.cli import main; main()", "--config", str(config), "serve",
+         "--host", "127.0.0.1", "--port", str(port)],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )
+    try:
+        status = None
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and process.poll() is None:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2)
+                status = 200
+            except urllib.error.HTTPError as exc:
+                status = exc.code
+                body = exc.read()
+            except OSError:
+                time.sleep(0.1)
+                continue
+            break
+        assert status == 503, "no poll has run yet: the app must report stale"
+        assert b'"status":"stale"' in body
+        opener = urllib.request.build_opener(type("NoRedirect", (urllib.request.HTTPRedirectHandler,), {
+            "redirect_request": lambda self, *args, **kwargs: None}))
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            opener.open(f"http://127.0.0.1:{port}/intake", timeout=5)
+        assert refused.value.code == 303 and refused.value.headers["location"].startswith("/login")
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
