@@ -224,7 +224,16 @@ def register(session: Session, mail: IncomingMail) -> Outcome:
                     next_attempt_at=datetime.now(timezone.utc) if mail.receipt.status == "pending" else None,
                 )
             )
-    elif mail.receipt is not None and status != m.DUPLICATE:
+    elif mail.receipt is not None and status == m.DUPLICATE:
+        session.add(
+            m.Receipt(
+                intake_id=record.id,
+                status="suppressed",
+                to_address=mail.receipt.to_address,
+                reason=f"duplicate of intake #{record.duplicate_of_id}: the first delivery has the receipt",
+            )
+        )
+    elif mail.receipt is not None:
         session.add(
             m.Receipt(
                 intake_id=record.id,

@@ -75,7 +75,8 @@ def test_duplicate_delivery_same_message_id(database: Database) -> None:
     with database.session() as session:
         record = session.get(m.IntakeRecord, second.intake_id)
         assert record.duplicate_of_id == first.intake_id and "Message-ID" in record.reason
-        assert record.journal_entry is None and record.receipt is None and record.on_time is None
+        assert record.journal_entry is None and record.on_time is None
+        assert record.receipt.status == "suppressed" and record.receipt.reason.startswith("duplicate of intake #")
         assert session.scalar(select(func.count()).select_from(m.JournalEntry)) == 1
 
 
