@@ -6,6 +6,19 @@ This module splits the MIME structure itself (linear per nesting level, nesting 
 small pure stdlib helpers (``email.utils.parsedate_tz``, ``base64``, ``binascii``, ``codecs``).
 
 Everything here is pure: bytes in, dataclasses out, no I/O. ``parse_envelope`` never raises.
+
+Decisions:
+* Body: inline text/plain or text/html leaves without a filename (and not PDF by content). In
+  multipart/alternative the alternative containing text/plain wins, the other renderings are dropped (not
+  attachments); multipart/related uses its first part; other multiparts concatenate their body parts.
+* Attachments: every other leaf, in document order, plus the attachments of forwarded messages (depth >= 1).
+  A forwarded message's own body is in ``forwarded[i].body_text``, not an attachment of the outer mail.
+* Caps: nesting 20 (deeper container -> one opaque attachment with the raw part), 1000 parts per parse
+  (forwarded messages included), 2000 header fields per part, 10,000 characters per header value,
+  100 distinct defect notes (repeats counted). Defects of forwarded messages are repeated in the outer
+  envelope with the prefix "forwarded message: ".
+* Charsets: declared -> utf-8 -> (declared with replacement) -> cp1252 -> latin-1; iso-8859-1 is read as
+  cp1252 (WHATWG), codecs that are no mail charsets (punycode, unicode-escape, base64...) are refused.
 """
 
 from __future__ import annotations
@@ -958,8 +971,23 @@ def _parse_message(raw: bytes, nest: int, msg_depth: int, budget: _Budget) -> En
             envelope.report_type = (part.params.get("report-type") or "").strip().lower() or None
     if envelope.is_report:
         envelope.dsn_original_message_id = _dsn_original_id(root)
-    envelope.defects = defects
+    envelope.defects = _summarise_defects(defects)
     return envelope
+
+
+MAX_DEFECTS = 100
+
+
+def _summarise_defects(defects: list[str]) -> list[str]:
+    """Repeated notes once with a count, and at most MAX_DEFECTS of them (hostile mail can repeat a defect
+    100,000 times)."""
+    counts: dict[str, int] = {}
+    for defect in defects:
+        counts[defect] = counts.get(defect, 0) + 1
+    summary = [defect if count == 1 else f"{defect} (x{count})" for defect, count in counts.items()]
+    if len(summary) > MAX_DEFECTS:
+        summary = summary[:MAX_DEFECTS] + [f"{len(summary) - MAX_DEFECTS} more kinds of defects not listed"]
+    return summary
 
 
 def parse_envelope(raw: bytes) -> Envelope:

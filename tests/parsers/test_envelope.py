@@ -871,3 +871,10 @@ def test_html_to_text(markup: str, expected: str) -> None:
     from parsers.html_text import html_to_text
 
     assert html_to_text(markup) == expected
+
+
+def test_repeated_defects_are_summarised() -> None:
+    raw = b"From: a@example.no\r\n" + b"bad line\r\nX-A: b\r\n" * 500 + b"\r\nbody"
+    env = parse_envelope(raw)
+    assert env.defects == ["header line without a colon skipped (x500)"]
+    assert env.sender == Address("", "a@example.no")
