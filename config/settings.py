@@ -51,13 +51,16 @@ class ImapSettings(_Section):
     port: int = Field(993, ge=1, le=65535)
     security: Literal["ssl", "starttls", "none"] = "ssl"
     verify_tls: bool = True
-    username: str = ""
+    auth: Literal["password", "oauth2"] = "password"  # oauth2: XOAUTH2 with a token from [oauth2]
+    username: str = ""  # with oauth2: the mailbox address (a shared mailbox too)
     password: SecretStr = SecretStr("")
     password_file: str | None = None
     folder: str = "INBOX"
     processed_folder: str = ""
     batch_size: int = Field(50, ge=1, le=1000)
     timeout_seconds: float = Field(60, gt=0)
+    idle: bool = True  # `postmottak run` waits in IMAP IDLE for new mail when the server offers it
+    idle_timeout_seconds: int = Field(1740, ge=1, le=1740)  # re-issue IDLE this often (RFC 2177: < 30 min)
 
     @model_validator(mode="after")
     def _password_from_file(self) -> "ImapSettings":
@@ -76,6 +79,7 @@ class SmtpSettings(_Section):
     port: int = Field(587, ge=1, le=65535)
     security: Literal["ssl", "starttls", "none"] = "starttls"
     verify_tls: bool = True
+    auth: Literal["password", "oauth2"] = "password"  # oauth2: XOAUTH2 with a token from [oauth2]
     username: str = ""
     password: SecretStr = SecretStr("")
     password_file: str | None = None
@@ -94,6 +98,39 @@ class SmtpSettings(_Section):
     @property
     def configured(self) -> bool:
         return bool(self.host)
+
+
+class OAuth2Settings(_Section):
+    """`[oauth2]`: where IMAP and SMTP get their access tokens when `auth = "oauth2"`.
+
+    client_credentials: app-only access (Microsoft Entra ID for Exchange Online, token_url
+    https://login.microsoftonline.com/<tenant>/oauth2/v2.0/token, scope https://outlook.office365.com/.default).
+    refresh_token: delegated access (e.g. Google); a rotated refresh token is written to refresh_token_file (0600).
+    Secrets also come from the environment: POSTMOTTAK_OAUTH2__CLIENT_SECRET, POSTMOTTAK_OAUTH2__REFRESH_TOKEN.
+    """
+
+    token_url: str = ""
+    client_id: str = ""
+    client_secret: SecretStr = SecretStr("")
+    client_secret_file: str | None = None
+    scope: str = ""
+    flow: Literal["client_credentials", "refresh_token"] = "client_credentials"
+    refresh_token: SecretStr = SecretStr("")
+    refresh_token_file: str | None = None  # read at start; a rotated token is stored here (relative: config dir)
+    renew_before_seconds: float = Field(300, ge=0)  # renew a cached token this long before it expires
+    timeout_seconds: float = Field(30, gt=0)
+    verify_tls: bool = True
+
+    @model_validator(mode="after")
+    def _secret_from_file(self) -> "OAuth2Settings":
+        secret = _read_secret_file(self.client_secret_file)
+        if secret is not None:
+            self.client_secret = secret
+        return self
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.token_url)
 
 
 class FolderSettings(_Section):
@@ -130,6 +167,22 @@ class ReceiptSettings(_Section):
     claim_seconds: float = Field(600, ge=0)  # a receipt being sent is not picked up again before this
     null_envelope_sender: bool = False  # MAIL FROM:<> (no bounces come back); default: [smtp] envelope_sender or sender
     batch_size: int = Field(200, ge=1)
+
+
+class WebSettings(_Section):
+    """`[web]`: the staff dashboard (`postmottak serve`)."""
+
+    secret_key: SecretStr | None = None
+    secret_key_file: str | None = None
+    secure_cookies: bool = True  # cookies only over HTTPS; false for plain-http development on localhost
+    session_max_age_seconds: int = Field(8 * 3600, ge=60)
+    metrics_token: SecretStr | None = None  # bearer token for Prometheus on /metrics; unset = login only
+    metrics_token_file: str | None = None
+    stale_after_seconds: int | None = Field(None, ge=1)  # /healthz "stale" after this (default 3 intervals + 60 s)
+    login_max_failures: int = Field(5, ge=1)
+    login_max_failures_per_client: int = Field(20, ge=1)
+    login_window_seconds: int = Field(900, ge=1)
+    page_size: int = Field(50, ge=1, le=500)
 
 
 class CaseSettings(_Section):
@@ -172,9 +225,11 @@ class Settings(BaseSettings):
     storage: StorageSettings = StorageSettings()
     imap: ImapSettings = ImapSettings()
     smtp: SmtpSettings = SmtpSettings()
+    oauth2: OAuth2Settings = OAuth2Settings()
     folder: FolderSettings = FolderSettings()
     schedule: ScheduleSettings = ScheduleSettings()
     intake: IntakeSettings = IntakeSettings()
+    web: WebSettings = WebSettings()
     receipts: ReceiptSettings = ReceiptSettings()
     cases: list[CaseSettings] = Field(default_factory=list)
     # Where relative paths are anchored (the config file's folder); not a TOML key.
@@ -202,6 +257,19 @@ class Settings(BaseSettings):
         for number in numbers:
             if numbers.count(number) > 1:
                 raise ValueError(f"case {number} is configured twice")
+        return self
+
+    @model_validator(mode="after")
+    def _oauth2_complete(self) -> "Settings":
+        users = [name for name, section in (("imap", self.imap), ("smtp", self.smtp)) if section.auth == "oauth2"]
+        if not users:
+            return self
+        oauth2 = self.oauth2
+        missing = [key for key in ("token_url", "client_id") if not getattr(oauth2, key)]
+        if oauth2.flow == "refresh_token" and not (oauth2.refresh_token.get_secret_value() or oauth2.refresh_token_file):
+            missing.append("refresh_token (or refresh_token_file)")
+        if missing:
+            raise ValueError(f"[{'] and ['.join(users)}] auth = \"oauth2\" needs [oauth2] {', '.join(missing)}")
         return self
 
     # Resolved paths and URLs -------------------------------------------------------------

@@ -13,6 +13,7 @@ from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
 from parsers.case_refs import find_case_references
+from parsers.machine import is_weak_reason
 
 REGISTERED = "registered"
 NEEDS_REVIEW = "needs_review"
@@ -60,12 +61,14 @@ def decide(
     received_at: datetime,
     cases: Sequence[CaseRule],
 ) -> Verdict:
-    if machine_reason:
-        return Verdict(IGNORED, f"machine mail: {machine_reason}", None, None)
-
     haystack = "\n".join([subject, body, *attachment_names, *attachment_texts])
     numbers = [case.number for case in cases]
     referenced = find_case_references(haystack, numbers)
+    if machine_reason:
+        if is_weak_reason(machine_reason) and (referenced or has_form):
+            about = ", ".join(sorted(referenced)) or "a consultation form"
+            return Verdict(NEEDS_REVIEW, f"refers to {about} but may be automatic ({machine_reason})", None, None)
+        return Verdict(IGNORED, f"machine mail: {machine_reason}", None, None)
     if reply_to_our_receipt:
         return Verdict(NEEDS_REVIEW, "reply to one of our receipts", None, None)
     if len(referenced) > 1:

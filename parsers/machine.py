@@ -57,6 +57,18 @@ def _first_token(value: str) -> str:
     return words[0].lower() if words else ""
 
 
+# Signals that a person's mail can carry too (a municipality's archive system sending from a no-reply address,
+# a mail client that sets X-Auto-Response-Suppress, a broken From). Mail with these that refers to a case goes to
+# review instead of being ignored: losing a response is worse than a human glance at an automatic mail.
+WEAK_REASONS = frozenset(
+    {"x-auto-response-suppress", "no sender address", "sender is a no-reply address", "auto-reply subject"}
+)
+
+
+def is_weak_reason(reason: str | None) -> bool:
+    return reason in WEAK_REASONS
+
+
 def machine_reason(env: Envelope) -> str | None:
     """Why this mail is machine-made (never a response, never gets a receipt), or None for a human mail.
     The first matching rule wins; the order goes from the most to the least explicit signal."""
@@ -77,6 +89,8 @@ def machine_reason(env: Envelope) -> str | None:
         if name in headers:
             return f"list mail ({_LIST_HEADER_LABELS[name]})"
     if "x-auto-response-suppress" in headers:
+        if _AUTO_REPLY_SUBJECT.match(env.subject):  # both together: Exchange's out-of-office reply
+            return "auto-reply (x-auto-response-suppress and an auto-reply subject)"
         return "x-auto-response-suppress"
     for name in _AUTOREPLY_HEADERS:
         if name in headers:

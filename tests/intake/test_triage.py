@@ -96,3 +96,11 @@ def test_closed_case_goes_to_review() -> None:
 @pytest.mark.parametrize("trap", ["122/4140", "22/4140", "22/415", "2211/4145"])
 def test_case_number_traps(trap: str) -> None:
     assert verdict(subject=f"Vedrørende {trap}").status == "ignored"
+
+
+@pytest.mark.parametrize("weak", ["sender is a no-reply address", "x-auto-response-suppress", "no sender address"])
+def test_weak_machine_signal_with_a_case_number_goes_to_review(weak: str) -> None:
+    """An archive system sending a municipality's response from ikke-svar@... must not be lost."""
+    result = verdict(subject="Høringssvar sak 22/414", machine=weak)
+    assert result.status == "needs_review" and weak in (result.reason or "")
+    assert verdict(subject="Nyhetsbrev", machine=weak).status == "ignored"
