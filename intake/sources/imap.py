@@ -20,6 +20,9 @@ log = logging.getLogger(__name__)
 # Errors that mean "the connection or server is gone": reconnect and carry on.
 CONNECTION_ERRORS = (imaplib.IMAP4.abort, OSError, socket.timeout, ssl.SSLError, EOFError)
 
+# Upper bound of the mail bytes one FETCH brings in (besides batch_size): bounds the worker's memory.
+FETCH_BYTES = 16 * 1024 * 1024
+
 
 @dataclass(frozen=True)
 class ImapConfig:
@@ -65,13 +68,32 @@ class ImapSession:
     def fetch(self, uids: Sequence[str]) -> Iterator[FetchedMail]:
         wanted = [int(uid) for uid in uids]
         for start in range(0, len(wanted), self.config.batch_size):
-            batch = wanted[start : start + self.config.batch_size]
-            response = self.client.fetch(batch, ["BODY.PEEK[]", "INTERNALDATE"])
-            for uid in batch:  # in UID order; a UID expunged meanwhile is simply absent
-                data = response.get(uid)
-                if data is None or b"BODY[]" not in data:
-                    continue
-                yield FetchedMail(uid=str(uid), raw=bytes(data[b"BODY[]"]), internaldate=data.get(b"INTERNALDATE"))
+            for batch in self._by_size(wanted[start : start + self.config.batch_size]):
+                response = self.client.fetch(batch, ["BODY.PEEK[]", "INTERNALDATE"])
+                for uid in batch:  # in UID order; a UID expunged meanwhile is simply absent
+                    data = response.pop(uid, None)  # a mail handed on is not kept alive by the batch
+                    if data is None or b"BODY[]" not in data:
+                        continue
+                    yield FetchedMail(uid=str(uid), raw=bytes(data[b"BODY[]"]), internaldate=data.get(b"INTERNALDATE"))
+
+    def _by_size(self, uids: list[int]) -> Iterator[list[int]]:
+        """Split a batch so one FETCH carries at most FETCH_BYTES (a big mail goes alone): a batch of 30 MB mails
+        must not be held in memory at once."""
+        if len(uids) <= 1:
+            yield uids
+            return
+        sizes = self.client.fetch(uids, ["RFC822.SIZE"])
+        batch: list[int] = []
+        batch_bytes = 0
+        for uid in uids:
+            size = int(sizes.get(uid, {}).get(b"RFC822.SIZE", 0))
+            if batch and batch_bytes + size > FETCH_BYTES:
+                yield batch
+                batch, batch_bytes = [], 0
+            batch.append(uid)
+            batch_bytes += size
+        if batch:
+            yield batch
 
     def move(self, uids: Sequence[str], folder: str) -> None:
         numbers = [int(uid) for uid in uids]
