@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -334,8 +335,10 @@ def add_journal_entry(
     case_id = _case_id(session, case_number)
     assert case_id is not None
     record.case_id = case_id
-    journal_date: date = datetime.now(timezone.utc).date()
-    year = record.received_at.year
+    # journaldato is the day it was journalled, in the case's own timezone; journalaar follows it (Noark 5).
+    case_tz = session.scalar(select(m.Case.timezone).where(m.Case.id == case_id)) or "Europe/Oslo"
+    journal_date: date = datetime.now(ZoneInfo(case_tz)).date()
+    year = journal_date.year
     entry = m.JournalEntry(
         intake_id=record.id,
         case_id=case_id,
