@@ -30,7 +30,7 @@ from config.settings import Settings
 from intake.form_worker import FormWorkerPool
 from intake.receipt_policy import effective_sender, is_reply_to_receipt, own_domain, plan_receipt
 from intake.sources.base import FetchedMail, MailboxSession, MailSource, SourceError
-from intake.sources.imap import CONNECTION_ERRORS
+from intake.sources.imap import CONNECTION_ERRORS, LoginRefused
 from intake.triage import CaseRule, Verdict, decide
 from parsers.envelope import Attachment, Envelope, parse_envelope
 from parsers.forms import DocumentInput, DocumentsAnalysis
@@ -334,17 +334,33 @@ class Intake:
     def run_cycle(self, *, reconnects: int = 3) -> CycleReport:
         report = CycleReport(self.source.source_key)
         started = time.monotonic()
+        try:
+            self._locked_cycle(report, reconnects, started)
+        except OperationalError as exc:
+            # The database is down or locked (also before or after the poll): the next cycle tries again.
+            report.errors.append(f"database unavailable: {_one_line(exc.orig)}")
+            report.duration_s = time.monotonic() - started
+        if report.errors:
+            log.error("%s", report.summary())
+        elif not report.skipped_locked:
+            log.info("%s", report.summary())
+        return report
+
+    def _locked_cycle(self, report: CycleReport, reconnects: int, started: float) -> None:
         with mailbox_lock(self.db, self.source.source_key) as held:
             if not held:
                 report.skipped_locked = True
                 log.info("%s: another worker holds this mailbox; skipping the cycle", self.source.source_key)
-                return report
+                return
             with self.db.session() as session:
                 run_id = mailboxes.start_poll(session, self.source.source_key)
             attempt = 0
             while True:
                 try:
                     self._poll(report)
+                    break
+                except LoginRefused as exc:  # a wrong password does not get better by asking again at once
+                    report.errors.append(str(exc))
                     break
                 except (SourceError, *CONNECTION_ERRORS) as exc:
                     attempt += 1
@@ -355,7 +371,7 @@ class Intake:
                     log.warning("%s: %s; reconnecting in %ss", self.source.source_key, exc, delay)
                     time.sleep(delay)
                 except OperationalError as exc:
-                    report.errors.append(f"database unavailable: {exc.orig}")
+                    report.errors.append(f"database unavailable: {_one_line(exc.orig)}")
                     break
             report.duration_s = time.monotonic() - started
             try:
@@ -365,9 +381,7 @@ class Intake:
                         error="; ".join(report.errors) or None,
                     )
             except OperationalError as exc:
-                log.error("cannot record the cycle: %s", exc.orig)
-        log.info("%s", report.summary())
-        return report
+                log.error("cannot record the cycle: %s", _one_line(exc.orig))
 
     def _poll(self, report: CycleReport) -> None:
         rules = self.case_rules()
@@ -450,6 +464,10 @@ class Intake:
         box.move(uids, folder)
         with self.db.session() as session:
             mailboxes.mark_moved(session, self.source.source_key, box.uidvalidity, uids)
+
+
+def _one_line(error: BaseException | None) -> str:
+    return " ".join(str(error).split())
 
 
 def _parseable(attachment: Attachment) -> bool:

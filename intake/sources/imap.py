@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import imaplib
 import logging
 import socket
@@ -22,6 +23,10 @@ CONNECTION_ERRORS = (imaplib.IMAP4.abort, OSError, socket.timeout, ssl.SSLError,
 
 # Upper bound of the mail bytes one FETCH brings in (besides batch_size): bounds the worker's memory.
 FETCH_BYTES = 16 * 1024 * 1024
+
+
+class LoginRefused(SourceError):
+    """The server refused our credentials: reported at once, not retried within the cycle."""
 
 
 @dataclass(frozen=True)
@@ -129,7 +134,7 @@ class ImapSource:
                 client.starttls(context)
             client.login(config.username, config.password)
         except LoginError as exc:
-            raise SourceError(f"IMAP login refused for {config.username!r} at {config.host}: {_text(exc)}") from None
+            raise LoginRefused(f"IMAP login refused for {config.username!r} at {config.host}: {_text(exc)}") from None
         except (IMAPClientError, *CONNECTION_ERRORS) as exc:
             raise SourceError(f"cannot connect to IMAP {config.host}:{config.port}: {_text(exc)}") from None
         return client
@@ -153,5 +158,14 @@ class ImapSource:
 
 
 def _text(exc: BaseException) -> str:
-    text = str(exc)
-    return text.decode(errors="replace") if isinstance(text, bytes) else text
+    # imapclient passes on the server's reply as str(bytes): show the text, not a b'...' repr
+    text = exc.args[0] if len(exc.args) == 1 else str(exc)
+    if isinstance(text, bytes):
+        return text.decode(errors="replace")
+    text = str(text)
+    if len(text) >= 3 and text[:2] in ("b'", 'b"') and text[-1] == text[1]:
+        try:
+            return ast.literal_eval(text).decode(errors="replace")
+        except (ValueError, SyntaxError, AttributeError):
+            return text
+    return text
