@@ -76,7 +76,7 @@ def main_options(
 
 
 def _open_db():  # type: ignore[no-untyped-def]
-    from intake.app import open_database
+    from intake.database import open_database
 
     return open_database(state.settings())
 

@@ -22,17 +22,10 @@ err = Console(stderr=True)
 
 
 def _db():  # type: ignore[no-untyped-def]
-    """The case database, migrated and with the configured cases; without the mail pipeline's imports
-    (archive work must not depend on the IMAP and form-parsing stack)."""
-    from casefile import cases as case_store
-    from casefile.db import Database
+    """The migrated case database with the configured cases, without loading the mail pipeline."""
+    from intake.database import open_database
 
-    settings = _settings()
-    db = Database(settings.database_url)
-    db.upgrade()
-    with db.session() as session:
-        case_store.sync_cases(session, [(c.number, c.title, c.deadline, c.timezone, c.form) for c in settings.cases])
-    return db
+    return open_database(_settings())
 
 
 def _settings():  # type: ignore[no-untyped-def]

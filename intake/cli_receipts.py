@@ -34,15 +34,10 @@ def _settings():  # type: ignore[no-untyped-def]
 
 
 def _db():  # type: ignore[no-untyped-def]
-    from casefile import cases as case_store
-    from casefile.db import Database
+    """The migrated case database with the configured cases, without loading the mail pipeline."""
+    from intake.database import open_database
 
-    settings = _settings()
-    db = Database(settings.database_url)
-    db.upgrade()
-    with db.session() as session:
-        case_store.sync_cases(session, [(c.number, c.title, c.deadline, c.timezone, c.form) for c in settings.cases])
-    return db
+    return open_database(_settings())
 
 
 @receipts_app.command("send")
