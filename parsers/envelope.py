@@ -26,6 +26,7 @@ from __future__ import annotations
 import binascii
 import codecs
 import hashlib
+import io
 import re
 import unicodedata
 from dataclasses import dataclass, field
@@ -171,19 +172,32 @@ def _decode_header_bytes(raw: bytes) -> str:
 # RFC 2047 encoded words
 
 _ENCODED_WORD = re.compile(r"=\?([^?\s*]{1,40})(?:\*[^?\s]*)?\?([bBqQ])\?([^?]*)\?=")
-_B64_INVALID = re.compile(rb"[^A-Za-z0-9+/]")
+_B64_ALPHABET = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+_B64_JUNK = bytes(b for b in range(256) if b not in _B64_ALPHABET)  # padding "=" included
+_B64_CHUNK = 1 << 20
 _QP_ESCAPE = re.compile(rb"=([0-9A-Fa-f]{2})")
 
 
-def _b64_lenient(data: bytes) -> bytes:
-    cleaned = _B64_INVALID.sub(b"", data)
-    if len(cleaned) % 4 == 1:
-        cleaned = cleaned[:-1]
-    cleaned += b"=" * (-len(cleaned) % 4)
+def _b64_lenient(data: bytes | memoryview) -> bytes:
+    """Every byte outside the base64 alphabet (padding too) is dropped, a dangling last character as well.
+
+    Decoded in chunks of whole quads, so a 30 MB part is never copied or cleaned as a whole (decoding alphabet-only
+    quads chunk by chunk gives exactly the bytes of decoding them at once); BytesIO hands its buffer over uncopied."""
+    view = memoryview(data)
+    out = io.BytesIO()
+    carry = b""
     try:
-        return binascii.a2b_base64(cleaned)
+        for offset in range(0, len(view), _B64_CHUNK):
+            cleaned = carry + bytes(view[offset : offset + _B64_CHUNK]).translate(None, _B64_JUNK)
+            whole = len(cleaned) - len(cleaned) % 4
+            out.write(binascii.a2b_base64(cleaned[:whole]))
+            carry = cleaned[whole:]
+        if len(carry) % 4 == 1:
+            carry = carry[:-1]
+        out.write(binascii.a2b_base64(carry + b"=" * (-len(carry) % 4)))
     except (binascii.Error, ValueError):
         return b""
+    return out.getvalue()
 
 
 def _q_decode(text: str) -> bytes:
@@ -249,20 +263,26 @@ class _HeaderField:
     value: str  # unfolded, raw-decoded (encoded words still encoded), capped
 
 
-def _split_header_section(raw: bytes, defects: list[str], allow_unix_from: bool) -> tuple[list[_HeaderField], bytes]:
-    """Header fields and the body that follows the first blank line (or the first line that is no header)."""
+def _split_header_section(
+    raw: bytes | memoryview, defects: list[str], allow_unix_from: bool
+) -> tuple[list[_HeaderField], memoryview]:
+    """Header fields and the body that follows the first blank line (or the first line that is no header).
+    The body is a view into ``raw``, not a copy (a big part would otherwise be copied at every nesting level)."""
+    view = memoryview(raw)
     start = 0
-    if allow_unix_from and _UNIX_FROM.match(raw):
-        newline = raw.find(b"\n")
-        start = len(raw) if newline < 0 else newline + 1
-    if raw.startswith(b"\n", start) or raw.startswith(b"\r\n", start):
-        return [], raw[start + (1 if raw.startswith(b"\n", start) else 2) :]
-    blank = _BLANK_LINE.search(raw, start)
+    if allow_unix_from and _UNIX_FROM.match(view):
+        newline = _find_newline(view, 0)
+        start = len(view) if newline < 0 else newline + 1
+    if view[start : start + 1] == b"\n":
+        return [], view[start + 1 :]
+    if view[start : start + 2] == b"\r\n":
+        return [], view[start + 2 :]
+    blank = _BLANK_LINE.search(view, start)
     if blank is None:
-        header_end, body_start = len(raw), len(raw)
+        header_end, body_start = len(view), len(view)
     else:
         header_end, body_start = blank.start() + 1, blank.end()
-    lines = raw[start:header_end].split(b"\n")
+    lines = bytes(view[start:header_end]).split(b"\n")
     fields: list[tuple[bytes, list[bytes]]] = []
     offset = start
     capped = False
@@ -307,7 +327,16 @@ def _split_header_section(raw: bytes, defects: list[str], allow_unix_from: bool)
             value = value[:MAX_HEADER_VALUE]
             defects.append(f"header {lower} longer than {MAX_HEADER_VALUE} characters; truncated")
         result.append(_HeaderField(lower, value))
-    return result, raw[body_start:]
+    return result, view[body_start:]
+
+
+_NEWLINE = re.compile(rb"\n")
+
+
+def _find_newline(view: memoryview, position: int) -> int:
+    """``bytes.find(b"\\n", position)`` for a memoryview (which has no find)."""
+    match = _NEWLINE.search(view, position)
+    return -1 if match is None else match.start()
 
 
 def _looks_like_header_line(line: bytes) -> bool:
@@ -675,25 +704,27 @@ def _uudecode(data: bytes) -> bytes:
     return bytes(out)
 
 
-def _decode_transfer_encoding(data: bytes, encoding: str | None, defects: list[str]) -> bytes:
+def _decode_transfer_encoding(data: bytes | memoryview, encoding: str | None, defects: list[str]) -> bytes:
     label = (encoding or "").split(";")[0].strip().strip("\"'").lower().replace(" ", "-").replace("_", "-")
     if label == "base64":
         return _b64_lenient(data)
     if label == "quoted-printable":
         return binascii.a2b_qp(data)
     if label in ("x-uuencode", "uuencode", "x-uue", "uue"):
-        return _uudecode(data)
+        return _uudecode(bytes(data))
     if label not in ("", "7bit", "8bit", "binary", "7-bit", "8-bit", "8bits", "7bits"):
         defects.append(f"unknown Content-Transfer-Encoding {label[:40]!r}; payload kept as is")
-    return data
+    return bytes(data)
 
 
-def _split_multipart(body: bytes, boundary: str, budget: _Budget, defects: list[str]) -> list[bytes] | None:
-    """The parts between boundary lines, or None when no boundary line is present."""
+def _split_multipart(
+    body: memoryview, boundary: str, budget: _Budget, defects: list[str]
+) -> list[memoryview] | None:
+    """The parts between boundary lines (views into ``body``), or None when no boundary line is present."""
     delimiter = re.compile(
         rb"^--" + re.escape(boundary.encode("utf-8", errors="replace")) + rb"(--)?[ \t]*\r?$", re.MULTILINE
     )
-    parts: list[bytes] = []
+    parts: list[memoryview] = []
     start: int | None = None
     closed = False
     for match in delimiter.finditer(body):
@@ -710,7 +741,7 @@ def _split_multipart(body: bytes, boundary: str, budget: _Budget, defects: list[
         if match.group(1):
             closed = True
             break
-        newline = body.find(b"\n", match.end())
+        newline = _find_newline(body, match.end())
         start = len(body) if newline < 0 else newline + 1
     if start is None:
         return None
@@ -728,9 +759,9 @@ _VALID_TYPE = re.compile(r"[a-z0-9!#$&^_.+-]+/[a-z0-9!#$&^_.+-]+")
 
 
 def _build_part(
-    raw: bytes,
+    raw: bytes | memoryview,
     headers: _Headers,
-    body: bytes,
+    body: memoryview,
     nest: int,
     msg_depth: int,
     default_type: str,
@@ -761,7 +792,7 @@ def _build_part(
     if is_container and nest >= MAX_DEPTH:
         defects.append(f"MIME nesting deeper than {MAX_DEPTH} levels; deeper content kept as an opaque attachment")
         part.opaque = True
-        part.data = raw
+        part.data = bytes(raw)
         return part
     if content_type.startswith("multipart/"):
         boundary = params.get("boundary", "")
