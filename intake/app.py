@@ -6,6 +6,7 @@ from casefile import cases as case_store
 from casefile.db import Database
 from casefile.storage import DocumentStore
 from config.settings import ConfigError, Settings
+from intake.oauth2 import token_client
 from intake.pipeline import Intake
 from intake.sources.base import MailSource
 from intake.sources.folder import FolderSource
@@ -30,6 +31,7 @@ def make_source(settings: Settings) -> MailSource:
                 host=imap.host, port=imap.port, security=imap.security, username=imap.username,
                 password=imap.password.get_secret_value(), folder=imap.folder, processed_folder=imap.processed_folder,
                 verify_tls=imap.verify_tls, timeout=imap.timeout_seconds, batch_size=imap.batch_size,
+                tokens=token_client(settings) if imap.auth == "oauth2" else None,
             )
         )
     if settings.folder_path is not None:

@@ -32,6 +32,9 @@ app.add_typer(receipts_app, name="receipts")
 from intake.cli_dashboard import register_dashboard_commands  # noqa: E402
 
 register_dashboard_commands(app)  # serve, users, list, show, review
+from intake.check import check_command  # noqa: E402
+
+app.command("check")(check_command)
 
 console = Console()
 err = Console(stderr=True)
@@ -99,9 +102,21 @@ def run(once: bool = typer.Option(False, "--once", help="One full cycle, then ex
             raise typer.Exit(0 if report.ok else 1)
         from intake.scheduler import run_forever
 
-        run_forever(lambda: full_cycle(intake), settings.schedule.interval_seconds)
+        run_forever(lambda: full_cycle(intake), settings.schedule.interval_seconds, watcher=_idle_watcher(intake))
     finally:
         intake.close()
+
+
+def _idle_watcher(intake):  # type: ignore[no-untyped-def]
+    """With an IMAP source and `[imap] idle = true`: a factory for the IDLE watcher, else None."""
+    from intake.sources.imap import ImapSource
+
+    imap = intake.settings.imap
+    if not imap.idle or not isinstance(intake.source, ImapSource):
+        return None
+    from intake.idle import IdleWatcher
+
+    return lambda wake: IdleWatcher(intake.source, wake, renew_seconds=imap.idle_timeout_seconds)
 
 
 @app.command("import")

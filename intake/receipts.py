@@ -23,6 +23,7 @@ from casefile import receipts as outbox
 from casefile.db import Database
 from casefile.receipts import ReceiptJob
 from config.settings import Settings, SmtpSettings
+from intake.oauth2 import OAuth2Error, TokenClient, explain, smtp_login, token_client
 from intake.receipt_message import (
     RECEIPT_MESSAGE_ID_PREFIX,
     ReceiptFacts,
@@ -48,6 +49,7 @@ CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
     smtplib.SMTPHeloError,
     smtplib.SMTPAuthenticationError,
     smtplib.SMTPNotSupportedError,
+    OAuth2Error,  # no token now (token endpoint refused or unreachable): retried like a server problem
 )
 
 
@@ -87,8 +89,10 @@ def tls_context(smtp: SmtpSettings) -> ssl.SSLContext:
     return context
 
 
-def connect(smtp: SmtpSettings) -> smtplib.SMTP:
-    """An open, greeted (and if configured, encrypted and authenticated) SMTP connection."""
+def connect(smtp: SmtpSettings, tokens: TokenClient | None = None) -> smtplib.SMTP:
+    """An open, greeted (and if configured, encrypted and authenticated) SMTP connection.
+
+    With `[smtp] auth = "oauth2"` it authenticates with XOAUTH2 using a token from `tokens`."""
     timeout = smtp.timeout_seconds
     connection: smtplib.SMTP
     if smtp.security == "ssl":
@@ -105,11 +109,18 @@ def connect(smtp: SmtpSettings) -> smtplib.SMTP:
         if smtp.username:
             if smtp.security == "none" and smtp.host not in ("127.0.0.1", "::1", "localhost"):
                 log.warning("SMTP AUTH over an unencrypted connection to %s ([smtp] security = none)", smtp.host)
-            connection.login(smtp.username, smtp.password.get_secret_value())
+            if smtp.auth == "oauth2":
+                smtp_login(connection, smtp.username, tokens or _missing_tokens())
+            else:
+                connection.login(smtp.username, smtp.password.get_secret_value())
     except BaseException:
         _close(connection)
         raise
     return connection
+
+
+def _missing_tokens() -> TokenClient:
+    raise OAuth2Error("[smtp] auth = \"oauth2\" but no token client was given", kind="config")
 
 
 def _close(connection: smtplib.SMTP | None) -> None:
@@ -123,6 +134,13 @@ def _close(connection: smtplib.SMTP | None) -> None:
 
 def _describe(exc: BaseException, smtp: SmtpSettings) -> str:
     where = f"{smtp.host}:{smtp.port}"
+    if isinstance(exc, OAuth2Error):
+        return f"no OAuth2 token for SMTP {where}: {exc} ({explain(exc)})"
+    if isinstance(exc, smtplib.SMTPAuthenticationError) and smtp.auth == "oauth2":
+        return (
+            f"SMTP XOAUTH2 login to {where} refused ({exc.smtp_code}) also with a fresh token; check [smtp] "
+            "username (the sending mailbox) and the app's SMTP permission (Exchange: SMTP.SendAsApp)"
+        )
     if isinstance(exc, smtplib.SMTPAuthenticationError):
         return f"SMTP login to {where} refused ({exc.smtp_code}); check [smtp] username/password"
     if isinstance(exc, ssl.SSLCertVerificationError):
@@ -178,6 +196,7 @@ class _Sender:
     counts: Counter[str]
     envelope_from: str
     connection: smtplib.SMTP | None = None
+    tokens: TokenClient | None = None
 
     @property
     def smtp(self) -> SmtpSettings:
@@ -187,7 +206,7 @@ class _Sender:
         for index, receipt_id in enumerate(due):
             if not _alive(self.connection):
                 try:
-                    self.connection = connect(self.smtp)
+                    self.connection = connect(self.smtp, self.tokens)
                 except CONNECTION_ERRORS as exc:
                     reason = _describe(exc, self.smtp)
                     log.warning("receipts: %s; %d receipt(s) wait for a retry", reason, len(due) - index)
@@ -386,6 +405,8 @@ def send_pending(settings: Settings, db: Database, *, checkpoint: Checkpoint | N
     if not due:
         return dict(counts)
     sender = _Sender(settings, db, template, checkpoint or (lambda stage, receipt_id: None), counts, envelope_from)
+    if settings.smtp.auth == "oauth2":
+        sender.tokens = token_client(settings)
     try:
         sender.run(due)
     finally:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from imapclient import IMAPClient
 from imapclient.exceptions import IMAPClientError, LoginError
 
+from intake.oauth2 import OAuth2Error, TokenClient, explain, imap_login
 from intake.sources.base import FetchedMail, SourceError
 
 log = logging.getLogger(__name__)
@@ -41,6 +42,7 @@ class ImapConfig:
     verify_tls: bool = True
     timeout: float = 60.0
     batch_size: int = 50
+    tokens: TokenClient | None = None  # set: log in with XOAUTH2 (username = the mailbox address) instead
 
     def __repr__(self) -> str:  # never show the password
         return f"ImapConfig(host={self.host!r}, port={self.port}, user={self.username!r}, folder={self.folder!r})"
@@ -132,7 +134,15 @@ class ImapSource:
             client.normalise_times = False  # keep INTERNALDATE's own offset: tz-aware datetimes
             if config.security == "starttls":
                 client.starttls(context)
-            client.login(config.username, config.password)
+            if config.tokens is not None:
+                try:
+                    imap_login(client, config.username, config.tokens)
+                except OAuth2Error as exc:
+                    _close_quietly(client)
+                    message = f"IMAP OAuth2 login for {config.username!r} failed: {exc} ({explain(exc)})"
+                    raise SourceError(message) from exc
+            else:
+                client.login(config.username, config.password)
         except LoginError as exc:
             raise LoginRefused(f"IMAP login refused for {config.username!r} at {config.host}: {_text(exc)}") from None
         except (IMAPClientError, *CONNECTION_ERRORS) as exc:
@@ -155,6 +165,13 @@ class ImapSource:
                 client.logout()
             except Exception:  # noqa: BLE001 - the connection may already be gone
                 pass
+
+
+def _close_quietly(client: IMAPClient) -> None:
+    try:
+        client.shutdown()
+    except Exception:  # noqa: BLE001 - the connection may already be gone
+        pass
 
 
 def _text(exc: BaseException) -> str:

@@ -1,11 +1,15 @@
 """A real SMTP server on 127.0.0.1 (aiosmtpd, run in a thread) that captures what it receives.
 
 Tests can make it answer the next N RCPT TO or DATA commands with a chosen reply (451 temporary, 550 permanent),
-require AUTH PLAIN/LOGIN over plain TCP, and take it down and bring it back on the same port.
+require AUTH PLAIN/LOGIN over plain TCP, and take it down and bring it back on the same port. With `xoauth2`
+(a function (user, bearer token) -> bool) it also offers AUTH XOAUTH2 and lets that function judge the token.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
+import json
 import socket
 import threading
 import time
@@ -14,10 +18,10 @@ from email import policy
 from email.message import EmailMessage
 from email.parser import BytesParser
 from types import TracebackType
-from typing import Any
+from typing import Any, Callable
 
 from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
+from aiosmtpd.smtp import MISSING, SMTP, AuthResult, Envelope, LoginPassword, Session
 
 DEFAULT_SMTP_USERNAME = "postmottak"
 DEFAULT_SMTP_PASSWORD = "hemmelig-smtp-passord"
@@ -148,6 +152,35 @@ class _CapturingHandler:
         self._sink._record(record)
         return "250 2.0.0 OK: queued"
 
+    async def auth_XOAUTH2(self, server: SMTP, args: list[str]) -> AuthResult:
+        """AUTH XOAUTH2 (Google/Microsoft style): base64 of "user=U^Aauth=Bearer T^A^A"."""
+        if len(args) == 1:
+            blob = await server.challenge_auth("")
+            if blob is MISSING:
+                return AuthResult(success=False)
+        else:
+            try:
+                blob = base64.b64decode(args[1].encode(), validate=True)
+            except (binascii.Error, ValueError):
+                await server.push("501 5.5.2 Can't decode base64")
+                return AuthResult(success=False, handled=True)
+        assert isinstance(blob, bytes)
+        fields = dict(part.split("=", 1) for part in blob.decode("utf-8", "replace").split("\x01") if "=" in part)
+        user = fields.get("user", "")
+        auth = fields.get("auth", "")
+        token = auth[len("Bearer "):] if auth.startswith("Bearer ") else ""
+        verify = self._sink.xoauth2
+        if verify is not None and token and verify(user, token):
+            with self._sink._condition:
+                self._sink.xoauth2_logins.append(user)
+            return AuthResult(success=True, auth_data=LoginPassword(user.encode("utf-8"), b""))
+        with self._sink._condition:
+            self._sink.auth_failures += 1
+        # As real servers do: the error as a JSON challenge, the client answers with an empty line, then 535.
+        error = json.dumps({"status": "401", "schemes": "bearer", "scope": "https://mail.test.invalid/"})
+        await server.challenge_auth(error)
+        return AuthResult(success=False, handled=False, message="535 5.7.8 Username and Password not accepted (XOAUTH2)")
+
 
 class SmtpSink:
     """Real SMTP server capturing deliveries. Use as a context manager or call start()/stop()."""
@@ -161,8 +194,11 @@ class SmtpSink:
         username: str = DEFAULT_SMTP_USERNAME,
         password: str = DEFAULT_SMTP_PASSWORD,
         enable_smtputf8: bool = True,
+        xoauth2: Callable[[str, str], bool] | None = None,
     ) -> None:
         self.port: int = port or 0
+        self.xoauth2 = xoauth2
+        self.xoauth2_logins: list[str] = []
         self.require_auth = require_auth
         self.username = username
         self.password = password
@@ -193,6 +229,7 @@ class SmtpSink:
             "auth_require_tls": False,
             "auth_required": False,  # enforced in _CapturingHandler.handle_MAIL
             "authenticator": self._authenticate,
+            "auth_exclude_mechanism": [] if self.xoauth2 is not None else ["XOAUTH2"],
             "ready_timeout": 5.0,
         }
         controller = _SinkController(_CapturingHandler(self), **controller_kwargs)
