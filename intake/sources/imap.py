@@ -132,6 +132,10 @@ class ImapSource:
                 timeout=config.timeout,
             )
             client.normalise_times = False  # keep INTERNALDATE's own offset: tz-aware datetimes
+            # imapclient switches imaplib's level-5 tracing on, which formats the repr of every response - a 30 MB
+            # message twice over - only for a logger that normally drops it: keep it on only when that logs.
+            if not logging.getLogger("imapclient.imaplib").isEnabledFor(logging.DEBUG):
+                client._imap.debug = 0
             if config.security == "starttls":
                 client.starttls(context)
             if config.tokens is not None:
