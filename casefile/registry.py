@@ -7,7 +7,7 @@ IntegrityError on one side, which rolls back and sees the other's record on retr
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta, timezone
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -173,8 +173,41 @@ def bump_high_water_mark(session: Session, source_key: str, uidvalidity: int, ui
     )
 
 
+# Column lengths that a sender controls (see models): longer values are hostile, never real mail.
+MESSAGE_ID_MAX = 998
+ADDRESS_MAX = 512
+CONTENT_TYPE_MAX = 255
+
+
+def fit_columns(mail: IncomingMail) -> IncomingMail:
+    """Make a mail's sender-controlled values fit their columns (PostgreSQL refuses longer ones; SQLite would keep
+    them). A Message-ID is cut (it is only compared); an address that long cannot be real and is dropped, so no
+    receipt goes to a cut-off address. Each change is noted as a parse defect."""
+    defects = list(mail.parse_defects)
+    changes: dict[str, Any] = {}
+    if mail.message_id is not None and len(mail.message_id) > MESSAGE_ID_MAX:
+        changes["message_id"] = mail.message_id[:MESSAGE_ID_MAX]
+        defects.append(f"Message-ID longer than {MESSAGE_ID_MAX} characters; cut")
+    if mail.sender_address is not None and len(mail.sender_address) > ADDRESS_MAX:
+        changes["sender_address"] = None
+        defects.append(f"sender address longer than {ADDRESS_MAX} characters; not kept")
+    receipt = mail.receipt
+    if receipt is not None and receipt.to_address is not None and len(receipt.to_address) > ADDRESS_MAX:
+        changes["receipt"] = ReceiptPlan(
+            "suppressed", None, f"the sender address is longer than {ADDRESS_MAX} characters; no receipt"
+        )
+    if any(len(doc.content_type) > CONTENT_TYPE_MAX for doc in mail.documents):
+        changes["documents"] = [
+            replace(doc, content_type=doc.content_type[:CONTENT_TYPE_MAX]) for doc in mail.documents
+        ]
+    if not changes:
+        return mail
+    return replace(mail, parse_defects=defects, **changes)
+
+
 def register(session: Session, mail: IncomingMail) -> Outcome:
     """Record one mail. Call inside a transaction; the caller commits."""
+    mail = fit_columns(mail)
     known = location_known(session, mail.source_key, mail.uidvalidity, mail.uid)
     if known is not None:
         status = session.scalar(select(m.IntakeRecord.status).where(m.IntakeRecord.id == known)) or ""
@@ -196,6 +229,9 @@ def register(session: Session, mail: IncomingMail) -> Outcome:
     session.add(record)
     session.flush()
     add_location(session, mail, record.id)
+    # Flushed here, not inside the savepoint below: another worker that registered this very location makes this
+    # raise to the caller (who then sees that worker's record), rather than pass for a duplicate-content race.
+    session.flush()
 
     if original is None:
         try:
