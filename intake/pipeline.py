@@ -13,7 +13,7 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -47,6 +47,9 @@ PARSEABLE_TYPES = (
 
 # Read-ahead is also bounded by bytes, so a run of 30 MB mails cannot pile up in memory.
 WINDOW_BYTES = 64 * 1024 * 1024
+# Mails prepared (stored with fsync, MIME-parsed) at once in threads while the main thread registers in UID order:
+# the fsyncs of one overlap the parsing of another and the registering commits.
+PREPARE_THREADS = 2
 
 
 @dataclass
@@ -134,12 +137,16 @@ class Intake:
             return prepared
         return self.register(prepared, rules)
 
-    def prepare(self, mail: FetchedMail, uidvalidity: int) -> "Prepared | registry.Outcome":
-        """Store the bytes, parse the envelope, and start reading the documents (in the form worker pool)."""
-        with self.timer("db"), self.db.session() as session:
-            known = registry.location_known(session, self.source.source_key, uidvalidity, mail.uid)
-        if known is not None:
-            return registry.Outcome("seen", known, "")
+    def prepare(self, mail: FetchedMail, uidvalidity: int, *, check_known: bool = True) -> "Prepared | registry.Outcome":
+        """Store the bytes, parse the envelope, and start reading the documents (in the form worker pool).
+
+        `check_known=False` skips the look-up of the location (for IMAP UIDs above the high-water mark, which no
+        cycle has registered); `register` checks again in its transaction and the unique location is the guard."""
+        if check_known:
+            with self.timer("db"), self.db.session() as session:
+                known = registry.location_known(session, self.source.source_key, uidvalidity, mail.uid)
+            if known is not None:
+                return registry.Outcome("seen", known, "")
         with self.timer("store"):
             raw_sha, raw_path = self.store.put(mail.raw)
         self.checkpoint("stored", mail.uid)
@@ -156,6 +163,9 @@ class Intake:
                 for i in candidates
             ]
             analysis = self.form_pool().submit(inputs, self.form_profile)
+            del inputs
+        for attachment in envelope.attachments:  # stored and handed to the pool: the bytes are not needed here
+            attachment.data = b""
         return Prepared(mail, uidvalidity, raw_sha, raw_path, envelope, documents, candidates, analysis)
 
     def register(self, prepared: "Prepared", rules: Sequence[CaseRule]) -> registry.Outcome:
@@ -404,40 +414,59 @@ class Intake:
             wanted = list(dict.fromkeys([*retry, *uids]))
             if self.progress:
                 self.progress(0, len(wanted))
-            window: list[Prepared | Failed] = []
-            window_bytes = 0
-            fetched = iter(box.fetch(wanted))
-            while True:
-                with self.timer("fetch"):
-                    mail = next(fetched, None)
-                if mail is not None:
-                    report.fetched += 1
-                    if self.progress:
-                        self.progress(report.fetched, len(wanted))
+            if wanted:
+                self.form_pool()  # started here, not raced for by the preparing threads
+                with ThreadPoolExecutor(PREPARE_THREADS, thread_name_prefix="prepare") as preparing:
                     try:
-                        prepared: Prepared | registry.Outcome | Failed = self.prepare(mail, box.uidvalidity)
-                    except OperationalError:
-                        raise
-                    except Exception as exc:  # noqa: BLE001 - one bad mail must not stop the others
-                        log.exception("%s: mail %s failed", source_key, mail.uid)
-                        # Recorded in UID order with the rest of the window, so the high-water mark never
-                        # passes a mail that is not yet registered.
-                        prepared = Failed(mail, box.uidvalidity, f"{type(exc).__name__}: {exc}")
-                    if isinstance(prepared, registry.Outcome):
-                        report.counts["seen"] += 1
-                        continue
-                    window.append(prepared)
-                    window_bytes += len(mail.raw)
-                # Documents of the next mails are read in the pool while earlier ones are registered, in UID order.
-                full = len(window) >= self.window_size or window_bytes >= WINDOW_BYTES
-                while window and (mail is None or full):
-                    item = window.pop(0)
-                    window_bytes -= len(item.mail.raw)
-                    self._register_one(item, rules, report)
-                    full = len(window) >= self.window_size or window_bytes >= WINDOW_BYTES
-                if mail is None:
-                    break
+                        self._work_through(box, wanted, last_uid, rules, report, preparing)
+                    finally:  # on a lost connection: nothing half-prepared outlives the attempt
+                        preparing.shutdown(wait=True, cancel_futures=True)
             self._move_processed(box)
+
+    def _work_through(
+        self, box: MailboxSession, wanted: list[str], last_uid: int, rules: Sequence[CaseRule], report: CycleReport,
+        preparing: ThreadPoolExecutor,
+    ) -> None:
+        """Fetch in UID order, prepare a few mails ahead in threads, register strictly in UID order here."""
+        uidvalidity = box.uidvalidity
+        window: list[tuple[FetchedMail, Future[Prepared | registry.Outcome]]] = []
+        window_bytes = 0
+        fetched = iter(box.fetch(wanted))
+        while True:
+            with self.timer("fetch"):
+                mail = next(fetched, None)
+            if mail is not None:
+                report.fetched += 1
+                if self.progress:
+                    self.progress(report.fetched, len(wanted))
+                above_mark = box.incremental and mail.uid.isdigit() and int(mail.uid) > last_uid
+                window.append(
+                    (mail, preparing.submit(self.prepare, mail, uidvalidity, check_known=not above_mark))
+                )
+                window_bytes += len(mail.raw)
+            # Documents of the next mails are read in the pool while earlier ones are registered, in UID order.
+            full = len(window) >= self.window_size or window_bytes >= WINDOW_BYTES
+            while window and (mail is None or full):
+                ahead, future = window.pop(0)
+                window_bytes -= len(ahead.raw)
+                try:
+                    prepared: Prepared | registry.Outcome | Failed = future.result()
+                except OperationalError:
+                    raise
+                except Exception as exc:  # noqa: BLE001 - one bad mail must not stop the others
+                    log.exception("%s: mail %s failed", self.source.source_key, ahead.uid)
+                    # Recorded in UID order with the rest of the window, so the high-water mark never
+                    # passes a mail that is not yet registered.
+                    prepared = Failed(ahead, uidvalidity, f"{type(exc).__name__}: {exc}")
+                del future, ahead
+                if isinstance(prepared, registry.Outcome):
+                    report.counts["seen"] += 1
+                else:
+                    self._register_one(prepared, rules, report)
+                del prepared
+                full = len(window) >= self.window_size or window_bytes >= WINDOW_BYTES
+            if mail is None:
+                break
 
     def _register_one(self, item: "Prepared | Failed", rules: Sequence[CaseRule], report: CycleReport) -> None:
         if isinstance(item, Failed):
