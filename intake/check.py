@@ -64,6 +64,7 @@ def run_checks(settings: Settings) -> list[Step]:
 
 def _check_source(settings: Settings, tokens, skip: bool) -> list[Step]:  # type: ignore[no-untyped-def]
     from intake.app import make_source
+    from intake.oauth2 import OAuth2Error
     from intake.sources.imap import ImapSource
 
     imap = settings.imap
@@ -82,7 +83,9 @@ def _check_source(settings: Settings, tokens, skip: bool) -> list[Step]:  # type
     try:
         client = source.connect()
     except Exception as exc:  # noqa: BLE001 - every failure is explained below
-        return [Step("IMAP", False, f"{where}: {exc}", _explain_imap(exc, settings))]
+        root = _root(exc)
+        detail = root if isinstance(root, OAuth2Error) else exc  # the wrapper repeats the explanation
+        return [Step("IMAP", False, f"{where}: {detail}", _explain_imap(exc, settings))]
     steps = [Step("IMAP", True, f"logged in to {where}")]
     try:
         idle = client.has_capability("IDLE")
@@ -247,11 +250,17 @@ def print_steps(steps: list[Step]) -> None:
             console.print(f"      -> {escape(step.hint)}", highlight=False)
 
 
-def check_command() -> None:
+def check_command(ctx: typer.Context) -> None:
     """Test the configuration (OAuth2 token, IMAP login and folder, SMTP login) without changing anything."""
-    from intake.cli import state
+    from config.settings import ConfigError, load_settings
 
-    steps = run_checks(state.settings())
+    # The --config given to the main command (read from the context: `python -m intake.cli` has two cli modules).
+    try:
+        settings = load_settings(ctx.find_root().params.get("config"))
+    except ConfigError as exc:
+        console.print(f"[red]{escape(str(exc))}[/red]", highlight=False)
+        raise typer.Exit(2) from None
+    steps = run_checks(settings)
     print_steps(steps)
     failed = [step for step in steps if not step.ok]
     if failed:

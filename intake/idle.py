@@ -119,6 +119,10 @@ class IdleWatcher:
             self._handle(responses)
         _, responses = client.idle_done()  # re-issued by the caller's loop (RFC 2177: at least every 29 min)
         self._handle(responses)
+        if not self._stopping.is_set():
+            # News that arrived between DONE and the next IDLE come with this NOOP rather than before IDLE's "+".
+            _, responses = client.noop()
+            self._handle(responses)
 
     def _handle(self, responses: list[Any]) -> None:
         new_mail = False

@@ -185,7 +185,7 @@ def settings_for(
 def toml_config(settings: Settings, path: Path) -> Path:
     """Write settings as a TOML config for the CLI (secrets excluded: pass them in the environment)."""
     lines: list[str] = []
-    for section in ("database", "storage", "imap", "smtp", "oauth2", "schedule", "receipts"):
+    for section in ("database", "storage", "imap", "smtp", "oauth2", "schedule", "intake", "receipts"):
         values = getattr(settings, section).model_dump(exclude_defaults=True)
         values = {k: v for k, v in values.items() if k not in ("password", "client_secret", "refresh_token")}
         lines.append(f"[{section}]")

@@ -91,11 +91,14 @@ class DovecotServer:
         root_dir: Path | None = None,
         timezone: str = "Europe/Oslo",
         oauth2_key: bytes | None = None,
+        imap_capability: str | None = None,
     ) -> None:
         self.username = username
         # With oauth2_key, XOAUTH2/OAUTHBEARER logins are accepted too: the `oauth2` passdb validates HS256 JWTs
         # locally with this key (header kid "default", no azp claim, the user name in `sub`).
         self.oauth2_key = oauth2_key
+        # Replaces the capabilities announced after login (Dovecot's imap_capability), e.g. a list without IDLE.
+        self.imap_capability = imap_capability
         self.password = password
         # Maildir keeps INTERNALDATE as a file mtime, so the offset given at APPEND is not stored; Dovecot
         # reports INTERNALDATE in its own local time zone. Running it with TZ=Europe/Oslo makes it answer like
@@ -253,6 +256,7 @@ mailbox_list_index = yes
 login_greeting = postmottak test Dovecot ready.
 # Shut down quickly when asked; no lingering connections on stop().
 shutdown_clients = yes
+{f"imap_capability = {self.imap_capability}" if self.imap_capability else ""}
 {oauth2_passdb}passdb {{
   driver = passwd-file
   args = scheme=PLAIN username_format=%u {users_file}
