@@ -270,6 +270,9 @@ class Settings(BaseSettings):
             missing.append("refresh_token (or refresh_token_file)")
         if missing:
             raise ValueError(f"[{'] and ['.join(users)}] auth = \"oauth2\" needs [oauth2] {', '.join(missing)}")
+        for name, section in (("imap", self.imap), ("smtp", self.smtp)):
+            if section.auth == "oauth2" and section.configured and not section.username:
+                raise ValueError(f"[{name}] auth = \"oauth2\" needs [{name}] username (the mailbox address)")
         return self
 
     # Resolved paths and URLs -------------------------------------------------------------

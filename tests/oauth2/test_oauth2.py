@@ -265,3 +265,11 @@ scope = "{SCOPE}"
     too_long.write_text('[imap]\nidle_timeout_seconds = 1800\n', encoding="utf-8")
     with pytest.raises(ConfigError, match="idle_timeout_seconds"):
         load_settings(too_long)
+    no_user = tmp_path / "no-user.toml"
+    no_user.write_text(
+        f'[smtp]\nhost = "smtp.example.no"\nauth = "oauth2"\n[oauth2]\ntoken_url = "https://t.invalid/token"\n'
+        f'client_id = "{CLIENT_ID}"\n',
+        encoding="utf-8",
+    )
+    with pytest.raises(ConfigError, match=r"needs \[smtp\] username"):
+        load_settings(no_user)
