@@ -266,7 +266,8 @@ class Settings(BaseSettings):
             return self
         oauth2 = self.oauth2
         missing = [key for key in ("token_url", "client_id") if not getattr(oauth2, key)]
-        if oauth2.flow == "refresh_token" and not (oauth2.refresh_token.get_secret_value() or oauth2.refresh_token_file):
+        has_refresh_token = bool(oauth2.refresh_token.get_secret_value() or oauth2.refresh_token_file)
+        if oauth2.flow == "refresh_token" and not has_refresh_token:
             missing.append("refresh_token (or refresh_token_file)")
         if missing:
             raise ValueError(f"[{'] and ['.join(users)}] auth = \"oauth2\" needs [oauth2] {', '.join(missing)}")

@@ -102,7 +102,8 @@ class TokenClient:
         """A fresh token after `rejected` was refused (unless another thread has renewed it meanwhile)."""
         with self._lock:
             cached = self._cached
-            if rejected is not None and cached is not None and cached is not rejected and self._clock() < cached.renew_at:
+            renewed_meanwhile = rejected is not None and cached is not None and cached is not rejected
+            if renewed_meanwhile and cached is not None and self._clock() < cached.renew_at:
                 return cached
             self._cached = None
             return self._fetch()

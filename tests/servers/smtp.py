@@ -179,7 +179,8 @@ class _CapturingHandler:
         # As real servers do: the error as a JSON challenge, the client answers with an empty line, then 535.
         error = json.dumps({"status": "401", "schemes": "bearer", "scope": "https://mail.test.invalid/"})
         await server.challenge_auth(error)
-        return AuthResult(success=False, handled=False, message="535 5.7.8 Username and Password not accepted (XOAUTH2)")
+        refusal = "535 5.7.8 Username and Password not accepted (XOAUTH2)"
+        return AuthResult(success=False, handled=False, message=refusal)
 
 
 class SmtpSink:
