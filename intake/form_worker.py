@@ -73,6 +73,8 @@ def _worker_main(connection: multiprocessing.connection.Connection, memory_mb: i
             connection.send(reply)
         except MemoryError:
             connection.send({"error": "too_large"})
+        except (BrokenPipeError, EOFError, ConnectionResetError):
+            return  # the worker that asked is gone (killed or shut down): nothing to answer
 
 
 def _failure(doc: DocumentInput, status: str, detail: str | None = None, timeout_s: float | None = None) -> SingleDocumentAnalysis:
