@@ -2,25 +2,15 @@
 
 from __future__ import annotations
 
-from casefile import cases as case_store
 from casefile.db import Database
 from casefile.storage import DocumentStore
 from config.settings import ConfigError, Settings
+from intake.database import open_database
 from intake.oauth2 import token_client
 from intake.pipeline import Intake
 from intake.sources.base import MailSource
 from intake.sources.folder import FolderSource
 from intake.sources.imap import ImapConfig, ImapSource
-
-
-def open_database(settings: Settings) -> Database:
-    db = Database(settings.database_url)
-    db.upgrade()
-    with db.session() as session:
-        case_store.sync_cases(
-            session, [(c.number, c.title, c.deadline, c.timezone, c.form) for c in settings.cases]
-        )
-    return db
 
 
 def make_source(settings: Settings) -> MailSource:

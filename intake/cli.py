@@ -87,12 +87,11 @@ def _open_db():  # type: ignore[no-untyped-def]
 @app.command()
 def run(once: bool = typer.Option(False, "--once", help="One full cycle, then exit.")) -> None:
     """Poll the mailbox and register new mail (every interval_seconds, or once)."""
-    from intake.app import make_intake
     from intake.worker import full_cycle
 
     settings = state.settings()
     try:
-        intake = make_intake(settings)
+        intake = _start_intake(settings, wait=not once)
     except ConfigError as exc:
         err.print(f"[red]{exc}[/red]", highlight=False)
         raise typer.Exit(2) from None
@@ -102,9 +101,31 @@ def run(once: bool = typer.Option(False, "--once", help="One full cycle, then ex
             raise typer.Exit(0 if report.ok else 1)
         from intake.scheduler import run_forever
 
-        run_forever(lambda: full_cycle(intake), settings.schedule.interval_seconds, watcher=_idle_watcher(intake))
+        from intake.backoff import BackoffCycle
+
+        cycle = BackoffCycle(lambda: full_cycle(intake), settings.schedule.interval_seconds)
+        run_forever(cycle, settings.schedule.interval_seconds, watcher=_idle_watcher(intake))
     finally:
         intake.close()
+
+
+def _start_intake(settings: Settings, *, wait: bool):  # type: ignore[no-untyped-def]
+    """Build the worker. A database that is down: `--once` fails with one clear line; `run` waits for it."""
+    import time
+
+    from intake.app import make_intake
+    from intake.database import DatabaseUnavailable
+
+    delay = 5.0
+    while True:
+        try:
+            return make_intake(settings)
+        except DatabaseUnavailable as exc:
+            if not wait:
+                raise
+            logging.getLogger("intake").error("%s; trying again in %.0f s", exc, delay)
+            time.sleep(delay)
+            delay = min(delay * 2, 300.0)
 
 
 def _idle_watcher(intake):  # type: ignore[no-untyped-def]
@@ -122,7 +143,7 @@ def _idle_watcher(intake):  # type: ignore[no-untyped-def]
 @app.command("import")
 def import_folder(path: Path = typer.Argument(..., help="Maildir, mbox file or folder of .eml files.")) -> None:
     """Import a mailbox export once (registered like mail from the server), with progress."""
-    from intake.app import open_database
+    from intake.database import open_database
     from intake.worker import import_with_progress
 
     settings = state.settings()
@@ -272,7 +293,13 @@ def _safe_url(url: str) -> str:
 
 
 def main() -> None:
-    app()
+    from intake.database import DatabaseUnavailable
+
+    try:
+        app()
+    except DatabaseUnavailable as exc:
+        err.print(f"[red]{exc}[/red]", highlight=False)
+        sys.exit(1)
 
 
 if __name__ == "__main__":
