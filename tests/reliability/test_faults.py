@@ -396,6 +396,7 @@ def test_database_unreachable_at_start_exits_non_zero_without_leaking_its_passwo
     assert result.returncode != 0
     assert "Connection refused" in result.stderr or "connection failed" in result.stderr
     assert "db-hemmelig-77" not in result.stderr + result.stdout
+    assert "Traceback" not in result.stderr and "cannot open the case database" in result.stderr
 
 
 def test_sqlite_locked_by_another_connection(
