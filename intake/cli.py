@@ -298,7 +298,7 @@ def main() -> None:
     try:
         app()
     except DatabaseUnavailable as exc:
-        err.print(f"[red]{exc}[/red]", highlight=False)
+        sys.stderr.write(f"postmottak: {exc}\n")  # one unwrapped line, for people and for log scrapers
         sys.exit(1)
 
 
