@@ -303,4 +303,8 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    # Run the importable copy (intake.cli), not this __main__ one, so sub-command modules that import
+    # `intake.cli.state` see the options parsed here.
+    from intake.cli import main as importable_main
+
+    importable_main()
