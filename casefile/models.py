@@ -29,6 +29,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    func,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
@@ -376,3 +377,9 @@ class Sequence(Base):
 
 
 Index("ix_intake_case_status", IntakeRecord.case_id, IntakeRecord.status)
+# Migration 0002: the receipts rate limit compares lower(to_address); pending IMAP moves are the few unmoved rows.
+Index("ix_receipts_to_address_lower", func.lower(Receipt.to_address))
+Index(
+    "ix_mail_locations_pending_move", MailLocation.source_key, MailLocation.uidvalidity,
+    sqlite_where=MailLocation.moved_at.is_(None), postgresql_where=MailLocation.moved_at.is_(None),
+)

@@ -136,6 +136,10 @@ def store_content(session: Session, receipt_id: int, *, message_id: str, subject
     )
 
 
+def stored_message_id(session: Session, receipt_id: int) -> str | None:
+    return session.scalar(select(m.Receipt.message_id).where(m.Receipt.id == receipt_id))
+
+
 def sent_recently(session: Session, address: str, since: datetime, *, excluding: int | None = None) -> int:
     """Receipts handed to the SMTP server for this address (any letter case) since `since`."""
     query = select(func.count()).select_from(m.Receipt).where(

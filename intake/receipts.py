@@ -2,7 +2,8 @@
 
 Each receipt is claimed (attempt counted, committed) before it is sent and marked sent right after the server
 accepted it, so a crash in between resends that one receipt once at most (after the claim period); nothing else
-is ever sent twice. Temporary failures (4xx replies, connection problems) are retried with exponential backoff up
+is ever sent twice. The mark rides in the next database transaction (the next receipt's claim, or the closing
+one), which always commits before anything else goes to the server: one commit per receipt, same guarantee. Temporary failures (4xx replies, connection problems) are retried with exponential backoff up
 to `[receipts] max_attempts`; permanent ones (5xx, an address that cannot be used) make the receipt `failed` with
 the reason. The per-recipient rate limit is checked last, right before sending.
 """
@@ -12,10 +13,13 @@ from __future__ import annotations
 import logging
 import smtplib
 import ssl
+import threading
 from collections import Counter
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
+from typing import Any
 
 from sqlalchemy.orm import Session
 
@@ -188,6 +192,19 @@ def _alive(connection: smtplib.SMTP | None) -> bool:
 
 
 @dataclass
+class _Plan:
+    """One receipt's message as built before the claim, or the reason it is not sent."""
+
+    refusal: str | None = None  # not to be sent at all (not registered, unusable address)
+    unsendable: bool = False
+    recipient: Any = None
+    data: bytes = b""
+    options: list[str] = field(default_factory=list)
+    content: tuple[str, str, str] | None = None  # (Message-ID, subject, body) rendered now, stored with the claim
+    build_error: Exception | None = None
+
+
+@dataclass
 class _Sender:
     settings: Settings
     db: Database
@@ -197,10 +214,35 @@ class _Sender:
     envelope_from: str
     connection: smtplib.SMTP | None = None
     tokens: TokenClient | None = None
+    # A receipt the server accepted, marked sent in the next transaction: (receipt id, time, server reply).
+    accepted: list[tuple[int, datetime, str]] = field(default_factory=list)
 
     @property
     def smtp(self) -> SmtpSettings:
         return self.settings.smtp
+
+    _marked: bool = False  # the accepted receipts are written in the current transaction
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """A transaction that also records the receipt accepted last (so it commits before anything is sent)."""
+        self._marked = False
+        with self.db.session() as session:
+            yield session
+            self.mark_accepted(session)
+        self.accepted.clear()
+
+    def mark_accepted(self, session: Session) -> None:
+        """Write the accepted receipts' `sent` in this transaction (before a claim: the rate limit counts them)."""
+        if not self._marked:
+            for receipt_id, sent_at, reply in self.accepted:
+                outbox.mark_sent(session, receipt_id, sent_at, reply)
+            self._marked = True
+
+    def flush(self) -> None:
+        if self.accepted:
+            with self.session():
+                pass
 
     def run(self, due: list[int]) -> None:
         for index, receipt_id in enumerate(due):
@@ -217,7 +259,7 @@ class _Sender:
     def _server_unavailable(self, ids: list[int], reason: str) -> None:
         now = _now()
         config = self.settings.receipts
-        with self.db.session() as session:
+        with self.session() as session:
             for receipt_id in ids:
                 result = outbox.schedule_retry(
                     session, receipt_id, now=now, reason=reason, smtp_response=None,
@@ -231,11 +273,18 @@ class _Sender:
         now = _now()
         assert self.connection is not None
         smtputf8 = self.connection.has_extn("smtputf8")
-        with self.db.session() as session:
+        with self.session() as session:
+            # Read and build first, then claim and write: SQLite takes its write lock at the claim, so the intake
+            # running alongside waits for a few short writes, not for the rendering of a message.
+            job = outbox.load_job(session, receipt_id)
+            plan = self._plan(job, now, smtputf8)
+            self.mark_accepted(session)
             if not outbox.claim(session, receipt_id, now, now + timedelta(seconds=config.claim_seconds)):
                 return  # another worker took it, or it is no longer pending
-            job = outbox.load_job(session, receipt_id)
-            prepared = self._prepare(session, job, now, smtputf8)
+            if outbox.stored_message_id(session, receipt_id) != job.message_id:  # another attempt stored its text
+                job = outbox.load_job(session, receipt_id)
+                plan = self._plan(job, now, smtputf8)
+            prepared = self._apply(session, job, plan, now)
         if prepared is None:
             return
         self.checkpoint("claimed", receipt_id)
@@ -251,25 +300,51 @@ class _Sender:
             self._retry(job, _describe(exc, self.smtp), None)
             return
         self.checkpoint("accepted", receipt_id)
-        with self.db.session() as session:
-            outbox.mark_sent(session, receipt_id, _now(), reply)
+        self.accepted.append((receipt_id, _now(), reply))
         self.counts["sent"] += 1
         log.info("receipt #%d sent (intake #%d): %s", receipt_id, job.intake_id, reply)
 
-    def _prepare(self, session, job: ReceiptJob, now: datetime, smtputf8: bool):  # type: ignore[no-untyped-def]
-        """Inside the claiming transaction: the last checks, then the message. None when it is not to be sent."""
-        config = self.settings.receipts
+    def _plan(self, job: ReceiptJob, now: datetime, smtputf8: bool) -> "_Plan":
+        """The message, or why there is none: reads and CPU only, nothing written."""
         if not job.registered or job.case_number is None or job.journal_number is None:
-            outbox.mark_failed(session, job.receipt_id, "the mail is not registered to a case; no receipt is sent")
-            self.counts["failed"] += 1
-            return None
+            return _Plan(refusal="the mail is not registered to a case; no receipt is sent")
         try:
             recipient = prepare_address(job.to_address, smtputf8_offered=smtputf8)
             sender = prepare_address(self.smtp.sender, smtputf8_offered=smtputf8)
         except UnsendableAddress as exc:
-            outbox.mark_failed(session, job.receipt_id, str(exc))
+            return _Plan(refusal=str(exc), unsendable=True)
+        message_id, subject, body = job.message_id, job.subject, job.body
+        content = None
+        if message_id is None or subject is None or body is None:
+            message_id = message_id or new_message_id(job.receipt_id, self.smtp.sender)
+            subject = receipt_subject(job.case_number)
+            body = render_body(self.template, self._facts(job))
+            content = (message_id, subject, body)
+        use_utf8 = recipient.needs_smtputf8 or sender.needs_smtputf8
+        try:
+            data = build_message(
+                sender=sender, sender_name=self.smtp.sender_name, recipient=recipient, recipient_name=job.to_name,
+                subject=subject, body=body, message_id=message_id, in_reply_to=job.original_message_id, date=now,
+                smtputf8=use_utf8,
+            )
+        except (ValueError, TypeError, LookupError) as exc:  # a value the email package refuses
+            return _Plan(recipient=recipient, content=content, build_error=exc)
+        options: list[str] = []
+        if use_utf8:
+            options.append("SMTPUTF8")
+        if self.connection is not None and self.connection.has_extn("8bitmime"):
+            options.append("BODY=8BITMIME")
+        return _Plan(recipient=recipient, data=data, options=options, content=content)
+
+    def _apply(self, session, job: ReceiptJob, plan: "_Plan", now: datetime):  # type: ignore[no-untyped-def]
+        """Inside the claiming transaction: the last checks, in the order refusal, rate limit, build. Returns what
+        to send, or None when it is not to be sent."""
+        config = self.settings.receipts
+        if plan.refusal is not None:
+            outbox.mark_failed(session, job.receipt_id, plan.refusal)
             self.counts["failed"] += 1
-            log.warning("receipt #%d not sendable: %s", job.receipt_id, exc)
+            if plan.unsendable:
+                log.warning("receipt #%d not sendable: %s", job.receipt_id, plan.refusal)
             return None
         since = now - timedelta(hours=config.rate_limit_hours)
         recent = outbox.sent_recently(session, job.to_address or "", since, excluding=job.receipt_id)
@@ -281,30 +356,16 @@ class _Sender:
             )
             self.counts["suppressed"] += 1
             return None
-        message_id, subject, body = job.message_id, job.subject, job.body
-        if message_id is None or subject is None or body is None:
-            message_id = message_id or new_message_id(job.receipt_id, self.smtp.sender)
-            subject = receipt_subject(job.case_number)
-            body = render_body(self.template, self._facts(job))
+        if plan.content is not None:
+            message_id, subject, body = plan.content
             outbox.store_content(session, job.receipt_id, message_id=message_id, subject=subject, body=body)
-        use_utf8 = recipient.needs_smtputf8 or sender.needs_smtputf8
-        try:
-            data = build_message(
-                sender=sender, sender_name=self.smtp.sender_name, recipient=recipient, recipient_name=job.to_name,
-                subject=subject, body=body, message_id=message_id, in_reply_to=job.original_message_id, date=now,
-                smtputf8=use_utf8,
-            )
-        except (ValueError, TypeError, LookupError) as exc:  # a value the email package refuses
+        if plan.build_error is not None:
+            exc = plan.build_error
             outbox.mark_failed(session, job.receipt_id, f"cannot build the receipt: {type(exc).__name__}: {exc}")
             self.counts["failed"] += 1
-            log.exception("receipt #%d cannot be built", job.receipt_id)
+            log.error("receipt #%d cannot be built", job.receipt_id, exc_info=exc)
             return None
-        options: list[str] = []
-        if use_utf8:
-            options.append("SMTPUTF8")
-        if self.connection is not None and self.connection.has_extn("8bitmime"):
-            options.append("BODY=8BITMIME")
-        return recipient, data, options
+        return plan.recipient, plan.data, plan.options
 
     def _facts(self, job: ReceiptJob) -> ReceiptFacts:
         assert job.case_number is not None and job.journal_number is not None
@@ -323,7 +384,7 @@ class _Sender:
 
     def _refused(self, job: ReceiptJob, refusal: SmtpReply) -> None:
         if refusal.permanent:
-            with self.db.session() as session:
+            with self.session() as session:
                 outbox.mark_failed(
                     session, job.receipt_id, f"refused by the SMTP server at {refusal.stage}: {refusal.reply}",
                     smtp_response=refusal.reply,
@@ -335,7 +396,7 @@ class _Sender:
 
     def _retry(self, job: ReceiptJob, reason: str, response: str | None) -> None:
         config = self.settings.receipts
-        with self.db.session() as session:
+        with self.session() as session:
             result = outbox.schedule_retry(
                 session, job.receipt_id, now=_now(), reason=reason, smtp_response=response,
                 base_seconds=config.retry_base_seconds, max_delay_seconds=config.retry_max_seconds,
@@ -393,24 +454,108 @@ def load_template(settings: Settings) -> ReceiptTemplate:
     return ReceiptTemplate.load(settings.resolve(path) if path else None)
 
 
-def send_pending(settings: Settings, db: Database, *, checkpoint: Checkpoint | None = None) -> dict[str, int]:
-    """Send every due pending receipt. Returns counts: sent, retry, failed, suppressed."""
-    counts: Counter[str] = Counter({"sent": 0, "retry": 0, "failed": 0, "suppressed": 0})
-    if not settings.receipts.enabled or not settings.smtp.configured:
-        return dict(counts)
-    template = load_template(settings)  # a broken template or sender stops here, before anything is claimed
-    envelope_from = envelope_sender(settings)
-    with db.session() as session:
-        due = outbox.due_ids(session, _now(), settings.receipts.batch_size)
-    if not due:
-        return dict(counts)
-    sender = _Sender(settings, db, template, checkpoint or (lambda stage, receipt_id: None), counts, envelope_from)
-    if settings.smtp.auth == "oauth2":
-        sender.tokens = token_client(settings)
-    try:
-        sender.run(due)
-    finally:
-        _close(sender.connection)
-    counts.pop("gone", None)
-    return dict(counts)
+class ReceiptSender:
+    """Sends due receipts in passes over one SMTP connection that stays open between passes."""
 
+    def __init__(self, settings: Settings, db: Database, *, checkpoint: Checkpoint | None = None) -> None:
+        self.settings = settings
+        self.db = db
+        self.counts: Counter[str] = Counter({"sent": 0, "retry": 0, "failed": 0, "suppressed": 0})
+        self._sender: _Sender | None = None
+        self._checkpoint = checkpoint or (lambda stage, receipt_id: None)
+
+    @property
+    def enabled(self) -> bool:
+        return self.settings.receipts.enabled and self.settings.smtp.configured
+
+    def send_due(self, limit: int | None = None) -> int:
+        """One pass over the due receipts (at most `limit`); returns how many were taken up."""
+        if not self.enabled:
+            return 0
+        if self._sender is None:
+            # A broken template or sender stops here, before anything is claimed.
+            template = load_template(self.settings)
+            envelope_from = envelope_sender(self.settings)
+            self._sender = _Sender(self.settings, self.db, template, self._checkpoint, self.counts, envelope_from)
+            if self.settings.smtp.auth == "oauth2":
+                self._sender.tokens = token_client(self.settings)
+        limit = self.settings.receipts.batch_size if limit is None else limit
+        if limit <= 0:
+            return 0
+        with self.db.session() as session:
+            due = outbox.due_ids(session, _now(), limit)
+        if due:
+            try:
+                self._sender.run(due)
+            finally:
+                self._sender.flush()
+        return len(due)
+
+    def close(self) -> dict[str, int]:
+        if self._sender is not None:
+            try:
+                self._sender.flush()
+            finally:
+                _close(self._sender.connection)
+                self._sender.connection = None
+        counts = dict(self.counts)
+        counts.pop("gone", None)
+        return counts
+
+
+def send_pending(settings: Settings, db: Database, *, checkpoint: Checkpoint | None = None) -> dict[str, int]:
+    """Send every due pending receipt (up to `[receipts] batch_size`). Returns counts: sent, retry, failed,
+    suppressed."""
+    sender = ReceiptSender(settings, db, checkpoint=checkpoint)
+    try:
+        sender.send_due()
+    finally:
+        counts = sender.close()
+    return counts
+
+
+class ReceiptsAlongside:
+    """The receipts step in a thread of its own while the intake cycle runs: receipts of mails the cycle has
+    committed go out meanwhile (the SMTP and commit waits overlap the intake's), and a last pass after the
+    cycle takes the rest. At most `[receipts] batch_size` per cycle, as before. Errors come out of `finish`."""
+
+    POLL_SECONDS = 0.2
+
+    def __init__(self, settings: Settings, db: Database) -> None:
+        self.sender = ReceiptSender(settings, db)
+        self._done = threading.Event()
+        self._error: BaseException | None = None
+        self._budget = settings.receipts.batch_size
+        self._counts: dict[str, int] = {}
+        self._thread = threading.Thread(target=self._run, name="receipts", daemon=True)
+
+    def start(self) -> "ReceiptsAlongside":
+        self._thread.start()
+        return self
+
+    def _pass(self) -> int:
+        taken = self.sender.send_due(self._budget)
+        self._budget -= taken
+        return taken
+
+    def _run(self) -> None:
+        try:
+            while not self._done.is_set():
+                if not self._pass():
+                    self._done.wait(self.POLL_SECONDS)
+            self._pass()  # what the cycle committed last
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller in finish()
+            self._error = exc
+        finally:
+            try:
+                self._counts = self.sender.close()
+            except BaseException as exc:  # noqa: BLE001
+                self._error = self._error or exc
+
+    def finish(self) -> dict[str, int]:
+        """After the cycle: the last pass, then the counts (or the error that stopped the step)."""
+        self._done.set()
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._counts

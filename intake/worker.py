@@ -17,18 +17,27 @@ log = logging.getLogger(__name__)
 
 
 def full_cycle(intake: Intake) -> CycleReport:
-    report = intake.run_cycle()
+    """The intake cycle, with the receipts step running alongside it in a thread of its own (it only ever sees
+    receipts of registrations already committed) and finishing after it."""
+    companion = None
+    if intake.settings.smtp.configured and intake.settings.receipts.enabled:
+        from intake.receipts import ReceiptsAlongside
+
+        companion = ReceiptsAlongside(intake.settings, intake.db).start()
+    sent: dict[str, int] = {}
+    failure: Exception | None = None
     try:
-        from intake.receipts import send_pending  # the receipts step, when installed
-    except ImportError:
-        return report
-    if intake.settings.smtp.configured:
-        try:
-            sent = send_pending(intake.settings, intake.db)
-            report.counts.update({f"receipt_{key}": value for key, value in sent.items() if value})
-        except Exception as exc:  # noqa: BLE001 - a receipt problem must not stop intake
-            log.exception("sending receipts failed")
-            report.errors.append(f"receipts: {exc}")
+        report = intake.run_cycle()
+    finally:
+        if companion is not None:
+            try:
+                sent = companion.finish()
+            except Exception as exc:  # noqa: BLE001 - a receipt problem must not stop intake
+                log.error("sending receipts failed", exc_info=exc)
+                failure = exc
+    if failure is not None:
+        report.errors.append(f"receipts: {failure}")
+    report.counts.update({f"receipt_{key}": value for key, value in sent.items() if value})
     return report
 
 

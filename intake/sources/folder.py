@@ -75,7 +75,8 @@ class FolderSession:
                     raw = box.get_bytes(uid)
                 except KeyError:
                     continue
-                mtime = datetime.fromtimestamp(box.get_message(uid).get_date(), tz=timezone.utc)
+                # What MaildirMessage.get_date() would say (the file's mtime), without parsing the message again.
+                mtime = _mtime(self.path / box._lookup(uid))
                 yield FetchedMail(uid=uid, raw=raw, internaldate=None, file_mtime=mtime)
             return
         box = mailbox.mbox(self.path, factory=None, create=False)
