@@ -4,6 +4,8 @@ verified by default (turning it off is explicit and logged), and no dashboard ro
 
 from __future__ import annotations
 
+import contextlib
+
 import logging
 import os
 import re
@@ -42,7 +44,8 @@ def test_secrets_never_appear_in_output_logs_exports_or_storage(tmp_path: Path, 
     from tests.servers.fixtures import _require_dovecot
 
     _require_dovecot()
-    with DovecotServer(password=IMAP_SECRET) as imap, SmtpSink(require_auth=True, password=SMTP_SECRET) as sink:
+    with contextlib.ExitStack() as stack, DovecotServer(password=IMAP_SECRET) as imap, \
+            SmtpSink(require_auth=True, password=SMTP_SECRET) as sink:
         items = mf.realistic_mailbox_items(20, seed=9)
         for item in items:
             imap.append(item.raw, item.internaldate)
@@ -50,8 +53,10 @@ def test_secrets_never_appear_in_output_logs_exports_or_storage(tmp_path: Path, 
         if os.environ.get(PG_ENV):  # a password in the database URL too (the test server trusts loopback)
             from sqlalchemy.engine import make_url
 
-            url = make_url(os.environ[PG_ENV])
-            db_url = url.set(password=DB_SECRET).render_as_string(hide_password=False)
+            from tests.dbutil import database_url
+
+            schema_url = stack.enter_context(database_url("postgresql", tmp_path))  # a throwaway schema
+            db_url = make_url(schema_url).set(password=DB_SECRET).render_as_string(hide_password=False)
         config = write_config(tmp_path, db_url=db_url, imap=imap, smtp=sink, smtp_auth=True)
         good = worker_env(tmp_path, IMAP_SECRET, SMTP_SECRET)
         outputs = [
@@ -64,7 +69,7 @@ def test_secrets_never_appear_in_output_logs_exports_or_storage(tmp_path: Path, 
             run_cli(config, "db", "upgrade", env=good),
         ]
         assert outputs[2].returncode == 0, outputs[2].stderr[-3000:]
-        assert len(sink.messages) > 0 and sink.auth_failures >= 1  # both secrets were really used
+        assert len(sink.messages) > 0 and sink.auth_failures >= 1, outputs[2].stderr[-3000:]  # both secrets were really used
         assert "login refused" in outputs[1].stderr and "SMTP login" in outputs[0].stderr
         db = Database(db_url)
         try:
