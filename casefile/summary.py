@@ -18,18 +18,19 @@ from sqlalchemy.orm import Session, selectinload
 from casefile import models as m
 from casefile.queries import corrected_form
 
-ORGANISATION_TYPES = (
-    "Statlig etat, ombud eller fagråd",
-    "Fylkeskommune/Statsforvalteren",
-    "Kommune/KS",
-    "RHF/Helseforetak",
-    "Fag- og interesseorganisasjoner",
-    "Pasient- og brukerorganisasjon",
-    "Forskning- og utdanningsorganisasjon",
-    "Privatperson",
-    "Privat virksomhet/næringsliv",
-    "Annen enn nevnt ovenfor",
-)
+def _organisation_types() -> tuple[str, ...]:
+    """The organisation types in the form's own order, from the form profile (data, not code)."""
+    from parsers.forms import load_profile
+
+    return tuple(
+        option.value
+        for section in load_profile().sections
+        if section.kind == "checkboxes" and section.field == "organisation_type"
+        for option in section.options
+    )
+
+
+ORGANISATION_TYPES = _organisation_types()
 NO_ORGANISATION_TYPE = "Ikke oppgitt"
 Q1_CHOICES = {"ja": "Ja", "nei": "Nei", "vet_ikke": "Vet ikke"}
 NO_Q1_CHOICE = "Ikke besvart"

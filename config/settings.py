@@ -38,6 +38,20 @@ def _read_secret_file(path: str | None) -> SecretStr | None:
         raise ValueError(f"cannot read password file {path!r}: {exc.strerror}") from None
 
 
+class _SecretFiles(_Section):
+    """Sections whose secrets may come from files: `(secret field, file field)` pairs, read after validation."""
+
+    _secret_files: ClassVar[tuple[tuple[str, str], ...]] = ()
+
+    @model_validator(mode="after")
+    def _secrets_from_files(self) -> "_SecretFiles":
+        for secret_field, file_field in self._secret_files:
+            secret = _read_secret_file(getattr(self, file_field))
+            if secret is not None:
+                setattr(self, secret_field, secret)
+        return self
+
+
 class DatabaseSettings(_Section):
     url: str = "sqlite:///var/postmottak.db"
 
@@ -46,7 +60,9 @@ class StorageSettings(_Section):
     path: str = "var/documents"
 
 
-class ImapSettings(_Section):
+class ImapSettings(_SecretFiles):
+    _secret_files = (("password", "password_file"),)
+
     host: str = ""
     port: int = Field(993, ge=1, le=65535)
     security: Literal["ssl", "starttls", "none"] = "ssl"
@@ -62,19 +78,14 @@ class ImapSettings(_Section):
     idle: bool = True  # `postmottak run` waits in IMAP IDLE for new mail when the server offers it
     idle_timeout_seconds: int = Field(1740, ge=1, le=1740)  # re-issue IDLE this often (RFC 2177: < 30 min)
 
-    @model_validator(mode="after")
-    def _password_from_file(self) -> "ImapSettings":
-        secret = _read_secret_file(self.password_file)
-        if secret is not None:
-            self.password = secret
-        return self
-
     @property
     def configured(self) -> bool:
         return bool(self.host)
 
 
-class SmtpSettings(_Section):
+class SmtpSettings(_SecretFiles):
+    _secret_files = (("password", "password_file"),)
+
     host: str = ""
     port: int = Field(587, ge=1, le=65535)
     security: Literal["ssl", "starttls", "none"] = "starttls"
@@ -88,19 +99,14 @@ class SmtpSettings(_Section):
     envelope_sender: str | None = None
     timeout_seconds: float = Field(30, gt=0)
 
-    @model_validator(mode="after")
-    def _password_from_file(self) -> "SmtpSettings":
-        secret = _read_secret_file(self.password_file)
-        if secret is not None:
-            self.password = secret
-        return self
-
     @property
     def configured(self) -> bool:
         return bool(self.host)
 
 
-class OAuth2Settings(_Section):
+class OAuth2Settings(_SecretFiles):
+    _secret_files = (("client_secret", "client_secret_file"),)
+
     """`[oauth2]`: where IMAP and SMTP get their access tokens when `auth = "oauth2"`.
 
     client_credentials: app-only access (Microsoft Entra ID for Exchange Online, token_url
@@ -120,13 +126,6 @@ class OAuth2Settings(_Section):
     renew_before_seconds: float = Field(300, ge=0)  # renew a cached token this long before it expires
     timeout_seconds: float = Field(30, gt=0)
     verify_tls: bool = True
-
-    @model_validator(mode="after")
-    def _secret_from_file(self) -> "OAuth2Settings":
-        secret = _read_secret_file(self.client_secret_file)
-        if secret is not None:
-            self.client_secret = secret
-        return self
 
     @property
     def configured(self) -> bool:
