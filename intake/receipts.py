@@ -1,9 +1,9 @@
 """Sending the pending receipts over SMTP: part of every worker cycle and of `postmottak receipts send`.
 
 Each receipt is claimed (attempt counted, committed) before it is sent and marked sent right after the server
-accepted it, so a crash in between resends that one receipt once at most (after the claim period); nothing else
-is ever sent twice. The mark rides in the next database transaction (the next receipt's claim, or the closing
-one), which always commits before anything else goes to the server: one commit per receipt, same guarantee. Temporary failures (4xx replies, connection problems) are retried with exponential backoff up
+accepted it (its own short commit), so a crash in between resends that one receipt once at most (after the claim
+period); nothing else is ever sent twice. Temporary failures (4xx replies, connection problems) are retried with
+exponential backoff up
 to `[receipts] max_attempts`; permanent ones (5xx, an address that cannot be used) make the receipt `failed` with
 the reason. The per-recipient rate limit is checked last, right before sending.
 """
@@ -301,6 +301,9 @@ class _Sender:
             return
         self.checkpoint("accepted", receipt_id)
         self.accepted.append((receipt_id, _now(), reply))
+        # Commit the `sent` mark at once: the window in which a crash makes a respondent get the receipt twice is
+        # then only this commit, not the building and claiming of the next receipt too.
+        self.flush()
         self.counts["sent"] += 1
         log.info("receipt #%d sent (intake #%d): %s", receipt_id, job.intake_id, reply)
 
