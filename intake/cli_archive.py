@@ -14,24 +14,14 @@ from typing import Optional
 import typer
 from rich.console import Console
 
+from intake.database import configured_settings as _settings
+from intake.database import open_configured_database as _db
+
 case_app = typer.Typer(help="Close and reopen cases (saksmapper).", no_args_is_help=True)
 archive_app = typer.Typer(help="Noark 5 archival extract: export and validate.", no_args_is_help=True)
 
 console = Console()
 err = Console(stderr=True)
-
-
-def _db():  # type: ignore[no-untyped-def]
-    """The migrated case database with the configured cases, without loading the mail pipeline."""
-    from intake.database import open_database
-
-    return open_database(_settings())
-
-
-def _settings():  # type: ignore[no-untyped-def]
-    from intake.cli import state
-
-    return state.settings()
 
 
 def _default_user() -> str:

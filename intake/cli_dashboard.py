@@ -14,6 +14,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from intake.database import configured_settings as _settings
+from intake.database import open_configured_database as open_db
+
 users_app = typer.Typer(help="Staff users of the web app (archivist acts, reader sees).", no_args_is_help=True)
 review_app = typer.Typer(help="Resolve review items: register, ignore, correct a field, resend a receipt.",
                          no_args_is_help=True)
@@ -28,19 +31,6 @@ STATUS_LABELS = {
     "duplicate": "duplikat",
     "failed": "feilet",
 }
-
-
-def _settings():  # type: ignore[no-untyped-def]
-    from intake.cli import state
-
-    return state.settings()
-
-
-def open_db():  # type: ignore[no-untyped-def]
-    """The migrated case database with the configured cases, without loading the mail pipeline."""
-    from intake.database import open_database
-
-    return open_database(_settings())
 
 
 def _actor(user: Optional[str]) -> str:

@@ -12,6 +12,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from intake.database import configured_settings as _settings
+from intake.database import open_configured_database as _db
+
 receipts_app = typer.Typer(help="Receipts (kvitteringer): send pending ones, list them, resend failed ones.",
                            no_args_is_help=True)
 
@@ -25,19 +28,6 @@ STATUS_LABELS = {
     "suppressed": "ikke sendt",
     "bounced": "kom i retur",
 }
-
-
-def _settings():  # type: ignore[no-untyped-def]
-    from intake.cli import state
-
-    return state.settings()
-
-
-def _db():  # type: ignore[no-untyped-def]
-    """The migrated case database with the configured cases, without loading the mail pipeline."""
-    from intake.database import open_database
-
-    return open_database(_settings())
 
 
 @receipts_app.command("send")

@@ -28,3 +28,14 @@ def open_database(settings: Settings) -> Database:
         safe = make_url(url).render_as_string(hide_password=True)
         raise DatabaseUnavailable(f"cannot open the case database {safe}: {reason}") from None
     return db
+
+
+def configured_settings() -> Settings:
+    """The settings named by the command line's --config (imported lazily: intake.cli loads the command modules)."""
+    from intake.cli import state
+
+    return state.settings()
+
+
+def open_configured_database() -> Database:
+    return open_database(configured_settings())

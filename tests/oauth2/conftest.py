@@ -8,7 +8,7 @@ import pytest
 
 from tests.oauth2.helpers import KEY, TokenEndpoint, verify_jwt
 from tests.servers.dovecot import DovecotServer
-from tests.servers.fixtures import _require_dovecot
+from tests.servers.fixtures import running_dovecot
 from tests.servers.smtp import SmtpSink
 
 
@@ -21,18 +21,7 @@ def endpoint() -> Iterator[TokenEndpoint]:
 @pytest.fixture
 def dovecot_oauth2() -> Iterator[DovecotServer]:
     """Dovecot accepting XOAUTH2/OAUTHBEARER with JWTs signed by KEY (and the test user's password)."""
-    _require_dovecot()
-    server = DovecotServer(oauth2_key=KEY)
-    try:
-        server.start()
-    except Exception:
-        print(server.log_text())
-        server.cleanup()
-        raise
-    try:
-        yield server
-    finally:
-        server.cleanup()
+    yield from running_dovecot(oauth2_key=KEY)
 
 
 @pytest.fixture

@@ -25,11 +25,10 @@ def _require_dovecot() -> None:
     pytest.skip(reason)
 
 
-@pytest.fixture
-def dovecot_server() -> Iterator[DovecotServer]:
-    """A running, empty Dovecot on 127.0.0.1 with user `postmottak`; removed after the test."""
+def running_dovecot(**options: object) -> Iterator[DovecotServer]:
+    """Start a Dovecot (its log printed if it fails to start), yield it, remove it: the body of every Dovecot fixture."""
     _require_dovecot()
-    server = DovecotServer()
+    server = DovecotServer(**options)  # type: ignore[arg-type]
     try:
         server.start()
     except Exception:
@@ -40,6 +39,12 @@ def dovecot_server() -> Iterator[DovecotServer]:
         yield server
     finally:
         server.cleanup()
+
+
+@pytest.fixture
+def dovecot_server() -> Iterator[DovecotServer]:
+    """A running, empty Dovecot on 127.0.0.1 with user `postmottak`; removed after the test."""
+    yield from running_dovecot()
 
 
 @pytest.fixture
