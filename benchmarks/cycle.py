@@ -1,6 +1,6 @@
 """One `postmottak run --once` in a process of its own, reporting its timings as JSON on stdout.
 
-Runs exactly what the CLI's `run --once` runs (settings -> make_intake -> intake.worker.full_cycle -> close);
+Runs exactly what the CLI's `run --once` runs (settings -> build_worker -> intake.worker.full_cycle -> close);
 the only addition is a stopwatch around the receipts passes (intake.receipts.ReceiptSender.send_due, in the
 receipts thread that runs alongside the intake cycle). Usage: python -m benchmarks.cycle CONFIG [CPU,CPU...]
 """
@@ -19,11 +19,11 @@ def main() -> None:
     if len(sys.argv) > 2 and sys.argv[2]:
         os.sched_setaffinity(0, {int(cpu) for cpu in sys.argv[2].split(",")})  # inherited by the form readers
     started = time.perf_counter()
-    from config.settings import load_settings
-    from intake import receipts
-    from intake.app import make_intake
-    from intake.cli import setup_logging
-    from intake.worker import full_cycle
+    from postmottak.config.settings import load_settings
+    from postmottak.intake import receipts
+    from postmottak.bootstrap import build_worker
+    from postmottak.intake.cli import setup_logging
+    from postmottak.intake.worker import full_cycle
 
     setup_logging(False)
     smtp_seconds = [0.0]
@@ -37,7 +37,7 @@ def main() -> None:
             smtp_seconds[0] += time.perf_counter() - began
 
     receipts.ReceiptSender.send_due = timed_send_due  # type: ignore[method-assign]
-    intake = make_intake(load_settings(config))
+    intake = build_worker(load_settings(config))
     ready = time.perf_counter()
     report = full_cycle(intake)
     cycled = time.perf_counter()

@@ -214,10 +214,10 @@ def fill_idle_folder(imap: Any, folder: str, count: int) -> list[int]:
 
 
 def idle_polls(imap: Any, work: Path, small: int, large: int) -> dict[str, Any]:
-    from casefile import mailboxes
-    from config.settings import load_settings
-    from intake.app import make_intake, open_database
-    from intake.worker import full_cycle
+    from postmottak.casefile import mailboxes
+    from postmottak.config.settings import load_settings
+    from postmottak.bootstrap import build_worker, open_database
+    from postmottak.intake.worker import full_cycle
 
     directory = work / "idle"
     results: dict[str, Any] = {}
@@ -229,7 +229,7 @@ def idle_polls(imap: Any, work: Path, small: int, large: int) -> dict[str, Any]:
     intakes = {}
     for count, folder in folders.items():
         settings = load_settings(write_config(directory / folder, imap, None, folder=folder, parse_workers=1))
-        intake = make_intake(settings, open_database(settings))
+        intake = build_worker(settings, open_database(settings))
         intakes[count] = intake
         if count == small:
             # Really processed: one ordinary cycle registers them.
@@ -292,7 +292,7 @@ def import_folder(work: Path, n: int, forms: list[tuple[str, bytes]]) -> dict[st
     master, slave = pty.openpty()
     began = time.perf_counter()
     process = subprocess.Popen(
-        [PYTHON, "-m", "intake.cli", "--config", str(config), "import", str(export)],
+        [PYTHON, "-m", "postmottak", "--config", str(config), "import", str(export)],
         cwd=REPO, stdin=slave, stdout=slave, stderr=slave, env=env, close_fds=True,
     )
     os.close(slave)

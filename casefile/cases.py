@@ -8,7 +8,7 @@ from datetime import date, datetime, timezone
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from casefile import models as m
+from postmottak.casefile import models as m
 
 
 def split_case_number(number: str) -> tuple[int, int]:

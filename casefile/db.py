@@ -9,9 +9,20 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config as AlembicConfig
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 MIGRATIONS = Path(__file__).with_name("migrations")
+
+
+class DatabaseUnavailable(Exception):
+    """The case database cannot be reached or opened now (the message never holds a password)."""
+
+
+def safe_url(url: str) -> str:
+    """The URL as it may be shown: the password masked."""
+    return make_url(url).render_as_string(hide_password=True)
 
 
 class Database:
@@ -21,6 +32,24 @@ class Database:
         self.url = url
         self.engine: Engine = _make_engine(url, echo=echo)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    @classmethod
+    def open(cls, url: str) -> Database:
+        """Connect and apply the migrations; DatabaseUnavailable with one clear line when that fails."""
+        db = cls(url)
+        with db.translating_errors():
+            db.upgrade()
+        return db
+
+    @contextmanager
+    def translating_errors(self) -> Iterator[None]:
+        """Connection-level failures become DatabaseUnavailable, so callers above casefile need no SQLAlchemy."""
+        try:
+            yield
+        except (OperationalError, DBAPIError) as exc:
+            text = str(getattr(exc, "orig", exc)).strip()
+            reason = text.splitlines()[0] if text else type(exc).__name__
+            raise DatabaseUnavailable(f"cannot open the case database {safe_url(self.url)}: {reason}") from None
 
     @property
     def is_sqlite(self) -> bool:

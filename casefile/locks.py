@@ -10,7 +10,7 @@ from pathlib import Path
 
 from sqlalchemy import text
 
-from casefile.db import Database
+from postmottak.casefile.db import Database
 
 
 def _lock_id(name: str) -> int:

@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from casefile import models as m
+from postmottak.casefile import models as m
 
 
 def get_state(session: Session, source_key: str) -> m.MailboxState:

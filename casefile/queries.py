@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
-from casefile import models as m
+from postmottak.casefile import models as m
 
 
 @dataclass

@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session, selectinload
 
-from casefile import models as m
+from postmottak.casefile import models as m
 
 PENDING, SENT, FAILED, SUPPRESSED, BOUNCED = "pending", "sent", "failed", "suppressed", "bounced"
 REASON_LIMIT = 4000

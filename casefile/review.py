@@ -15,11 +15,11 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import and_, exists, func, or_, select, update
 from sqlalchemy.orm import Session, selectinload
 
-from casefile import models as m
-from casefile import receipts as outbox
-from casefile.queries import corrected_form
-from casefile.registry import add_journal_entry
-from casefile.summary import FORM_FIELDS, ORGANISATION_TYPES, Q1_CHOICES
+from postmottak.casefile import models as m
+from postmottak.casefile import receipts as outbox
+from postmottak.casefile.queries import corrected_form
+from postmottak.casefile.registry import add_journal_entry
+from postmottak.casefile.summary import FORM_FIELDS, ORGANISATION_TYPES, Q1_CHOICES
 
 REGISTRABLE = (m.NEEDS_REVIEW, m.IGNORED)
 IGNORABLE = (m.NEEDS_REVIEW, m.FAILED)

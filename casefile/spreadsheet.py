@@ -15,7 +15,7 @@ from openpyxl.styles import Alignment, Font
 from openpyxl.utils import get_column_letter
 from sqlalchemy.orm import Session
 
-from casefile.summary import FIELD_LABELS, Q1_CHOICES, Response, responses
+from postmottak.casefile.summary import FIELD_LABELS, Q1_CHOICES, Response, responses
 
 Column = tuple[str, Callable[[Response], Any]]
 

@@ -15,12 +15,12 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
-from casefile import models as m
-from casefile.queries import corrected_form
+from postmottak.casefile import models as m
+from postmottak.casefile.queries import corrected_form
 
 def _organisation_types() -> tuple[str, ...]:
     """The organisation types in the form's own order, from the form profile (data, not code)."""
-    from parsers.forms import load_profile
+    from postmottak.parsers.forms import load_profile
 
     return tuple(
         option.value

@@ -9,7 +9,7 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from casefile import models as m
+from postmottak.casefile import models as m
 
 ARCHIVIST = "archivist"
 READER = "reader"

@@ -9,12 +9,12 @@ from datetime import datetime, timezone
 from fastapi import APIRouter, Depends, Form, Request
 from starlette.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
 
-from casefile import review
-from casefile.summary import worker_health
-from casefile.users import authenticate
-from dashboard.metrics import render as render_metrics
-from dashboard.rendering import render
-from dashboard.security import (
+from postmottak.casefile import review
+from postmottak.casefile.summary import worker_health
+from postmottak.casefile.users import authenticate
+from postmottak.dashboard.metrics import render as render_metrics
+from postmottak.dashboard.rendering import render
+from postmottak.dashboard.security import (
     LoginRequired,
     StaffUser,
     client_address,
@@ -24,7 +24,7 @@ from dashboard.security import (
     start_session,
 )
 
-log = logging.getLogger("dashboard.auth")
+log = logging.getLogger("postmottak.dashboard.auth")
 router = APIRouter()
 
 

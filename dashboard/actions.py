@@ -10,10 +10,10 @@ from fastapi import APIRouter, Depends, Form, HTTPException, Request
 from sqlalchemy.orm import Session
 from starlette.responses import RedirectResponse, Response
 
-from casefile import review
-from dashboard.security import StaffUser, csrf_protect, flash, require_archivist, safe_next
+from postmottak.casefile import review
+from postmottak.dashboard.security import StaffUser, csrf_protect, flash, require_archivist, safe_next
 
-log = logging.getLogger("dashboard.actions")
+log = logging.getLogger("postmottak.dashboard.actions")
 router = APIRouter(dependencies=[Depends(csrf_protect)])
 
 

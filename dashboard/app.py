@@ -11,14 +11,14 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.responses import PlainTextResponse, Response
 
-from casefile.db import Database
-from casefile.storage import DocumentStore
-from config.settings import Settings
-from dashboard import access, actions, files, pages
-from dashboard.metrics import metrics_registry
-from dashboard.rendering import make_environment, render
-from dashboard.security import CsrfFailed, Forbidden, LoginGate, LoginRequired, LoginThrottle, login_redirect
-from dashboard.web_settings import WebSettings, metrics_token, session_secret, web_settings_for
+from postmottak.casefile.db import Database
+from postmottak.casefile.storage import DocumentStore
+from postmottak.config.settings import Settings
+from postmottak.dashboard import access, actions, files, pages
+from postmottak.dashboard.metrics import metrics_registry
+from postmottak.dashboard.rendering import make_environment, render
+from postmottak.dashboard.security import CsrfFailed, Forbidden, LoginGate, LoginRequired, LoginThrottle, login_redirect
+from postmottak.dashboard.web_settings import WebSettings, metrics_token, session_secret, web_settings_for
 
 log = logging.getLogger("dashboard")
 

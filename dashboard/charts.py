@@ -6,7 +6,7 @@ from datetime import date
 
 from markupsafe import Markup, escape
 
-from casefile.summary import NO_Q1_CHOICE, Q1_CHOICES, DayCount
+from postmottak.casefile.summary import NO_Q1_CHOICE, Q1_CHOICES, DayCount
 
 ON_TIME_COLOUR = "#2f6f9f"
 LATE_COLOUR = "#d9822b"

@@ -12,11 +12,11 @@ from urllib.parse import quote
 from fastapi import APIRouter, Depends, HTTPException, Request
 from starlette.responses import Response
 
-from casefile import review, spreadsheet
-from casefile.storage import StorageError
-from dashboard.pages import find_case
-from dashboard.rendering import case_key
-from dashboard.security import StaffUser, current_user
+from postmottak.casefile import review, spreadsheet
+from postmottak.casefile.storage import StorageError
+from postmottak.dashboard.pages import find_case
+from postmottak.dashboard.rendering import case_key
+from postmottak.dashboard.security import StaffUser, current_user
 
 router = APIRouter()
 

@@ -8,9 +8,9 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from casefile import models as m
-from casefile.db import Database
-from casefile.summary import metrics_snapshot
+from postmottak.casefile import models as m
+from postmottak.casefile.db import Database
+from postmottak.casefile.summary import metrics_snapshot
 
 
 class CaseDatabaseCollector(Collector):

@@ -8,14 +8,14 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Depends, HTTPException, Request
 from starlette.responses import Response
 
-from casefile import models as m
-from casefile import review
-from casefile.cases import get_case
-from casefile import summary as summaries
-from casefile.queries import corrected_form, status_summary
-from dashboard.charts import q1_by_organisation_type, responses_per_day
-from dashboard.rendering import case_key, local_time, render
-from dashboard.security import StaffUser, current_user
+from postmottak.casefile import models as m
+from postmottak.casefile import review
+from postmottak.casefile.cases import get_case
+from postmottak.casefile import summary as summaries
+from postmottak.casefile.queries import corrected_form, status_summary
+from postmottak.dashboard.charts import q1_by_organisation_type, responses_per_day
+from postmottak.dashboard.rendering import case_key, local_time, render
+from postmottak.dashboard.security import StaffUser, current_user
 
 router = APIRouter()
 

@@ -12,8 +12,8 @@ from fastapi.templating import Jinja2Templates
 from jinja2 import Environment, PackageLoader, select_autoescape
 from starlette.responses import HTMLResponse
 
-from casefile.summary import FIELD_LABELS, GOAL_LABELS, NO_Q1_CHOICE, Q1_CHOICES
-from dashboard.security import csrf_token, pop_flashes
+from postmottak.casefile.summary import FIELD_LABELS, GOAL_LABELS, NO_Q1_CHOICE, Q1_CHOICES
+from postmottak.dashboard.security import csrf_token, pop_flashes
 
 OSLO = ZoneInfo("Europe/Oslo")
 

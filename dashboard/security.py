@@ -20,10 +20,10 @@ from fastapi import Request
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
 from starlette.responses import PlainTextResponse, RedirectResponse, Response
 
-from casefile import models as m
-from casefile.users import ARCHIVIST
+from postmottak.casefile import models as m
+from postmottak.casefile.users import ARCHIVIST
 
-log = logging.getLogger("dashboard.auth")
+log = logging.getLogger("postmottak.dashboard.auth")
 
 PUBLIC_PATHS = frozenset({"/login", "/healthz"})
 # Routes that do their own access check (a session or a bearer token).

@@ -16,7 +16,7 @@ from typing import Any
 from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from config.settings import Settings
+from postmottak.config.settings import Settings
 
 SECRET_FILE_NAME = "dashboard-session-secret"
 

@@ -2,7 +2,7 @@
 
 Gets an OAuth2 token (when configured) and shows its expiry, logs in to IMAP and looks at the folder (STATUS only:
 no SELECT, nothing created, moved or flagged), logs in to SMTP and quits without sending. Every failure comes with
-a plain-words explanation of the likely cause. Registered in intake/cli.py. One exception to "nothing changes":
+a plain-words explanation of the likely cause. Registered in intake/cli/__init__.py. One exception to "nothing changes":
 with the refresh_token flow the provider may rotate the refresh token, which is then stored as in every run.
 """
 
@@ -19,7 +19,7 @@ from imapclient.exceptions import IMAPClientError, LoginError
 from rich.console import Console
 from rich.markup import escape
 
-from config.settings import Settings
+from postmottak.config.settings import Settings
 
 console = Console(soft_wrap=True)  # long explanations stay on one line each
 
@@ -34,7 +34,7 @@ class Step:
 
 
 def run_checks(settings: Settings) -> list[Step]:
-    from intake.oauth2 import OAuth2Error, TokenClient, explain, token_client
+    from postmottak.intake.oauth2 import OAuth2Error, TokenClient, explain, token_client
 
     steps: list[Step] = []
     tokens: TokenClient | None = None
@@ -63,9 +63,9 @@ def run_checks(settings: Settings) -> list[Step]:
 
 
 def _check_source(settings: Settings, tokens, skip: bool) -> list[Step]:  # type: ignore[no-untyped-def]
-    from intake.app import make_source
-    from intake.oauth2 import OAuth2Error
-    from intake.sources.imap import ImapSource
+    from postmottak.bootstrap import mail_source as make_source
+    from postmottak.intake.oauth2 import OAuth2Error
+    from postmottak.intake.sources.imap import ImapSource
 
     imap = settings.imap
     if not imap.configured:
@@ -132,7 +132,7 @@ def _folder_name(entry) -> str:  # type: ignore[no-untyped-def]
 
 
 def _explain_imap(exc: BaseException, settings: Settings) -> str:
-    from intake.oauth2 import OAuth2Error, explain
+    from postmottak.intake.oauth2 import OAuth2Error, explain
 
     imap = settings.imap
     root = _root(exc)
@@ -155,8 +155,8 @@ def _explain_imap(exc: BaseException, settings: Settings) -> str:
 
 
 def _check_smtp(settings: Settings, tokens, skip: bool) -> Step:  # type: ignore[no-untyped-def]
-    from intake.oauth2 import OAuth2Error, explain
-    from intake.receipts import _close, connect
+    from postmottak.intake.oauth2 import OAuth2Error, explain
+    from postmottak.intake.receipts import _close, connect
 
     smtp = settings.smtp
     if not smtp.configured:
@@ -216,7 +216,7 @@ def _explain_network(root: BaseException, host: str, port: int, section: str) ->
 
 def _root(exc: BaseException) -> BaseException:
     """The original error behind SourceError wrappers (kept as __cause__ or __context__)."""
-    from intake.sources.base import SourceError
+    from postmottak.intake.sources.base import SourceError
 
     seen = exc
     while isinstance(seen, SourceError):
@@ -252,11 +252,12 @@ def print_steps(steps: list[Step]) -> None:
 
 def check_command(ctx: typer.Context) -> None:
     """Test the configuration (OAuth2 token, IMAP login and folder, SMTP login) without changing anything."""
-    from config.settings import ConfigError, load_settings
+    from postmottak.config.settings import ConfigError, load_settings
 
-    # The --config given to the main command (read from the context: `python -m intake.cli` has two cli modules).
+    from postmottak.intake.cli.context import cli
+
     try:
-        settings = load_settings(ctx.find_root().params.get("config"))
+        settings = load_settings(cli(ctx).config)
     except ConfigError as exc:
         console.print(f"[red]{escape(str(exc))}[/red]", highlight=False)
         raise typer.Exit(2) from None

@@ -18,14 +18,14 @@ import threading
 import time
 from typing import Any, Sequence
 
-from parsers.forms import DocumentInput, DocumentsAnalysis, SingleDocumentAnalysis, combine_analyses
-from parsers.forms.models import FormResult
+from postmottak.parsers.forms import DocumentInput, DocumentsAnalysis, SingleDocumentAnalysis, combine_analyses
+from postmottak.parsers.forms.models import FormResult
 
 DEFAULT_TIMEOUT_S = 30.0
 DEFAULT_MEMORY_MB = 1024
 
 _context = multiprocessing.get_context("forkserver")
-_context.set_forkserver_preload(["parsers.forms"])
+_context.set_forkserver_preload(["postmottak.parsers.forms"])
 
 
 def _limit_memory(memory_mb: int) -> None:
@@ -40,7 +40,7 @@ def _limit_memory(memory_mb: int) -> None:
 
 
 def _analyse_in_child(kind: str, doc: DocumentInput, profile: str | None) -> dict[str, Any]:
-    from parsers.forms import analyse_single_document, parse_form
+    from postmottak.parsers.forms import analyse_single_document, parse_form
 
     try:
         if kind == "parse":
@@ -187,7 +187,7 @@ def parse_form_isolated(
     timeout_s: float = DEFAULT_TIMEOUT_S, memory_mb: int = DEFAULT_MEMORY_MB,
 ) -> FormResult:
     """parse_form for one untrusted file (e.g. `postmottak parse FILE`), with the same limits. Never raises."""
-    from parsers.forms.profile import resolve_profile
+    from postmottak.parsers.forms.profile import resolve_profile
 
     doc = DocumentInput(filename, "application/octet-stream", data)
     try:

@@ -18,8 +18,8 @@ from typing import Any
 from imapclient import IMAPClient
 from imapclient.exceptions import IMAPClientError
 
-from intake.sources.base import SourceError
-from intake.sources.imap import CONNECTION_ERRORS, ImapSource
+from postmottak.intake.sources.base import SourceError
+from postmottak.intake.sources.imap import CONNECTION_ERRORS, ImapSource
 
 log = logging.getLogger(__name__)
 

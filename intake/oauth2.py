@@ -27,7 +27,7 @@ import httpx
 from imapclient import IMAPClient
 from imapclient.exceptions import LoginError
 
-from config.settings import OAuth2Settings, Settings
+from postmottak.config.settings import OAuth2Settings, Settings
 
 log = logging.getLogger(__name__)
 

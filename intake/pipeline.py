@@ -20,21 +20,21 @@ from datetime import datetime, timezone
 
 from sqlalchemy.exc import IntegrityError, OperationalError
 
-from casefile import cases as case_store
-from casefile import mailboxes, registry
-from casefile.db import Database
-from casefile.locks import mailbox_lock
-from casefile.registry import DocumentIn, IncomingMail
-from casefile.storage import DocumentStore
-from config.settings import Settings
-from intake.form_worker import FormWorkerPool
-from intake.receipt_policy import effective_sender, is_reply_to_receipt, own_domain, plan_receipt
-from intake.sources.base import FetchedMail, MailboxSession, MailSource, SourceError
-from intake.sources.imap import CONNECTION_ERRORS, LoginRefused
-from intake.triage import CaseRule, Verdict, decide
-from parsers.envelope import Attachment, Envelope, parse_envelope
-from parsers.forms import DocumentInput, DocumentsAnalysis
-from parsers.machine import machine_reason
+from postmottak.casefile import cases as case_store
+from postmottak.casefile import mailboxes, registry
+from postmottak.casefile.db import Database
+from postmottak.casefile.locks import mailbox_lock
+from postmottak.casefile.registry import DocumentIn, IncomingMail
+from postmottak.casefile.storage import DocumentStore
+from postmottak.config.settings import Settings
+from postmottak.intake.form_worker import FormWorkerPool
+from postmottak.intake.receipt_policy import effective_sender, is_reply_to_receipt, own_domain, plan_receipt
+from postmottak.intake.sources.base import FetchedMail, MailboxSession, MailSource, SourceError
+from postmottak.intake.sources.imap import CONNECTION_ERRORS, LoginRefused
+from postmottak.intake.triage import CaseRule, Verdict, decide
+from postmottak.parsers.envelope import Attachment, Envelope, parse_envelope
+from postmottak.parsers.forms import DocumentInput, DocumentsAnalysis
+from postmottak.parsers.machine import machine_reason
 
 log = logging.getLogger(__name__)
 
@@ -219,7 +219,7 @@ class Intake:
         if mail.uid.isdigit():
             registry.bump_high_water_mark(session, self.source.source_key, uidvalidity, int(mail.uid))
         if outcome.kind == "new":
-            from intake.receipts import link_receipt_bounce
+            from postmottak.intake.receipts import link_receipt_bounce
 
             link_receipt_bounce(session, mail.raw, outcome.intake_id)  # a DSN about one of our receipts
 

@@ -13,11 +13,11 @@ from collections.abc import Iterable
 from email import message_from_bytes, policy
 from typing import Any
 
-from casefile.registry import ReceiptPlan
-from intake.receipt_message import RECEIPT_MESSAGE_ID_PREFIX, RECEIPT_SUBJECT, UnsendableAddress, ascii_domain
-from intake.triage import Verdict
-from parsers.envelope import Address, Envelope
-from parsers.machine import is_no_reply_address
+from postmottak.casefile.registry import ReceiptPlan
+from postmottak.intake.receipt_message import RECEIPT_MESSAGE_ID_PREFIX, RECEIPT_SUBJECT, UnsendableAddress, ascii_domain
+from postmottak.intake.triage import Verdict
+from postmottak.parsers.envelope import Address, Envelope
+from postmottak.parsers.machine import is_no_reply_address
 
 __all__ = [
     "RECEIPT_MESSAGE_ID_PREFIX",

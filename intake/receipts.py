@@ -23,12 +23,12 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from casefile import receipts as outbox
-from casefile.db import Database
-from casefile.receipts import ReceiptJob
-from config.settings import Settings, SmtpSettings
-from intake.oauth2 import OAuth2Error, TokenClient, explain, smtp_login, token_client
-from intake.receipt_message import (
+from postmottak.casefile import receipts as outbox
+from postmottak.casefile.db import Database
+from postmottak.casefile.receipts import ReceiptJob
+from postmottak.config.settings import Settings, SmtpSettings
+from postmottak.intake.oauth2 import OAuth2Error, TokenClient, explain, smtp_login, token_client
+from postmottak.intake.receipt_message import (
     RECEIPT_MESSAGE_ID_PREFIX,
     ReceiptFacts,
     ReceiptTemplate,
@@ -418,8 +418,8 @@ def link_receipt_bounce(session: Session, raw: bytes, intake_id: int) -> int | N
     mark that receipt `bounced` and link it to this record. Returns the receipt id, or None."""
     if not outbox.is_unanswered_machine_mail(session, intake_id):
         return None
-    from intake.receipt_policy import dsn_failure
-    from parsers.envelope import parse_envelope
+    from postmottak.intake.receipt_policy import dsn_failure
+    from postmottak.parsers.envelope import parse_envelope
 
     try:
         envelope = parse_envelope(raw)

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
-from parsers.case_refs import find_case_references
-from parsers.machine import is_weak_reason
+from postmottak.parsers.case_refs import find_case_references
+from postmottak.parsers.machine import is_weak_reason
 
 REGISTERED = "registered"
 NEEDS_REVIEW = "needs_review"

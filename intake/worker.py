@@ -3,15 +3,10 @@
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from casefile.db import Database
-from casefile.storage import DocumentStore
-from config.settings import Settings
-from intake.pipeline import CycleReport, Intake
-from intake.sources.folder import FolderSource
+from postmottak.intake.pipeline import CycleReport, Intake
 
 log = logging.getLogger(__name__)
 
@@ -21,7 +16,7 @@ def full_cycle(intake: Intake) -> CycleReport:
     receipts of registrations already committed) and finishing after it."""
     companion = None
     if intake.settings.smtp.configured and intake.settings.receipts.enabled:
-        from intake.receipts import ReceiptsAlongside
+        from postmottak.intake.receipts import ReceiptsAlongside
 
         companion = ReceiptsAlongside(intake.settings, intake.db).start()
     sent: dict[str, int] = {}
@@ -41,8 +36,8 @@ def full_cycle(intake: Intake) -> CycleReport:
     return report
 
 
-def import_with_progress(settings: Settings, db: Database, path: Path) -> CycleReport:
-    intake = Intake(settings=settings, db=db, store=DocumentStore(settings.storage_path), source=FolderSource(path))
+def import_with_progress(intake: Intake) -> CycleReport:
+    """One cycle over a folder export, with a progress bar (rate and time left)."""
     columns = (
         TextColumn("[bold]Importerer"),
         BarColumn(),

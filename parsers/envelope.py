@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from email.utils import parsedate_tz
 
-from parsers.html_text import html_to_text
+from postmottak.parsers.html_text import html_to_text
 
 MAX_DEPTH = 20
 MAX_PARTS = 1000

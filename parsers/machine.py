@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 
-from parsers.envelope import Envelope
+from postmottak.parsers.envelope import Envelope
 
 _BULK_PRECEDENCE = frozenset({"bulk", "list", "junk", "auto_reply", "auto-reply"})
 _LIST_HEADERS = ("list-id", "list-unsubscribe", "list-post", "list-help")

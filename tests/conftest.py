@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from casefile.db import Database
+from postmottak.casefile.db import Database
 from tests.dbutil import PG_ENV, backends, migrated_database
 from tests.servers.fixtures import dovecot_server, smtp_sink, smtp_sink_auth  # noqa: F401 - re-exported fixtures
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from sqlalchemy import create_engine, text
 
-from casefile.db import Database
+from postmottak.casefile.db import Database
 
 PG_ENV = "POSTMOTTAK_TEST_DATABASE_URL"
 

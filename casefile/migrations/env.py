@@ -3,7 +3,7 @@
 from alembic import context
 from sqlalchemy import create_engine
 
-from casefile.models import Base
+from postmottak.casefile.models import Base
 
 config = context.config
 target_metadata = Base.metadata

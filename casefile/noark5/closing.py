@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from sqlalchemy.orm import Session
 
-from casefile import models as m
-from casefile.cases import close_case, get_case, reopen_case
+from postmottak.casefile import models as m
+from postmottak.casefile.cases import close_case, get_case, reopen_case
 
 CASE_CLOSED = "case_closed"
 CASE_REOPENED = "case_reopened"

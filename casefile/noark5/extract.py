@@ -27,18 +27,18 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from casefile import models as m
-from casefile.noark5 import closing
-from casefile.noark5.formats import FileFormat, extension_for, identify
-from casefile.noark5.ids import derived_id
-from casefile.noark5.journal import case_officer, class_id, loepende_journal_xml, offentlig_journal_xml
-from casefile.noark5.options import SYSTEM_USER, ArchiveOptions
-from casefile.noark5.schemas import SCHEMA_FILES, schema_bytes
-from casefile.noark5.source import CaseSource, EntrySource, load_case
-from casefile.noark5.xmlutil import (
+from postmottak.casefile import models as m
+from postmottak.casefile.noark5 import closing
+from postmottak.casefile.noark5.formats import FileFormat, extension_for, identify
+from postmottak.casefile.noark5.ids import derived_id
+from postmottak.casefile.noark5.journal import case_officer, class_id, loepende_journal_xml, offentlig_journal_xml
+from postmottak.casefile.noark5.options import SYSTEM_USER, ArchiveOptions
+from postmottak.casefile.noark5.schemas import SCHEMA_FILES, schema_bytes
+from postmottak.casefile.noark5.source import CaseSource, EntrySource, load_case
+from postmottak.casefile.noark5.xmlutil import (
     ADDML, FORM_NS, FORM_PREFIX, N5, XSI_TYPE, Builder, local_date, to_bytes, xs_date, xs_datetime,
 )
-from casefile.storage import DocumentStore
+from postmottak.casefile.storage import DocumentStore
 
 ARKIVSTRUKTUR_NS = N5 + "arkivstruktur"
 ENDRINGSLOGG_NS = N5 + "endringslogg"

@@ -13,9 +13,9 @@ import json
 import xml.etree.ElementTree as ET
 from dataclasses import asdict, dataclass
 
-from casefile.noark5.options import ArchiveOptions
-from casefile.noark5.source import CaseSource, EntrySource
-from casefile.noark5.xmlutil import N5, Builder, local_date, to_bytes, xs_date
+from postmottak.casefile.noark5.options import ArchiveOptions
+from postmottak.casefile.noark5.source import CaseSource, EntrySource
+from postmottak.casefile.noark5.xmlutil import N5, Builder, local_date, to_bytes, xs_date
 
 LOEPENDE_NS = N5 + "loependeJournal"
 OFFENTLIG_NS = N5 + "offentligJournal"

@@ -8,9 +8,9 @@ from typing import Any
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session, selectinload
 
-from casefile import models as m
-from casefile.cases import get_case
-from casefile.queries import corrected_form
+from postmottak.casefile import models as m
+from postmottak.casefile.cases import get_case
+from postmottak.casefile.queries import corrected_form
 
 SCREENED_NAME = "Privatperson (skjermet)"
 ORGANISATION_FIELD = "organisation_name"

@@ -14,9 +14,9 @@ from functools import lru_cache
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from casefile.noark5.extract import DOCUMENT_DIR, REPORT_FILE, SHA256
-from casefile.noark5.schemas import SCHEMA_FILES, SCHEMA_FOR_XML, schema_bytes, schema_dir
-from casefile.noark5.xmlutil import ADDML, N5
+from postmottak.casefile.noark5.extract import DOCUMENT_DIR, REPORT_FILE, SHA256
+from postmottak.casefile.noark5.schemas import SCHEMA_FILES, SCHEMA_FOR_XML, schema_bytes, schema_dir
+from postmottak.casefile.noark5.xmlutil import ADDML, N5
 
 ERROR = "error"
 WARNING = "warning"

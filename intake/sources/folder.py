@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 
-from intake.sources.base import FetchedMail, SourceError
+from postmottak.intake.sources.base import FetchedMail, SourceError
 
 
 def detect_format(path: Path) -> str:

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from imapclient import IMAPClient
 from imapclient.exceptions import IMAPClientError, LoginError
 
-from intake.oauth2 import OAuth2Error, TokenClient, explain, imap_login
-from intake.sources.base import FetchedMail, SourceError
+from postmottak.intake.oauth2 import OAuth2Error, TokenClient, explain, imap_login
+from postmottak.intake.sources.base import FetchedMail, SourceError
 
 log = logging.getLogger(__name__)
 

@@ -22,12 +22,12 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import create_engine, text
 
-from casefile import cases as case_store
-from casefile import models as m
-from casefile.db import Database
-from casefile.noark5.closing import close
-from casefile.registry import DocumentIn, IncomingMail, ReceiptPlan, register
-from casefile.storage import DocumentStore
+from postmottak.casefile import cases as case_store
+from postmottak.casefile import models as m
+from postmottak.casefile.db import Database
+from postmottak.casefile.noark5.closing import close
+from postmottak.casefile.registry import DocumentIn, IncomingMail, ReceiptPlan, register
+from postmottak.casefile.storage import DocumentStore
 
 OSLO = ZoneInfo("Europe/Oslo")
 CASE_NUMBER = "22/414"

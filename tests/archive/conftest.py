@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner, Result
 
-from casefile.storage import DocumentStore
+from postmottak.casefile.storage import DocumentStore
 from tests.archive.builders import (
     CASE_DEADLINE,
     CASE_NUMBER,
@@ -75,7 +75,6 @@ def official_schemas() -> Path:
 
 def run_cli(config: Path, *args: str) -> Result:
     """Run `postmottak -c CONFIG ...` in-process (the CLI caches its settings between calls: reset them)."""
-    from intake import cli
+    from postmottak.intake import cli
 
-    cli.state._settings = None
     return CliRunner().invoke(cli.app, ["--config", str(config), *args], catch_exceptions=False)

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from casefile.noark5.extract import CaseNotClosedError, ExtractError, export_case
-from casefile.noark5.validate import validate_extract
+from postmottak.casefile.noark5.extract import CaseNotClosedError, ExtractError, export_case
+from postmottak.casefile.noark5.validate import validate_extract
 from tests.archive.builders import CASE_NUMBER, BuiltCase, build_realistic_case
 from tests.archive.conftest import Setup, run_cli
 
@@ -175,7 +175,7 @@ def test_an_open_case_cannot_be_exported(setup: Setup) -> None:
 
 
 def test_close_and_reopen_commands(setup: Setup) -> None:
-    from casefile.cases import get_case
+    from postmottak.casefile.cases import get_case
 
     build_realistic_case(setup.database.db, setup.store, closed=False)
     result = run_cli(setup.config, "case", "close", CASE_NUMBER, "--user", "arkivar.ole")

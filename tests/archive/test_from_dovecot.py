@@ -8,8 +8,8 @@ from pathlib import Path
 import xmlschema
 from lxml import etree
 
-from config.settings import load_settings
-from intake.app import make_intake
+from postmottak.config.settings import load_settings
+from postmottak.bootstrap import build_worker
 from tests import mailfactory as mf
 from tests.archive.conftest import run_cli
 from tests.servers.dovecot import DovecotServer
@@ -32,7 +32,7 @@ def test_extract_of_a_case_registered_from_real_mail(
         'keywords = ["e-helsestrategi"]\n',
         encoding="utf-8",
     )
-    intake = make_intake(load_settings(config))
+    intake = build_worker(load_settings(config))
     report = intake.run_cycle()
     intake.close()
     assert report.ok, report.errors

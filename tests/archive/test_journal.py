@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from casefile.noark5.extract import export_case
-from casefile.noark5.formats import identify
-from casefile.noark5.journal import render_public_journal
-from casefile.noark5.source import SCREENED_NAME, load_case
+from postmottak.casefile.noark5.extract import export_case
+from postmottak.casefile.noark5.formats import identify
+from postmottak.casefile.noark5.journal import render_public_journal
+from postmottak.casefile.noark5.source import SCREENED_NAME, load_case
 from tests.archive.builders import CASE_NUMBER, BuiltCase, make_pdf
 from tests.archive.conftest import Setup, run_cli
 
@@ -91,7 +91,7 @@ def test_pdf_a_is_recognised_from_its_xmp_identification() -> None:
 def test_schemas_ship_as_package_data() -> None:
     from importlib import resources
 
-    folder = resources.files("casefile.noark5.schemas")
+    folder = resources.files("postmottak.casefile.noark5.schemas")
     for name in ["arkivstruktur.xsd", "metadatakatalog.xsd", "addml.xsd", "SOURCE.md", "NOTES.md",
                  "README.arkivverket-schemas.md", "LICENCE.noark5-standard"]:
         assert folder.joinpath(name).is_file(), name

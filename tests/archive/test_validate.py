@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from casefile.noark5.extract import export_case
-from casefile.noark5.validate import validate_extract
+from postmottak.casefile.noark5.extract import export_case
+from postmottak.casefile.noark5.validate import validate_extract
 from tests.archive.builders import CASE_NUMBER, BuiltCase
 from tests.archive.conftest import Setup, run_cli
 

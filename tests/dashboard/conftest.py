@@ -7,13 +7,13 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from casefile import cases as case_store
-from casefile.db import Database
-from casefile.storage import DocumentStore
-from casefile.users import add_user
-from config.settings import CaseSettings, DatabaseSettings, Settings, StorageSettings
-from dashboard.app import create_app
-from dashboard.web_settings import WebSettings
+from postmottak.casefile import cases as case_store
+from postmottak.casefile.db import Database
+from postmottak.casefile.storage import DocumentStore
+from postmottak.casefile.users import add_user
+from postmottak.config.settings import CaseSettings, DatabaseSettings, Settings, StorageSettings
+from postmottak.dashboard.app import create_app
+from postmottak.dashboard.web_settings import WebSettings
 from tests.dbutil import backends, database_url
 from tests.dashboard.seed import CASE, CASE_TITLE, Seeded, seed_consultation
 

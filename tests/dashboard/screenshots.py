@@ -11,13 +11,13 @@ import tempfile
 from datetime import date
 from pathlib import Path
 
-from casefile import cases as case_store
-from casefile.db import Database
-from casefile.storage import DocumentStore
-from casefile.users import add_user
-from config.settings import CaseSettings, DatabaseSettings, Settings, StorageSettings
-from dashboard.app import create_app
-from dashboard.web_settings import WebSettings
+from postmottak.casefile import cases as case_store
+from postmottak.casefile.db import Database
+from postmottak.casefile.storage import DocumentStore
+from postmottak.casefile.users import add_user
+from postmottak.config.settings import CaseSettings, DatabaseSettings, Settings, StorageSettings
+from postmottak.dashboard.app import create_app
+from postmottak.dashboard.web_settings import WebSettings
 from tests.dashboard.live import chromium, live_server
 from tests.dashboard.seed import CASE, CASE_TITLE, seed_consultation
 

@@ -16,11 +16,11 @@ from reportlab.lib.pagesizes import A4
 from sqlalchemy import select
 from reportlab.pdfgen import canvas
 
-from casefile import mailboxes
-from casefile import models as m
-from casefile.db import Database
-from casefile.registry import DocumentIn, IncomingMail, ReceiptPlan, register
-from casefile.storage import DocumentStore
+from postmottak.casefile import mailboxes
+from postmottak.casefile import models as m
+from postmottak.casefile.db import Database
+from postmottak.casefile.registry import DocumentIn, IncomingMail, ReceiptPlan, register
+from postmottak.casefile.storage import DocumentStore
 
 OSLO = ZoneInfo("Europe/Oslo")
 CASE = "22/414"

@@ -10,10 +10,10 @@ from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from casefile import models as m
-from casefile.users import set_disabled
-from dashboard.app import create_app
-from dashboard.web_settings import WebSettings
+from postmottak.casefile import models as m
+from postmottak.casefile.users import set_disabled
+from postmottak.dashboard.app import create_app
+from postmottak.dashboard.web_settings import WebSettings
 from tests.dashboard.conftest import METRICS_TOKEN, PASSWORDS, csrf_from, login
 
 PUBLIC = {("GET", "/login"), ("POST", "/login"), ("GET", "/healthz")}
@@ -110,7 +110,7 @@ def test_login_never_redirects_off_site(anon, seeded, target):
 
 
 def test_failed_logins_are_logged_without_password_and_rate_limited(anon, seeded, db, caplog):
-    caplog.set_level(logging.INFO, logger="dashboard.auth")
+    caplog.set_level(logging.INFO, logger="postmottak.dashboard.auth")
     token = csrf_from(anon.get("/login").text)
     for attempt in range(5):
         response = anon.post("/login", data={"username": "arkivar", "password": f"feil-passord-{attempt}",

@@ -12,11 +12,11 @@ import pytest
 from sqlalchemy import select
 from typer.testing import CliRunner
 
-from casefile import models as m
-from casefile.db import Database
-from casefile.storage import DocumentStore
-from casefile.users import authenticate
-from intake import cli
+from postmottak.casefile import models as m
+from postmottak.casefile.db import Database
+from postmottak.casefile.storage import DocumentStore
+from postmottak.casefile.users import authenticate
+from postmottak.intake import cli
 from tests.dashboard.seed import Seeded, seed_consultation
 
 
@@ -34,10 +34,9 @@ def config(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def cli_db(config: Path, monkeypatch):  # type: ignore[no-untyped-def]
-    monkeypatch.setattr(cli.state, "_settings", None)
     database = Database(f"sqlite:///{config.parent / 'var' / 'postmottak.db'}")
     database.upgrade()
-    from casefile import cases as case_store
+    from postmottak.casefile import cases as case_store
     from datetime import date
 
     with database.session() as session:
@@ -53,7 +52,6 @@ def cli_seeded(cli_db: Database, config: Path) -> Seeded:
 
 
 def run(config: Path, *args: str, input: str | None = None):  # type: ignore[no-untyped-def]
-    cli.state._settings = None
     result = CliRunner().invoke(cli.app, ["--config", str(config), *args], input=input, env={"COLUMNS": "250"})
     return result
 

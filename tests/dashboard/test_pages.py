@@ -10,9 +10,9 @@ import openpyxl
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from casefile import models as m
-from dashboard.app import create_app
-from dashboard.web_settings import WebSettings
+from postmottak.casefile import models as m
+from postmottak.dashboard.app import create_app
+from postmottak.dashboard.web_settings import WebSettings
 from tests.dashboard.conftest import login
 from tests.dashboard.seed import add_mail, oslo, seed_consultation
 

@@ -11,9 +11,9 @@ import openpyxl
 import pytest
 from sqlalchemy import select
 
-from casefile import models as m
-from casefile import review, spreadsheet, summary
-from casefile.users import UserError, add_user, authenticate, set_disabled
+from postmottak.casefile import models as m
+from postmottak.casefile import review, spreadsheet, summary
+from postmottak.casefile.users import UserError, add_user, authenticate, set_disabled
 from tests.dashboard.seed import add_mail, form_data, oslo
 
 

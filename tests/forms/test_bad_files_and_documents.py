@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from parsers.forms import DocumentInput, analyse_documents, extract_text, parse_form
+from postmottak.parsers.forms import DocumentInput, analyse_documents, extract_text, parse_form
 from tests.forms.corpus import BAD, FIXTURES, SEED
 
 

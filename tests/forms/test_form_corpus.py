@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from parsers.forms import load_profile, parse_form
-from parsers.forms.form_parser import parse_text
-from parsers.forms.pdf_reader import read_pdf
-from parsers.forms.text_lines import lines_to_text
+from postmottak.parsers.forms import load_profile, parse_form
+from postmottak.parsers.forms.form_parser import parse_text
+from postmottak.parsers.forms.pdf_reader import read_pdf
+from postmottak.parsers.forms.text_lines import lines_to_text
 from tests.forms.corpus import FIXTURES, expectations
 
 CASES = expectations()

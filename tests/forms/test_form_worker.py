@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from intake.form_worker import FormWorkerPool, analyse_documents_isolated, parse_form_isolated
-from parsers.forms import DocumentInput, analyse_documents
+from postmottak.intake.form_worker import FormWorkerPool, analyse_documents_isolated, parse_form_isolated
+from postmottak.parsers.forms import DocumentInput, analyse_documents
 from tests.forms.corpus import BAD, FIXTURES
 
 

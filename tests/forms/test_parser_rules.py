@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from parsers.forms import FormProfile, available_profiles, load_profile, parse_form
-from parsers.forms.glyphs import decode_symbol_char, glyph_state
-from parsers.forms.text_cleaning import clean_section_text, join_wrapped_lines
+from postmottak.parsers.forms import FormProfile, available_profiles, load_profile, parse_form
+from postmottak.parsers.forms.glyphs import decode_symbol_char, glyph_state
+from postmottak.parsers.forms.text_cleaning import clean_section_text, join_wrapped_lines
 from tests.forms.corpus import SEED
 
 PLACEHOLDERS = tuple(load_profile().placeholders)

@@ -3,7 +3,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from itertools import chain, repeat
 
-from intake.backoff import BackoffCycle
+from postmottak.intake.backoff import BackoffCycle
 
 
 @dataclass

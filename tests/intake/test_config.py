@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from config.settings import ConfigError, load_settings
+from postmottak.config.settings import ConfigError, load_settings
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "config" / "example.toml"
 

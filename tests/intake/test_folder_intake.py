@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from casefile import models as m
-from casefile.queries import export_records
-from config.settings import load_settings
-from intake.app import make_intake
+from postmottak.casefile import models as m
+from postmottak.casefile.queries import export_records
+from postmottak.config.settings import load_settings
+from postmottak.bootstrap import build_worker
 from tests import mailfactory as mf
 
 REPO = Path(__file__).resolve().parents[2]
@@ -67,7 +67,7 @@ def test_folder_formats_register_once(tmp_path: Path, kind: str) -> None:
         for raw in raws:
             box.add(raw)
         box.flush()
-    intake = make_intake(settings_for(tmp_path, folder))
+    intake = build_worker(settings_for(tmp_path, folder))
     report = intake.run_cycle()
     assert report.ok and report.counts["registered"] == 2
     with intake.db.session() as session:
@@ -91,7 +91,7 @@ def test_mail_corpus_every_message_recorded_none_registered(tmp_path: Path, shar
     folder.mkdir()
     for index, path in enumerate(files):
         shutil.copyfile(path, folder / f"{index:03d}-{path.name}")
-    intake = make_intake(settings_for(tmp_path, folder))
+    intake = build_worker(settings_for(tmp_path, folder))
     report = intake.run_cycle()
     assert report.ok, report.errors
     assert report.fetched == len(files)
@@ -109,8 +109,8 @@ def test_mail_corpus_every_message_recorded_none_registered(tmp_path: Path, shar
 
 def test_sample_mailbox_demo_config(tmp_path: Path) -> None:
     """The bundled demo mailbox registers what its file names promise."""
-    folder = REPO / "config" / "sample-mailbox"
-    intake = make_intake(settings_for(tmp_path, folder))
+    folder = REPO / "examples" / "sample-mailbox"
+    intake = build_worker(settings_for(tmp_path, folder))
     assert intake.run_cycle().ok
     with intake.db.session() as session:
         rows = export_records(session)
@@ -144,7 +144,7 @@ def test_a_failing_mail_is_retried_then_kept_for_staff_without_blocking_others(t
     settings = settings_for(tmp_path, folder)
     settings.intake.max_attempts = 3
     settings.intake.retry_base_seconds = 0
-    intake = make_intake(settings)
+    intake = build_worker(settings)
 
     def flaky(stage: str, uid: str) -> None:
         if stage == "stored" and uid == "1.eml":
@@ -171,7 +171,7 @@ def test_failed_mail_waits_for_its_backoff(tmp_path: Path) -> None:
     (folder / "a.eml").write_bytes(mf.response_mail(org="NITO", attachments=[]))
     settings = settings_for(tmp_path, folder)
     settings.intake.retry_base_seconds = 3600
-    intake = make_intake(settings)
+    intake = build_worker(settings)
     intake.checkpoint = lambda stage, uid: (_ for _ in ()).throw(RuntimeError("boom")) if stage == "stored" else None
     assert intake.run_cycle().counts["retry"] == 1
     assert intake.run_cycle().fetched == 0, "not retried before its backoff has passed"

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from casefile import models as m
-from config.settings import load_settings
-from intake.app import make_intake
+from postmottak.casefile import models as m
+from postmottak.config.settings import load_settings
+from postmottak.bootstrap import build_worker
 from tests import mailfactory as mf
 from tests.dbutil import backends, database_url
 from tests.servers.dovecot import DovecotServer
@@ -54,7 +54,7 @@ keywords = ["e-helsestrategi", "e-helsestrategien"]
 def cli(config: Path, *args: str, password: str) -> subprocess.CompletedProcess[str]:
     env = {"POSTMOTTAK_IMAP__PASSWORD": password, "PATH": "/usr/bin:/bin", "HOME": str(config.parent)}
     return subprocess.run(
-        [sys.executable, "-m", "intake.cli", "--config", str(config), *args],
+        [sys.executable, "-m", "postmottak", "--config", str(config), *args],
         capture_output=True, text=True, cwd=REPO, env=env, timeout=300,
     )
 
@@ -191,14 +191,14 @@ def test_crash_between_commit_and_move_is_repaired(dovecot_server: DovecotServer
         if stage == "committed" and uid == "2":
             raise Crash()
 
-    intake = make_intake(settings)
+    intake = build_worker(settings)
     intake.checkpoint = crash_after_second_commit
     with pytest.raises(Crash):
         intake.run_cycle()
     assert dovecot_server.list_uids("INBOX") == [1, 2, 3], "nothing moved before the crash"
     intake.db.dispose()
 
-    restarted = make_intake(settings)
+    restarted = build_worker(settings)
     report = restarted.run_cycle()
     assert report.ok, report.errors
     assert dovecot_server.list_uids("INBOX") == []

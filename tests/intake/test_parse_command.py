@@ -15,7 +15,7 @@ FORMS = REPO / "tests" / "fixtures" / "forms"
 
 def parse(path: Path, *extra: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "intake.cli", "parse", str(path), *extra],
+        [sys.executable, "-m", "postmottak", "parse", str(path), *extra],
         capture_output=True, text=True, cwd=REPO, timeout=300,
     )
 

@@ -10,10 +10,10 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
-from casefile import cases, mailboxes, models as m, registry
-from casefile.db import Database
-from casefile.queries import export_records, status_summary
-from casefile.registry import DocumentIn, IncomingMail, ReceiptPlan
+from postmottak.casefile import cases, mailboxes, models as m, registry
+from postmottak.casefile.db import Database
+from postmottak.casefile.queries import export_records, status_summary
+from postmottak.casefile.registry import DocumentIn, IncomingMail, ReceiptPlan
 
 OSLO = ZoneInfo("Europe/Oslo")
 

@@ -30,7 +30,7 @@ def test_run_polls_on_schedule_and_stops_on_signal(tmp_path: Path, signum: int) 
     log = tmp_path / "run.log"
     with log.open("w") as handle:
         process = subprocess.Popen(
-            [sys.executable, "-m", "intake.cli", "--config", str(config), "run"],
+            [sys.executable, "-m", "postmottak", "--config", str(config), "run"],
             cwd=REPO, stdout=handle, stderr=subprocess.STDOUT,
         )
     try:

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from casefile.storage import DocumentStore, StorageError
+from postmottak.casefile.storage import DocumentStore, StorageError
 
 
 def test_put_is_content_addressed_and_idempotent(tmp_path: Path) -> None:

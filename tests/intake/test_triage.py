@@ -5,7 +5,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from intake.triage import CaseRule, decide, is_on_time
+from postmottak.intake.triage import CaseRule, decide, is_on_time
 
 OSLO = ZoneInfo("Europe/Oslo")
 CASE = CaseRule("22/414", "Høring - Nasjonal e-helsestrategi for helse- og omsorgssektoren", date(2022, 10, 1),

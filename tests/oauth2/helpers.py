@@ -20,7 +20,7 @@ from urllib.parse import parse_qs
 
 import jwt
 
-from config.settings import Settings
+from postmottak.config.settings import Settings
 from tests import mailfactory as mf
 from tests.servers.dovecot import DovecotServer
 from tests.servers.smtp import SmtpSink

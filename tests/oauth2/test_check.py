@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from intake.check import Step, run_checks
+from postmottak.intake.check import Step, run_checks
 from tests import mailfactory as mf
 from tests.oauth2.helpers import CLIENT_SECRET, TokenEndpoint, settings_for, toml_config
 from tests.receipts.test_tls import TlsSink, _server
@@ -131,7 +131,7 @@ def test_check_command(tmp_path: Path, dovecot_oauth2: DovecotServer, smtp_oauth
 
     def check(secret: str) -> subprocess.CompletedProcess[str]:
         env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "POSTMOTTAK_OAUTH2__CLIENT_SECRET": secret}
-        return subprocess.run([sys.executable, "-m", "intake.cli", "--config", str(config), "check"],
+        return subprocess.run([sys.executable, "-m", "postmottak", "--config", str(config), "check"],
                               capture_output=True, text=True, cwd=REPO, env=env, timeout=120)
 
     good = check(CLIENT_SECRET)

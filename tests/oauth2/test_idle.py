@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from intake.scheduler import SerialCycle
+from postmottak.intake.scheduler import SerialCycle
 from tests import mailfactory as mf
 from tests.oauth2.helpers import CLIENT_SECRET, KEY, TokenEndpoint, settings_for, toml_config
 from tests.servers.dovecot import DovecotServer
@@ -69,7 +69,7 @@ def running_worker(tmp_path: Path, dovecot: DovecotServer, sink: SmtpSink, endpo
     env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "POSTMOTTAK_OAUTH2__CLIENT_SECRET": CLIENT_SECRET}
     with log_path.open("wb") as log_file:
         process = subprocess.Popen(
-            [sys.executable, "-m", "intake.cli", "--config", str(config), "run"],
+            [sys.executable, "-m", "postmottak", "--config", str(config), "run"],
             cwd=REPO, env=env, stdout=log_file, stderr=subprocess.STDOUT,
         )
     try:

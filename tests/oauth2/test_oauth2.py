@@ -12,13 +12,13 @@ from pathlib import Path
 
 import pytest
 
-from casefile.db import Database
-from config.settings import ConfigError, OAuth2Settings, load_settings
-from intake.app import make_intake, make_source
-from intake.oauth2 import OAuth2Error, TokenClient, token_client
-from intake.receipts import connect as smtp_connect
-from intake.sources.base import SourceError
-from intake.worker import full_cycle
+from postmottak.casefile.db import Database
+from postmottak.config.settings import ConfigError, OAuth2Settings, load_settings
+from postmottak.bootstrap import build_worker, mail_source
+from postmottak.intake.oauth2 import OAuth2Error, TokenClient, token_client
+from postmottak.intake.receipts import connect as smtp_connect
+from postmottak.intake.sources.base import SourceError
+from postmottak.intake.worker import full_cycle
 from tests import mailfactory as mf
 from tests.oauth2.helpers import CLIENT_ID, CLIENT_SECRET, MAILBOX, SCOPE, TokenEndpoint, settings_for
 from tests.servers.dovecot import DovecotServer
@@ -28,7 +28,7 @@ ON_TIME = datetime(2022, 9, 20, 10, 0, tzinfo=mf.OSLO)
 
 
 def imap_login_works(settings) -> None:  # type: ignore[no-untyped-def]
-    client = make_source(settings).connect()
+    client = mail_source(settings).connect()
     try:
         assert client.folder_status("INBOX", [b"MESSAGES"])[b"MESSAGES"] >= 0
     finally:
@@ -40,7 +40,7 @@ def test_client_credentials_login_imap_and_smtp_end_to_end(
 ) -> None:
     settings = settings_for(tmp_path, imap=dovecot_oauth2, smtp=smtp_oauth2, endpoint=endpoint)
     dovecot_oauth2.append(mf.response_mail(sender_addr="kari@example.no", message_id="<oauth-1@example.no>"), ON_TIME)
-    intake = make_intake(settings)
+    intake = build_worker(settings)
     try:
         report = full_cycle(intake)
     finally:
@@ -74,7 +74,7 @@ def test_token_is_cached_and_renewed_before_expiry(tmp_path: Path, endpoint: Tok
     assert endpoint.issued == 2
     # The renewed token logs in.
     settings = settings_for(tmp_path, imap=dovecot_oauth2, smtp=None, endpoint=endpoint)
-    client = make_source(settings).connect()
+    client = mail_source(settings).connect()
     client.logout()
 
 
@@ -101,7 +101,7 @@ def test_expired_token_refused_by_the_server_is_renewed_once(
     tokens.token()
     time.sleep(2.1)  # the JWT's exp has passed; the lagging clock still thinks it is fresh
     endpoint.lifetime = 3600
-    source = make_source(settings)
+    source = mail_source(settings)
     source.config = replace(source.config, tokens=tokens)
     client = source.connect()
     client.logout()
@@ -123,7 +123,7 @@ def test_rejected_token_renewed_once_then_clear_error(
     endpoint.bad_tokens = 2
     token_client(settings).renew()  # a bad one cached; its renewal is bad as well
     with pytest.raises(SourceError) as refused:
-        make_source(settings).connect()
+        mail_source(settings).connect()
     assert "refused a fresh OAuth2 token" in str(refused.value)
     assert "mailbox permission" in str(refused.value)  # the plain-words explanation
     assert endpoint.issued == 4  # exactly one renewal, no loop
@@ -149,7 +149,7 @@ def test_wrong_secret_is_explained_and_never_logged(
                             oauth2_extra={"client_secret": wrong})
     caplog.set_level(logging.DEBUG)
     with pytest.raises(SourceError) as failed:
-        make_source(settings).connect()
+        mail_source(settings).connect()
     message = str(failed.value)
     assert "invalid_client" in message and "AADSTS7000215" in message
     assert "client secret is wrong" in message
@@ -162,7 +162,7 @@ def test_run_cycle_reports_token_failure(tmp_path: Path, dovecot_oauth2: Dovecot
                                          endpoint: TokenEndpoint) -> None:
     settings = settings_for(tmp_path, imap=dovecot_oauth2, smtp=None, endpoint=endpoint,
                             oauth2_extra={"client_secret": "feil"})
-    intake = make_intake(settings)
+    intake = build_worker(settings)
     try:
         report = intake.run_cycle(reconnects=0)
     finally:
@@ -177,8 +177,8 @@ def test_smtp_token_failure_keeps_receipt_pending(
     """No token for SMTP (endpoint refuses): the receipt waits for a retry, intake is not stopped."""
     settings = settings_for(tmp_path, imap=None, smtp=smtp_oauth2, endpoint=endpoint,
                             oauth2_extra={"client_id": "ukjent-klient"})
-    from intake.app import open_database
-    from intake.receipts import send_pending
+    from postmottak.bootstrap import open_database
+    from postmottak.intake.receipts import send_pending
     from tests.receipts.helpers import register
 
     db: Database = open_database(settings)

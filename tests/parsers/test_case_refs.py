@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from parsers.case_refs import find_case_references, normalise_case_number
+from postmottak.parsers.case_refs import find_case_references, normalise_case_number
 
 CASE = ["22/414"]
 

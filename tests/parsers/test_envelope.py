@@ -8,7 +8,7 @@ from email.message import EmailMessage
 
 import pytest
 
-from parsers.envelope import MAX_DEPTH, MAX_PARTS, Address, Envelope, parse_envelope
+from postmottak.parsers.envelope import MAX_DEPTH, MAX_PARTS, Address, Envelope, parse_envelope
 from tests.parsers.mail_builders import (
     DOCX_BYTES,
     PDF_BYTES,
@@ -868,7 +868,7 @@ def test_string_input_is_accepted() -> None:
     ],
 )
 def test_html_to_text(markup: str, expected: str) -> None:
-    from parsers.html_text import html_to_text
+    from postmottak.parsers.html_text import html_to_text
 
     assert html_to_text(markup) == expected
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from parsers.envelope import parse_envelope
-from parsers.machine import is_no_reply_address, machine_reason
+from postmottak.parsers.envelope import parse_envelope
+from postmottak.parsers.machine import is_no_reply_address, machine_reason
 from tests.parsers.mail_builders import crlf, mixed_mail, multipart, pdf_part, simple_mail, text_part
 
 

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from parsers.case_refs import find_case_references
-from parsers.envelope import Address, Envelope, parse_envelope
-from parsers.machine import machine_reason
+from postmottak.parsers.case_refs import find_case_references
+from postmottak.parsers.envelope import Address, Envelope, parse_envelope
+from postmottak.parsers.machine import machine_reason
 
 CORPUS = Path(__file__).resolve().parents[2] / ".." / "shared" / "mail-corpus"
 

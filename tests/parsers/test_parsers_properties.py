@@ -12,9 +12,9 @@ from pathlib import Path
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from parsers.case_refs import find_case_references, normalise_case_number
-from parsers.envelope import Envelope, parse_envelope
-from parsers.machine import machine_reason
+from postmottak.parsers.case_refs import find_case_references, normalise_case_number
+from postmottak.parsers.envelope import Envelope, parse_envelope
+from postmottak.parsers.machine import machine_reason
 from tests.parsers.mail_builders import mixed_mail, multipart, pdf_part, simple_mail, text_part
 
 # POSTMOTTAK_PROPERTY_EXAMPLES=20000 for a long fuzzing run; no deadline (no timing asserts in tests).

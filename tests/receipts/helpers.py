@@ -10,10 +10,10 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 
-from casefile import cases, models as m, registry
-from casefile.db import Database
-from casefile.registry import DocumentIn, IncomingMail, ReceiptPlan
-from config.settings import CaseSettings, ReceiptSettings, Settings, SmtpSettings
+from postmottak.casefile import cases, models as m, registry
+from postmottak.casefile.db import Database
+from postmottak.casefile.registry import DocumentIn, IncomingMail, ReceiptPlan
+from postmottak.config.settings import CaseSettings, ReceiptSettings, Settings, SmtpSettings
 from tests.servers.smtp import SmtpSink
 
 OSLO = ZoneInfo("Europe/Oslo")

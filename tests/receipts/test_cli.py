@@ -7,10 +7,11 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from casefile.db import Database
+from postmottak.casefile.db import Database
 from rich.console import Console
 
-from intake import cli, cli_receipts
+from postmottak.intake import cli
+from postmottak.intake.cli import receipts as cli_receipts
 from tests.servers.smtp import SmtpSink
 
 from .helpers import receipt_of, register, sync_cases
@@ -43,14 +44,12 @@ deadline = "2022-10-01"
 """,
         encoding="utf-8",
     )
-    monkeypatch.setattr(cli.state, "_settings", None)
     monkeypatch.setattr(cli_receipts, "console", Console(width=300))  # no wrapped table cells
     return path
 
 
 def invoke(config: Path, *args: str) -> tuple[int, str]:
     result = CliRunner().invoke(cli.app, ["--config", str(config), *args])
-    cli.state._settings = None
     return result.exit_code, result.output
 
 
@@ -84,6 +83,5 @@ def test_send_list_resend(config: Path, database: Database, smtp_sink: SmtpSink)
 def test_send_without_smtp_host_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = tmp_path / "p.toml"
     path.write_text('[database]\nurl = "sqlite:///p.db"\n', encoding="utf-8")
-    monkeypatch.setattr(cli.state, "_settings", None)
     code, output = invoke(path, "receipts", "send")
     assert code == 2 and "no SMTP server configured" in output

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from casefile.db import Database
-from intake.receipts import send_pending
+from postmottak.casefile.db import Database
+from postmottak.intake.receipts import send_pending
 from tests.servers.smtp import SmtpSink
 
 from .helpers import make_settings, receipt_of, register, sync_cases
@@ -27,8 +27,8 @@ REPO = Path(__file__).resolve().parents[2]
 CHILD = """
 import os, signal, sys
 from pathlib import Path
-from casefile.db import Database
-from intake.receipts import send_pending
+from postmottak.casefile.db import Database
+from postmottak.intake.receipts import send_pending
 from tests.receipts.helpers import make_settings
 
 url, host, port, tmp, claim_seconds, stage, victim = sys.argv[1:8]

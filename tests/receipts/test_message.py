@@ -8,7 +8,7 @@ from email.parser import BytesParser
 
 import pytest
 
-from intake.receipt_message import (
+from postmottak.intake.receipt_message import (
     DEFAULT_TEMPLATE,
     ReceiptFacts,
     ReceiptTemplate,

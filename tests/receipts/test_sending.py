@@ -13,12 +13,12 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from casefile import models as m
-from casefile.db import Database
-from casefile.queries import export_records, status_summary
-from casefile.registry import ReceiptPlan
-from intake.receipt_message import TemplateError
-from intake.receipts import send_pending
+from postmottak.casefile import models as m
+from postmottak.casefile.db import Database
+from postmottak.casefile.queries import export_records, status_summary
+from postmottak.casefile.registry import ReceiptPlan
+from postmottak.intake.receipt_message import TemplateError
+from postmottak.intake.receipts import send_pending
 from tests.servers.smtp import SmtpSink
 
 from .helpers import LATE_AT, SENDER, body_text, make_settings, receipt_of, register, sync_cases
@@ -95,7 +95,7 @@ def test_each_receipt_is_sent_once(db: Database, smtp_sink: SmtpSink, tmp_path: 
 
 
 def test_no_attachment_wording(db: Database, smtp_sink: SmtpSink, tmp_path: Path) -> None:
-    from casefile.registry import DocumentIn
+    from postmottak.casefile.registry import DocumentIn
 
     body_doc = DocumentIn("e-post.txt", "text/plain", 20, "d" * 64, "sha256/dd/d", "E-post", kind="body")
     register(db, documents=[body_doc])

@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 from aiosmtpd.controller import Controller
 
-from casefile.db import Database
-from intake.receipts import send_pending
+from postmottak.casefile.db import Database
+from postmottak.intake.receipts import send_pending
 from tests.servers.smtp import _free_loopback_port
 
 from .helpers import make_settings, receipt_of, register, sync_cases
@@ -103,7 +103,7 @@ def test_verification_off_sends_and_warns(
     sync_cases(database)
     intake_id = register(database)
     settings = make_settings(sink, tmp_path, database, smtp={"security": mode, "verify_tls": False})  # type: ignore[arg-type]
-    with caplog.at_level(logging.WARNING, logger="intake.receipts"):
+    with caplog.at_level(logging.WARNING, logger="postmottak.intake.receipts"):
         assert send_pending(settings, database)["sent"] == 1
     assert sink.received == [("postmottak@ehelse.no", ("ase@baerum.kommune.no",))]
     assert "verification is OFF" in caplog.text

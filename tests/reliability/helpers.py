@@ -17,9 +17,9 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from casefile import models as m
-from casefile.db import Database
-from casefile.storage import DocumentStore
+from postmottak.casefile import models as m
+from postmottak.casefile.db import Database
+from postmottak.casefile.storage import DocumentStore
 from tests import mailfactory as mf
 from tests.servers.dovecot import DovecotServer
 from tests.servers.smtp import SmtpSink
@@ -118,7 +118,7 @@ def worker_env(home: Path, imap_password: str | None = None, smtp_password: str 
 
 
 def cli_args(config: Path, *args: str) -> list[str]:
-    return [sys.executable, "-m", "intake.cli", "--config", str(config), *args]
+    return [sys.executable, "-m", "postmottak", "--config", str(config), *args]
 
 
 def run_cli(config: Path, *args: str, env: dict[str, str], timeout: float = 240) -> subprocess.CompletedProcess[str]:
@@ -292,7 +292,7 @@ def location_uids(db: Database) -> Counter[str]:
 
 
 def export_json(db: Database) -> str:
-    from casefile.queries import export_records
+    from postmottak.casefile.queries import export_records
 
     with db.session() as session:
         return json.dumps(export_records(session), ensure_ascii=False, default=str)

@@ -21,9 +21,9 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
-from casefile import models as m
-from casefile.db import Database
-from casefile.storage import DocumentStore
+from postmottak.casefile import models as m
+from postmottak.casefile.db import Database
+from postmottak.casefile.storage import DocumentStore
 from tests import mailfactory as mf
 from tests.servers.dovecot import DovecotServer
 from tests.servers.smtp import SmtpSink

@@ -23,13 +23,13 @@ import pytest
 from sqlalchemy import event, func, select
 from sqlalchemy.engine import make_url
 
-from casefile import models as m
-from casefile.db import Database
-from casefile.storage import DocumentStore
-from config.settings import load_settings
-from intake.app import make_intake
-from intake.pipeline import Intake
-from intake.worker import full_cycle
+from postmottak.casefile import models as m
+from postmottak.casefile.db import Database
+from postmottak.casefile.storage import DocumentStore
+from postmottak.config.settings import load_settings
+from postmottak.bootstrap import build_worker
+from postmottak.intake.pipeline import Intake
+from postmottak.intake.worker import full_cycle
 from tests import mailfactory as mf
 from tests.dbutil import PG_ENV
 from tests.servers.dovecot import DovecotServer
@@ -68,7 +68,7 @@ def fill(server: DovecotServer, raws: list[bytes]) -> list[int]:
 
 
 def intake_for(config: Path, password: str) -> Intake:
-    return make_intake(load_settings(config, imap={"password": password}))
+    return build_worker(load_settings(config, imap={"password": password}))
 
 
 def assert_each_once(intake: Intake, expected_mails: int, sink: SmtpSink | None = None) -> None:

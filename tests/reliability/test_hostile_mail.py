@@ -15,10 +15,10 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from casefile import models as m
-from casefile.db import Database
-from casefile.storage import DocumentStore
-from config.settings import load_settings
+from postmottak.casefile import models as m
+from postmottak.casefile.db import Database
+from postmottak.casefile.storage import DocumentStore
+from postmottak.config.settings import load_settings
 from tests import mailfactory as mf
 from tests.servers.dovecot import DovecotServer
 from tests.servers.smtp import SmtpSink

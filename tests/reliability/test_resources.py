@@ -32,7 +32,7 @@ PEAK_PROBE = (
     "            return int(line.split()[1])\n"
     "atexit.register(lambda: sys.stderr.write(f'PEAK_RSS_KB {_hwm()}\\n'))\n"
     "sys.argv = ['postmottak', *sys.argv[1:]]\n"
-    "runpy.run_module('intake.cli', run_name='__main__')\n"
+    "runpy.run_module('postmottak', run_name='__main__')\n"
 )
 
 

@@ -19,11 +19,11 @@ import pytest
 from hypothesis import given, settings as hyp_settings
 from hypothesis import strategies as st
 
-from casefile.db import Database
-from casefile.storage import DocumentStore, StorageError
-from config.settings import CaseSettings, DatabaseSettings, Settings, SmtpSettings, StorageSettings
-from intake.sources.base import SourceError
-from intake.sources.imap import ImapConfig, ImapSource
+from postmottak.casefile.db import Database
+from postmottak.casefile.storage import DocumentStore, StorageError
+from postmottak.config.settings import CaseSettings, DatabaseSettings, Settings, SmtpSettings, StorageSettings
+from postmottak.intake.sources.base import SourceError
+from postmottak.intake.sources.imap import ImapConfig, ImapSource
 from tests import mailfactory as mf
 from tests.dbutil import PG_ENV
 from tests.servers.dovecot import DovecotServer
@@ -133,15 +133,15 @@ def test_tls_verification_is_on_by_default() -> None:
     defaults = Settings()
     assert defaults.imap.verify_tls is True and defaults.imap.security == "ssl"
     assert defaults.smtp.verify_tls is True and defaults.smtp.security == "starttls"
-    from intake.receipts import tls_context as smtp_context
-    from intake.sources.imap import tls_context as imap_context
+    from postmottak.intake.receipts import tls_context as smtp_context
+    from postmottak.intake.sources.imap import tls_context as imap_context
 
     for context in (imap_context(True), smtp_context(SmtpSettings())):
         assert context.verify_mode == ssl.CERT_REQUIRED and context.check_hostname
 
 
 def test_smtp_tls_opt_out_is_logged(caplog: pytest.LogCaptureFixture) -> None:
-    from intake.receipts import tls_context as smtp_context
+    from postmottak.intake.receipts import tls_context as smtp_context
 
     caplog.set_level(logging.WARNING)
     context = smtp_context(SmtpSettings(host="smtp.example.no", verify_tls=False))
@@ -239,9 +239,9 @@ def test_every_dashboard_route_refuses_anonymous_access(tmp_path: Path) -> None:
     """Whatever routes `dashboard.create_app` has now or later: none serves anything to an anonymous user."""
     from fastapi.testclient import TestClient
 
-    from dashboard import app as dashboard_app
+    from postmottak.dashboard import app as dashboard_app
 
-    from casefile import cases as case_store
+    from postmottak.casefile import cases as case_store
 
     settings = Settings(
         database=DatabaseSettings(url=f"sqlite:///{tmp_path / 'db.sqlite'}"),
@@ -254,7 +254,7 @@ def test_every_dashboard_route_refuses_anonymous_access(tmp_path: Path) -> None:
     with db.session() as session:
         case_store.sync_cases(session, [("22/414", mf.CASE_TITLE, date(2022, 10, 1), "Europe/Oslo", None)])
     try:
-        from dashboard.web_settings import WebSettings
+        from postmottak.dashboard.web_settings import WebSettings
 
         app = dashboard_app.create_app(
             settings, db, WebSettings(secure_cookies=False, secret_key="reliability-test-key", metrics_token="tok-42")

@@ -21,11 +21,11 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from casefile import mailboxes, models as m
-from casefile.db import Database
-from casefile.storage import DocumentStore
-from config.settings import load_settings
-from intake.app import make_intake
+from postmottak.casefile import mailboxes, models as m
+from postmottak.casefile.db import Database
+from postmottak.casefile.storage import DocumentStore
+from postmottak.config.settings import load_settings
+from postmottak.bootstrap import build_worker
 from tests import mailfactory as mf
 from tests.dbutil import backends
 from tests.servers.dovecot import DovecotServer
@@ -117,11 +117,11 @@ def test_without_the_lock_the_constraints_still_refuse_a_double_registration(
     def no_lock(db, name):  # type: ignore[no-untyped-def]
         yield True
 
-    monkeypatch.setattr("intake.pipeline.mailbox_lock", no_lock)
+    monkeypatch.setattr("postmottak.intake.pipeline.mailbox_lock", no_lock)
     with database_url(kind, tmp_path) as url:
         config = write_config(tmp_path, db_url=url, imap=dovecot_server)
         settings = load_settings(config, imap={"password": dovecot_server.password})
-        intakes = [make_intake(settings) for _ in range(2)]
+        intakes = [build_worker(settings) for _ in range(2)]
         with intakes[0].db.session() as session:  # the folder's state row exists (its creation is not under test)
             mailboxes.get_state(session, intakes[0].source.source_key)
         barrier = threading.Barrier(2)

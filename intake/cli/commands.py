@@ -1,107 +1,44 @@
-"""The `postmottak` command."""
+"""The worker's own commands: run, import, status, export, parse, db upgrade."""
 
 from __future__ import annotations
 
 import json
 import logging
 import sys
+import time
 from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from config.settings import ConfigError, Settings, load_settings
+from postmottak import bootstrap
+from postmottak.casefile.db import Database, safe_url
+from postmottak.config.settings import Settings
+from postmottak.intake.pipeline import Intake
+from postmottak.intake.cli.context import cli, console, err
 
-app = typer.Typer(
-    help="postmottak: register consultation responses from the official mailbox into a case database.",
-    no_args_is_help=True,
-    add_completion=False,
-)
+app = typer.Typer()  # merged into the main app by intake/cli/__init__.py
 db_app = typer.Typer(help="Case database maintenance.", no_args_is_help=True)
-app.add_typer(db_app, name="db")
-from intake.cli_archive import archive_app, case_app, journal_command  # noqa: E402
-
-app.add_typer(case_app, name="case")
-app.add_typer(archive_app, name="archive")
-app.command("journal")(journal_command)
-from intake.cli_receipts import receipts_app  # noqa: E402
-
-app.add_typer(receipts_app, name="receipts")
-from intake.cli_dashboard import register_dashboard_commands  # noqa: E402
-
-register_dashboard_commands(app)  # serve, users, list, show, review
-from intake.check import check_command  # noqa: E402
-
-app.command("check")(check_command)
-
-console = Console()
-err = Console(stderr=True)
-
-
-class State:
-    config: Optional[Path] = None
-    verbose: bool = False
-    _settings: Settings | None = None
-
-    def settings(self) -> Settings:
-        if self._settings is None:
-            try:
-                self._settings = load_settings(self.config)
-            except ConfigError as exc:
-                err.print(f"[red]{exc}[/red]", markup=True, highlight=False)
-                raise typer.Exit(2) from None
-        return self._settings
-
-
-state = State()
-
-
-def setup_logging(verbose: bool) -> None:
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    for noisy in ("imapclient", "apscheduler.executors.default", "pdfminer", "alembic"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
-
-
-@app.callback()
-def main_options(
-    config: Optional[Path] = typer.Option(None, "--config", "-c", help="TOML config file (or $POSTMOTTAK_CONFIG)."),
-    verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug logging."),
-) -> None:
-    state.config = config
-    state.verbose = verbose
-    setup_logging(verbose)
-
-
-def _open_db():  # type: ignore[no-untyped-def]
-    from intake.database import open_database
-
-    return open_database(state.settings())
 
 
 @app.command()
-def run(once: bool = typer.Option(False, "--once", help="One full cycle, then exit.")) -> None:
+def run(ctx: typer.Context, once: bool = typer.Option(False, "--once", help="One full cycle, then exit.")) -> None:
     """Poll the mailbox and register new mail (every interval_seconds, or once)."""
-    from intake.worker import full_cycle
+    from postmottak.intake.worker import full_cycle
 
-    settings = state.settings()
+    settings = cli(ctx).settings()
     try:
         intake = _start_intake(settings, wait=not once)
-    except ConfigError as exc:
+    except bootstrap.ConfigError as exc:
         err.print(f"[red]{exc}[/red]", highlight=False)
         raise typer.Exit(2) from None
     try:
         if once:
             report = full_cycle(intake)
             raise typer.Exit(0 if report.ok else 1)
-        from intake.scheduler import run_forever
-
-        from intake.backoff import BackoffCycle
+        from postmottak.intake.backoff import BackoffCycle
+        from postmottak.intake.scheduler import run_forever
 
         cycle = BackoffCycle(lambda: full_cycle(intake), settings.schedule.interval_seconds)
         run_forever(cycle, settings.schedule.interval_seconds, watcher=_idle_watcher(intake))
@@ -109,18 +46,13 @@ def run(once: bool = typer.Option(False, "--once", help="One full cycle, then ex
         intake.close()
 
 
-def _start_intake(settings: Settings, *, wait: bool):  # type: ignore[no-untyped-def]
+def _start_intake(settings: Settings, *, wait: bool) -> Intake:
     """Build the worker. A database that is down: `--once` fails with one clear line; `run` waits for it."""
-    import time
-
-    from intake.app import make_intake
-    from intake.database import DatabaseUnavailable
-
     delay = 5.0
     while True:
         try:
-            return make_intake(settings)
-        except DatabaseUnavailable as exc:
+            return bootstrap.build_worker(settings)
+        except bootstrap.DatabaseUnavailable as exc:
             if not wait:
                 raise
             logging.getLogger("intake").error("%s; trying again in %.0f s", exc, delay)
@@ -128,37 +60,37 @@ def _start_intake(settings: Settings, *, wait: bool):  # type: ignore[no-untyped
             delay = min(delay * 2, 300.0)
 
 
-def _idle_watcher(intake):  # type: ignore[no-untyped-def]
+def _idle_watcher(intake: Intake):  # type: ignore[no-untyped-def]
     """With an IMAP source and `[imap] idle = true`: a factory for the IDLE watcher, else None."""
-    from intake.sources.imap import ImapSource
+    from postmottak.intake.sources.imap import ImapSource
 
     imap = intake.settings.imap
     if not imap.idle or not isinstance(intake.source, ImapSource):
         return None
-    from intake.idle import IdleWatcher
+    from postmottak.intake.idle import IdleWatcher
 
     return lambda wake: IdleWatcher(intake.source, wake, renew_seconds=imap.idle_timeout_seconds)
 
 
 @app.command("import")
-def import_folder(path: Path = typer.Argument(..., help="Maildir, mbox file or folder of .eml files.")) -> None:
+def import_folder(
+    ctx: typer.Context, path: Path = typer.Argument(..., help="Maildir, mbox file or folder of .eml files.")
+) -> None:
     """Import a mailbox export once (registered like mail from the server), with progress."""
-    from intake.database import open_database
-    from intake.worker import import_with_progress
+    from postmottak.intake.worker import import_with_progress
 
-    settings = state.settings()
-    db = open_database(settings)
-    report = import_with_progress(settings, db, path)
+    context = cli(ctx)
+    report = import_with_progress(bootstrap.build_worker(context.settings(), context.database(), folder=path))
     console.print(report.summary(), highlight=False)
     raise typer.Exit(0 if report.ok else 1)
 
 
 @app.command()
-def status() -> None:
+def status(ctx: typer.Context) -> None:
     """Summary: counts by status, on time/late per case, pending review, receipts, last poll."""
-    from casefile.queries import status_summary
+    from postmottak.casefile.queries import status_summary
 
-    db = _open_db()
+    db = cli(ctx).database()
     with db.session() as session:
         summary = status_summary(session)
     print_status(summary)
@@ -210,6 +142,7 @@ def _local(stamp) -> str:  # type: ignore[no-untyped-def]
 
 @app.command()
 def export(
+    ctx: typer.Context,
     format: str = typer.Option(
         "json", "--format", "-f",
         help="json (every intake record) | csv | xlsx (one row per registered response, corrections applied)",
@@ -218,15 +151,15 @@ def export(
     case: Optional[str] = typer.Option(None, "--case", help="Only records registered to this case."),
 ) -> None:
     """Export every intake record."""
-    from casefile.queries import export_records
+    from postmottak.casefile.queries import export_records
 
     if format in ("csv", "xlsx"):
-        _export_spreadsheet(format, output, case)
+        _export_spreadsheet(cli(ctx).database(), format, output, case)
         return
     if format != "json":
         err.print(f"unknown export format {format!r}; use json, csv or xlsx")
         raise typer.Exit(2)
-    db = _open_db()
+    db = cli(ctx).database()
     with db.session() as session:
         rows = export_records(session, case_number=case)
     text = json.dumps(rows, ensure_ascii=False, indent=2)
@@ -237,14 +170,12 @@ def export(
         sys.stdout.write(text + "\n")
 
 
-def _export_spreadsheet(format: str, output: Optional[Path], case: Optional[str]) -> None:
-    from casefile import spreadsheet
-    from intake.cli_dashboard import open_db
+def _export_spreadsheet(db: Database, format: str, output: Optional[Path], case: Optional[str]) -> None:
+    from postmottak.casefile import spreadsheet
 
     if format == "xlsx" and output is None:
         err.print("xlsx is binary: give --output FILE.xlsx")
         raise typer.Exit(2)
-    db = open_db()
     with db.session() as session:
         rows = spreadsheet.rows(session, case)
     data = spreadsheet.to_csv(rows) if format == "csv" else spreadsheet.to_xlsx(rows)
@@ -263,7 +194,7 @@ def parse(
     profile: Optional[str] = typer.Option(None, "--profile", help="Form profile (default: the 22/414 form)."),
 ) -> None:
     """Parse one form file and print its fields."""
-    from intake.form_worker import parse_form_isolated
+    from postmottak.intake.form_worker import parse_form_isolated
 
     form = parse_form_isolated(file.read_bytes(), file.name, profile, timeout_s=120, memory_mb=2048)
     result = form.model_dump(mode="json")
@@ -279,32 +210,8 @@ def parse(
 
 
 @db_app.command("upgrade")
-def db_upgrade() -> None:
+def db_upgrade(ctx: typer.Context) -> None:
     """Apply database migrations (also done automatically on start)."""
-    settings = state.settings()
-    _open_db()
-    console.print(f"database is up to date ({_safe_url(settings.database_url)})", highlight=False)
-
-
-def _safe_url(url: str) -> str:
-    from sqlalchemy.engine import make_url
-
-    return make_url(url).render_as_string(hide_password=True)
-
-
-def main() -> None:
-    from intake.database import DatabaseUnavailable
-
-    try:
-        app()
-    except DatabaseUnavailable as exc:
-        sys.stderr.write(f"postmottak: {exc}\n")  # one unwrapped line, for people and for log scrapers
-        sys.exit(1)
-
-
-if __name__ == "__main__":
-    # Run the importable copy (intake.cli), not this __main__ one, so sub-command modules that import
-    # `intake.cli.state` see the options parsed here.
-    from intake.cli import main as importable_main
-
-    importable_main()
+    context = cli(ctx)
+    context.database()
+    console.print(f"database is up to date ({safe_url(context.settings().database_url)})", highlight=False)

@@ -1,6 +1,6 @@
 """`postmottak receipts send|list|resend`: the receipt outbox from the command line.
 
-Registered in intake/cli.py; the shared CLI state is imported lazily (cli.py imports this module while loading).
+Settings and the database come from the CLI context (intake/cli/context.py).
 """
 
 from __future__ import annotations
@@ -9,17 +9,13 @@ from datetime import datetime, timezone
 from typing import Optional
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from intake.database import configured_settings as _settings
-from intake.database import open_configured_database as _db
+from postmottak.intake.cli.context import cli, console, err
 
 receipts_app = typer.Typer(help="Receipts (kvitteringer): send pending ones, list them, resend failed ones.",
                            no_args_is_help=True)
 
-console = Console()
-err = Console(stderr=True)
 
 STATUS_LABELS = {
     "pending": "venter",
@@ -31,19 +27,19 @@ STATUS_LABELS = {
 
 
 @receipts_app.command("send")
-def send() -> None:
+def send(ctx: typer.Context) -> None:
     """Send the pending receipts that are due now (the worker also does this every cycle)."""
-    from intake.receipt_message import TemplateError
-    from intake.receipts import send_pending
+    from postmottak.intake.receipt_message import TemplateError
+    from postmottak.intake.receipts import send_pending
 
-    settings = _settings()
+    settings = cli(ctx).settings()
     if not settings.smtp.configured:
         err.print("[red]no SMTP server configured: set [smtp] host[/red]", highlight=False)
         raise typer.Exit(2)
     if not settings.receipts.enabled:
         err.print("receipts are disabled ([receipts] enabled = false)", highlight=False)
         raise typer.Exit(2)
-    db = _db()
+    db = cli(ctx).database()
     try:
         counts = send_pending(settings, db)
     except (TemplateError, ValueError) as exc:
@@ -59,16 +55,17 @@ def send() -> None:
 
 @receipts_app.command("list")
 def list_command(
+    ctx: typer.Context,
     status: Optional[str] = typer.Option(None, "--status", "-s", help="pending, sent, failed, suppressed or bounced."),
     limit: int = typer.Option(50, "--limit", "-n", help="Show at most this many (newest first)."),
 ) -> None:
     """List receipts, newest first, with status, attempts and the reason or server reply."""
-    from casefile import receipts as outbox
+    from postmottak.casefile import receipts as outbox
 
     if status is not None and status not in STATUS_LABELS:
         err.print(f"unknown status {status!r}; use {', '.join(STATUS_LABELS)}", highlight=False)
         raise typer.Exit(2)
-    db = _db()
+    db = cli(ctx).database()
     with db.session() as session:
         rows = outbox.list_receipts(session, status=status, limit=limit)
         counts = outbox.counts_by_status(session)
@@ -89,13 +86,14 @@ def list_command(
 
 @receipts_app.command("resend")
 def resend(
+    ctx: typer.Context,
     receipt_id: int = typer.Argument(..., help="Receipt number (from `postmottak receipts list`)."),
     to: Optional[str] = typer.Option(None, "--to", help="Send to this corrected address instead."),
 ) -> None:
     """Queue a failed, bounced or suppressed receipt again; it goes out with the next send."""
-    from casefile import receipts as outbox
+    from postmottak.casefile import receipts as outbox
 
-    db = _db()
+    db = cli(ctx).database()
     try:
         with db.session() as session:
             outbox.requeue(session, receipt_id, datetime.now(timezone.utc), to_address=to)

@@ -1,7 +1,7 @@
 """`postmottak serve | users | list | show | review`: the staff web app and its actions from the command line.
 
-Registered in intake/cli.py by `register_dashboard_commands(app)`; the shared CLI state is imported lazily
-(cli.py imports this module while loading). The database is opened without the mail pipeline.
+Registered by `register_dashboard_commands(app)`; settings and the database come from the CLI context. The
+database is opened without the mail pipeline.
 """
 
 from __future__ import annotations
@@ -11,18 +11,14 @@ import sys
 from typing import Optional
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from intake.database import configured_settings as _settings
-from intake.database import open_configured_database as open_db
+from postmottak.intake.cli.context import cli, console, err
 
 users_app = typer.Typer(help="Staff users of the web app (archivist acts, reader sees).", no_args_is_help=True)
 review_app = typer.Typer(help="Resolve review items: register, ignore, correct a field, resend a receipt.",
                          no_args_is_help=True)
 
-console = Console()
-err = Console(stderr=True)
 
 STATUS_LABELS = {
     "registered": "registrert",
@@ -38,7 +34,7 @@ def _actor(user: Optional[str]) -> str:
 
 
 def _local(stamp) -> str:  # type: ignore[no-untyped-def]
-    from dashboard.rendering import local_time
+    from postmottak.dashboard.rendering import local_time
 
     return local_time(stamp, "%d.%m.%Y %H:%M:%S")
 
@@ -47,16 +43,17 @@ def _local(stamp) -> str:  # type: ignore[no-untyped-def]
 
 
 def serve(
+    ctx: typer.Context,
     host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on."),
     port: int = typer.Option(8000, "--port", help="Port to listen on."),
 ) -> None:
     """Run the staff web app (put it behind a TLS-terminating proxy; cookies are Secure by default)."""
     import uvicorn
 
-    from dashboard.app import create_app
+    from postmottak.dashboard.app import create_app
 
-    settings = _settings()
-    app = create_app(settings, open_db())
+    settings = cli(ctx).settings()
+    app = create_app(settings, cli(ctx).database())
     if not app.state.web.secure_cookies:
         err.print("note: session cookies are not marked Secure (web.secure_cookies = false)", highlight=False)
     uvicorn.run(app, host=host, port=port, proxy_headers=True, log_level="info")
@@ -74,14 +71,15 @@ def _read_password() -> str:
 
 @users_app.command("add")
 def users_add(
+    ctx: typer.Context,
     username: str = typer.Argument(..., help="Login name."),
     role: str = typer.Option(..., "--role", help="archivist (may act) or reader (may only look)."),
 ) -> None:
     """Create a user; the password is asked for (or read from standard input when it is not a terminal)."""
-    from casefile.users import UserError, add_user
+    from postmottak.casefile.users import UserError, add_user
 
     password = _read_password()
-    db = open_db()
+    db = cli(ctx).database()
     try:
         with db.session() as session:
             add_user(session, username, password, role)
@@ -92,11 +90,11 @@ def users_add(
 
 
 @users_app.command("list")
-def users_list() -> None:
+def users_list(ctx: typer.Context) -> None:
     """List users and roles."""
-    from casefile.users import list_users
+    from postmottak.casefile.users import list_users
 
-    db = open_db()
+    db = cli(ctx).database()
     table = Table(title="Brukere")
     for column in ("Brukernavn", "Rolle", "Opprettet", "Status"):
         table.add_column(column)
@@ -107,12 +105,12 @@ def users_list() -> None:
 
 
 @users_app.command("password")
-def users_password(username: str = typer.Argument(...)) -> None:
+def users_password(ctx: typer.Context, username: str = typer.Argument(...)) -> None:
     """Set a new password (prompt, or standard input)."""
-    from casefile.users import UserError, set_password
+    from postmottak.casefile.users import UserError, set_password
 
     password = _read_password()
-    db = open_db()
+    db = cli(ctx).database()
     try:
         with db.session() as session:
             set_password(session, username, password)
@@ -123,11 +121,11 @@ def users_password(username: str = typer.Argument(...)) -> None:
 
 
 @users_app.command("disable")
-def users_disable(username: str = typer.Argument(...), enable: bool = typer.Option(False, "--enable")) -> None:
+def users_disable(ctx: typer.Context, username: str = typer.Argument(...), enable: bool = typer.Option(False, "--enable")) -> None:
     """Lock a user out (their sessions end at the next request), or let them in again with --enable."""
-    from casefile.users import UserError, set_disabled
+    from postmottak.casefile.users import UserError, set_disabled
 
-    db = open_db()
+    db = cli(ctx).database()
     try:
         with db.session() as session:
             set_disabled(session, username, not enable)
@@ -141,6 +139,7 @@ def users_disable(username: str = typer.Argument(...), enable: bool = typer.Opti
 
 
 def list_records(
+    ctx: typer.Context,
     status: Optional[str] = typer.Option(None, "--status", help="registered | needs_review | ignored | duplicate | failed"),
     case: Optional[str] = typer.Option(None, "--case", help="Case number, e.g. 22/414."),
     late: Optional[bool] = typer.Option(None, "--late/--on-time", help="Only late, or only on-time responses."),
@@ -151,9 +150,9 @@ def list_records(
     per_page: int = typer.Option(50, "--per-page", min=1, max=500),
 ) -> None:
     """List intake records, newest first, with the same filters as the web app."""
-    from casefile import review
+    from postmottak.casefile import review
 
-    db = open_db()
+    db = cli(ctx).database()
     criteria = review.IntakeFilter(
         status=status, case_number=case, timeliness=None if late is None else ("late" if late else "on_time"),
         receipt_status=receipt, organisation_type=org_type, search=search, page=page, per_page=per_page,
@@ -174,13 +173,13 @@ def list_records(
     console.print(table)
 
 
-def show_record(intake_id: int = typer.Argument(..., help="Intake record ID.")) -> None:
+def show_record(ctx: typer.Context, intake_id: int = typer.Argument(..., help="Intake record ID.")) -> None:
     """Everything about one mail: envelope, verdict, documents, form with corrections, receipt, history."""
-    from casefile import review
-    from casefile.queries import corrected_form
-    from casefile.summary import FIELD_LABELS
+    from postmottak.casefile import review
+    from postmottak.casefile.queries import corrected_form
+    from postmottak.casefile.summary import FIELD_LABELS
 
-    db = open_db()
+    db = cli(ctx).database()
     with db.session() as session:
         try:
             record = review.load_record(session, intake_id)
@@ -232,10 +231,10 @@ def show_record(intake_id: int = typer.Argument(..., help="Intake record ID.")) 
 # review ---------------------------------------------------------------------------------------
 
 
-def _run_action(action, success: str) -> None:  # type: ignore[no-untyped-def]
-    from casefile.review import ReviewError
+def _run_action(ctx: typer.Context, action, success: str) -> None:  # type: ignore[no-untyped-def]
+    from postmottak.casefile.review import ReviewError
 
-    db = open_db()
+    db = cli(ctx).database()
     try:
         with db.session() as session:
             action(session)
@@ -252,11 +251,11 @@ UserOption = typer.Option(None, "--user", help="Who is acting (for the audit tra
 
 
 @review_app.command("queue")
-def review_queue() -> None:
+def review_queue(ctx: typer.Context) -> None:
     """What waits for a human: mail needing review, and registered forms with warnings."""
-    from casefile import review
+    from postmottak.casefile import review
 
-    db = open_db()
+    db = cli(ctx).database()
     with db.session() as session:
         queue = review.review_queue(session)
         table = Table(title=f"Til vurdering ({queue.total})")
@@ -273,6 +272,7 @@ def review_queue() -> None:
 
 @review_app.command("register")
 def review_register(
+    ctx: typer.Context,
     intake_id: int = typer.Argument(...),
     case: str = typer.Option(..., "--case", help="Case number, e.g. 22/414."),
     no_receipt: bool = typer.Option(False, "--no-receipt", help="Do not send a receipt."),
@@ -280,56 +280,59 @@ def review_register(
     user: Optional[str] = UserOption,
 ) -> None:
     """Register a mail from the review queue to a case (journal number, receipt)."""
-    from casefile import review
+    from postmottak.casefile import review
 
     _run_action(
-        lambda s: review.register_to_case(s, intake_id, case, _actor(user), send_receipt=not no_receipt, note=note),
+        ctx, lambda s: review.register_to_case(s, intake_id, case, _actor(user), send_receipt=not no_receipt, note=note),
         f"post {intake_id} registered to case {case}",
     )
 
 
 @review_app.command("ignore")
 def review_ignore(
+    ctx: typer.Context,
     intake_id: int = typer.Argument(...),
     reason: str = typer.Option(..., "--reason", help="Why the mail is not registered."),
     user: Optional[str] = UserOption,
 ) -> None:
     """Mark a mail as ignored, with a reason."""
-    from casefile import review
+    from postmottak.casefile import review
 
-    _run_action(lambda s: review.mark_ignored(s, intake_id, reason, _actor(user)), f"post {intake_id} ignored")
+    _run_action(ctx, lambda s: review.mark_ignored(s, intake_id, reason, _actor(user)), f"post {intake_id} ignored")
 
 
 @review_app.command("correct")
 def review_correct(
+    ctx: typer.Context,
     intake_id: int = typer.Argument(...),
     field: str = typer.Argument(..., help="Form field, e.g. organisation_name, q1_choice, goal_3."),
     value: str = typer.Argument(..., help="Corrected value ('' for empty)."),
     user: Optional[str] = UserOption,
 ) -> None:
     """Correct a parsed form field; the parsed value is kept beside the correction."""
-    from casefile import review
+    from postmottak.casefile import review
 
-    _run_action(lambda s: review.correct_field(s, intake_id, field, value, _actor(user)), f"{field} of post {intake_id} corrected")
+    _run_action(ctx, lambda s: review.correct_field(s, intake_id, field, value, _actor(user)), f"{field} of post {intake_id} corrected")
 
 
 @review_app.command("resend-receipt")
-def review_resend(intake_id: int = typer.Argument(...), user: Optional[str] = UserOption) -> None:
+def review_resend(ctx: typer.Context, intake_id: int = typer.Argument(...), user: Optional[str] = UserOption) -> None:
     """Put a mail's receipt back in the outbox (pending)."""
-    from casefile import review
+    from postmottak.casefile import review
 
-    _run_action(lambda s: review.resend_receipt(s, intake_id, _actor(user)), f"receipt of post {intake_id} queued again")
+    _run_action(ctx, lambda s: review.resend_receipt(s, intake_id, _actor(user)), f"receipt of post {intake_id} queued again")
 
 
 @review_app.command("confirm-form")
 def review_confirm(
+    ctx: typer.Context,
     intake_id: int = typer.Argument(...), note: Optional[str] = typer.Option(None, "--note"),
     user: Optional[str] = UserOption,
 ) -> None:
     """Mark a form's warnings as checked (it leaves the review queue)."""
-    from casefile import review
+    from postmottak.casefile import review
 
-    _run_action(lambda s: review.confirm_form(s, intake_id, _actor(user), note), f"form of post {intake_id} checked")
+    _run_action(ctx, lambda s: review.confirm_form(s, intake_id, _actor(user), note), f"form of post {intake_id} checked")
 
 
 def register_dashboard_commands(app: typer.Typer) -> None:

@@ -1,7 +1,6 @@
 """`postmottak case close|reopen`, `postmottak archive export|validate` and `postmottak journal`.
 
-Registered in intake/cli.py. The shared CLI state (config, database) is imported lazily: cli.py imports this
-module while it is itself being imported.
+Settings and the database come from the CLI context (intake/cli/context.py).
 """
 
 from __future__ import annotations
@@ -12,16 +11,12 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.console import Console
 
-from intake.database import configured_settings as _settings
-from intake.database import open_configured_database as _db
+from postmottak.intake.cli.context import cli, console, err
 
 case_app = typer.Typer(help="Close and reopen cases (saksmapper).", no_args_is_help=True)
 archive_app = typer.Typer(help="Noark 5 archival extract: export and validate.", no_args_is_help=True)
 
-console = Console()
-err = Console(stderr=True)
 
 
 def _default_user() -> str:
@@ -33,13 +28,14 @@ def _default_user() -> str:
 
 @case_app.command("close")
 def case_close(
+    ctx: typer.Context,
     number: str = typer.Argument(..., help="Case number, e.g. 22/414."),
     user: Optional[str] = typer.Option(None, "--user", help="Who closes the case (default: the OS user)."),
 ) -> None:
     """Close a case: records closing date and user (required for the archival extract)."""
-    from casefile.noark5.closing import CaseStateError, close
+    from postmottak.casefile.noark5.closing import CaseStateError, close
 
-    db = _db()
+    db = cli(ctx).database()
     try:
         with db.session() as session:
             case = close(session, number, user or _default_user())
@@ -53,13 +49,14 @@ def case_close(
 
 @case_app.command("reopen")
 def case_reopen(
+    ctx: typer.Context,
     number: str = typer.Argument(..., help="Case number, e.g. 22/414."),
     user: Optional[str] = typer.Option(None, "--user", help="Who reopens the case (default: the OS user)."),
 ) -> None:
     """Reopen a closed case."""
-    from casefile.noark5.closing import CaseStateError, reopen
+    from postmottak.casefile.noark5.closing import CaseStateError, reopen
 
-    db = _db()
+    db = cli(ctx).database()
     try:
         with db.session() as session:
             reopen(session, number, user or _default_user())
@@ -70,7 +67,7 @@ def case_reopen(
 
 
 def _options(creator_id: Optional[str], creator_name: Optional[str], unit: Optional[str], officer: Optional[str]):  # type: ignore[no-untyped-def]
-    from casefile.noark5.options import ArchiveOptions
+    from postmottak.casefile.noark5.options import ArchiveOptions
 
     return ArchiveOptions.from_environment(
         creator_id=creator_id, creator_name=creator_name, unit=unit, case_officer=officer
@@ -79,6 +76,7 @@ def _options(creator_id: Optional[str], creator_name: Optional[str], unit: Optio
 
 @archive_app.command("export")
 def archive_export(
+    ctx: typer.Context,
     case: str = typer.Option(..., "--case", help="Case number, e.g. 22/414 (must be closed)."),
     output: Path = typer.Option(..., "--output", "-o", help="Folder to create (must not exist or be empty)."),
     creator_id: Optional[str] = typer.Option(None, "--creator-id", help="arkivskaperID (organisation number)."),
@@ -87,12 +85,12 @@ def archive_export(
     case_officer: Optional[str] = typer.Option(None, "--case-officer", help="saksansvarlig (default: who closed the case)."),
 ) -> None:
     """Write the Noark 5 extract (avleveringspakke) of a closed case, then validate it."""
-    from casefile.noark5.extract import ExtractError, export_case
-    from casefile.noark5.validate import validate_extract
-    from casefile.storage import DocumentStore
+    from postmottak.casefile.noark5.extract import ExtractError, export_case
+    from postmottak.casefile.noark5.validate import validate_extract
+    from postmottak.casefile.storage import DocumentStore
 
-    settings = _settings()
-    db = _db()
+    settings = cli(ctx).settings()
+    db = cli(ctx).database()
     store = DocumentStore(settings.storage_path)
     try:
         with db.session() as session:
@@ -118,7 +116,7 @@ def archive_export(
 @archive_app.command("validate")
 def archive_validate(folder: Path = typer.Argument(..., help="An extract folder.")) -> None:
     """Validate an extract: every XML against the official schemas, every file's checksum and size, no strays."""
-    from casefile.noark5.validate import validate_extract
+    from postmottak.casefile.noark5.validate import validate_extract
 
     report = validate_extract(folder)
     _print_report(report)
@@ -140,18 +138,19 @@ def _print_report(report) -> None:  # type: ignore[no-untyped-def]
 
 
 def journal_command(
+    ctx: typer.Context,
     case: str = typer.Option(..., "--case", help="Case number, e.g. 22/414."),
     format: str = typer.Option("csv", "--format", "-f", help="csv, json or xml (Noark 5 offentligJournal)."),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="File to write (default: standard output)."),
 ) -> None:
     """The public journal (offentlig journal) of a case, private persons screened, for publication."""
-    from casefile.noark5.journal import EmptyJournalError, render_public_journal
-    from casefile.noark5.source import load_case
+    from postmottak.casefile.noark5.journal import EmptyJournalError, render_public_journal
+    from postmottak.casefile.noark5.source import load_case
 
     if format not in ("csv", "json", "xml"):
         err.print(f"unknown journal format {format!r}; use csv, json or xml", highlight=False)
         raise typer.Exit(2)
-    db = _db()
+    db = cli(ctx).database()
     try:
         with db.session() as session:
             data = render_public_journal(load_case(session, case), format, _options(None, None, None, None))

@@ -1,0 +1,5 @@
+"""`python -m postmottak` is the `postmottak` command."""
+
+from postmottak.intake.cli import main
+
+main()

@@ -1,0 +1,65 @@
+"""The one wiring point: settings -> case database -> document store -> mail source -> worker.
+
+Every command, the dashboard (through `serve`) and the benchmark build what they need here, so a change in how
+the pieces fit together is made once.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from postmottak.casefile import cases as case_store
+from postmottak.casefile.db import Database, DatabaseUnavailable
+from postmottak.casefile.storage import DocumentStore
+from postmottak.config.settings import ConfigError, Settings, load_settings
+from postmottak.intake.oauth2 import token_client
+from postmottak.intake.pipeline import Intake
+from postmottak.intake.sources.base import MailSource
+from postmottak.intake.sources.folder import FolderSource
+from postmottak.intake.sources.imap import ImapConfig, ImapSource
+
+__all__ = [
+    "ConfigError", "DatabaseUnavailable", "build_worker", "document_store", "load_settings", "mail_source",
+    "open_database",
+]
+
+
+def open_database(settings: Settings) -> Database:
+    """The case database, migrated, with the configured cases in step. Raises DatabaseUnavailable."""
+    db = Database.open(settings.database_url)
+    with db.translating_errors(), db.session() as session:
+        case_store.sync_cases(session, [(c.number, c.title, c.deadline, c.timezone, c.form) for c in settings.cases])
+    return db
+
+
+def document_store(settings: Settings) -> DocumentStore:
+    return DocumentStore(settings.storage_path)
+
+
+def mail_source(settings: Settings, folder: Path | None = None) -> MailSource:
+    """The configured source, or a folder export given on the command line (`import PATH`)."""
+    if folder is not None:
+        return FolderSource(folder)
+    if settings.imap.configured:
+        imap = settings.imap
+        return ImapSource(
+            ImapConfig(
+                host=imap.host, port=imap.port, security=imap.security, username=imap.username,
+                password=imap.password.get_secret_value(), folder=imap.folder, processed_folder=imap.processed_folder,
+                verify_tls=imap.verify_tls, timeout=imap.timeout_seconds, batch_size=imap.batch_size,
+                tokens=token_client(settings) if imap.auth == "oauth2" else None,
+            )
+        )
+    if settings.folder_path is not None:
+        return FolderSource(settings.folder_path, settings.folder.format)
+    raise ConfigError("no mail source configured: set [imap] host, or [folder] path for a mailbox export")
+
+
+def build_worker(settings: Settings, db: Database | None = None, *, folder: Path | None = None) -> Intake:
+    """The intake worker for the configured source (or for a folder export)."""
+    return Intake(
+        settings=settings,
+        db=db or open_database(settings),
+        store=document_store(settings),
+        source=mail_source(settings, folder),
+    )
