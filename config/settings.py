@@ -7,11 +7,14 @@ file's folder, so a config works wherever it is run from.
 
 from __future__ import annotations
 
+import ipaddress
+import logging
 import os
 import re
 from datetime import date
 from pathlib import Path
 from typing import Any, ClassVar, Literal
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
@@ -105,15 +108,16 @@ class SmtpSettings(_SecretFiles):
 
 
 class OAuth2Settings(_SecretFiles):
-    _secret_files = (("client_secret", "client_secret_file"),)
-
     """`[oauth2]`: where IMAP and SMTP get their access tokens when `auth = "oauth2"`.
 
     client_credentials: app-only access (Microsoft Entra ID for Exchange Online, token_url
     https://login.microsoftonline.com/<tenant>/oauth2/v2.0/token, scope https://outlook.office365.com/.default).
     refresh_token: delegated access (e.g. Google); a rotated refresh token is written to refresh_token_file (0600).
     Secrets also come from the environment: POSTMOTTAK_OAUTH2__CLIENT_SECRET, POSTMOTTAK_OAUTH2__REFRESH_TOKEN.
+    token_url must be https: the client secret or refresh token is sent to it (plain http only to a loopback host).
     """
+
+    _secret_files = (("client_secret", "client_secret_file"),)
 
     token_url: str = ""
     client_id: str = ""
@@ -130,6 +134,11 @@ class OAuth2Settings(_SecretFiles):
     @property
     def configured(self) -> bool:
         return bool(self.token_url)
+
+    @field_validator("token_url")
+    @classmethod
+    def _token_url_encrypted(cls, value: str) -> str:
+        return check_token_url(value)
 
 
 class FolderSettings(_Section):
@@ -340,3 +349,27 @@ def load_settings(path: str | os.PathLike[str] | None = None, **overrides: Any) 
     except ValueError as exc:  # TOML syntax errors
         raise ConfigError(f"cannot read {source}: {exc}") from None
     return loaded
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_token_url(url: str) -> str:
+    """`[oauth2] token_url`: https, or plain http to a loopback host (test servers), with a warning."""
+    if not url:
+        return url
+    parts = urlsplit(url)
+    if parts.scheme == "https" and parts.hostname:
+        return url
+    if parts.scheme == "http" and parts.hostname and _is_loopback(parts.hostname):
+        logging.getLogger("postmottak.config").warning(
+            "[oauth2] token_url uses plain http to %s: allowed for a loopback host only", parts.hostname
+        )
+        return url
+    raise ValueError("token_url must be an https:// URL (the client secret is sent to it; http only to a loopback host)")
