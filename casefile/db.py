@@ -10,14 +10,42 @@ from alembic import command
 from alembic.config import Config as AlembicConfig
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 
 
 class DatabaseUnavailable(Exception):
-    """The case database cannot be reached or opened now (the message never holds a password)."""
+    """The case database cannot be reached, opened or written now (down, or locked); the message never holds a
+    password. `reason` is the driver's one-line account."""
+
+    def __init__(self, message: str, reason: str = "") -> None:
+        super().__init__(message)
+        self.reason = reason or message
+
+
+class WriteConflict(Exception):
+    """Another transaction wrote the same unique row first (two workers registering one mail); nothing of this
+    transaction was written."""
+
+
+def _one_line(exc: DBAPIError) -> str:
+    text = str(getattr(exc, "orig", None) or exc).strip()
+    return " ".join(text.split()) if text else type(exc).__name__
+
+
+@contextmanager
+def database_errors() -> Iterator[None]:
+    """SQLAlchemy's errors as casefile's own, so the layers above need no SQLAlchemy: a database that is down or
+    locked becomes DatabaseUnavailable, a unique row written by someone else first becomes WriteConflict."""
+    try:
+        yield
+    except OperationalError as exc:
+        reason = _one_line(exc)
+        raise DatabaseUnavailable(f"database unavailable: {reason}", reason) from exc
+    except IntegrityError as exc:
+        raise WriteConflict(_one_line(exc)) from exc
 
 
 def safe_url(url: str) -> str:
@@ -46,6 +74,8 @@ class Database:
         """Connection-level failures become DatabaseUnavailable, so callers above casefile need no SQLAlchemy."""
         try:
             yield
+        except DatabaseUnavailable as exc:  # from a session
+            raise DatabaseUnavailable(f"cannot open the case database {safe_url(self.url)}: {exc.reason}") from None
         except (OperationalError, DBAPIError) as exc:
             text = str(getattr(exc, "orig", exc)).strip()
             reason = text.splitlines()[0] if text else type(exc).__name__
@@ -57,7 +87,9 @@ class Database:
 
     @contextmanager
     def session(self) -> Iterator[Session]:
-        with self._sessions() as session:
+        """Raises DatabaseUnavailable or WriteConflict (rolled back) for the database errors above casefile cares
+        about; other errors pass unchanged."""
+        with database_errors(), self._sessions() as session:
             try:
                 yield session
                 session.commit()

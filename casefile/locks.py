@@ -10,7 +10,7 @@ from pathlib import Path
 
 from sqlalchemy import text
 
-from postmottak.casefile.db import Database
+from postmottak.casefile.db import Database, database_errors
 
 
 def _lock_id(name: str) -> int:
@@ -21,7 +21,7 @@ def _lock_id(name: str) -> int:
 def mailbox_lock(db: Database, name: str) -> Iterator[bool]:
     """Yields True when this process holds the lock for `name`, False when another worker has it."""
     if db.engine.dialect.name == "postgresql":
-        with db.engine.connect() as connection:
+        with database_errors(), db.engine.connect() as connection:
             held = bool(connection.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": _lock_id(name)}).scalar())
             try:
                 yield held

@@ -18,19 +18,16 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
-from sqlalchemy.exc import IntegrityError, OperationalError
-
 from postmottak.casefile import cases as case_store
 from postmottak.casefile import mailboxes, registry
-from postmottak.casefile.db import Database
+from postmottak.casefile.db import Database, DatabaseUnavailable, WriteConflict
 from postmottak.casefile.locks import mailbox_lock
-from postmottak.casefile.registry import DocumentIn, IncomingMail
+from postmottak.casefile.records import DocumentIn, IncomingMail
 from postmottak.casefile.storage import DocumentStore
 from postmottak.config.settings import Settings
 from postmottak.intake.form_worker import FormWorkerPool
 from postmottak.intake.receipt_policy import effective_sender, is_reply_to_receipt, own_domain, plan_receipt
-from postmottak.intake.sources.base import FetchedMail, MailboxSession, MailSource, SourceError
-from postmottak.intake.sources.imap import CONNECTION_ERRORS, LoginRefused
+from postmottak.intake.sources.base import FetchedMail, LoginRefused, MailboxSession, MailSource, SourceError
 from postmottak.intake.triage import CaseRule, Verdict, decide
 from postmottak.parsers.envelope import Attachment, Envelope, parse_envelope
 from postmottak.parsers.forms import DocumentInput, DocumentsAnalysis
@@ -176,8 +173,8 @@ class Intake:
         try:
             with self.timer("db"), self.db.session() as session:
                 outcome = registry.register(session, incoming)
-                self._after_register(session, mail, uidvalidity, outcome)
-        except IntegrityError:
+                self._after_register(session, mail, uidvalidity, outcome, prepared.envelope)
+        except WriteConflict:
             # A second worker registered this location at the same moment; its record stands.
             with self.db.session() as session:
                 known = registry.location_known(session, self.source.source_key, uidvalidity, mail.uid)
@@ -214,14 +211,16 @@ class Intake:
             self._pool = None
         self.db.dispose()
 
-    def _after_register(self, session, mail: FetchedMail, uidvalidity: int, outcome: registry.Outcome) -> None:  # type: ignore[no-untyped-def]
+    def _after_register(  # type: ignore[no-untyped-def]
+        self, session, mail: FetchedMail, uidvalidity: int, outcome: registry.Outcome, envelope: Envelope
+    ) -> None:
         registry.resolve_failure(session, self.source.source_key, uidvalidity, mail.uid, outcome.intake_id)
         if mail.uid.isdigit():
             registry.bump_high_water_mark(session, self.source.source_key, uidvalidity, int(mail.uid))
         if outcome.kind == "new":
             from postmottak.intake.receipts import link_receipt_bounce
 
-            link_receipt_bounce(session, mail.raw, outcome.intake_id)  # a DSN about one of our receipts
+            link_receipt_bounce(session, envelope, outcome.intake_id)  # a DSN about one of our receipts
 
     def build(
         self, prepared: "Prepared", analysis: DocumentsAnalysis | None, rules: Sequence[CaseRule]
@@ -346,9 +345,9 @@ class Intake:
         started = time.monotonic()
         try:
             self._locked_cycle(report, reconnects, started)
-        except OperationalError as exc:
+        except DatabaseUnavailable as exc:
             # The database is down or locked (also before or after the poll): the next cycle tries again.
-            report.errors.append(f"database unavailable: {_one_line(exc.orig)}")
+            report.errors.append(f"database unavailable: {exc.reason}")
             report.duration_s = time.monotonic() - started
         if report.errors:
             log.error("%s", report.summary())
@@ -372,7 +371,7 @@ class Intake:
                 except LoginRefused as exc:  # a wrong password does not get better by asking again at once
                     report.errors.append(str(exc))
                     break
-                except (SourceError, *CONNECTION_ERRORS) as exc:
+                except (SourceError, OSError) as exc:  # OSError: a socket or TLS failure the source passed on
                     attempt += 1
                     if attempt > reconnects:
                         report.errors.append(str(exc) or type(exc).__name__)
@@ -380,8 +379,8 @@ class Intake:
                     delay = min(2 ** (attempt - 1), 10)
                     log.warning("%s: %s; reconnecting in %ss", self.source.source_key, exc, delay)
                     time.sleep(delay)
-                except OperationalError as exc:
-                    report.errors.append(f"database unavailable: {_one_line(exc.orig)}")
+                except DatabaseUnavailable as exc:
+                    report.errors.append(f"database unavailable: {exc.reason}")
                     break
             report.duration_s = time.monotonic() - started
             try:
@@ -390,8 +389,8 @@ class Intake:
                         session, run_id, ok=report.ok, fetched=report.fetched, counts=dict(report.counts),
                         error="; ".join(report.errors) or None,
                     )
-            except OperationalError as exc:
-                log.error("cannot record the cycle: %s", _one_line(exc.orig))
+            except DatabaseUnavailable as exc:
+                log.error("cannot record the cycle: %s", exc.reason)
 
     def _poll(self, report: CycleReport) -> None:
         rules = self.case_rules()
@@ -451,7 +450,7 @@ class Intake:
                 window_bytes -= len(ahead.raw)
                 try:
                     prepared: Prepared | registry.Outcome | Failed = future.result()
-                except OperationalError:
+                except DatabaseUnavailable:
                     raise
                 except Exception as exc:  # noqa: BLE001 - one bad mail must not stop the others
                     log.exception("%s: mail %s failed", self.source.source_key, ahead.uid)
@@ -474,7 +473,7 @@ class Intake:
             return
         try:
             outcome = self.register(item, rules)
-        except OperationalError:
+        except DatabaseUnavailable:
             raise
         except Exception as exc:  # noqa: BLE001 - one bad mail must not stop the others
             log.exception("%s: mail %s failed", self.source.source_key, item.mail.uid)
@@ -493,10 +492,6 @@ class Intake:
         box.move(uids, folder)
         with self.db.session() as session:
             mailboxes.mark_moved(session, self.source.source_key, box.uidvalidity, uids)
-
-
-def _one_line(error: BaseException | None) -> str:
-    return " ".join(str(error).split())
 
 
 def _parseable(attachment: Attachment) -> bool:

@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from email import message_from_bytes, policy
 from typing import Any
 
-from postmottak.casefile.registry import ReceiptPlan
+from postmottak.casefile.records import ReceiptPlan
 from postmottak.intake.receipt_message import RECEIPT_MESSAGE_ID_PREFIX, RECEIPT_SUBJECT, UnsendableAddress, ascii_domain
 from postmottak.intake.triage import Verdict
 from postmottak.parsers.envelope import Address, Envelope
@@ -176,33 +175,3 @@ def plan_receipt(
     if not address:
         return ReceiptPlan("suppressed", None, "no sender address")
     return ReceiptPlan("pending", address, None)
-
-
-def dsn_failure(raw: bytes) -> tuple[bool, str]:
-    """Whether a delivery report says delivery failed (not merely delayed, relayed or delivered), with the
-    status and diagnostic for staff. A bounce without a machine-readable part counts as a failure."""
-    try:
-        message = message_from_bytes(raw, policy=policy.compat32)
-    except Exception:  # noqa: BLE001 - a report we cannot read is treated as a failure
-        return True, ""
-    blocks: list[Any] = []
-    for part in message.walk():
-        if part.get_content_type() != "message/delivery-status":
-            continue
-        payload = part.get_payload()
-        if isinstance(payload, list):
-            blocks += payload
-        else:
-            text = (part.get_payload(decode=True) or b"").decode("ascii", errors="replace")
-            blocks += [message_from_bytes(chunk.strip().encode(), policy=policy.compat32) for chunk in text.split("\n\n")]
-    recipients = [block for block in blocks if block.get("Action")]
-    if not recipients:
-        return True, ""
-    failed = [block for block in recipients if str(block.get("Action")).strip().lower() == "failed"]
-    if not failed:
-        return False, ""
-    block = failed[0]
-    details = " ".join(
-        " ".join(str(block.get(name, "")).split()) for name in ("Status", "Diagnostic-Code") if block.get(name)
-    )
-    return True, details[:500]

@@ -40,6 +40,7 @@ from postmottak.intake.receipt_message import (
     render_body,
     sanitise_text,
 )
+from postmottak.parsers.envelope import Envelope
 
 log = logging.getLogger(__name__)
 
@@ -413,26 +414,17 @@ def _now() -> datetime:
     return datetime.now(timezone.utc)
 
 
-def link_receipt_bounce(session: Session, raw: bytes, intake_id: int) -> int | None:
+def link_receipt_bounce(session: Session, envelope: Envelope, intake_id: int) -> int | None:
     """Inside the registering transaction: when this mail is a failure report (DSN) about one of our receipts,
     mark that receipt `bounced` and link it to this record. Returns the receipt id, or None."""
+    original = envelope.dsn_original_message_id
+    if not envelope.is_report or not original or RECEIPT_MESSAGE_ID_PREFIX not in original.lower():
+        return None
     if not outbox.is_unanswered_machine_mail(session, intake_id):
         return None
-    from postmottak.intake.receipt_policy import dsn_failure
-    from postmottak.parsers.envelope import parse_envelope
-
-    try:
-        envelope = parse_envelope(raw)
-        original = getattr(envelope, "dsn_original_message_id", None)
-        if not original or RECEIPT_MESSAGE_ID_PREFIX not in original.lower():
-            return None
-        failed, details = dsn_failure(raw)
-    except Exception:  # noqa: BLE001 - never let bounce linking stop a registration
-        log.exception("cannot check intake #%d for a receipt bounce", intake_id)
-        return None
-    if not failed:
+    if not envelope.dsn_failed:
         return None  # "delayed" or "relayed": the receipt may still arrive
-    reason = "bounced: " + (details or sanitise_text(envelope.subject) or "delivery failure report")
+    reason = "bounced: " + (envelope.dsn_details or sanitise_text(envelope.subject) or "delivery failure report")
     receipt_id = outbox.link_bounce(session, original, intake_id, _now(), reason)
     if receipt_id is not None:
         log.warning("receipt #%d bounced (report is intake #%d): %s", receipt_id, intake_id, reason)

@@ -82,6 +82,11 @@ class Envelope:
     is_report: bool = False
     report_type: str | None = None
     dsn_original_message_id: str | None = None
+    # A delivery status report (RFC 3464) that says delivery failed - not merely delayed, relayed or delivered - and
+    # the Status and Diagnostic-Code of the first failed recipient. A report without per-recipient fields counts as
+    # failed. Only meaningful when is_report.
+    dsn_failed: bool = False
+    dsn_details: str = ""
     defects: list[str] = field(default_factory=list)
     body_content_type: str | None = None  # "text/plain" or "text/html" (what body_text came from), None without body
 
@@ -948,6 +953,39 @@ def _dsn_original_id(root: _Part) -> str | None:
     return None
 
 
+MAX_DSN_DETAILS = 500
+
+
+def _delivery_status(root: _Part) -> tuple[bool, str]:
+    """Whether a delivery report says delivery failed, with the Status and Diagnostic-Code of the first failed
+    recipient. The message/delivery-status part is blocks of fields separated by blank lines: one per message,
+    then one per recipient (those carry an Action)."""
+    recipients: list[_Headers] = []
+    for part in _walk(root):
+        if part.content_type != "message/delivery-status" or not part.is_leaf:
+            continue
+        rest = memoryview(part.data)
+        while len(rest) and len(recipients) < MAX_PARTS:
+            before = len(rest)
+            fields, rest = _split_header_section(rest, [], allow_unix_from=False)
+            if not fields:
+                if len(rest) < before:  # an extra blank line between blocks
+                    continue
+                break  # text that is no field: the end of what can be read
+            block = _Headers(fields)
+            if block.get("action"):
+                recipients.append(block)
+    if not recipients:
+        return True, ""
+    failed = [block for block in recipients if (block.get("action") or "").strip().lower() == "failed"]
+    if not failed:
+        return False, ""
+    details = " ".join(
+        " ".join(value.split()) for name in ("status", "diagnostic-code") if (value := failed[0].get(name))
+    )
+    return True, details[:MAX_DSN_DETAILS]
+
+
 def _fill_from_headers(envelope: Envelope, headers: _Headers, defects: list[str]) -> None:
     envelope.message_id = next(iter(_extract_message_ids(headers.get("message-id"), bare_needs_at=False)), None)
     envelope.subject = _clean_line(decode_rfc2047(headers.get("subject") or ""))
@@ -1002,6 +1040,7 @@ def _parse_message(raw: bytes, nest: int, msg_depth: int, budget: _Budget) -> En
             envelope.report_type = (part.params.get("report-type") or "").strip().lower() or None
     if envelope.is_report:
         envelope.dsn_original_message_id = _dsn_original_id(root)
+        envelope.dsn_failed, envelope.dsn_details = _delivery_status(root)
     envelope.defects = _summarise_defects(defects)
     return envelope
 

@@ -22,6 +22,14 @@ class SourceError(Exception):
     """The source cannot be reached or read now; the cycle fails and is retried later."""
 
 
+class ConnectionLost(SourceError):
+    """The connection to the source broke during the cycle (a dropped socket, a timeout): reconnect and carry on."""
+
+
+class LoginRefused(SourceError):
+    """The server refused our credentials: reported at once, not retried within the cycle."""
+
+
 class MailboxSession(Protocol):
     uidvalidity: int
     # True when UIDs are integers that grow (IMAP), so a high-water mark is enough to find new mail.

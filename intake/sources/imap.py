@@ -15,7 +15,7 @@ from imapclient import IMAPClient
 from imapclient.exceptions import IMAPClientError, LoginError
 
 from postmottak.intake.oauth2 import OAuth2Error, TokenClient, explain, imap_login
-from postmottak.intake.sources.base import FetchedMail, SourceError
+from postmottak.intake.sources.base import ConnectionLost, FetchedMail, LoginRefused, SourceError
 
 log = logging.getLogger(__name__)
 
@@ -24,10 +24,6 @@ CONNECTION_ERRORS = (imaplib.IMAP4.abort, OSError, socket.timeout, ssl.SSLError,
 
 # Upper bound of the mail bytes one FETCH brings in (besides batch_size): bounds the worker's memory.
 FETCH_BYTES = 16 * 1024 * 1024
-
-
-class LoginRefused(SourceError):
-    """The server refused our credentials: reported at once, not retried within the cycle."""
 
 
 @dataclass(frozen=True)
@@ -171,6 +167,8 @@ class ImapSource:
             if self.config.processed_folder and not client.folder_exists(self.config.processed_folder):
                 client.create_folder(self.config.processed_folder)
             yield ImapSession(client, self.config, int(info[b"UIDVALIDITY"]))
+        except (imaplib.IMAP4.abort, EOFError) as exc:  # OSError and its kin pass on as they are (see pipeline)
+            raise ConnectionLost(f"IMAP connection to {self.config.host} lost: {_text(exc)}") from exc
         finally:
             try:
                 client.logout()

@@ -26,7 +26,8 @@ from postmottak.casefile import cases as case_store
 from postmottak.casefile import models as m
 from postmottak.casefile.db import Database
 from postmottak.casefile.noark5.closing import close
-from postmottak.casefile.registry import DocumentIn, IncomingMail, ReceiptPlan, register
+from postmottak.casefile.records import DocumentIn, IncomingMail, ReceiptPlan
+from postmottak.casefile.registry import register
 from postmottak.casefile.storage import DocumentStore
 
 OSLO = ZoneInfo("Europe/Oslo")

@@ -19,7 +19,8 @@ from reportlab.pdfgen import canvas
 from postmottak.casefile import mailboxes
 from postmottak.casefile import models as m
 from postmottak.casefile.db import Database
-from postmottak.casefile.registry import DocumentIn, IncomingMail, ReceiptPlan, register
+from postmottak.casefile.records import DocumentIn, IncomingMail, ReceiptPlan
+from postmottak.casefile.registry import register
 from postmottak.casefile.storage import DocumentStore
 
 OSLO = ZoneInfo("Europe/Oslo")

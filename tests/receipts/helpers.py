@@ -12,7 +12,7 @@ from sqlalchemy import select
 
 from postmottak.casefile import cases, models as m, registry
 from postmottak.casefile.db import Database
-from postmottak.casefile.registry import DocumentIn, IncomingMail, ReceiptPlan
+from postmottak.casefile.records import DocumentIn, IncomingMail, ReceiptPlan
 from postmottak.config.settings import CaseSettings, ReceiptSettings, Settings, SmtpSettings
 from tests.servers.smtp import SmtpSink
 

@@ -12,20 +12,16 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-pytest.importorskip("postmottak.parsers.envelope", reason="the envelope parser (parsers/envelope.py) is not there yet")
-pytest.importorskip("postmottak.parsers.machine", reason="parsers/machine.py is not there yet")
-pytest.importorskip("postmottak.parsers.case_refs", reason="parsers/case_refs.py is not there yet")
+from postmottak.casefile import models as m
+from postmottak.casefile.db import Database
+from postmottak.casefile.storage import DocumentStore
+from postmottak.intake.pipeline import Intake
+from postmottak.intake.sources.folder import FolderSource
+from postmottak.intake.worker import full_cycle
+from tests import mailfactory as mf
+from tests.servers.smtp import SmtpSink
 
-from postmottak.casefile import models as m  # noqa: E402
-from postmottak.casefile.db import Database  # noqa: E402
-from postmottak.casefile.storage import DocumentStore  # noqa: E402
-from postmottak.intake.pipeline import Intake  # noqa: E402
-from postmottak.intake.sources.folder import FolderSource  # noqa: E402
-from postmottak.intake.worker import full_cycle  # noqa: E402
-from tests import mailfactory as mf  # noqa: E402
-from tests.servers.smtp import SmtpSink  # noqa: E402
-
-from .helpers import body_text, make_settings, sync_cases  # noqa: E402
+from .helpers import body_text, make_settings, sync_cases
 
 pytestmark = [pytest.mark.smtp]
 

@@ -16,7 +16,7 @@ from sqlalchemy import select
 from postmottak.casefile import models as m
 from postmottak.casefile.db import Database
 from postmottak.casefile.queries import export_records, status_summary
-from postmottak.casefile.registry import ReceiptPlan
+from postmottak.casefile.records import ReceiptPlan
 from postmottak.intake.receipt_message import TemplateError
 from postmottak.intake.receipts import send_pending
 from tests.servers.smtp import SmtpSink
@@ -95,7 +95,7 @@ def test_each_receipt_is_sent_once(db: Database, smtp_sink: SmtpSink, tmp_path: 
 
 
 def test_no_attachment_wording(db: Database, smtp_sink: SmtpSink, tmp_path: Path) -> None:
-    from postmottak.casefile.registry import DocumentIn
+    from postmottak.casefile.records import DocumentIn
 
     body_doc = DocumentIn("e-post.txt", "text/plain", 20, "d" * 64, "sha256/dd/d", "E-post", kind="body")
     register(db, documents=[body_doc])
