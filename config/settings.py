@@ -32,27 +32,23 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-def _read_secret_file(path: str | None) -> SecretStr | None:
-    if not path:
-        return None
-    try:
-        return SecretStr(Path(path).expanduser().read_text(encoding="utf-8").strip())
-    except OSError as exc:
-        raise ValueError(f"cannot read password file {path!r}: {exc.strerror}") from None
-
-
 class _SecretFiles(_Section):
-    """Sections whose secrets may come from files: `(secret field, file field)` pairs, read after validation."""
+    """Sections whose secrets may come from files: `(secret field, file field)` pairs. Settings reads the files
+    once the config file's folder is known (a relative path is relative to it)."""
 
     _secret_files: ClassVar[tuple[tuple[str, str], ...]] = ()
 
-    @model_validator(mode="after")
-    def _secrets_from_files(self) -> "_SecretFiles":
+    def read_secret_files(self, section: str, base_dir: Path) -> None:
         for secret_field, file_field in self._secret_files:
-            secret = _read_secret_file(getattr(self, file_field))
-            if secret is not None:
-                setattr(self, secret_field, secret)
-        return self
+            path = getattr(self, file_field)
+            if not path:
+                continue
+            candidate = Path(path).expanduser()
+            try:
+                secret = (candidate if candidate.is_absolute() else base_dir / candidate).read_text(encoding="utf-8")
+            except OSError as exc:
+                raise ValueError(f"[{section}] {file_field}: cannot read {path!r}: {exc.strerror}") from None
+            setattr(self, secret_field, SecretStr(secret.strip()))
 
 
 class DatabaseSettings(_Section):
@@ -177,8 +173,11 @@ class ReceiptSettings(_Section):
     batch_size: int = Field(200, ge=1)
 
 
-class WebSettings(_Section):
-    """`[web]`: the staff dashboard (`postmottak serve`)."""
+class WebSettings(_SecretFiles):
+    """`[web]`: the staff dashboard (`postmottak serve`). Without secret_key (or secret_key_file) the session secret
+    is generated once and kept beside the document store."""
+
+    _secret_files = (("secret_key", "secret_key_file"), ("metrics_token", "metrics_token_file"))
 
     secret_key: SecretStr | None = None
     secret_key_file: str | None = None
@@ -258,6 +257,14 @@ class Settings(BaseSettings):
         if cls.toml_path is not None:
             sources.append(TomlConfigSettingsSource(settings_cls, toml_file=cls.toml_path))
         return tuple(sources)
+
+    @model_validator(mode="after")
+    def _secrets_from_files(self) -> "Settings":
+        for name in type(self).model_fields:
+            section = getattr(self, name)
+            if isinstance(section, _SecretFiles):
+                section.read_secret_files(name, self.base_dir)
+        return self
 
     @model_validator(mode="after")
     def _unique_cases(self) -> "Settings":
@@ -372,4 +379,6 @@ def check_token_url(url: str) -> str:
             "[oauth2] token_url uses plain http to %s: allowed for a loopback host only", parts.hostname
         )
         return url
-    raise ValueError("token_url must be an https:// URL (the client secret is sent to it; http only to a loopback host)")
+    raise ValueError(
+        "token_url must be an https:// URL (the client secret is sent to it; http only to a loopback host)"
+    )

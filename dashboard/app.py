@@ -18,7 +18,7 @@ from postmottak.dashboard import access, actions, files, pages
 from postmottak.dashboard.metrics import metrics_registry
 from postmottak.dashboard.rendering import make_environment, render
 from postmottak.dashboard.security import CsrfFailed, Forbidden, LoginGate, LoginRequired, LoginThrottle, login_redirect
-from postmottak.dashboard.web_settings import WebSettings, metrics_token, session_secret, web_settings_for
+from postmottak.dashboard.web_settings import WebSettings, metrics_token, session_secret
 
 log = logging.getLogger("dashboard")
 
@@ -26,7 +26,7 @@ SESSION_COOKIE = "postmottak_session"
 
 
 def create_app(settings: Settings, db: Database, web: WebSettings | None = None) -> FastAPI:
-    web = web or web_settings_for(settings)
+    web = web or settings.web
     app = FastAPI(title="Postmottak", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.settings = settings
     app.state.web = web
@@ -35,7 +35,7 @@ def create_app(settings: Settings, db: Database, web: WebSettings | None = None)
     app.state.templates = Jinja2Templates(env=make_environment())
     app.state.throttle = LoginThrottle(web.login_max_failures, web.login_max_failures_per_client, web.login_window_seconds)
     app.state.metrics = metrics_registry(db)
-    app.state.metrics_token = metrics_token(settings, web)
+    app.state.metrics_token = metrics_token(web)
     app.state.stale_after = timedelta(
         seconds=web.stale_after_seconds or settings.schedule.interval_seconds * 3 + 60
     )

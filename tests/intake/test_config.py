@@ -87,3 +87,20 @@ def test_secret_never_in_errors_or_repr(tmp_path: Path) -> None:
 def test_missing_file_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="config file not found"):
         load_settings(tmp_path / "nope.toml")
+
+
+def test_secret_files_are_read_relative_to_the_config_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "secrets").mkdir()
+    (tmp_path / "secrets" / "session").write_text("okt-nokkel\n", encoding="utf-8")
+    (tmp_path / "secrets" / "metrics").write_text("maaler\n", encoding="utf-8")
+    path = write(tmp_path, '[web]\nsecret_key_file = "secrets/session"\nmetrics_token_file = "secrets/metrics"\n')
+    monkeypatch.chdir(tmp_path / "secrets")  # not the config folder
+    web = load_settings(path).web
+    assert web.secret_key is not None and web.secret_key.get_secret_value() == "okt-nokkel"
+    assert web.metrics_token is not None and web.metrics_token.get_secret_value() == "maaler"
+
+
+def test_unreadable_secret_file_names_the_key(tmp_path: Path) -> None:
+    path = write(tmp_path, '[smtp]\nhost = "h"\npassword_file = "missing-password"\n')
+    with pytest.raises(ConfigError, match=r"\[smtp\] password_file: cannot read 'missing-password'"):
+        load_settings(path)
