@@ -34,6 +34,16 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
 
+from postmottak.casefile.records import (
+    DUPLICATE as DUPLICATE,
+    FAILED as FAILED,
+    IGNORED as IGNORED,
+    INTAKE_STATUSES as INTAKE_STATUSES,
+    NEEDS_REVIEW as NEEDS_REVIEW,
+    RECEIPT_STATUSES as RECEIPT_STATUSES,
+    REGISTERED as REGISTERED,
+)
+
 
 def utcnow() -> datetime:
     return datetime.now(timezone.utc)
@@ -66,16 +76,7 @@ class Base(DeclarativeBase):
     type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: JSON, list[Any]: JSON}
 
 
-# Intake statuses
-REGISTERED = "registered"
-NEEDS_REVIEW = "needs_review"
-IGNORED = "ignored"
-DUPLICATE = "duplicate"
-FAILED = "failed"
-INTAKE_STATUSES = (REGISTERED, NEEDS_REVIEW, IGNORED, DUPLICATE, FAILED)
-
-# Receipt statuses
-RECEIPT_STATUSES = ("pending", "sent", "failed", "suppressed", "bounced")
+# Intake and receipt statuses (REGISTERED, ..., RECEIPT_STATUSES) are defined with the records, casefile/records.py.
 
 
 class Case(Base):

@@ -9,6 +9,17 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+# Intake statuses: what became of a mail.
+REGISTERED = "registered"
+NEEDS_REVIEW = "needs_review"
+IGNORED = "ignored"
+DUPLICATE = "duplicate"
+FAILED = "failed"
+INTAKE_STATUSES = (REGISTERED, NEEDS_REVIEW, IGNORED, DUPLICATE, FAILED)
+
+# Receipt statuses
+RECEIPT_STATUSES = ("pending", "sent", "failed", "suppressed", "bounced")
+
 
 @dataclass
 class DocumentIn:

@@ -8,7 +8,6 @@ on the same mail at once cannot both succeed.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -16,7 +15,8 @@ from sqlalchemy import and_, exists, func, or_, select, update
 from sqlalchemy.orm import Session, selectinload
 
 from postmottak.casefile import models as m
-from postmottak.casefile import receipts as outbox
+from postmottak.casefile import outbox
+from postmottak.casefile.clock import utc_now as _now
 from postmottak.casefile.queries import corrected_form
 from postmottak.casefile.registry import add_journal_entry
 from postmottak.casefile.summary import FORM_FIELDS, ORGANISATION_TYPES, Q1_CHOICES
@@ -258,10 +258,6 @@ def form_checked(session: Session, intake_id: int) -> bool:
 
 
 # Actions ---------------------------------------------------------------------------------------
-
-
-def _now() -> datetime:
-    return datetime.now(timezone.utc)
 
 
 def _snapshot(record: m.IntakeRecord) -> dict[str, Any]:

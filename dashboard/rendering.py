@@ -3,19 +3,17 @@
 from __future__ import annotations
 
 import re
-from datetime import date, datetime
+from datetime import date
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from fastapi import Request
 from fastapi.templating import Jinja2Templates
 from jinja2 import Environment, PackageLoader, select_autoescape
 from starlette.responses import HTMLResponse
 
+from postmottak.casefile.clock import local_time
 from postmottak.casefile.summary import FIELD_LABELS, GOAL_LABELS, NO_Q1_CHOICE, Q1_CHOICES
 from postmottak.dashboard.security import csrf_token, pop_flashes
-
-OSLO = ZoneInfo("Europe/Oslo")
 
 STATUS_LABELS = {
     "registered": "Registrert",
@@ -74,12 +72,6 @@ def reason_text(reason: str | None) -> str:
         if pattern.match(reason):
             return pattern.sub(replacement, reason)
     return reason
-
-
-def local_time(stamp: datetime | None, fmt: str = "%d.%m.%Y %H:%M") -> str:
-    if stamp is None:
-        return "–"
-    return stamp.astimezone(OSLO).strftime(fmt)
 
 
 def local_date(day: date | None) -> str:

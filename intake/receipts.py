@@ -18,14 +18,15 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy.orm import Session
 
-from postmottak.casefile import receipts as outbox
+from postmottak.casefile import outbox
+from postmottak.casefile.clock import utc_now as _now
 from postmottak.casefile.db import Database
-from postmottak.casefile.receipts import ReceiptJob
+from postmottak.casefile.outbox import ReceiptJob
 from postmottak.config.settings import Settings, SmtpSettings
 from postmottak.intake.oauth2 import OAuth2Error, TokenClient, explain, smtp_login, token_client
 from postmottak.intake.receipt_message import (
@@ -408,10 +409,6 @@ class _Sender:
             )
         self.counts[result] += 1
         log.warning("receipt #%d: temporary failure (%s): %s", job.receipt_id, result, reason)
-
-
-def _now() -> datetime:
-    return datetime.now(timezone.utc)
 
 
 def link_receipt_bounce(session: Session, envelope: Envelope, intake_id: int) -> int | None:

@@ -12,12 +12,9 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
+from postmottak.casefile.records import IGNORED, NEEDS_REVIEW, REGISTERED
 from postmottak.parsers.case_refs import find_case_references
 from postmottak.parsers.machine import is_weak_reason
-
-REGISTERED = "registered"
-NEEDS_REVIEW = "needs_review"
-IGNORED = "ignored"
 
 
 @dataclass(frozen=True)

@@ -13,10 +13,11 @@ import typer
 from rich.table import Table
 
 from postmottak import bootstrap
+from postmottak.casefile.clock import local_time
 from postmottak.casefile.db import Database, safe_url
 from postmottak.config.settings import Settings
 from postmottak.intake.pipeline import Intake
-from postmottak.intake.cli.context import cli, console, err
+from postmottak.intake.cli.context import CLI_TIME, cli, console, err
 
 app = typer.Typer()  # merged into the main app by intake/cli/__init__.py
 db_app = typer.Typer(help="Case database maintenance.", no_args_is_help=True)
@@ -125,19 +126,11 @@ def print_status(summary) -> None:  # type: ignore[no-untyped-def]
     receipts = ", ".join(f"{k} {v}" for k, v in sorted(summary.receipts.items())) or "ingen"
     console.print(f"Kvitteringer: {receipts}", highlight=False)
     console.print(f"Til vurdering: {summary.pending_review}   Feilet: {summary.failed}   Prøves igjen: {summary.retrying}")
-    last = _local(summary.last_poll_at)
-    ok = _local(summary.last_success_at)
+    last = local_time(summary.last_poll_at, CLI_TIME, empty="aldri")
+    ok = local_time(summary.last_success_at, CLI_TIME, empty="aldri")
     console.print(f"Siste henting: {last}   Siste vellykkede: {ok}", highlight=False)
     if summary.last_error:
         console.print(f"[red]Siste feil: {summary.last_error}[/red]", highlight=False)
-
-
-def _local(stamp) -> str:  # type: ignore[no-untyped-def]
-    from zoneinfo import ZoneInfo
-
-    if stamp is None:
-        return "aldri"
-    return stamp.astimezone(ZoneInfo("Europe/Oslo")).strftime("%d.%m.%Y %H:%M:%S")
 
 
 @app.command()

@@ -17,6 +17,8 @@ from postmottak import bootstrap
 from postmottak.casefile.db import Database
 from postmottak.config.settings import ConfigError, Settings
 
+CLI_TIME = "%d.%m.%Y %H:%M:%S"  # how the commands show a stored time (Europe/Oslo)
+
 console = Console()
 err = Console(stderr=True)
 

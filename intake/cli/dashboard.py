@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import getpass
 import sys
+from datetime import datetime
 from typing import Optional
 
 import typer
 from rich.table import Table
 
-from postmottak.intake.cli.context import cli, console, err
+from postmottak.casefile.clock import local_time
+from postmottak.intake.cli.context import CLI_TIME, cli, console, err
 
 users_app = typer.Typer(help="Staff users of the web app (archivist acts, reader sees).", no_args_is_help=True)
 review_app = typer.Typer(help="Resolve review items: register, ignore, correct a field, resend a receipt.",
@@ -33,10 +35,8 @@ def _actor(user: Optional[str]) -> str:
     return user or f"cli:{getpass.getuser()}"
 
 
-def _local(stamp) -> str:  # type: ignore[no-untyped-def]
-    from postmottak.dashboard.rendering import local_time
-
-    return local_time(stamp, "%d.%m.%Y %H:%M:%S")
+def _local(stamp: datetime | None) -> str:
+    return local_time(stamp, CLI_TIME)
 
 
 # serve ----------------------------------------------------------------------------------------

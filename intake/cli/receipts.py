@@ -60,7 +60,7 @@ def list_command(
     limit: int = typer.Option(50, "--limit", "-n", help="Show at most this many (newest first)."),
 ) -> None:
     """List receipts, newest first, with status, attempts and the reason or server reply."""
-    from postmottak.casefile import receipts as outbox
+    from postmottak.casefile import outbox
 
     if status is not None and status not in STATUS_LABELS:
         err.print(f"unknown status {status!r}; use {', '.join(STATUS_LABELS)}", highlight=False)
@@ -91,7 +91,7 @@ def resend(
     to: Optional[str] = typer.Option(None, "--to", help="Send to this corrected address instead."),
 ) -> None:
     """Queue a failed, bounced or suppressed receipt again; it goes out with the next send."""
-    from postmottak.casefile import receipts as outbox
+    from postmottak.casefile import outbox
 
     db = cli(ctx).database()
     try:
