@@ -58,7 +58,7 @@ def test_pool_replaces_a_worker_that_timed_out() -> None:
     assert analysis.document_statuses == ["form", "other"]
 
 
-def test_pool_throughput_run() -> None:
+def test_pool_reads_every_fixture_form() -> None:
     pdfs = sorted(FIXTURES.glob("*.pdf"))
     with FormWorkerPool() as pool:
         results = [f.result(timeout=120) for f in [pool.submit([_doc(p)]) for p in pdfs]]

@@ -837,7 +837,7 @@ def test_nesting_fifty_forwarded_messages_deep() -> None:
     assert b"innerst" in opaque.data
 
 
-def test_hostile_html_is_linear() -> None:
+def test_hostile_html_of_unclosed_markup_gives_a_text_body() -> None:
     html = "<!" * 300_000 + "<a " * 300_000 + "<![" * 100_000
     raw = crlf(headers_block() + "\nContent-Type: text/html\n\n") + html.encode()
     env = parse_envelope(raw)

@@ -64,6 +64,9 @@ def test_sigkill_at_random_points_loses_and_doubles_nothing(
     total = len(by_uid) + sum(EXPECTED_STATUS[item.kind] == "registered" for item in items)  # records + receipts
     kills = completed = orphans = 0
     phases: Counter[str] = Counter()  # what each killed worker was doing
+    # Receipts the SMTP server accepted but the database does not have as sent: the send/commit window.
+    unconfirmed: set[str] = set()
+    new_unconfirmed_per_kill: list[int] = []
     try:
         for _ in range(KILLS * 4):  # bounded: a start lives until its target or at most RUN_LIMIT seconds
             if kills >= KILLS:
@@ -86,6 +89,9 @@ def test_sigkill_at_random_points_loses_and_doubles_nothing(
                 os.kill(process.pid, signal.SIGKILL)  # only the worker itself, like the OOM killer would
                 process.wait()
                 kills += 1
+                now_unconfirmed = set(sink_receipts(smtp_sink)) - set(receipt_message_ids(db))
+                new_unconfirmed_per_kill.append(len(now_unconfirmed - unconfirmed))
+                unconfirmed |= now_unconfirmed
                 after = _progress(db)
                 phases["idle" if before >= total else "starting" if after == before else "working"] += 1
             else:
@@ -133,6 +139,8 @@ def test_sigkill_at_random_points_loses_and_doubles_nothing(
         assert set(sent.values()) == wanted, "every registered response has a sent receipt"
         assert set(arrived) == set(sent), "the SMTP server got exactly the receipts the database says were sent"
         extra = sum(count - 1 for count in arrived.values())
+        # One SMTP connection, one receipt at a time: a kill leaves at most one receipt in the window.
+        assert max(new_unconfirmed_per_kill, default=0) <= 1, new_unconfirmed_per_kill
         assert extra <= kills
     finally:
         db.dispose()
