@@ -30,7 +30,8 @@ def render_markdown(r: dict[str, Any]) -> str:
     floors = r["floors"]
     lines = [
         f"Measured {r['date']} on {r['machine']['cpu']}, {r['machine']['memory']} RAM, {r['machine']['os']}, "
-        f"Python {r['machine']['python']}; commit {r['git']}; SQLite database and document store on local disk.",
+        f"Python {r['machine']['python']}; commit {r['git']}{' with uncommitted changes' if r.get('git_dirty') else ''}; "
+        "SQLite database and document store on local disk.",
         "",
         f"Command: `{r['command']}` (whole run {r['total_s'] / 60:.1f} min; appending the {n} mails, "
         f"{r['backlog_mb']:.0f} MB, to Dovecot took {r['append_s']:.0f} s).",

@@ -1,4 +1,4 @@
-"""The intake benchmark (issue 7): one command, every figure measured in one run.
+"""The intake benchmark: one command, every figure measured in one run.
 
     scripts/benchmark                # = .venv/bin/python -m benchmarks.run
     scripts/benchmark --mails 200    # a quicker run (the README table is only rewritten with --write)
@@ -260,6 +260,18 @@ def idle_polls(imap: Any, work: Path, small: int, large: int) -> dict[str, Any]:
     return results
 
 
+def git_commit() -> str:
+    return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True).stdout.strip()
+
+
+def git_dirty() -> bool:
+    """Whether the measured code differs from the commit (tracked files changed; untracked files ignored)."""
+    status = subprocess.run(
+        ["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO, capture_output=True, text=True
+    )
+    return bool(status.stdout.strip())
+
+
 def big_mail(imap: Any, smtp: Any, work: Path, size_mb: int, forms: list[tuple[str, bytes]]) -> CycleRun:
     folder = "Big"
     raw = mails.big_mail(size_mb * 1024 * 1024, forms)
@@ -271,10 +283,14 @@ def big_mail(imap: Any, smtp: Any, work: Path, size_mb: int, forms: list[tuple[s
         client.logout()
     config = write_config(work / "big", imap, smtp, folder=folder, parse_workers=0)
     say(f"memory: one {len(raw) / 1024 / 1024:.1f} MB mail ...")
+    receipts_before = len(smtp.messages)
     run = run_cycle(f"one {size_mb} MB mail", config, 1)
+    run.received_receipts = len(smtp.messages) - receipts_before
     run.result["raw_mb"] = len(raw) / 1024 / 1024
     if run.result["fetched"] != 1:
         raise SystemExit(f"the {size_mb} MB mail was not fetched: {run.result}")
+    if run.received_receipts != run.result["counts"].get("receipt_sent", 0):
+        raise SystemExit(f"the SMTP sink received {run.received_receipts} receipts; the worker reported {run.result}")
     return run
 
 
@@ -393,7 +409,8 @@ def main(argv: list[str] | None = None) -> None:
         "command": command,
         "date": datetime.now(timezone.utc).astimezone().strftime("%Y-%m-%d %H:%M %Z"),
         "machine": machine(),
-        "git": subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True).stdout.strip(),
+        "git": git_commit(),
+        "git_dirty": git_dirty(),
         "mails": args.mails,
     }
     n = args.mails

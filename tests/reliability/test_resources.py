@@ -21,7 +21,7 @@ from tests.servers.dovecot import DovecotServer
 from .helpers import REPO, group_members, worker_env, write_config
 from .hostile import big_attachment
 
-MEMORY_BOUND_MB = 300  # the target of issue 7, with a 41 MB message
+MEMORY_BOUND_MB = 300  # the README's bound, with a 41 MB message
 # VmHWM, not getrusage's ru_maxrss: Linux keeps ru_maxrss across exec, so it would report the (large) pytest
 # process that started the worker; VmHWM belongs to the worker's own address space.
 PEAK_PROBE = (
