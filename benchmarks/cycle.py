@@ -19,9 +19,9 @@ def main() -> None:
     if len(sys.argv) > 2 and sys.argv[2]:
         os.sched_setaffinity(0, {int(cpu) for cpu in sys.argv[2].split(",")})  # inherited by the form readers
     started = time.perf_counter()
+    from postmottak.bootstrap import build_worker
     from postmottak.config.settings import load_settings
     from postmottak.intake import receipts
-    from postmottak.bootstrap import build_worker
     from postmottak.intake.cli import setup_logging
     from postmottak.intake.worker import full_cycle
 

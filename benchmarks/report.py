@@ -82,7 +82,7 @@ def render_markdown(r: dict[str, Any]) -> str:
         "",
         f"### 3. Idle poll (a full `run` cycle with nothing new; median of {len(idle[small]['all_s'])})",
         "",
-        f"| folder | idle poll |",
+        "| folder | idle poll |",
         "|---|---:|",
         f"| {int(small):,} processed mails | {_ms(idle[small]['median_s'])} ms |",
         f"| {int(large):,} processed mails | {_ms(idle[large]['median_s'])} ms |",

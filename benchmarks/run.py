@@ -28,7 +28,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -214,9 +214,9 @@ def fill_idle_folder(imap: Any, folder: str, count: int) -> list[int]:
 
 
 def idle_polls(imap: Any, work: Path, small: int, large: int) -> dict[str, Any]:
+    from postmottak.bootstrap import build_worker, open_database
     from postmottak.casefile import mailboxes
     from postmottak.config.settings import load_settings
-    from postmottak.bootstrap import build_worker, open_database
     from postmottak.intake.worker import full_cycle
 
     directory = work / "idle"

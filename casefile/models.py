@@ -36,11 +36,23 @@ from sqlalchemy.types import TypeDecorator
 
 from postmottak.casefile.records import (
     DUPLICATE as DUPLICATE,
+)
+from postmottak.casefile.records import (
     FAILED as FAILED,
+)
+from postmottak.casefile.records import (
     IGNORED as IGNORED,
+)
+from postmottak.casefile.records import (
     INTAKE_STATUSES as INTAKE_STATUSES,
+)
+from postmottak.casefile.records import (
     NEEDS_REVIEW as NEEDS_REVIEW,
+)
+from postmottak.casefile.records import (
     RECEIPT_STATUSES as RECEIPT_STATUSES,
+)
+from postmottak.casefile.records import (
     REGISTERED as REGISTERED,
 )
 

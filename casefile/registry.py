@@ -12,12 +12,14 @@ from datetime import date, datetime, timedelta, timezone
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from postmottak.casefile import models as m
-from postmottak.casefile.records import IncomingMail, Outcome, ReceiptPlan
 from sqlalchemy import insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
+
+from postmottak.casefile import models as m
+from postmottak.casefile.records import IncomingMail, ReceiptPlan
+from postmottak.casefile.records import Outcome as Outcome  # what register() returns, named registry.Outcome
 
 
 def location_known(session: Session, source_key: str, uidvalidity: int, uid: str) -> int | None:

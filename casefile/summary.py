@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session, selectinload
 from postmottak.casefile import models as m
 from postmottak.casefile.queries import corrected_form
 
+
 def _organisation_types() -> tuple[str, ...]:
     """The organisation types in the form's own order, from the form profile (data, not code)."""
     from postmottak.parsers.forms import load_profile

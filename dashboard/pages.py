@@ -10,8 +10,8 @@ from starlette.responses import Response
 
 from postmottak.casefile import models as m
 from postmottak.casefile import review
-from postmottak.casefile.cases import get_case
 from postmottak.casefile import summary as summaries
+from postmottak.casefile.cases import get_case
 from postmottak.casefile.queries import corrected_form, status_summary
 from postmottak.dashboard.charts import q1_by_organisation_type, responses_per_day
 from postmottak.dashboard.rendering import case_key, local_time, render

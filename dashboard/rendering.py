@@ -11,7 +11,7 @@ from fastapi.templating import Jinja2Templates
 from jinja2 import Environment, PackageLoader, select_autoescape
 from starlette.responses import HTMLResponse
 
-from postmottak.casefile.clock import local_time
+from postmottak.casefile.clock import local_time as local_time  # also a template filter
 from postmottak.casefile.summary import FIELD_LABELS, GOAL_LABELS, NO_Q1_CHOICE, Q1_CHOICES
 from postmottak.dashboard.security import csrf_token, pop_flashes
 

@@ -82,7 +82,7 @@ def _check_source(settings: Settings, tokens, skip: bool) -> list[Step]:  # type
     assert isinstance(source, ImapSource)
     try:
         client = source.connect()
-    except Exception as exc:  # noqa: BLE001 - every failure is explained below
+    except Exception as exc:
         root = _root(exc)
         detail = root if isinstance(root, OAuth2Error) else exc  # the wrapper repeats the explanation
         return [Step("IMAP", False, f"{where}: {detail}", _explain_imap(exc, settings))]
@@ -102,12 +102,12 @@ def _check_source(settings: Settings, tokens, skip: bool) -> list[Step]:  # type
             else:
                 steps.append(Step("Processed folder", True, f"{imap.processed_folder!r} does not exist yet; "
                                   "`postmottak run` creates it", warning=True))
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         steps.append(Step("IMAP folder", False, str(exc), _explain_imap(exc, settings)))
     finally:
         try:
             client.logout()
-        except Exception:  # noqa: BLE001
+        except Exception:
             pass
     return steps
 
@@ -182,7 +182,7 @@ def _check_smtp(settings: Settings, tokens, skip: bool) -> Step:  # type: ignore
         return Step("SMTP", False, f"{where}: login refused ({exc.smtp_code} {_text(exc.smtp_error)})", hint)
     except smtplib.SMTPNotSupportedError as exc:
         return Step("SMTP", False, f"{where}: {exc}", "the server does not offer this: check [smtp] security and port")
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         hint = _explain_network(_root(exc), smtp.host, smtp.port, "[smtp]") or "unexpected error; run with -v"
         return Step("SMTP", False, f"{where}: {_text(exc) or type(exc).__name__}", hint)
     _close(connection)
@@ -253,7 +253,6 @@ def print_steps(steps: list[Step]) -> None:
 def check_command(ctx: typer.Context) -> None:
     """Test the configuration (OAuth2 token, IMAP login and folder, SMTP login) without changing anything."""
     from postmottak.config.settings import ConfigError, load_settings
-
     from postmottak.intake.cli.context import cli
 
     try:

@@ -277,7 +277,7 @@ class FormWorkerPool:
                 remaining[0] -= 1
                 if remaining[0]:
                     return
-            singles = [p.result() if not p.cancelled() else _failure(d, "crashed", "cancelled") for p, d in zip(parts, inputs)]
+            singles = [p.result() if not p.cancelled() else _failure(d, "crashed", "cancelled") for p, d in zip(parts, inputs, strict=False)]
             combined.set_result(combine_analyses(singles, [doc.filename for doc in inputs]))
 
         if not parts:

@@ -74,7 +74,7 @@ class IdleWatcher:
                     delay = 1.0  # it worked for a while: retry quickly
                 self.state = "reconnecting"
                 log.warning("IMAP IDLE interrupted (%s); polling continues, reconnecting in %.0f s", _text(exc), delay)
-            except Exception:  # noqa: BLE001 - the watcher must not die; polling goes on regardless
+            except Exception:
                 if self._stopping.is_set():
                     break
                 self.state = "reconnecting"
@@ -141,10 +141,10 @@ class IdleWatcher:
 def _close(client: IMAPClient) -> None:
     try:
         client.logout()
-    except Exception:  # noqa: BLE001 - already gone, or still in IDLE after an error
+    except Exception:
         try:
             client.shutdown()
-        except Exception:  # noqa: BLE001
+        except Exception:
             pass
 
 

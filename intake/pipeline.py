@@ -452,7 +452,7 @@ class Intake:
                     prepared: Prepared | registry.Outcome | Failed = future.result()
                 except DatabaseUnavailable:
                     raise
-                except Exception as exc:  # noqa: BLE001 - one bad mail must not stop the others
+                except Exception as exc:
                     log.exception("%s: mail %s failed", self.source.source_key, ahead.uid)
                     # Recorded in UID order with the rest of the window, so the high-water mark never
                     # passes a mail that is not yet registered.
@@ -475,7 +475,7 @@ class Intake:
             outcome = self.register(item, rules)
         except DatabaseUnavailable:
             raise
-        except Exception as exc:  # noqa: BLE001 - one bad mail must not stop the others
+        except Exception as exc:
             log.exception("%s: mail %s failed", self.source.source_key, item.mail.uid)
             report.counts[self.fail(item.mail, item.uidvalidity, f"{type(exc).__name__}: {exc}")] += 1
             return

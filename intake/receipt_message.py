@@ -143,7 +143,7 @@ def prepare_address(address: str | None, *, smtputf8_offered: bool) -> MailAddre
         import idna
 
         u_label_domain = idna.decode(a_label_domain)
-    except Exception:  # noqa: BLE001 - fall back to the A-label, which is always valid
+    except Exception:
         u_label_domain = a_label_domain
     addr = f"{unicodedata.normalize('NFC', local)}@{u_label_domain}"
     return MailAddress(smtp=addr, header=addr, needs_smtputf8=True)

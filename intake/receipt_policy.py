@@ -13,7 +13,12 @@ from collections.abc import Iterable
 from typing import Any
 
 from postmottak.casefile.records import ReceiptPlan
-from postmottak.intake.receipt_message import RECEIPT_MESSAGE_ID_PREFIX, RECEIPT_SUBJECT, UnsendableAddress, ascii_domain
+from postmottak.intake.receipt_message import (
+    RECEIPT_MESSAGE_ID_PREFIX,
+    RECEIPT_SUBJECT,
+    UnsendableAddress,
+    ascii_domain,
+)
 from postmottak.intake.triage import Verdict
 from postmottak.parsers.envelope import Address, Envelope
 from postmottak.parsers.machine import is_no_reply_address

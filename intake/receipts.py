@@ -536,12 +536,12 @@ class ReceiptsAlongside:
                 if not self._pass():
                     self._done.wait(self.POLL_SECONDS)
             self._pass()  # what the cycle committed last
-        except BaseException as exc:  # noqa: BLE001 - handed to the caller in finish()
+        except BaseException as exc:
             self._error = exc
         finally:
             try:
                 self._counts = self.sender.close()
-            except BaseException as exc:  # noqa: BLE001
+            except BaseException as exc:
                 self._error = self._error or exc
 
     def finish(self) -> dict[str, int]:

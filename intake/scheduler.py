@@ -80,7 +80,7 @@ def wake_scheduler(scheduler: BaseScheduler, serial: SerialCycle) -> Callable[[]
                 serial.drain, "date", run_date=datetime.now(timezone.utc), id=WAKE_JOB_ID, replace_existing=True,
                 max_instances=3, misfire_grace_time=None,
             )
-        except Exception:  # noqa: BLE001 - scheduler shutting down; the interval poll or the next wake covers it
+        except Exception:
             log.debug("cannot schedule a wake-up cycle", exc_info=True)
 
     return wake

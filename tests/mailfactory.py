@@ -244,7 +244,7 @@ def form_text_lines(
         "3) Har dere tilbakemeldinger på prosessen for hvordan strategien skal følges opp?",
         "4) Andre innspill og tilbakemeldinger?",
     )
-    for question, answer in zip(questions, answers or default_answers):
+    for question, answer in zip(questions, answers or default_answers, strict=False):
         lines += [question, answer, ""]
     return lines
 

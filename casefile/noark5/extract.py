@@ -36,7 +36,16 @@ from postmottak.casefile.noark5.options import SYSTEM_USER, ArchiveOptions
 from postmottak.casefile.noark5.schemas import SCHEMA_FILES, schema_bytes
 from postmottak.casefile.noark5.source import CaseSource, EntrySource, load_case
 from postmottak.casefile.noark5.xmlutil import (
-    ADDML, FORM_NS, FORM_PREFIX, N5, XSI_TYPE, Builder, local_date, to_bytes, xs_date, xs_datetime,
+    ADDML,
+    FORM_NS,
+    FORM_PREFIX,
+    N5,
+    XSI_TYPE,
+    Builder,
+    local_date,
+    to_bytes,
+    xs_date,
+    xs_datetime,
 )
 from postmottak.casefile.storage import DocumentStore
 

@@ -16,8 +16,8 @@ from postmottak import bootstrap
 from postmottak.casefile.clock import local_time
 from postmottak.casefile.db import Database, safe_url
 from postmottak.config.settings import Settings
-from postmottak.intake.pipeline import Intake
 from postmottak.intake.cli.context import CLI_TIME, cli, console, err
+from postmottak.intake.pipeline import Intake
 
 app = typer.Typer()  # merged into the main app by intake/cli/__init__.py
 db_app = typer.Typer(help="Case database maintenance.", no_args_is_help=True)

@@ -172,14 +172,14 @@ class ImapSource:
         finally:
             try:
                 client.logout()
-            except Exception:  # noqa: BLE001 - the connection may already be gone
+            except Exception:
                 pass
 
 
 def _close_quietly(client: IMAPClient) -> None:
     try:
         client.shutdown()
-    except Exception:  # noqa: BLE001 - the connection may already be gone
+    except Exception:
         pass
 
 

@@ -244,7 +244,7 @@ def _filled_dark(obj) -> bool:
 
 
 def _same_box(a, b, tolerance: float = 1.0) -> bool:
-    return all(abs(p - q) <= tolerance for p, q in zip(a, b))
+    return all(abs(p - q) <= tolerance for p, q in zip(a, b, strict=False))
 
 
 def _overlap_fraction(inner, outer) -> float:
@@ -372,7 +372,7 @@ def _height_key(line: PdfLine) -> float:
 def _wrap_pitch_by_height(lines: list[PdfLine]) -> dict[float, float]:
     """The smallest plausible baseline-to-baseline distance per line height: the pitch of wrapped lines."""
     pitches: dict[float, list[float]] = {}
-    for a, b in zip(lines, lines[1:]):
+    for a, b in zip(lines, lines[1:], strict=False):
         if a.page != b.page or _height_key(a) != _height_key(b):
             continue
         pitch = b.baseline - a.baseline

@@ -8,8 +8,8 @@ from pathlib import Path
 import xmlschema
 from lxml import etree
 
-from postmottak.config.settings import load_settings
 from postmottak.bootstrap import build_worker
+from postmottak.config.settings import load_settings
 from tests import mailfactory as mf
 from tests.archive.conftest import run_cli
 from tests.servers.dovecot import DovecotServer

@@ -14,8 +14,8 @@ from postmottak.casefile.users import add_user
 from postmottak.config.settings import CaseSettings, DatabaseSettings, Settings, StorageSettings
 from postmottak.dashboard.app import create_app
 from postmottak.dashboard.web_settings import WebSettings
-from tests.dbutil import backends, database_url
 from tests.dashboard.seed import CASE, CASE_TITLE, Seeded, seed_consultation
+from tests.dbutil import backends, database_url
 
 PASSWORDS = {"arkivar": "arkiv-passord-1", "leser": "leser-passord-1"}
 METRICS_TOKEN = "test-metrics-token"

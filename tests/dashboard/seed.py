@@ -13,8 +13,8 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from reportlab.lib.pagesizes import A4
-from sqlalchemy import select
 from reportlab.pdfgen import canvas
+from sqlalchemy import select
 
 from postmottak.casefile import mailboxes
 from postmottak.casefile import models as m

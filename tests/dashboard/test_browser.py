@@ -90,7 +90,7 @@ def test_staff_follow_the_intake_resolve_the_queue_and_download_the_spreadsheet(
 
     sheet = openpyxl.load_workbook(io.BytesIO(target.read_bytes())).active
     rows = list(sheet.iter_rows(values_only=True))
-    header, data = rows[0], [dict(zip(rows[0], r)) for r in rows[1:]]
+    header, data = rows[0], [dict(zip(rows[0], r, strict=False)) for r in rows[1:]]
     assert "Navn på virksomheten" in header and "Mål 3: Helsedata til fornying og forbedring" in header
     assert len(data) == 7  # six responses plus Tromsø's, registered from the queue
     by_sender = {row["Avsender"]: row for row in data}

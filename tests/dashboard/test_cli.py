@@ -36,8 +36,9 @@ def config(tmp_path: Path) -> Path:
 def cli_db(config: Path, monkeypatch):  # type: ignore[no-untyped-def]
     database = Database(f"sqlite:///{config.parent / 'var' / 'postmottak.db'}")
     database.upgrade()
-    from postmottak.casefile import cases as case_store
     from datetime import date
+
+    from postmottak.casefile import cases as case_store
 
     with database.session() as session:
         case_store.sync_cases(session, [("22/414", "Høring - Nasjonal e-helsestrategi for helse- og omsorgssektoren",

@@ -274,9 +274,9 @@ def test_csv_and_xlsx_exports_have_one_row_per_response_with_corrections(archivi
     values = list(sheet.iter_rows(values_only=True))
     header, data = values[0], values[1:]
     assert len(data) == 6
-    row = dict(zip(header, next(r for r in data if r[header.index("Avsender")] == "post@uio.no")))
+    row = dict(zip(header, next(r for r in data if r[header.index("Avsender")] == "post@uio.no"), strict=False))
     assert row["Navn på virksomheten"] == "Universitetet i Oslo"
-    assert dict(zip(header, data[-1]))["I tide"] == "nei"
+    assert dict(zip(header, data[-1], strict=False))["I tide"] == "nei"
 
 
 def test_html_is_escaped(archivist, seeded, db, store):

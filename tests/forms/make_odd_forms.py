@@ -24,7 +24,7 @@ from reportlab.lib.utils import simpleSplit
 from reportlab.pdfgen import canvas
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import make_forms as mf  # noqa: E402
+import make_forms as mf
 
 FIXTURES = mf.FIXTURES
 BAD = FIXTURES / "bad"
@@ -119,7 +119,7 @@ def draw_vector_form(spec: mf.FormSpec) -> bytes:
     answer(spec.q1)
     layout.text(mf.Q2, bold=True)
     layout.gap()
-    for title, goal in zip(mf.GOALS, spec.goals):
+    for title, goal in zip(mf.GOALS, spec.goals, strict=False):
         layout.text(title, bold=True)
         answer(goal)
     layout.text(mf.Q3, bold=True)

@@ -9,7 +9,6 @@ import pytest
 from postmottak.parsers.forms import FormProfile, available_profiles, load_profile, parse_form
 from postmottak.parsers.forms.glyphs import decode_symbol_char, glyph_state
 from postmottak.parsers.forms.text_cleaning import clean_section_text, join_wrapped_lines
-from tests.forms.corpus import SEED
 
 PLACEHOLDERS = tuple(load_profile().placeholders)
 
@@ -18,7 +17,7 @@ def _form_text(org_marks: list[str], choice_marks: list[str], q1: str = "Svar.")
     profile = load_profile()
     options = profile.sections[0].options
     lines = ["Høringssvarskjema", "Kryss av for type organisasjon/virksomhet:"]
-    lines += [f"{mark}{option.label}" for mark, option in zip(org_marks, options)]
+    lines += [f"{mark}{option.label}" for mark, option in zip(org_marks, options, strict=False)]
     lines += [
         "Kontaktinformasjon",
         "Navn på virksomheten (statlig etat, kommune, privatperson osv.): Testby kommune",
@@ -27,7 +26,7 @@ def _form_text(org_marks: list[str], choice_marks: list[str], q1: str = "Svar.")
         "1) Kan dere stille dere bak de fem strategiske målene, gitt strategiens rolle for å skape en",
         "felles langsiktig og forutsigbar retning for digitalisering på tvers av aktørene i helse- og",
         "omsorgssektoren?",
-        "  ".join(f"{mark} {label}" for mark, label in zip(choice_marks, ("Ja, utdyp gjerne", "Nei, utdyp gjerne", "Vet ikke, utdyp gjerne"))),
+        "  ".join(f"{mark} {label}" for mark, label in zip(choice_marks, ("Ja, utdyp gjerne", "Nei, utdyp gjerne", "Vet ikke, utdyp gjerne"), strict=False)),
         q1,
         "2) Har dere tilbakemelding på de fem strategiske målene med målindikatorer?",
         "Mål 1: Aktiv medvirkning i egen og næres helse", "Klikk eller trykk her for å skrive inn tekst.",

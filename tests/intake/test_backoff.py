@@ -41,5 +41,5 @@ def test_backoff_is_capped() -> None:
     for _ in range(100):
         backoff()
         now[0] += 60
-    gaps = [b - a for a, b in zip(calls, calls[1:])]
+    gaps = [b - a for a, b in zip(calls, calls[1:], strict=False)]
     assert max(gaps) <= 360 and gaps[-1] == 360

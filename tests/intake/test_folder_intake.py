@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
+from postmottak.bootstrap import build_worker
 from postmottak.casefile import models as m
 from postmottak.casefile.queries import export_records
 from postmottak.config.settings import load_settings
-from postmottak.bootstrap import build_worker
 from tests import mailfactory as mf
 
 REPO = Path(__file__).resolve().parents[2]

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
+from postmottak.bootstrap import build_worker
 from postmottak.casefile import models as m
 from postmottak.config.settings import load_settings
-from postmottak.bootstrap import build_worker
 from tests import mailfactory as mf
 from tests.dbutil import backends, database_url
 from tests.servers.dovecot import DovecotServer

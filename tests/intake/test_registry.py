@@ -9,7 +9,8 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import func, select
 
-from postmottak.casefile import cases, mailboxes, models as m, registry
+from postmottak.casefile import cases, mailboxes, registry
+from postmottak.casefile import models as m
 from postmottak.casefile.db import Database, DatabaseUnavailable, WriteConflict
 from postmottak.casefile.queries import export_records, status_summary
 from postmottak.casefile.records import DocumentIn, IncomingMail, ReceiptPlan
@@ -134,7 +135,7 @@ def test_concurrent_registration_of_one_mail_gives_one_record_and_a_duplicate_or
             with database.session() as session:
                 barrier.wait()
                 results.append(registry.register(session, mail(uid, sha=sha)).status)
-        except BaseException as exc:  # noqa: BLE001
+        except BaseException as exc:
             errors.append(exc)
 
     threads = [threading.Thread(target=worker, args=(str(i), f"{i:064x}")) for i in (1, 2)]

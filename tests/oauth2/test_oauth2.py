@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from postmottak.bootstrap import build_worker, mail_source
 from postmottak.casefile.db import Database
 from postmottak.config.settings import ConfigError, OAuth2Settings, load_settings
-from postmottak.bootstrap import build_worker, mail_source
 from postmottak.intake.oauth2 import OAuth2Error, TokenClient, token_client
 from postmottak.intake.receipts import connect as smtp_connect
 from postmottak.intake.sources.base import SourceError

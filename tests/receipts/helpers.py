@@ -10,7 +10,8 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 
-from postmottak.casefile import cases, models as m, registry
+from postmottak.casefile import cases, registry
+from postmottak.casefile import models as m
 from postmottak.casefile.db import Database
 from postmottak.casefile.records import DocumentIn, IncomingMail, ReceiptPlan
 from postmottak.config.settings import CaseSettings, ReceiptSettings, Settings, SmtpSettings

@@ -5,11 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from rich.console import Console
 from typer.testing import CliRunner
 
 from postmottak.casefile.db import Database
-from rich.console import Console
-
 from postmottak.intake import cli
 from postmottak.intake.cli import receipts as cli_receipts
 from tests.servers.smtp import SmtpSink

@@ -5,9 +5,9 @@ from __future__ import annotations
 import logging
 import re
 import threading
+from datetime import datetime, timedelta, timezone
 from email import policy
 from email.parser import Parser
-from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -261,6 +261,7 @@ def test_permanent_refusal_marks_failed_with_reason(db: Database, smtp_sink: Smt
         assert status_summary(session).receipts == {"failed": 1, "sent": 1}
         rows = {row["id"]: row for row in export_records(session)}
         assert rows[bad]["receipt"]["status"] == "failed" and "550" in rows[bad]["receipt"]["reason"]
+        assert rows[good]["receipt"]["status"] == "sent"
 
 
 def test_retry_after_the_server_was_down(db: Database, smtp_sink: SmtpSink, tmp_path: Path) -> None:
@@ -333,7 +334,7 @@ def test_two_senders_at_once_send_each_receipt_once(db: Database, smtp_sink: Smt
     def worker() -> None:
         try:
             send_pending(settings, db)
-        except BaseException as exc:  # noqa: BLE001
+        except BaseException as exc:
             errors.append(exc)
 
     threads = [threading.Thread(target=worker) for _ in range(3)]

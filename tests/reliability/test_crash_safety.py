@@ -31,8 +31,8 @@ from tests.servers.smtp import SmtpSink
 from .helpers import (
     EXPECTED_STATUS,
     check_invariants,
-    receipt_message_ids,
     reap_group,
+    receipt_message_ids,
     registered_with_receipt,
     run_cli,
     sink_receipts,

@@ -23,11 +23,11 @@ import pytest
 from sqlalchemy import event, func, select
 from sqlalchemy.engine import make_url
 
+from postmottak.bootstrap import build_worker
 from postmottak.casefile import models as m
 from postmottak.casefile.db import Database
 from postmottak.casefile.storage import DocumentStore
 from postmottak.config.settings import load_settings
-from postmottak.bootstrap import build_worker
 from postmottak.intake.pipeline import Intake
 from postmottak.intake.sources.imap import CONNECTION_ERRORS, ImapSession
 from postmottak.intake.worker import full_cycle

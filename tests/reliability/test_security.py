@@ -5,7 +5,6 @@ verified by default (turning it off is explicit and logged), and no dashboard ro
 from __future__ import annotations
 
 import contextlib
-
 import logging
 import os
 import re
@@ -16,7 +15,8 @@ from datetime import date
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings as hyp_settings
+from hypothesis import given
+from hypothesis import settings as hyp_settings
 from hypothesis import strategies as st
 
 from postmottak.casefile.db import Database
@@ -239,9 +239,8 @@ def test_every_dashboard_route_refuses_anonymous_access(tmp_path: Path) -> None:
     """Whatever routes `dashboard.create_app` has now or later: none serves anything to an anonymous user."""
     from fastapi.testclient import TestClient
 
-    from postmottak.dashboard import app as dashboard_app
-
     from postmottak.casefile import cases as case_store
+    from postmottak.dashboard import app as dashboard_app
 
     settings = Settings(
         database=DatabaseSettings(url=f"sqlite:///{tmp_path / 'db.sqlite'}"),

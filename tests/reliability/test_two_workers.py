@@ -21,11 +21,12 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from postmottak.casefile import mailboxes, models as m
+from postmottak.bootstrap import build_worker
+from postmottak.casefile import mailboxes
+from postmottak.casefile import models as m
 from postmottak.casefile.db import Database
 from postmottak.casefile.storage import DocumentStore
 from postmottak.config.settings import load_settings
-from postmottak.bootstrap import build_worker
 from tests import mailfactory as mf
 from tests.dbutil import backends
 from tests.servers.dovecot import DovecotServer
@@ -57,7 +58,7 @@ def _round_of_mail(server: DovecotServer, round_number: int) -> int:
 def _parallel_round(config: Path, env: dict[str, str], tmp_path: Path, round_number: int) -> list[str]:
     logs = [tmp_path / f"round{round_number}-worker{n}.log" for n in (1, 2)]
     workers = [start_cli(config, "run", "--once", env=env, log=log) for log in logs]
-    for worker, log in zip(workers, logs):
+    for worker, log in zip(workers, logs, strict=False):
         try:
             code = worker.wait(timeout=240)
         except subprocess.TimeoutExpired:
