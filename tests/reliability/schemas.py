@@ -173,6 +173,13 @@ def seed_revision_0001(url: str, storage: Path) -> None:
                     "before": None, "after": {"status": "registered"}, "note": None,
                 }])
                 connection.execute(t["dedup_keys"].insert(), [{"key": f"msgid:svar{n}@example.no", "intake_id": n}])
+            if connection.dialect.name == "postgresql":  # explicit ids: move the id sequences past them
+                for name, table in t.items():
+                    if "id" in table.c and table.c.id.autoincrement and name != "sequences":
+                        connection.execute(text(
+                            f"SELECT setval(pg_get_serial_sequence('{name}', 'id'), "
+                            f"(SELECT coalesce(max(id), 0) + 1 FROM {name}), false)"
+                        ))
     finally:
         engine.dispose()
 

@@ -64,15 +64,15 @@ depends_on = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("intake_records", recreate="always") as batch_op:
-        batch_op.add_column(sa.Column("sender_domain", sa.String(length=255), nullable=True))
+    with op.batch_alter_table("intake_records") as batch_op:
+        batch_op.add_column(sa.Column("sender_lower", sa.String(length=512), nullable=True))
         batch_op.alter_column("subject", existing_type=sa.Text(), type_=sa.String(length=2000))
-    op.execute("UPDATE intake_records SET sender_domain = substr(sender_address, instr(sender_address, '@') + 1)")
+    op.execute("UPDATE intake_records SET sender_lower = lower(sender_address)")
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("intake_records", recreate="always") as batch_op:
-        batch_op.drop_column("sender_domain")
+    with op.batch_alter_table("intake_records") as batch_op:
+        batch_op.drop_column("sender_lower")
 '''
 
 
@@ -281,9 +281,9 @@ def test_table_rewrite_killed_midway_keeps_data_and_is_backed_up_first(
         assert schema_snapshot(db_url)["tables"] == clean["tables"]
     engine = create_engine(db_url, poolclass=NullPool)
     with engine.connect() as connection:
-        domains = connection.execute(text("SELECT DISTINCT sender_domain FROM intake_records")).scalars().all()
+        moved = connection.execute(text("SELECT count(*) FROM intake_records WHERE sender_lower LIKE '%@example.no'"))
+        assert moved.scalar_one() == before["counts"]["intake_records"]
     engine.dispose()
-    assert domains == ["example.no"]
     backups: list[str] = []
     if _kind(db_url) == "sqlite":
         # Every start that reached the rewrite made a copy first (killed ones too); the path is in the log.
