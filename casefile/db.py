@@ -82,6 +82,8 @@ class Database:
         """Apply all migrations (idempotent), each in one transaction, one process at a time (casefile.migrate).
         DatabaseNeedsRepair when the schema is half-migrated beyond what start-up repairs, or a migration failed."""
         where = safe_url(self.url)
+        if self.is_sqlite and make_url(self.url).database in (None, "", ":memory:"):
+            return self._upgrade_in_memory()  # nothing survives a crash; the migration must share the one connection
         try:
             self.migration_report = migrate.upgrade(self.url, self.migrations, roll_back_data=roll_back_data)
             return self.migration_report
@@ -99,6 +101,16 @@ class Database:
                 f"migrering {exc.migration} av saksdatabasen {where} feilet og er rullet tilbake (databasen er "
                 f"uendret på revisjon {exc.revision or 'tom'}): {exc.reason}; se `postmottak db upgrade --dry-run`"
             ) from None
+
+    def _upgrade_in_memory(self) -> migrate.MigrationReport:
+        from alembic import command
+
+        with self.engine.begin() as connection:
+            config = migrate.alembic_config(self.url, self.migrations)
+            config.attributes["connection"] = connection
+            command.upgrade(config, "head")
+        self.migration_report = migrate.MigrationReport()
+        return self.migration_report
 
     def dispose(self) -> None:
         self.engine.dispose()
