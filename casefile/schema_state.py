@@ -77,15 +77,19 @@ class Diagnosis:
         return f"på revisjon {version}"
 
 
-def _summary(objects: Iterable[SchemaObject], limit: int = 4) -> str:
-    """Tables by name; columns and indexes only where their table is not itself in the list."""
+def object_names(objects: Iterable[SchemaObject]) -> list[str]:
+    """Tables by name; columns and indexes only where their table is not itself in the list (bokmål)."""
     objects = sorted(objects)
     tables = {obj[1] for obj in objects if obj[0] == "table"}
     words = {"table": "tabell", "column": "kolonne", "index": "indeks"}
-    names = [
+    return [
         f"{words[kind]} {'.'.join(rest) if kind != 'table' else rest[0]}" for kind, *rest in objects
         if kind == "table" or rest[0] not in tables
     ]
+
+
+def _summary(objects: Iterable[SchemaObject], limit: int = 4) -> str:
+    names = object_names(objects)
     shown = ", ".join(names[:limit])
     return shown + (f" og {len(names) - limit} til" if len(names) > limit else "")
 

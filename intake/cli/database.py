@@ -16,38 +16,38 @@ def print_plan(url: str) -> int:
     """Print the diagnosis and the migrations that would run; the exit status (0, or 3 when blocked)."""
     plan = migrate.plan(url)
     diagnosis = plan.diagnosis
-    console.print(f"database: {safe_url(url)}", highlight=False)
-    console.print(f"revisjon nå: {diagnosis.version or 'ingen'}", highlight=False)
+    console.print(f"database: {safe_url(url)}", highlight=False, soft_wrap=True)
+    console.print(f"revisjon nå: {diagnosis.version or 'ingen'}", highlight=False, soft_wrap=True)
     if diagnosis.kind not in (schema_state.CURRENT, schema_state.PENDING):
-        console.print(f"funnet: {diagnosis.describe()}", highlight=False)
+        console.print(f"funnet: {diagnosis.describe()}", highlight=False, soft_wrap=True)
         _print_objects(diagnosis)
     if diagnosis.kind in (schema_state.UNKNOWN_REVISION, schema_state.MISMATCH):
-        err.print("kan ikke migreres automatisk: se `postmottak db repair`", highlight=False)
+        err.print("kan ikke migreres automatisk: se `postmottak db repair`", highlight=False, soft_wrap=True)
         return NEEDS_A_PERSON
     if diagnosis.kind == schema_state.STAMP:
-        console.print(f"vil sette versjonsraden til {diagnosis.revision}", highlight=False)
+        console.print(f"vil sette versjonsraden til {diagnosis.revision}", highlight=False, soft_wrap=True)
     if diagnosis.kind == schema_state.ROLL_BACK:
         where = "ved oppstart" if diagnosis.repairable_at_start else "med `postmottak db repair`"
-        console.print(f"vil fjerne det den avbrutte migreringen laget ({where})", highlight=False)
+        console.print(f"vil fjerne det den avbrutte migreringen laget ({where})", highlight=False, soft_wrap=True)
     if not plan.pending:
-        console.print("ingen migreringer å kjøre", highlight=False)
+        console.print("ingen migreringer å kjøre", highlight=False, soft_wrap=True)
     for revision, message in plan.pending:
-        console.print(f"vil kjøre {revision}: {message}", highlight=False)
+        console.print(f"vil kjøre {revision}: {message}", highlight=False, soft_wrap=True)
     if plan.pending and url.startswith("sqlite"):
         console.print(
             "SQLite: sikkerhetskopi tas før første setning som endrer eksisterende rader eller bygger om en tabell",
-            highlight=False,
+            highlight=False, soft_wrap=True,
         )
     return 0
 
 
 def _print_objects(diagnosis: schema_state.Diagnosis) -> None:
-    for kind, *name in diagnosis.missing:
-        console.print(f"  mangler: {kind} {'.'.join(name)}", highlight=False)
-    for kind, *name in diagnosis.extra:
-        console.print(f"  i tillegg: {kind} {'.'.join(name)}", highlight=False)
+    for name in schema_state.object_names(diagnosis.missing):
+        console.print(f"  mangler: {name}", highlight=False, soft_wrap=True)
+    for name in schema_state.object_names(diagnosis.extra):
+        console.print(f"  i tillegg: {name}", highlight=False, soft_wrap=True)
     for table in diagnosis.stray_temp_tables:
-        console.print(f"  halvferdig tabellkopi: {table}", highlight=False)
+        console.print(f"  halvferdig tabellkopi: {table}", highlight=False, soft_wrap=True)
 
 
 def repair_command(
@@ -62,7 +62,7 @@ def repair_command(
             err.print(
                 "ingen automatisk reparasjon: legg tilbake siste sikkerhetskopi (SQLite: <database>.*.bak), "
                 "eller rett skjemaet og kjør `postmottak db repair` igjen",
-                highlight=False,
+                highlight=False, soft_wrap=True,
             )
         raise typer.Exit(status)
     db = Database(url)
@@ -72,7 +72,8 @@ def repair_command(
     finally:
         db.dispose()
     if report.backup:
-        console.print(f"sikkerhetskopi: {report.backup}", highlight=False)
+        console.print(f"sikkerhetskopi: {report.backup}", highlight=False, soft_wrap=True)
     if report.repaired:
-        console.print(f"reparert: {report.repaired}", highlight=False)
-    console.print(f"databasen er på revisjon {report.applied[-1] if report.applied else report.start}", highlight=False)
+        console.print(f"reparert: {report.repaired}", highlight=False, soft_wrap=True)
+    revision = report.applied[-1] if report.applied else report.start
+    console.print(f"databasen er på revisjon {revision}", highlight=False, soft_wrap=True)

@@ -185,8 +185,8 @@ def seed_revision_0001(url: str, storage: Path) -> None:
 
 
 def data_digest(url: str, storage: Path) -> dict[str, Any]:
-    """Row counts of the revision-0001 tables (but those a worker cycle adds to), the stored files' identities, and whether each file still matches
-    its SHA-256 (read back from the store)."""
+    """Row counts of the revision-0001 tables (but those a worker cycle adds to), the stored files' identities,
+    and whether each file still matches its SHA-256 (read back from the store)."""
     engine = create_engine(url, poolclass=NullPool)
     store = DocumentStore(storage)
     metadata = MetaData()

@@ -291,7 +291,8 @@ def test_table_rewrite_killed_midway_keeps_data_and_is_backed_up_first(
         assert backups and all(Path(b).is_file() for b in backups)
         with sqlite3.connect(backups[-1]) as copy:
             assert copy.execute("SELECT version_num FROM alembic_version").fetchone()[0] == "0002"
-            assert copy.execute("SELECT count(*) FROM intake_records").fetchone()[0] == before["counts"]["intake_records"]
+            copied = copy.execute("SELECT count(*) FROM intake_records").fetchone()[0]
+        assert copied == before["counts"]["intake_records"]
     figures(backend=_kind(db_url), checkpoints=total, stop_points=points, backups=len(backups))
 
 
@@ -329,6 +330,10 @@ def test_database_bricked_by_an_older_version_is_repaired_or_explained(
     assert stopped.returncode == REPAIR_EXIT, stopped.stderr[-3000:]
     assert len(lines) == 1 and "Traceback" not in stopped.stderr
     assert "postmottak db repair" in lines[0] and "migrering 0001 ble avbrutt" in lines[0]
+    plan = run_cli(config, "db", "upgrade", "--dry-run", env=env, timeout=START_LIMIT)
+    assert plan.returncode == 0, plan.stderr[-3000:]
+    assert "tabell form_results" not in plan.stdout and "i tillegg: tabell users" in plan.stdout
+    assert "vil fjerne det den avbrutte migreringen laget" in plan.stdout and "vil kjøre 0001" in plan.stdout
     fixed = run_cli(config, "db", "repair", env=env, timeout=START_LIMIT)
     assert fixed.returncode == 0, fixed.stdout + fixed.stderr
     if _kind(db_url) == "sqlite":
@@ -364,7 +369,7 @@ def test_three_processes_starting_together_migrate_once(
     workers = [start_cli(config, "run", "--once", env=env, log=log) for log in logs[:2]]
     dashboard = start_cli(config, "serve", "--port", str(port), env=env, log=logs[2])
     try:
-        for worker, log in zip(workers, logs):
+        for worker, log in zip(workers, logs[:2], strict=True):
             assert worker.wait(timeout=START_LIMIT) == 0, _tail(log)
         assert _healthy(port, dashboard, timeout=START_LIMIT), _tail(logs[2])
     finally:
