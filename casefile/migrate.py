@@ -212,11 +212,14 @@ def _run_migrations(connection: Connection, config: AlembicConfig, url: str, rep
     event.listen(connection, "after_cursor_execute", after)
     try:
         command.upgrade(config, "head")
-    except DBAPIError as exc:
-        if connection.invalidated or _transient(exc):
-            raise
+    except MigrationFailed:
         connection.rollback()
-        reason = str(getattr(exc, "orig", exc)).strip().splitlines()[0]
+        raise
+    except Exception as exc:  # a failing migration (SQL or Python) is rolled back and will fail the same way again
+        if isinstance(exc, DBAPIError) and (connection.invalidated or _transient(exc)):
+            raise  # the database went away or is busy: the caller may try again later
+        connection.rollback()
+        reason = str(getattr(exc, "orig", exc)).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         at = report.applied[-1] if report.applied else report.start
         raise MigrationFailed(_next_revision(config, at), at, reason) from exc
     finally:

@@ -130,9 +130,10 @@ def revision_order(script: ScriptDirectory) -> list[str]:
     return [rev.revision for rev in reversed(list(script.walk_revisions("base", "heads")))]
 
 
-@lru_cache(maxsize=4)
+@lru_cache(maxsize=8)
 def reference_fingerprints(script_location: str) -> dict[str | None, frozenset[SchemaObject]]:
-    """What each revision's schema holds, from migrating a scratch in-memory SQLite step by step."""
+    """What each revision's schema holds, from migrating a scratch in-memory SQLite step by step. A migration that
+    fails there ends the list (the real run reports it, with its context)."""
     from postmottak.casefile.migrate import alembic_config
 
     engine = create_engine("sqlite://", poolclass=StaticPool)
@@ -142,8 +143,11 @@ def reference_fingerprints(script_location: str) -> dict[str | None, frozenset[S
             config = alembic_config("sqlite://", script_location)
             config.attributes["connection"] = connection
             for revision in revision_order(ScriptDirectory.from_config(config)):
-                command.upgrade(config, revision)
-                connection.commit()
+                try:
+                    command.upgrade(config, revision)
+                    connection.commit()
+                except Exception:  # noqa: BLE001 - the real migration run reports it with its context
+                    break
                 references[revision] = fingerprint(connection)
     finally:
         engine.dispose()
@@ -164,18 +168,18 @@ def diagnose(connection: Connection, script: ScriptDirectory, script_location: s
 
     if version is None and not _has_tables(connection):
         return Diagnosis(PENDING, None)  # an empty database: nothing to compare
-    references = reference_fingerprints(script_location)
-    known = frozenset().union(*references.values())
     present = fingerprint(connection)
     stray = tuple(sorted(t for kind, t, *_ in present if kind == "table" and _is_stray_copy(t, present)))
+    references = reference_fingerprints(script_location)
+    known = frozenset().union(*references.values())
     found = present & known
-    if found == references[version]:
+    if found == references.get(version):
         return Diagnosis(PENDING, version, stray_temp_tables=stray)
-    matching = [revision for revision in order if references[revision] == found]
+    matching = [revision for revision in order if references.get(revision) == found]
     if len(matching) == 1:  # several: a data-only migration in between, which one ran cannot be told
         return Diagnosis(STAMP, version, revision=matching[-1], stray_temp_tables=stray)
     position = order.index(version) + 1 if version is not None else 0
-    if position < len(order):
+    if position < len(order) and version in references and order[position] in references:
         before, after = references[version], references[order[position]]
         if before < found < after:
             extra = tuple(sorted(found - before))
@@ -184,7 +188,7 @@ def diagnose(connection: Connection, script: ScriptDirectory, script_location: s
                 ROLL_BACK, version, revision=version, interrupted=order[position], extra=extra,
                 rows_in_extra=rows, stray_temp_tables=stray,
             )
-    expected = references[version]
+    expected = references.get(version, frozenset())
     return Diagnosis(
         MISMATCH, version, extra=tuple(sorted(found - expected)), missing=tuple(sorted(expected - found)),
         stray_temp_tables=stray,

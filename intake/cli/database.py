@@ -14,7 +14,8 @@ NEEDS_A_PERSON = 3  # the exit status of a database start-up cannot open (same a
 
 def print_plan(url: str) -> int:
     """Print the diagnosis and the migrations that would run; the exit status (0, or 3 when blocked)."""
-    plan = migrate.plan(url)
+    with Database(url).translating_errors():  # an unreachable database: one line, as on start
+        plan = migrate.plan(url)
     diagnosis = plan.diagnosis
     console.print(f"database: {safe_url(url)}", highlight=False, soft_wrap=True)
     console.print(f"revisjon nå: {diagnosis.version or 'ingen'}", highlight=False, soft_wrap=True)
