@@ -6,14 +6,15 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from alembic import command
 from alembic.config import Config as AlembicConfig
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-MIGRATIONS = Path(__file__).with_name("migrations")
+from postmottak.casefile import migrate
+
+MIGRATIONS = migrate.MIGRATIONS
 
 
 class DatabaseUnavailable(Exception):
@@ -47,6 +48,16 @@ def database_errors() -> Iterator[None]:
     except IntegrityError as exc:
         raise WriteConflict(_one_line(exc)) from exc
 
+    exit_code = 1  # the process's exit status when this ends it
+
+
+class DatabaseNeedsRepair(DatabaseUnavailable):
+    """The schema is half-migrated in a way start-up does not repair by itself, or a migration failed: starting
+    again will not help, a person must act (the message names the command). Ends the process with status 3, which
+    the service manager is told not to restart on (see the README)."""
+
+    exit_code = 3
+
 
 def safe_url(url: str) -> str:
     """The URL as it may be shown: the password masked."""
@@ -56,15 +67,17 @@ def safe_url(url: str) -> str:
 class Database:
     """One engine plus a session factory; `session()` is the unit of work (commit on success, else roll back)."""
 
-    def __init__(self, url: str, *, echo: bool = False) -> None:
+    def __init__(self, url: str, *, echo: bool = False, migrations: str | Path | None = None) -> None:
         self.url = url
+        self.migrations = migrations  # a script location other than casefile/migrations (tests)
+        self.migration_report: migrate.MigrationReport | None = None  # what the last upgrade() did
         self.engine: Engine = _make_engine(url, echo=echo)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
 
     @classmethod
-    def open(cls, url: str) -> Database:
+    def open(cls, url: str, *, migrations: str | Path | None = None) -> Database:
         """Connect and apply the migrations; DatabaseUnavailable with one clear line when that fails."""
-        db = cls(url)
+        db = cls(url, migrations=migrations)
         with db.translating_errors():
             db.upgrade()
         return db
@@ -97,22 +110,46 @@ class Database:
                 session.rollback()
                 raise
 
-    def upgrade(self) -> None:
-        """Apply all migrations (idempotent)."""
+    def upgrade(self, *, roll_back_data: bool = False) -> migrate.MigrationReport:
+        """Apply all migrations (idempotent), each in one transaction, one process at a time (casefile.migrate).
+        DatabaseNeedsRepair when the schema is half-migrated beyond what start-up repairs, or a migration failed."""
+        where = safe_url(self.url)
+        if self.is_sqlite and make_url(self.url).database in (None, "", ":memory:"):
+            return self._upgrade_in_memory()  # nothing survives a crash; the migration must share the one connection
+        try:
+            self.migration_report = migrate.upgrade(self.url, self.migrations, roll_back_data=roll_back_data)
+            return self.migration_report
+        except migrate.NeedsRepair as exc:
+            diagnosis = exc.diagnosis
+            if diagnosis.kind == "unknown_revision":
+                action = "start den versjonen av postmottak som oppgraderte den"
+            else:
+                action = "kjør `postmottak db repair`"
+            raise DatabaseNeedsRepair(
+                f"saksdatabasen {where} må repareres før start: {diagnosis.describe()}; {action}"
+            ) from None
+        except migrate.MigrationFailed as exc:
+            raise DatabaseNeedsRepair(
+                f"migrering {exc.migration} av saksdatabasen {where} feilet og er rullet tilbake (databasen er "
+                f"uendret på revisjon {exc.revision or 'tom'}): {exc.reason}; se `postmottak db upgrade --dry-run`"
+            ) from None
+
+    def _upgrade_in_memory(self) -> migrate.MigrationReport:
+        from alembic import command
+
         with self.engine.begin() as connection:
-            config = alembic_config(self.url)
+            config = migrate.alembic_config(self.url, self.migrations)
             config.attributes["connection"] = connection
             command.upgrade(config, "head")
+        self.migration_report = migrate.MigrationReport()
+        return self.migration_report
 
     def dispose(self) -> None:
         self.engine.dispose()
 
 
 def alembic_config(url: str) -> AlembicConfig:
-    config = AlembicConfig()
-    config.set_main_option("script_location", str(MIGRATIONS))
-    config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
-    return config
+    return migrate.alembic_config(url)
 
 
 def _make_engine(url: str, *, echo: bool) -> Engine:

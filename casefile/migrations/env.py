@@ -1,4 +1,5 @@
-"""Alembic environment: runs on the connection handed over by casefile.db.Database.upgrade, or the URL."""
+"""Alembic environment: runs on the connection handed over by casefile.migrate (with its transaction options),
+or on the URL when Alembic's own command line is used."""
 
 from alembic import context
 from sqlalchemy import create_engine
@@ -11,14 +12,15 @@ target_metadata = Base.metadata
 
 def run() -> None:
     connection = config.attributes.get("connection")
+    options = dict(config.attributes.get("configure_options", {}))
     if connection is not None:
-        context.configure(connection=connection, target_metadata=target_metadata, render_as_batch=True)
+        context.configure(connection=connection, target_metadata=target_metadata, render_as_batch=True, **options)
         with context.begin_transaction():
             context.run_migrations()
         return
     engine = create_engine(config.get_main_option("sqlalchemy.url"))
     with engine.connect() as conn:
-        context.configure(connection=conn, target_metadata=target_metadata, render_as_batch=True)
+        context.configure(connection=conn, target_metadata=target_metadata, render_as_batch=True, **options)
         with context.begin_transaction():
             context.run_migrations()
 

@@ -10,7 +10,7 @@ import typer
 
 from postmottak.casefile.db import DatabaseUnavailable
 from postmottak.intake.check import check_command
-from postmottak.intake.cli import archive, commands, dashboard, receipts
+from postmottak.intake.cli import archive, commands, dashboard, database, receipts
 from postmottak.intake.cli.context import CliContext, setup_logging
 
 app = typer.Typer(
@@ -38,6 +38,7 @@ app.command("journal")(archive.journal_command)
 app.add_typer(receipts.receipts_app, name="receipts")
 dashboard.register_dashboard_commands(app)  # serve, users, list, show, review
 app.command("check")(check_command)
+commands.db_app.command("repair")(database.repair_command)
 
 
 def main() -> None:
@@ -45,4 +46,4 @@ def main() -> None:
         app()
     except DatabaseUnavailable as exc:
         sys.stderr.write(f"postmottak: {exc}\n")  # one unwrapped line, for people and for log scrapers
-        sys.exit(1)
+        sys.exit(exc.exit_code)  # 3: the database needs a person (README: do not restart on it)

@@ -14,7 +14,7 @@ from rich.table import Table
 
 from postmottak import bootstrap
 from postmottak.casefile.clock import local_time
-from postmottak.casefile.db import Database, safe_url
+from postmottak.casefile.db import Database, DatabaseNeedsRepair, safe_url
 from postmottak.config.settings import Settings
 from postmottak.intake.cli.context import CLI_TIME, cli, console, err
 from postmottak.intake.pipeline import Intake
@@ -54,8 +54,8 @@ def _start_intake(settings: Settings, *, wait: bool) -> Intake:
         try:
             return bootstrap.build_worker(settings)
         except bootstrap.DatabaseUnavailable as exc:
-            if not wait:
-                raise
+            if not wait or isinstance(exc, DatabaseNeedsRepair):
+                raise  # a schema that needs a person: retrying cannot help, main() exits with status 3
             logging.getLogger("intake").error("%s; trying again in %.0f s", exc, delay)
             time.sleep(delay)
             delay = min(delay * 2, 300.0)
@@ -203,8 +203,21 @@ def parse(
 
 
 @db_app.command("upgrade")
-def db_upgrade(ctx: typer.Context) -> None:
+def db_upgrade(
+    ctx: typer.Context,
+    dry_run: bool = typer.Option(False, "--dry-run", help="Show what would be repaired and migrated; change nothing."),
+) -> None:
     """Apply database migrations (also done automatically on start)."""
     context = cli(ctx)
-    context.database()
+    if dry_run:
+        from postmottak.intake.cli.database import print_plan
+
+        raise typer.Exit(print_plan(context.settings().database_url))
+    report = context.database().migration_report
+    if report is not None and report.repaired:
+        console.print(f"reparert: {report.repaired}", highlight=False)
+    if report is not None and report.backup:
+        console.print(f"sikkerhetskopi: {report.backup}", highlight=False)
+    if report is not None and report.applied:
+        console.print(f"migrert: {report.start or 'tom'} -> {', '.join(report.applied)}", highlight=False)
     console.print(f"database is up to date ({safe_url(context.settings().database_url)})", highlight=False)
