@@ -82,6 +82,10 @@ class DovecotServer:
     """A Dovecot instance owned by the test. Use as a context manager or call start()/stop()."""
 
     host = "127.0.0.1"
+    kind = "dovecot"
+    name = "dovecot"
+    separator = "/"  # namespace inbox below: personal folders next to INBOX, levels split by "/"
+    personal_prefix = ""
 
     def __init__(
         self,
@@ -516,3 +520,14 @@ namespace inbox {{
         if result.returncode != 0:
             raise DovecotError(f"doveadm {' '.join(args)} failed ({result.returncode}): {result.stderr.strip()}")
         return result.stdout
+
+    def personal(self, name: str) -> str:
+        """The full name of the user's folder `name` (levels written with "/"): the same on this namespace."""
+        return self.personal_prefix + name.replace("/", self.separator)
+
+    def refuse_new_folders(self) -> None:
+        """Make CREATE fail (NO): the mail directory becomes read-only for the user Dovecot accesses mail as."""
+        self._close_admin()
+        for path in (self.root_dir / "mail").rglob("*"):
+            if path.is_dir() and path.name not in ("cur", "new", "tmp"):
+                path.chmod(0o555)
