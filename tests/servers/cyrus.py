@@ -18,8 +18,8 @@ to 1 s. The API matches DovecotServer where tests need it (append, list_uids, pe
 from __future__ import annotations
 
 import atexit
-import os
 import grp
+import os
 import pwd
 import shutil
 import signal
