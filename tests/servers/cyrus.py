@@ -110,6 +110,7 @@ class CyrusServer:
         self.log_path = self.root_dir / "master.log"
         self._process: subprocess.Popen[bytes] | None = None
         self._admin: IMAPClient | None = None
+        self._refused_modes: dict[Path, int] = {}  # directories made read-only by refuse_new_folders()
         self._user_created = False
 
     @property
@@ -360,7 +361,14 @@ DAEMON {{
         """Append a message with the given INTERNALDATE (tz-aware) as the test user; returns its UID."""
         if internaldate.tzinfo is None or internaldate.utcoffset() is None:
             raise ValueError("internaldate must be timezone-aware")
-        response = self._admin_client().append(folder, raw, flags=tuple(flags), msg_time=internaldate)
+        refused = bool(self._refused_modes)  # delivering stages the file in the partition
+        if refused:
+            self.allow_new_folders()
+        try:
+            response = self._admin_client().append(folder, raw, flags=tuple(flags), msg_time=internaldate)
+        finally:
+            if refused:
+                self.refuse_new_folders()
         text = response.decode() if isinstance(response, bytes) else str(response)
         if "APPENDUID" not in text:
             raise CyrusError(f"APPEND response without APPENDUID: {text!r}")
@@ -424,7 +432,15 @@ DAEMON {{
     def refuse_new_folders(self) -> None:
         """Make CREATE fail (NO System I/O error): no new mailbox directory can be made in the partition.
 
-        (Taking the create right away does not do it: Cyrus lets owners create under their own INBOX.)"""
+        (Taking the create right away does not do it: Cyrus lets owners create under their own INBOX.) append()
+        lifts it for the delivery."""
         for path in (self.root_dir / "partition").rglob("*"):
             if path.is_dir() and not (path / "cyrus.header").exists():
+                self._refused_modes.setdefault(path, path.stat().st_mode & 0o7777)
                 path.chmod(0o555)
+
+    def allow_new_folders(self) -> None:
+        """Undo refuse_new_folders()."""
+        for path, mode in self._refused_modes.items():
+            path.chmod(mode)
+        self._refused_modes.clear()
