@@ -132,19 +132,9 @@ class ImapSession:
             ) from None
 
     def namespace(self) -> Namespace:
-        """The personal namespace (RFC 2342), asked once per connection; without NAMESPACE the LIST separator."""
+        """The personal namespace (RFC 2342), asked once per connection."""
         if self._namespace is None:
-            found = None
-            if self.client.has_capability("NAMESPACE"):
-                try:
-                    found = parse_namespace(self.client.namespace())
-                except imaplib.IMAP4.abort:
-                    raise
-                except IMAPClientError:
-                    found = None
-            if found is None:
-                found = Namespace("", _list_separator(self.client))
-            self._namespace = found
+            self._namespace = server_namespace(self.client)
         return self._namespace
 
     def ensure_folder(self, folder: str) -> str:
@@ -233,6 +223,38 @@ class ImapSource:
                 client.logout()
             except Exception:  # noqa: BLE001 - the connection may already be gone
                 pass
+
+
+def server_namespace(client: IMAPClient) -> Namespace:
+    """The personal namespace from NAMESPACE (RFC 2342); without it, prefix "" and the separator of LIST."""
+    if client.has_capability("NAMESPACE"):
+        try:
+            found = parse_namespace(client.namespace())
+        except imaplib.IMAP4.abort:
+            raise
+        except IMAPClientError:
+            found = None
+        if found is not None:
+            return found
+    return Namespace("", _list_separator(client))
+
+
+def my_rights(client: IMAPClient, folder: str) -> str | None:
+    """MYRIGHTS (RFC 4314) of a folder, or None when the server has no ACL or does not answer it."""
+    if not client.has_capability("ACL"):
+        return None
+    imap = client._imap
+    try:
+        typ, data = imap._simple_command("MYRIGHTS", client._normalise_folder(folder))
+        typ, data = imap._untagged_response(typ, data, "MYRIGHTS")
+    except imaplib.IMAP4.abort:
+        raise
+    except imaplib.IMAP4.error:
+        return None
+    if typ != "OK" or not data or data[-1] is None:
+        return None
+    line = data[-1].decode("utf-8", "replace") if isinstance(data[-1], bytes) else str(data[-1])
+    return line.rsplit(" ", 1)[-1] if " " in line else ""
 
 
 def _list_separator(client: IMAPClient) -> str:
