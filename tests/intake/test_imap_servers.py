@@ -145,3 +145,28 @@ def test_refused_folder_leaves_intake_running_and_shows_one_line(imap_server: Im
             assert status_summary(session).server_problems == []
     finally:
         intake.close()
+
+
+@pytest.mark.parametrize("uidplus", [True, False], ids=["uidplus", "no-uidplus"])
+def test_without_move_copy_store_and_uid_expunge_only_with_uidplus(uidplus: bool, tmp_path: Path) -> None:
+    capability = "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE UNSELECT" + (" UIDPLUS" if uidplus else "")
+    for server in running_imap_server("dovecot", imap_capability=capability):
+        server.append(mf.response_mail(org="Tromsø kommune", attachments=[]), WHEN)
+        server.append(mf.response_mail(org="NITO", attachments=[]), WHEN)
+        intake = build_worker(_settings(tmp_path, server, "Behandlet"))
+        try:
+            report = intake.run_cycle()
+            assert report.ok and report.server_problem is None, report.summary()
+            assert intake.run_cycle().moves_pending == 0, "the move is recorded as done"
+        finally:
+            intake.close()
+        assert len(server.list_uids("Behandlet")) == 2
+        client = server.connect()
+        client.select_folder("INBOX", readonly=True)
+        left = client.search(["ALL"])
+        deleted = client.search(["DELETED"])
+        client.logout()
+        if uidplus:
+            assert left == [], left  # UID EXPUNGE of exactly the moved mails
+        else:
+            assert sorted(left) == sorted(deleted) and len(left) == 2, "copied and marked, nothing expunged"

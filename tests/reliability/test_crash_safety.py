@@ -8,6 +8,11 @@ SHA-256, and every registered response's receipt reached the SMTP server - more 
 between the server's acceptance and the commit (counted, at most one per kill).
 
 POSTMOTTAK_SOAK=1 runs a longer version (1,000 mails, 150 kills).
+
+The test runs on Dovecot and on Cyrus (default namespace and altnamespace). On Cyrus the worker also moves
+processed mail to `Behandlet` (INBOX.Behandlet / Behandlet), so kills fall between a commit and its move too;
+afterwards every mail is in that folder exactly once. To stay within the suite's time budget the Cyrus runs are
+smaller: CYRUS_MAILS mails and CYRUS_KILLS kills (the soak run uses the full numbers on every server).
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from postmottak.casefile import models as m
 from postmottak.casefile.db import Database
 from postmottak.casefile.storage import DocumentStore
 from tests import mailfactory as mf
+from tests.servers.cyrus import CyrusServer
 from tests.servers.dovecot import DovecotServer
 from tests.servers.smtp import SmtpSink
 
@@ -44,19 +50,26 @@ from .helpers import (
 SOAK = os.environ.get("POSTMOTTAK_SOAK", "") not in ("", "0")
 MAILS = 1000 if SOAK else 200
 KILLS = 150 if SOAK else 20
+CYRUS_MAILS = MAILS if SOAK else 60
+CYRUS_KILLS = KILLS if SOAK else 8
 SEED = 20221001
 CLAIM_SECONDS = 2  # a receipt claimed by a killed worker is due again after this
 RUN_LIMIT = 60  # seconds a worker may run before it is killed anyway
 
 
 def test_sigkill_at_random_points_loses_and_doubles_nothing(
-    dovecot_server: DovecotServer, smtp_sink: SmtpSink, tmp_path: Path, db_url: str, figures
+    imap_server: DovecotServer | CyrusServer, smtp_sink: SmtpSink, tmp_path: Path, db_url: str, figures
 ) -> None:  # type: ignore[no-untyped-def]
     rng = random.Random(SEED)
-    items = mf.realistic_mailbox_items(MAILS, seed=SEED)
-    by_uid = {dovecot_server.append(item.raw, item.internaldate): item for item in items}
-    config = write_config(tmp_path, db_url=db_url, imap=dovecot_server, smtp=smtp_sink, claim_seconds=CLAIM_SECONDS)
-    env = worker_env(tmp_path, dovecot_server.password)
+    cyrus = isinstance(imap_server, CyrusServer)
+    mails, kills_wanted = (CYRUS_MAILS, CYRUS_KILLS) if cyrus else (MAILS, KILLS)
+    items = mf.realistic_mailbox_items(mails, seed=SEED)
+    by_uid = {imap_server.append(item.raw, item.internaldate): item for item in items}
+    config = write_config(tmp_path, db_url=db_url, imap=imap_server, smtp=smtp_sink, claim_seconds=CLAIM_SECONDS)
+    if cyrus:
+        text = config.read_text(encoding="utf-8")
+        config.write_text(text.replace('folder = "INBOX"\n', 'folder = "INBOX"\nprocessed_folder = "Behandlet"\n'))
+    env = worker_env(tmp_path, imap_server.password)
     log = tmp_path / "worker.log"
 
     db = Database(db_url)
@@ -65,13 +78,13 @@ def test_sigkill_at_random_points_loses_and_doubles_nothing(
     kills = completed = orphans = 0
     phases: Counter[str] = Counter()  # what each killed worker was doing
     try:
-        for _ in range(KILLS * 4):  # bounded: a start lives until its target or at most RUN_LIMIT seconds
-            if kills >= KILLS:
+        for _ in range(kills_wanted * 4):  # bounded: a start lives until its target or at most RUN_LIMIT seconds
+            if kills >= kills_wanted:
                 break
             before = _progress(db)
             # The kill point: a random amount of further progress (0 = while starting up), then a random few ms;
             # once everything is through, a random moment of an idle cycle.
-            target = min(before + rng.randint(0, 2 * total // KILLS), total) if before < total else None
+            target = min(before + rng.randint(0, 2 * total // kills_wanted), total) if before < total else None
             idle_delay = rng.uniform(0.2, 1.5)
             process = start_cli(config, "run", "--once", env=env, log=log)
             started = time.monotonic()
@@ -92,7 +105,7 @@ def test_sigkill_at_random_points_loses_and_doubles_nothing(
                 completed += 1
                 assert process.returncode == 0, log.read_text()[-3000:]
             orphans += reap_group(process)
-        assert kills >= KILLS, f"only {kills} kills in {KILLS * 4} starts"
+        assert kills >= kills_wanted, f"only {kills} kills in {kills_wanted * 4} starts"
 
         # Then let it finish: claimed-but-unconfirmed receipts become due again after the claim period.
         for _ in range(6):
@@ -134,11 +147,14 @@ def test_sigkill_at_random_points_loses_and_doubles_nothing(
         assert set(arrived) == set(sent), "the SMTP server got exactly the receipts the database says were sent"
         extra = sum(count - 1 for count in arrived.values())
         assert extra <= kills
+        if cyrus:  # every mail moved to the personal namespace's Behandlet, once
+            assert imap_server.list_uids("INBOX") == []
+            assert len(imap_server.list_uids(imap_server.personal("Behandlet"))) == len(by_uid)
     finally:
         db.dispose()
 
     figures(
-        backend=db_url.split(":", 1)[0], mails=len(by_uid), kills=kills, completed_runs=completed,
+        server=imap_server.name, backend=db_url.split(":", 1)[0], mails=len(by_uid), kills=kills, completed_runs=completed,
         registered=census.by_status["registered"], receipts_sent=len(sent), receipts_at_server=sum(arrived.values()),
         duplicate_receipts=extra, kill_phases=dict(phases), files_verified=census.files_verified, orphaned_children=orphans,
     )

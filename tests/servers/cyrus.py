@@ -129,7 +129,7 @@ class CyrusServer:
             return self
         if not cyrus_available():
             raise CyrusError(f"Cyrus imapd not found under {CYRUS_PREFIX}; run scripts/ensure-system-packages")
-        attempts = 1 if self._fixed_port else 5
+        attempts = 1 if (self._fixed_port or self.port) else 5  # a restart keeps its port
         last_error: Exception | None = None
         for _ in range(attempts):
             if not self.port:
@@ -142,7 +142,7 @@ class CyrusServer:
             except CyrusError as error:
                 last_error = error
                 self._terminate_process(graceful=False)
-                if self._fixed_port:
+                if attempts == 1:
                     break
                 self.port = 0
         else:
