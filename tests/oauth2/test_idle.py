@@ -142,6 +142,7 @@ def test_idle_answers_new_mail_within_seconds(worker: Worker, idle_server: Dovec
     assert "stopped" in worker.log()
 
 
+@pytest.mark.parametrize("idle_server", ["dovecot", "cyrus-default"], indirect=True)  # namespace-neutral
 def test_idle_recovers_after_server_restart(worker: Worker, idle_server: DovecotServer | CyrusServer,
                                             smtp_oauth2: SmtpSink) -> None:
     worker.wait_for_log("IMAP IDLE on INBOX")
