@@ -15,7 +15,9 @@ from tests.oauth2.helpers import settings_for
 from tests.servers.cyrus import ADMIN_PASSWORD, ADMIN_USERNAME, CyrusServer
 
 
-def check(tmp_path: Path, server: ImapServer, processed_folder: str = "Behandlet", idle: bool = True) -> dict[str, Step]:
+def check(
+    tmp_path: Path, server: ImapServer, processed_folder: str = "Behandlet", idle: bool = True
+) -> dict[str, Step]:
     settings = settings_for(
         tmp_path, imap=server, smtp=None, endpoint=None,
         imap_extra={"auth": "password", "password": server.password, "processed_folder": processed_folder,

@@ -132,7 +132,8 @@ def test_idle_answers_new_mail_within_seconds(worker: Worker, idle_server: Dovec
     assert "IMAP IDLE interrupted" not in worker.log()
     assert CLIENT_SECRET not in worker.log() and "eyJ" not in worker.log()  # no secret, no token (JWT) logged
     median = statistics.median(delays)
-    print(f"\nIDLE ({idle_server.name}): APPEND -> receipt delays {[round(d, 3) for d in delays]} s, median {median:.3f} s")
+    rounded = [round(d, 3) for d in delays]
+    print(f"\nIDLE ({idle_server.name}): APPEND -> receipt delays {rounded} s, median {median:.3f} s")
     target = os.environ.get("POSTMOTTAK_IDLE_DELAYS_FILE")
     if target:
         Path(target).write_text(json.dumps({"delays_s": delays, "median_s": median}) + "\n", encoding="utf-8")

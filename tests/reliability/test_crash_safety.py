@@ -156,7 +156,8 @@ def test_sigkill_at_random_points_loses_and_doubles_nothing(
         db.dispose()
 
     figures(
-        server=imap_server.name, backend=db_url.split(":", 1)[0], mails=len(by_uid), kills=kills, completed_runs=completed,
+        server=imap_server.name,
+        backend=db_url.split(":", 1)[0], mails=len(by_uid), kills=kills, completed_runs=completed,
         registered=census.by_status["registered"], receipts_sent=len(sent), receipts_at_server=sum(arrived.values()),
         duplicate_receipts=extra, kill_phases=dict(phases), files_verified=census.files_verified, orphaned_children=orphans,
     )
