@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
@@ -81,3 +82,41 @@ def finish_poll(
     state.last_error = error
     if ok:
         state.last_success_at = now
+
+
+# A refused step after the commit (the move to the processed folder) rides in the cycle's counts: no new column.
+SERVER_PROBLEM = "server_problem"
+MOVES_PENDING = "moves_pending"
+
+
+def with_server_problem(counts: dict[str, Any], problem: str | None, moves_pending: int) -> dict[str, Any]:
+    if problem:
+        counts[SERVER_PROBLEM] = problem
+        counts[MOVES_PENDING] = moves_pending
+    return counts
+
+
+@dataclass(frozen=True)
+class ServerProblem:
+    source_key: str
+    problem: str
+    moves_pending: int
+    since: datetime | None
+
+
+def server_problems(session: Session) -> list[ServerProblem]:
+    """Per source: the step the server refused in its latest finished cycle (none once a cycle got through)."""
+    problems = []
+    for source_key in session.scalars(select(m.MailboxState.source_key).order_by(m.MailboxState.source_key)):
+        last = session.scalar(
+            select(m.PollRun)
+            .where(m.PollRun.source_key == source_key, m.PollRun.finished_at.is_not(None))
+            .order_by(m.PollRun.id.desc())
+            .limit(1)
+        )
+        counts = (last.counts or {}) if last is not None else {}
+        if last is not None and counts.get(SERVER_PROBLEM):
+            problems.append(ServerProblem(
+                source_key, str(counts[SERVER_PROBLEM]), int(counts.get(MOVES_PENDING, 0)), last.finished_at,
+            ))
+    return problems

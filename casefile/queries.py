@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
+from postmottak.casefile import mailboxes
 from postmottak.casefile import models as m
 
 
@@ -37,6 +38,8 @@ class StatusSummary:
     last_error: str | None
     retrying: int = 0
     sources: list[dict[str, Any]] = field(default_factory=list)
+    # One line per source whose server refused a step after the commit (the move to the processed folder).
+    server_problems: list[str] = field(default_factory=list)
 
 
 def status_summary(session: Session) -> StatusSummary:
@@ -78,6 +81,10 @@ def status_summary(session: Session) -> StatusSummary:
             {"source": s.source_key, "uidvalidity": s.uidvalidity, "last_uid": s.last_uid,
              "last_poll_at": s.last_poll_at, "last_error": s.last_error}
             for s in states
+        ],
+        server_problems=[
+            f"{p.source_key}: {p.problem} ({p.moves_pending} e-post venter på flytting; registreringen går som normalt)"
+            for p in mailboxes.server_problems(session)
         ],
     )
 

@@ -10,6 +10,7 @@ from prometheus_client.registry import Collector
 
 from postmottak.casefile import models as m
 from postmottak.casefile.db import Database
+from postmottak.casefile.mailboxes import server_problems
 from postmottak.casefile.summary import metrics_snapshot
 
 
@@ -53,6 +54,20 @@ class CaseDatabaseCollector(Collector):
             "postmottak_processing_failures_pending", "Mails that failed and wait for a retry.", value=snap.retrying
         )
         yield GaugeMetricFamily("postmottak_review_pending", "Mails waiting for a human.", value=snap.review_queue)
+        with self.db.session() as session:
+            problems = server_problems(session)
+        pending = GaugeMetricFamily(
+            "postmottak_server_moves_pending",
+            "Registered mails whose move to the processed folder the server refused in the last cycle.",
+            labels=["source"],
+        )
+        for problem in problems:
+            pending.add_metric([problem.source_key], problem.moves_pending)
+        yield pending
+        yield GaugeMetricFamily(
+            "postmottak_server_problems", "Sources whose server refused a step after registration in the last cycle.",
+            value=len(problems),
+        )
 
 
 def metrics_registry(db: Database) -> CollectorRegistry:

@@ -20,6 +20,17 @@ from rich.console import Console
 from rich.markup import escape
 
 from postmottak.config.settings import Settings
+from postmottak.intake.sources.imap_server import (
+    RIGHT_CREATE,
+    RIGHT_DELETE_MESSAGE,
+    RIGHT_EXPUNGE,
+    RIGHT_INSERT,
+    ServerOffer,
+    idle_behaviour,
+    missing_rights,
+    parent_folder,
+    resolve_folder,
+)
 
 console = Console(soft_wrap=True)  # long explanations stay on one line each
 
@@ -88,20 +99,19 @@ def _check_source(settings: Settings, tokens, skip: bool) -> list[Step]:  # type
         return [Step("IMAP", False, f"{where}: {detail}", _explain_imap(exc, settings))]
     steps = [Step("IMAP", True, f"logged in to {where}")]
     try:
+        steps.append(_server_offer(client, settings))
         idle = client.has_capability("IDLE")
         if imap.idle and not idle:
             steps.append(Step("IMAP IDLE", True, "not offered by the server: new mail waits for the poll "
                               f"(every {settings.schedule.interval_seconds} s)", warning=True))
         elif imap.idle:
+            behaviour = idle_behaviour(client.welcome)
             steps.append(Step("IMAP IDLE", True, f"offered: new mail is processed at once; IDLE is renewed every "
-                              f"{imap.idle_timeout_seconds} s"))
+                              f"{imap.idle_timeout_seconds} s" + (f". {behaviour}" if behaviour else ""),
+                              warning=bool(behaviour)))
         steps.append(_check_folder(client, imap.folder, settings))
         if imap.processed_folder:
-            if client.folder_exists(imap.processed_folder):
-                steps.append(Step("Processed folder", True, f"{imap.processed_folder!r} exists"))
-            else:
-                steps.append(Step("Processed folder", True, f"{imap.processed_folder!r} does not exist yet; "
-                                  "`postmottak run` creates it", warning=True))
+            steps.append(_check_processed_folder(client, imap.folder, imap.processed_folder))
     except Exception as exc:
         steps.append(Step("IMAP folder", False, str(exc), _explain_imap(exc, settings)))
     finally:
@@ -124,6 +134,73 @@ def _check_folder(client, folder: str, settings: Settings) -> Step:  # type: ign
             "Check [imap] folder (and the username: for a shared mailbox, its own address)",
         )
     return Step("IMAP folder", True, f"{folder!r} has {int(status[b'MESSAGES'])} message(s)")
+
+
+def _server_offer(client, settings: Settings) -> Step:  # type: ignore[no-untyped-def]
+    """What the server offers and what postmottak will use of it."""
+    offer = ServerOffer.from_capabilities(client.capabilities())
+    uses = []
+    if settings.imap.processed_folder:
+        uses.append(f"{offer.move_method} for the processed folder")
+    if settings.imap.idle and offer.has("IDLE"):
+        uses.append("IDLE for new mail")
+    else:
+        uses.append(f"polling every {settings.schedule.interval_seconds} s")
+    uses.append("NAMESPACE for folder names" if offer.has("NAMESPACE") else "folder names as written")
+    detail = (f"offers {offer.summary()}; postmottak uses {', '.join(uses)} "
+              "(CONDSTORE and LITERAL+ are not needed)")
+    if offer.gmail:
+        detail += ("; Gmail: labels are folders, one message in several labels is fetched once per folder "
+                   "polled and recognised as a duplicate by Message-ID and content hash")
+    return Step("IMAP server", True, detail)
+
+
+def _check_processed_folder(client, inbox: str, configured: str) -> Step:  # type: ignore[no-untyped-def]
+    """Which folder processed mail goes to, whether it exists, and whether the rights allow the move.
+    Creates nothing: a missing folder is created by `postmottak run`."""
+    from postmottak.intake.sources.imap import my_rights, server_namespace
+
+    namespace = server_namespace(client)
+    target = configured if client.folder_exists(configured) else resolve_folder(configured, namespace)
+    where = f"{target!r}" if target == configured else f"{target!r} ({configured!r} among the user's own folders)"
+    problems: list[str] = []
+    notes: list[str] = []
+    source_rights = my_rights(client, inbox)
+    if source_rights is not None:
+        lacking = missing_rights(source_rights, RIGHT_DELETE_MESSAGE + RIGHT_EXPUNGE)
+        if lacking:
+            problems.append(f"the user may not take mail out of {inbox!r} (rights {source_rights!r} lack "
+                            f"{', '.join(lacking)}): the server will refuse the move")
+    if client.folder_exists(target):
+        rights = my_rights(client, target)
+        if rights is not None and missing_rights(rights, RIGHT_INSERT):
+            problems.append(f"the user may not put mail into {target!r} (rights {rights!r} lack i): "
+                            "the server will refuse the move")
+        state = f"{where} exists"
+    else:
+        state = f"{where} does not exist yet; `postmottak run` creates it (check creates nothing)"
+        parent = parent_folder(target, namespace)
+        while parent and not client.folder_exists(parent):  # CREATE makes missing levels too (RFC 3501 6.3.3)
+            parent = parent_folder(parent, namespace)
+        rights = my_rights(client, parent) if parent else None
+        other = next((prefix for prefix in namespace.others if target.startswith(prefix)), None)
+        if parent is None and other is not None:
+            problems.append(f"it lies outside the user's own folders (under {other!r}, where nothing above it "
+                            "exists): the server will probably refuse to create it; write the name without a "
+                            "prefix to use the user's own folders")
+        elif parent and rights is None and client.has_capability("ACL"):
+            problems.append(f"the rights on the folder above it, {parent!r}, cannot be read: the server will "
+                            "probably refuse to create it")
+        elif rights is not None and missing_rights(rights, RIGHT_CREATE):
+            notes.append(f"the rights on {parent!r} ({rights!r}) lack k (create): the server may refuse to "
+                         "create it; create it by hand or grant the right")
+    if problems:
+        return Step("Processed folder", False, f"{state}; " + "; ".join(problems),
+                    "mail is still registered, but stays in the inbox until this is fixed: ask the mail "
+                    "administrator for the rights, or change [imap] processed_folder")
+    if notes:
+        return Step("Processed folder", True, f"{state}; " + "; ".join(notes), warning=True)
+    return Step("Processed folder", True, state, warning="does not exist" in state)
 
 
 def _folder_name(entry) -> str:  # type: ignore[no-untyped-def]

@@ -27,7 +27,14 @@ from postmottak.casefile.storage import DocumentStore
 from postmottak.config.settings import Settings
 from postmottak.intake.form_worker import FormWorkerPool
 from postmottak.intake.receipt_policy import effective_sender, is_reply_to_receipt, own_domain, plan_receipt
-from postmottak.intake.sources.base import FetchedMail, LoginRefused, MailboxSession, MailSource, SourceError
+from postmottak.intake.sources.base import (
+    FetchedMail,
+    LoginRefused,
+    MailboxSession,
+    MailSource,
+    ServerStepRefused,
+    SourceError,
+)
 from postmottak.intake.triage import CaseRule, Verdict, decide
 from postmottak.parsers.envelope import Attachment, Envelope, parse_envelope
 from postmottak.parsers.forms import DocumentInput, DocumentsAnalysis
@@ -79,6 +86,10 @@ class CycleReport:
     duration_s: float = 0.0
     skipped_locked: bool = False
     uidvalidity_changed: bool = False
+    # A step after the commit the server refused (the move to processed_folder): registration went on, the move
+    # waits for the next cycle. Shown as one line; not an error of the cycle.
+    server_problem: str | None = None
+    moves_pending: int = 0
 
     @property
     def ok(self) -> bool:
@@ -89,6 +100,8 @@ class CycleReport:
         text = f"{self.source_key}: fetched {self.fetched} ({parts}) in {self.duration_s:.2f}s"
         if self.errors:
             text += f"; errors: {'; '.join(self.errors)}"
+        if self.server_problem:
+            text += f"; {self.moves_pending} mail(s) not moved: {self.server_problem}"
         return text
 
 
@@ -351,6 +364,8 @@ class Intake:
             report.duration_s = time.monotonic() - started
         if report.errors:
             log.error("%s", report.summary())
+        elif report.server_problem:
+            log.warning("%s", report.summary())
         elif not report.skipped_locked:
             log.info("%s", report.summary())
         return report
@@ -386,7 +401,9 @@ class Intake:
             try:
                 with self.db.session() as session:
                     mailboxes.finish_poll(
-                        session, run_id, ok=report.ok, fetched=report.fetched, counts=dict(report.counts),
+                        session, run_id, ok=report.ok, fetched=report.fetched,
+                        counts=mailboxes.with_server_problem(dict(report.counts), report.server_problem,
+                                                             report.moves_pending),
                         error="; ".join(report.errors) or None,
                     )
             except DatabaseUnavailable as exc:
@@ -420,7 +437,7 @@ class Intake:
                         self._work_through(box, wanted, last_uid, rules, report, preparing)
                     finally:  # on a lost connection: nothing half-prepared outlives the attempt
                         preparing.shutdown(wait=True, cancel_futures=True)
-            self._move_processed(box)
+            self._move_processed(box, report)
 
     def _work_through(
         self, box: MailboxSession, wanted: list[str], last_uid: int, rules: Sequence[CaseRule], report: CycleReport,
@@ -481,7 +498,7 @@ class Intake:
             return
         report.counts[outcome.status if outcome.kind == "new" else outcome.kind] += 1
 
-    def _move_processed(self, box: MailboxSession) -> None:
+    def _move_processed(self, box: MailboxSession, report: CycleReport) -> None:
         folder = self.settings.imap.processed_folder
         if not folder or not box.incremental:
             return
@@ -489,7 +506,11 @@ class Intake:
             uids = mailboxes.pending_moves(session, self.source.source_key, box.uidvalidity)
         if not uids:
             return
-        box.move(uids, folder)
+        try:
+            box.move(uids, folder)
+        except ServerStepRefused as exc:  # registered already: the move waits, the intake goes on
+            report.server_problem, report.moves_pending = str(exc), len(uids)
+            return
         with self.db.session() as session:
             mailboxes.mark_moved(session, self.source.source_key, box.uidvalidity, uids)
 

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Optional
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from postmottak import bootstrap
@@ -131,6 +132,8 @@ def print_status(summary) -> None:  # type: ignore[no-untyped-def]
     console.print(f"Siste henting: {last}   Siste vellykkede: {ok}", highlight=False)
     if summary.last_error:
         console.print(f"[red]Siste feil: {summary.last_error}[/red]", highlight=False)
+    for problem in summary.server_problems:
+        console.print(f"[yellow]Serveren: {escape(problem)}[/yellow]", highlight=False)
 
 
 @app.command()

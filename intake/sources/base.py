@@ -54,3 +54,10 @@ class MailboxContext(Protocol):
     def __enter__(self) -> MailboxSession: ...
 
     def __exit__(self, *exc: object) -> None: ...
+
+
+class ServerStepRefused(Exception):
+    """The server refused a step after the commit (CREATE, MOVE/COPY, STORE, EXPUNGE of the processed folder move).
+
+    The mail is registered already; the move stays pending and is tried again next cycle. The message is one line
+    in Norwegian with the server's own reply, for staff (status, dashboard)."""

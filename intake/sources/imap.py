@@ -15,7 +15,8 @@ from imapclient import IMAPClient
 from imapclient.exceptions import IMAPClientError, LoginError
 
 from postmottak.intake.oauth2 import OAuth2Error, TokenClient, explain, imap_login
-from postmottak.intake.sources.base import ConnectionLost, FetchedMail, LoginRefused, SourceError
+from postmottak.intake.sources.base import ConnectionLost, FetchedMail, LoginRefused, ServerStepRefused, SourceError
+from postmottak.intake.sources.imap_server import Namespace, ServerOffer, parse_namespace, resolve_folder
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +60,8 @@ class ImapSession:
         self.client = client
         self.config = config
         self.uidvalidity = uidvalidity
+        self._namespace: Namespace | None = None
+        self._ensured: dict[str, str] = {}  # configured folder name -> the server's name, known to exist
 
     def uids_after(self, last_uid: int) -> list[str]:
         # "N:*" always matches the highest UID even when it is below N (RFC 3501), so filter here.
@@ -99,14 +102,60 @@ class ImapSession:
             yield batch
 
     def move(self, uids: Sequence[str], folder: str) -> None:
+        """Move to the processed folder with what the server offers: MOVE, else COPY + STORE \\Deleted and, with
+        UIDPLUS, UID EXPUNGE of exactly these UIDs (a plain EXPUNGE would also remove mail others flagged)."""
         numbers = [int(uid) for uid in uids]
         if not numbers:
             return
-        if self.client.has_capability("MOVE"):
-            self.client.move(numbers, folder)
-        else:
-            # Without MOVE we copy and leave the original in place: we never delete mail.
-            self.client.copy(numbers, folder)
+        target = self.ensure_folder(folder)
+        offer = ServerOffer.from_capabilities(self.client.capabilities())
+        step = "MOVE" if offer.has("MOVE") else "COPY"
+        try:
+            if offer.has("MOVE"):
+                self.client.move(numbers, target)
+                return
+            self.client.copy(numbers, target)
+            step = "STORE \\Deleted"
+            self.client.add_flags(numbers, [b"\\Deleted"], silent=True)
+            if offer.has("UIDPLUS"):
+                step = "UID EXPUNGE"
+                self.client.expunge(numbers)
+        except imaplib.IMAP4.abort:
+            raise
+        except IMAPClientError as exc:
+            raise ServerStepRefused(
+                f"flytting til IMAP-mappen «{target}» venter: serveren avviste {step} ({_text(exc)})"
+            ) from None
+
+    def namespace(self) -> Namespace:
+        """The personal namespace (RFC 2342), asked once per connection."""
+        if self._namespace is None:
+            self._namespace = server_namespace(self.client)
+        return self._namespace
+
+    def ensure_folder(self, folder: str) -> str:
+        """The server's name of `folder`, created when missing; a refused CREATE raises ServerStepRefused."""
+        if folder in self._ensured:
+            return self._ensured[folder]
+        target = folder
+        step = "LIST"
+        try:
+            exists = self.client.folder_exists(folder)
+            if not exists:
+                target = resolve_folder(folder, self.namespace())
+                exists = target != folder and self.client.folder_exists(target)
+            if not exists:
+                step = "CREATE"
+                self.client.create_folder(target)
+                log.info("created the IMAP folder %r for processed mail", target)
+        except imaplib.IMAP4.abort:
+            raise
+        except IMAPClientError as exc:
+            raise ServerStepRefused(
+                f"flytting til IMAP-mappen «{target}» venter: serveren avviste {step} ({_text(exc)})"
+            ) from None
+        self._ensured[folder] = target
+        return target
 
 
 class ImapSource:
@@ -164,8 +213,6 @@ class ImapSource:
                 info = client.select_folder(self.config.folder)
             except IMAPClientError as exc:
                 raise SourceError(f"cannot open IMAP folder {self.config.folder!r}: {_text(exc)}") from None
-            if self.config.processed_folder and not client.folder_exists(self.config.processed_folder):
-                client.create_folder(self.config.processed_folder)
             yield ImapSession(client, self.config, int(info[b"UIDVALIDITY"]))
         except (imaplib.IMAP4.abort, EOFError) as exc:  # OSError and its kin pass on as they are (see pipeline)
             raise ConnectionLost(f"IMAP connection to {self.config.host} lost: {_text(exc)}") from exc
@@ -174,6 +221,50 @@ class ImapSource:
                 client.logout()
             except Exception:
                 pass
+
+
+def server_namespace(client: IMAPClient) -> Namespace:
+    """The personal namespace from NAMESPACE (RFC 2342); without it, prefix "" and the separator of LIST."""
+    if client.has_capability("NAMESPACE"):
+        try:
+            found = parse_namespace(client.namespace())
+        except imaplib.IMAP4.abort:
+            raise
+        except IMAPClientError:
+            found = None
+        if found is not None:
+            return found
+    return Namespace("", _list_separator(client))
+
+
+def my_rights(client: IMAPClient, folder: str) -> str | None:
+    """MYRIGHTS (RFC 4314) of a folder, or None when the server has no ACL or does not answer it."""
+    if not client.has_capability("ACL"):
+        return None
+    imap = client._imap
+    try:
+        typ, data = imap._simple_command("MYRIGHTS", client._normalise_folder(folder))
+        typ, data = imap._untagged_response(typ, data, "MYRIGHTS")
+    except imaplib.IMAP4.abort:
+        raise
+    except imaplib.IMAP4.error:
+        return None
+    if typ != "OK" or not data or data[-1] is None:
+        return None
+    line = data[-1].decode("utf-8", "replace") if isinstance(data[-1], bytes) else str(data[-1])
+    return line.rsplit(" ", 1)[-1] if " " in line else ""
+
+
+def _list_separator(client: IMAPClient) -> str:
+    """The hierarchy separator from LIST "" "" (RFC 3501 6.3.8), for servers without NAMESPACE."""
+    try:
+        entries = client.list_folders("", "")
+    except IMAPClientError:
+        return "/"
+    for _flags, separator, _name in entries:
+        if separator:
+            return separator.decode() if isinstance(separator, bytes) else str(separator)
+    return "/"
 
 
 def _close_quietly(client: IMAPClient) -> None:

@@ -1,4 +1,5 @@
-"""End to end against a real Dovecot: `postmottak run --once` and the export contract."""
+"""End to end against real IMAP servers (Dovecot; Cyrus in its default namespace and with altnamespace):
+`postmottak run --once` and the export contract."""
 
 from __future__ import annotations
 
@@ -16,12 +17,16 @@ from postmottak.casefile import models as m
 from postmottak.config.settings import load_settings
 from tests import mailfactory as mf
 from tests.dbutil import backends, database_url
+from tests.servers.cyrus import CyrusServer
 from tests.servers.dovecot import DovecotServer
+from tests.servers.fixtures import servers_by_database
+
+ImapServer = DovecotServer | CyrusServer
 
 REPO = Path(__file__).resolve().parents[2]
 
 
-def write_config(tmp_path: Path, server: DovecotServer, db_url: str, processed_folder: str = "") -> Path:
+def write_config(tmp_path: Path, server: ImapServer, db_url: str, processed_folder: str = "") -> Path:
     path = tmp_path / "postmottak.toml"
     path.write_text(
         f"""
@@ -83,17 +88,20 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path):
         yield url
 
 
-def test_realistic_mailbox_end_to_end(dovecot_server: DovecotServer, tmp_path: Path, db_url: str) -> None:
+@pytest.mark.parametrize(
+    ("imap_server", "db_url"), servers_by_database("cyrus-default", "cyrus-altnamespace"), indirect=True
+)
+def test_realistic_mailbox_end_to_end(imap_server: ImapServer, tmp_path: Path, db_url: str) -> None:
     items = mf.realistic_mailbox_items(40, seed=7)
     for item in items:
-        dovecot_server.append(item.raw, item.internaldate)
-    config = write_config(tmp_path, dovecot_server, db_url)
+        imap_server.append(item.raw, item.internaldate)
+    config = write_config(tmp_path, imap_server, db_url)
 
-    first = cli(config, "run", "--once", password=dovecot_server.password)
+    first = cli(config, "run", "--once", password=imap_server.password)
     assert first.returncode == 0, first.stderr
-    assert dovecot_server.password not in first.stderr + first.stdout
+    assert imap_server.password not in first.stderr + first.stdout
 
-    rows = export(config, dovecot_server.password)
+    rows = export(config, imap_server.password)
     assert len(rows) == len(items)
     by_mid: dict[str, list[dict]] = {}
     for row in rows:
@@ -128,22 +136,27 @@ def test_realistic_mailbox_end_to_end(dovecot_server: DovecotServer, tmp_path: P
     journal_numbers = [r["journal_number"] for r in rows if r["journal_number"]]
     assert len(journal_numbers) == len(set(journal_numbers))
 
-    second = cli(config, "run", "--once", password=dovecot_server.password)
+    second = cli(config, "run", "--once", password=imap_server.password)
     assert second.returncode == 0, second.stderr
-    assert export(config, dovecot_server.password) == rows, "a second run changes nothing"
+    assert export(config, imap_server.password) == rows, "a second run changes nothing"
 
-    status = cli(config, "status", password=dovecot_server.password)
+    status = cli(config, "status", password=imap_server.password)
     assert status.returncode == 0 and "22/414" in status.stdout and "til vurdering" in status.stdout
 
 
-def test_deadline_edge_and_export_keys(dovecot_server: DovecotServer, tmp_path: Path) -> None:
+# Folder-independent behaviour: Dovecot and Cyrus's default namespace suffice (altnamespace changes only folders).
+FOLDER_NEUTRAL = pytest.mark.parametrize("imap_server", ["dovecot", "cyrus-default"], indirect=True)
+
+
+@FOLDER_NEUTRAL
+def test_deadline_edge_and_export_keys(imap_server: ImapServer, tmp_path: Path) -> None:
     on_time = mf.response_mail(org="Tromsø kommune", sender_name="Øyvind Åsheim", attachments=[])
     late = mf.response_mail(org="Kreftforeningen", sender_name="Kari Nordmann", attachments=[])
-    dovecot_server.append(on_time, datetime(2022, 10, 1, 23, 30, tzinfo=mf.OSLO))
-    dovecot_server.append(late, datetime(2022, 10, 1, 22, 15, tzinfo=timezone.utc))  # 00:15 in Oslo, 2 Oct
-    config = write_config(tmp_path, dovecot_server, f"sqlite:///{tmp_path / 'db.sqlite'}")
-    assert cli(config, "run", "--once", password=dovecot_server.password).returncode == 0
-    rows = export(config, dovecot_server.password)
+    imap_server.append(on_time, datetime(2022, 10, 1, 23, 30, tzinfo=mf.OSLO))
+    imap_server.append(late, datetime(2022, 10, 1, 22, 15, tzinfo=timezone.utc))  # 00:15 in Oslo, 2 Oct
+    config = write_config(tmp_path, imap_server, f"sqlite:///{tmp_path / 'db.sqlite'}")
+    assert cli(config, "run", "--once", password=imap_server.password).returncode == 0
+    rows = export(config, imap_server.password)
     assert [(r["received_at"], r["on_time"]) for r in rows] == [
         ("2022-10-01T23:30:00+02:00", True),
         ("2022-10-02T00:15:00+02:00", False),
@@ -155,34 +168,35 @@ def test_deadline_edge_and_export_keys(dovecot_server: DovecotServer, tmp_path: 
     assert rows[0]["documents"][0]["content_type"].startswith("text/plain")
 
 
-def test_uidvalidity_change_neither_skips_nor_repeats(dovecot_server: DovecotServer, tmp_path: Path) -> None:
+@FOLDER_NEUTRAL
+def test_uidvalidity_change_neither_skips_nor_repeats(imap_server: ImapServer, tmp_path: Path) -> None:
     old = [mf.response_mail(org=org, attachments=[]) for org in ("Bærum kommune", "Helse Sør-Øst RHF")]
     for raw in old:
-        dovecot_server.append(raw, datetime(2022, 9, 10, 9, 0, tzinfo=mf.OSLO))
-    config = write_config(tmp_path, dovecot_server, f"sqlite:///{tmp_path / 'db.sqlite'}")
-    assert cli(config, "run", "--once", password=dovecot_server.password).returncode == 0
+        imap_server.append(raw, datetime(2022, 9, 10, 9, 0, tzinfo=mf.OSLO))
+    config = write_config(tmp_path, imap_server, f"sqlite:///{tmp_path / 'db.sqlite'}")
+    assert cli(config, "run", "--once", password=imap_server.password).returncode == 0
 
-    before = dovecot_server.uidvalidity()
-    after = dovecot_server.recreate_folder_with_new_uidvalidity("INBOX")
+    before = imap_server.uidvalidity()
+    after = imap_server.recreate_folder_with_new_uidvalidity("INBOX")
     assert after != before
     for raw in old:  # the folder is rebuilt from a backup: the old mail comes back under new UIDs
-        dovecot_server.append(raw, datetime(2022, 9, 10, 9, 0, tzinfo=mf.OSLO))
+        imap_server.append(raw, datetime(2022, 9, 10, 9, 0, tzinfo=mf.OSLO))
     new = mf.response_mail(org="Norsk Sykepleierforbund", attachments=[])
-    dovecot_server.append(new, datetime(2022, 9, 28, 14, 0, tzinfo=mf.OSLO))
+    imap_server.append(new, datetime(2022, 9, 28, 14, 0, tzinfo=mf.OSLO))
 
-    result = cli(config, "run", "--once", password=dovecot_server.password)
+    result = cli(config, "run", "--once", password=imap_server.password)
     assert result.returncode == 0, result.stderr
-    rows = export(config, dovecot_server.password)
+    rows = export(config, imap_server.password)
     assert [r["status"] for r in rows] == ["registered", "registered", "registered"]
     assert sorted(r["journal_number"] for r in rows) == ["2022/414-1", "2022/414-2", "2022/414-3"]
 
 
-def test_crash_between_commit_and_move_is_repaired(dovecot_server: DovecotServer, tmp_path: Path) -> None:
+def test_crash_between_commit_and_move_is_repaired(imap_server: ImapServer, tmp_path: Path) -> None:
     raws = [mf.response_mail(org=org, attachments=[]) for org in ("Bærum kommune", "Ålesund kommune", "NITO")]
     for raw in raws:
-        dovecot_server.append(raw, datetime(2022, 9, 15, 12, 0, tzinfo=mf.OSLO))
-    config = write_config(tmp_path, dovecot_server, f"sqlite:///{tmp_path / 'db.sqlite'}", processed_folder="Behandlet")
-    settings = load_settings(config, imap={"password": dovecot_server.password})
+        imap_server.append(raw, datetime(2022, 9, 15, 12, 0, tzinfo=mf.OSLO))
+    config = write_config(tmp_path, imap_server, f"sqlite:///{tmp_path / 'db.sqlite'}", processed_folder="Behandlet")
+    settings = load_settings(config, imap={"password": imap_server.password})
 
     class Crash(BaseException):
         pass
@@ -195,14 +209,14 @@ def test_crash_between_commit_and_move_is_repaired(dovecot_server: DovecotServer
     intake.checkpoint = crash_after_second_commit
     with pytest.raises(Crash):
         intake.run_cycle()
-    assert dovecot_server.list_uids("INBOX") == [1, 2, 3], "nothing moved before the crash"
+    assert imap_server.list_uids("INBOX") == [1, 2, 3], "nothing moved before the crash"
     intake.db.dispose()
 
     restarted = build_worker(settings)
     report = restarted.run_cycle()
     assert report.ok, report.errors
-    assert dovecot_server.list_uids("INBOX") == []
-    assert len(dovecot_server.list_uids("Behandlet")) == 3
+    assert imap_server.list_uids("INBOX") == []
+    assert len(imap_server.list_uids(imap_server.personal("Behandlet"))) == 3, "Behandlet of the personal namespace"
     with restarted.db.session() as session:
         assert session.scalar(select(func.count()).select_from(m.IntakeRecord)) == 3
         assert session.scalar(select(func.count()).select_from(m.JournalEntry)) == 3

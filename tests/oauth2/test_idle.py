@@ -3,6 +3,9 @@
 The poll interval is an hour, so a receipt within the test's wait can only come from IDLE. The delay from APPEND
 to the receipt at the SMTP server is printed (run with -s) and kept in $POSTMOTTAK_IDLE_DELAYS_FILE when set; it
 is reported in benchmarks/README.md, not asserted.
+
+The IDLE tests run on Dovecot (XOAUTH2) and on Cyrus (password; default namespace and altnamespace). Cyrus without
+its idled daemon reports new mail to an idling client only every `imapidlepoll` seconds; the test server sets 1 s.
 """
 
 from __future__ import annotations
@@ -26,8 +29,9 @@ import pytest
 from postmottak.intake.scheduler import SerialCycle
 from tests import mailfactory as mf
 from tests.oauth2.helpers import CLIENT_SECRET, KEY, TokenEndpoint, settings_for, toml_config
+from tests.servers.cyrus import CyrusServer
 from tests.servers.dovecot import DovecotServer
-from tests.servers.fixtures import _require_dovecot
+from tests.servers.fixtures import _require_dovecot, running_cyrus, running_dovecot
 from tests.servers.smtp import SmtpSink
 
 REPO = Path(__file__).resolve().parents[2]
@@ -55,18 +59,22 @@ class Worker:
 
 
 @contextmanager
-def running_worker(tmp_path: Path, dovecot: DovecotServer, sink: SmtpSink, endpoint: TokenEndpoint,
+def running_worker(tmp_path: Path, dovecot: DovecotServer | CyrusServer, sink: SmtpSink, endpoint: TokenEndpoint,
                    interval_seconds: int = 3600) -> Iterator[Worker]:
-    """`postmottak run` in a subprocess (XOAUTH2 to both servers), stopped with SIGTERM afterwards."""
+    """`postmottak run` in a subprocess (XOAUTH2 to both servers; password to Cyrus), stopped with SIGTERM."""
+    password = isinstance(dovecot, CyrusServer)  # Cyrus's test instance has no XOAUTH2
     settings = settings_for(
         tmp_path, imap=dovecot, smtp=sink, endpoint=endpoint,
-        imap_extra={"idle": True, "idle_timeout_seconds": 2},  # re-issued often, to exercise the renewal too
+        imap_extra={"idle": True, "idle_timeout_seconds": 2,  # re-issued often, to exercise the renewal too
+                    **({"auth": "password"} if password else {})},
     )
     settings.schedule.interval_seconds = interval_seconds
     settings.intake.parse_workers = 1
     config = toml_config(settings, tmp_path / "postmottak.toml")
     log_path = tmp_path / "worker.log"
     env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "POSTMOTTAK_OAUTH2__CLIENT_SECRET": CLIENT_SECRET}
+    if password:
+        env["POSTMOTTAK_IMAP__PASSWORD"] = dovecot.password
     with log_path.open("wb") as log_file:
         process = subprocess.Popen(
             [sys.executable, "-m", "postmottak", "--config", str(config), "run"],
@@ -84,21 +92,30 @@ def running_worker(tmp_path: Path, dovecot: DovecotServer, sink: SmtpSink, endpo
                 process.wait()
 
 
+@pytest.fixture(params=["dovecot", "cyrus-default", "cyrus-altnamespace"])
+def idle_server(request: pytest.FixtureRequest) -> Iterator[DovecotServer | CyrusServer]:
+    """Dovecot accepting XOAUTH2, or Cyrus (imapidlepoll 1 s) in its default namespace or with altnamespace."""
+    if request.param == "dovecot":
+        yield from running_dovecot(oauth2_key=KEY)
+    else:
+        yield from running_cyrus(altnamespace=request.param == "cyrus-altnamespace")
+
+
 @pytest.fixture
-def worker(tmp_path: Path, dovecot_oauth2: DovecotServer, smtp_oauth2: SmtpSink,
+def worker(tmp_path: Path, idle_server: DovecotServer | CyrusServer, smtp_oauth2: SmtpSink,
            endpoint: TokenEndpoint) -> Iterator[Worker]:
-    with running_worker(tmp_path, dovecot_oauth2, smtp_oauth2, endpoint) as started:
+    with running_worker(tmp_path, idle_server, smtp_oauth2, endpoint) as started:
         yield started
 
 
-def append_response(server: DovecotServer, n: int) -> float:
+def append_response(server: DovecotServer | CyrusServer, n: int) -> float:
     raw = mf.response_mail(sender_addr=f"svar{n}@example.no", message_id=f"<idle-{n}-{time.time_ns()}@example.no>")
     started = time.time()
     server.append(raw, ON_TIME)
     return started
 
 
-def test_idle_answers_new_mail_within_seconds(worker: Worker, dovecot_oauth2: DovecotServer,
+def test_idle_answers_new_mail_within_seconds(worker: Worker, idle_server: DovecotServer | CyrusServer,
                                               smtp_oauth2: SmtpSink) -> None:
     worker.wait_for_log("IMAP IDLE on INBOX")
     worker.wait_for_log("nothing new")  # the start-up cycle is done
@@ -106,7 +123,7 @@ def test_idle_answers_new_mail_within_seconds(worker: Worker, dovecot_oauth2: Do
     for n in range(1, 6):
         if n == 3:
             time.sleep(2.5)  # let at least one IDLE renewal (every 2 s here) happen while waiting
-        started = append_response(dovecot_oauth2, n)
+        started = append_response(idle_server, n)
         received = smtp_oauth2.wait_for(n, timeout=WAIT_SECONDS)[-1]
         assert received.rcpt_tos == (f"svar{n}@example.no",)
         assert received.auth_login == "postmottak"  # XOAUTH2
@@ -115,7 +132,8 @@ def test_idle_answers_new_mail_within_seconds(worker: Worker, dovecot_oauth2: Do
     assert "IMAP IDLE interrupted" not in worker.log()
     assert CLIENT_SECRET not in worker.log() and "eyJ" not in worker.log()  # no secret, no token (JWT) logged
     median = statistics.median(delays)
-    print(f"\nIDLE: APPEND -> receipt delays {[round(d, 3) for d in delays]} s, median {median:.3f} s")
+    rounded = [round(d, 3) for d in delays]
+    print(f"\nIDLE ({idle_server.name}): APPEND -> receipt delays {rounded} s, median {median:.3f} s")
     target = os.environ.get("POSTMOTTAK_IDLE_DELAYS_FILE")
     if target:
         Path(target).write_text(json.dumps({"delays_s": delays, "median_s": median}) + "\n", encoding="utf-8")
@@ -125,31 +143,33 @@ def test_idle_answers_new_mail_within_seconds(worker: Worker, dovecot_oauth2: Do
     assert "stopped" in worker.log()
 
 
-def test_idle_recovers_after_server_restart(worker: Worker, dovecot_oauth2: DovecotServer,
+@pytest.mark.parametrize("idle_server", ["dovecot", "cyrus-default"], indirect=True)  # namespace-neutral
+def test_idle_recovers_after_server_restart(worker: Worker, idle_server: DovecotServer | CyrusServer,
                                             smtp_oauth2: SmtpSink) -> None:
     worker.wait_for_log("IMAP IDLE on INBOX")
-    append_response(dovecot_oauth2, 1)
+    append_response(idle_server, 1)
     smtp_oauth2.wait_for(1, timeout=WAIT_SECONDS)
-    dovecot_oauth2.restart()  # the IDLE connection breaks (BYE / EOF)
+    idle_server.restart()  # the IDLE connection breaks (BYE / EOF)
     worker.wait_for_log("IMAP IDLE interrupted")
     worker.wait_for_log("IMAP IDLE on INBOX", count=2)  # reconnected (with a fresh login)
-    append_response(dovecot_oauth2, 2)
+    append_response(idle_server, 2)
     second = smtp_oauth2.wait_for(2, timeout=WAIT_SECONDS)[-1]
     assert second.rcpt_tos == ("svar2@example.no",)
     assert worker.process.poll() is None
     print("\n" + worker.log())
 
 
-def test_idle_recovers_after_server_crash(worker: Worker, dovecot_oauth2: DovecotServer,
+@pytest.mark.parametrize("idle_server", ["dovecot", "cyrus-default"], indirect=True)  # namespace-neutral
+def test_idle_recovers_after_server_crash(worker: Worker, idle_server: DovecotServer | CyrusServer,
                                           smtp_oauth2: SmtpSink) -> None:
     """No BYE at all (killed): the watcher notices the closed socket and reconnects once the server is back."""
     worker.wait_for_log("IMAP IDLE on INBOX")
-    dovecot_oauth2.stop(graceful=False)
+    idle_server.stop(graceful=False)
     worker.wait_for_log("IMAP IDLE interrupted")
     time.sleep(1.5)  # a reconnect attempt fails while the server is down
-    dovecot_oauth2.start()
+    idle_server.start()
     worker.wait_for_log("IMAP IDLE on INBOX", count=2)
-    append_response(dovecot_oauth2, 1)
+    append_response(idle_server, 1)
     assert smtp_oauth2.wait_for(1, timeout=WAIT_SECONDS)[-1].rcpt_tos == ("svar1@example.no",)
 
 

@@ -82,6 +82,10 @@ class DovecotServer:
     """A Dovecot instance owned by the test. Use as a context manager or call start()/stop()."""
 
     host = "127.0.0.1"
+    kind = "dovecot"
+    name = "dovecot"
+    separator = "/"  # namespace inbox below: personal folders next to INBOX, levels split by "/"
+    personal_prefix = ""
 
     def __init__(
         self,
@@ -112,6 +116,7 @@ class DovecotServer:
         self.log_path = self.root_dir / "dovecot.log"
         self._process: subprocess.Popen[bytes] | None = None
         self._admin: IMAPClient | None = None
+        self._refused_modes: dict[Path, int] = {}  # directories made read-only by refuse_new_folders()
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -432,7 +437,14 @@ namespace inbox {{
         """Append a message with the given INTERNALDATE (must be tz-aware); returns its UID."""
         if internaldate.tzinfo is None or internaldate.utcoffset() is None:
             raise ValueError("internaldate must be timezone-aware")
-        response = self._admin_client().append(folder, raw, flags=tuple(flags), msg_time=internaldate)
+        refused = bool(self._refused_modes)  # delivering needs the mail directory writable (dovecot-uidlist)
+        if refused:
+            self.allow_new_folders()
+        try:
+            response = self._admin_client().append(folder, raw, flags=tuple(flags), msg_time=internaldate)
+        finally:
+            if refused:
+                self.refuse_new_folders()
         # Dovecot answers with UIDPLUS: b"[APPENDUID <uidvalidity> <uid>] Append completed."
         text = response.decode() if isinstance(response, bytes) else str(response)
         if "APPENDUID" not in text:
@@ -516,3 +528,23 @@ namespace inbox {{
         if result.returncode != 0:
             raise DovecotError(f"doveadm {' '.join(args)} failed ({result.returncode}): {result.stderr.strip()}")
         return result.stdout
+
+    def personal(self, name: str) -> str:
+        """The full name of the user's folder `name` (levels written with "/"): the same on this namespace."""
+        return self.personal_prefix + name.replace("/", self.separator)
+
+    def refuse_new_folders(self) -> None:
+        """Make CREATE fail (NO): the mail directory becomes read-only for the user Dovecot accesses mail as.
+
+        append() lifts it for the delivery (the folder's own index files live there too)."""
+        self._close_admin()
+        for path in (self.root_dir / "mail").rglob("*"):
+            if path.is_dir() and path.name not in ("cur", "new", "tmp"):
+                self._refused_modes.setdefault(path, path.stat().st_mode & 0o7777)
+                path.chmod(0o555)
+
+    def allow_new_folders(self) -> None:
+        """Undo refuse_new_folders()."""
+        for path, mode in self._refused_modes.items():
+            path.chmod(mode)
+        self._refused_modes.clear()
