@@ -383,3 +383,46 @@ Index(
     "ix_mail_locations_pending_move", MailLocation.source_key, MailLocation.uidvalidity,
     sqlite_where=MailLocation.moved_at.is_(None), postgresql_where=MailLocation.moved_at.is_(None),
 )
+
+
+# Migration 0005: workers and the leases through which each mailbox is read by exactly one of them.
+class Worker(Base):
+    """One running worker process: its last heartbeat, and what its registering transactions did."""
+
+    __tablename__ = "workers"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    host: Mapped[str] = mapped_column(String(255))
+    pid: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[datetime]
+    heartbeat_at: Mapped[datetime] = mapped_column(index=True)
+    stopped_at: Mapped[datetime | None]
+    commits: Mapped[int] = mapped_column(BigInteger, default=0)  # registering transactions that passed the fence
+    last_commit_at: Mapped[datetime | None]
+    rejected: Mapped[int] = mapped_column(BigInteger, default=0)  # registering transactions the fence refused
+
+
+class MailboxLease(Base):
+    """Who reads a mailbox now. `token` grows with every grant; a registering transaction checks it (fencing)."""
+
+    __tablename__ = "mailbox_leases"
+
+    mailbox: Mapped[str] = mapped_column(String(64), primary_key=True)
+    holder: Mapped[str | None] = mapped_column(String(64))
+    token: Mapped[int] = mapped_column(BigInteger, default=0)
+    acquired_at: Mapped[datetime | None]
+    expires_at: Mapped[datetime | None]
+
+
+class LeaseGrant(Base):
+    """Every grant of a lease: who took which mailbox when, and from whom (takeovers, for status and tests)."""
+
+    __tablename__ = "lease_grants"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    mailbox: Mapped[str] = mapped_column(String(64), index=True)
+    token: Mapped[int] = mapped_column(BigInteger)
+    worker_id: Mapped[str] = mapped_column(String(64))
+    previous_holder: Mapped[str | None] = mapped_column(String(64))
+    previous_expired_at: Mapped[datetime | None]
+    acquired_at: Mapped[datetime]

@@ -7,6 +7,7 @@ the pieces fit together is made once.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from postmottak.casefile import cases as case_store
 from postmottak.casefile.db import Database, DatabaseUnavailable
@@ -18,8 +19,12 @@ from postmottak.intake.sources.base import MailSource
 from postmottak.intake.sources.folder import FolderSource
 from postmottak.intake.sources.imap import ImapConfig, ImapSource
 
+if TYPE_CHECKING:
+    from postmottak.intake.fleet import Fleet
+
 __all__ = [
-    "ConfigError", "DatabaseUnavailable", "build_worker", "document_store", "load_settings", "mail_source",
+    "ConfigError", "DatabaseUnavailable", "build_fleet", "build_mailbox_worker", "build_worker",
+    "document_store", "load_settings", "mail_source",
     "open_database",
 ]
 
@@ -63,3 +68,16 @@ def build_worker(settings: Settings, db: Database | None = None, *, folder: Path
         store=document_store(settings),
         source=mail_source(settings, folder),
     )
+
+
+def build_mailbox_worker(settings: Settings, db: Database, mailbox: str) -> Intake:
+    """The intake worker of one configured mailbox (`[[mailboxes]]` name, or "default")."""
+    return build_worker(settings.for_mailbox(mailbox), db)
+
+
+def build_fleet(settings: Settings, db: Database | None = None) -> "Fleet":
+    """This process as one of several workers sharing the configured mailboxes through leases."""
+    from postmottak.intake.fleet import Fleet
+
+    database = db or open_database(settings)
+    return Fleet(settings, database, lambda mailbox: build_mailbox_worker(settings, database, mailbox))

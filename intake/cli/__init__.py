@@ -10,7 +10,7 @@ import typer
 
 from postmottak.casefile.db import DatabaseUnavailable
 from postmottak.intake.check import check_command
-from postmottak.intake.cli import archive, commands, dashboard, receipts
+from postmottak.intake.cli import archive, commands, dashboard, receipts, workers
 from postmottak.intake.cli.context import CliContext, setup_logging
 
 app = typer.Typer(
@@ -38,6 +38,8 @@ app.command("journal")(archive.journal_command)
 app.add_typer(receipts.receipts_app, name="receipts")
 dashboard.register_dashboard_commands(app)  # serve, users, list, show, review
 app.command("check")(check_command)
+app.registered_commands.extend(workers.workers_app.registered_commands)  # workers
+app.add_typer(workers.mailboxes_app, name="mailboxes")
 
 
 def main() -> None:
