@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
-from sqlalchemy import event, or_, select, text, update
+from sqlalchemy import event, func, or_, select, text, update
 from sqlalchemy.orm import Session
 
 from postmottak.casefile import models as m
@@ -60,8 +60,7 @@ def heartbeat(session: Session, worker_id: str, host: str, pid: int) -> datetime
     now = db_now(session)
     worker = session.get(m.Worker, worker_id)
     if worker is None:
-        session.add(m.Worker(id=worker_id, host=host, pid=pid, started_at=now, heartbeat_at=now, commits=0,
-                             rejected=0))
+        session.add(m.Worker(id=worker_id, host=host, pid=pid, started_at=now, heartbeat_at=now, rejected=0))
     else:
         worker.heartbeat_at = now
     session.flush()
@@ -140,7 +139,7 @@ def try_acquire(session: Session, mailbox: str, worker_id: str, seconds: float) 
         return None
     session.add(
         m.LeaseGrant(mailbox=mailbox, token=lease.token + 1, worker_id=worker_id, previous_holder=previous,
-                     previous_expired_at=previous_expiry if previous else None, acquired_at=now)
+                     previous_expired_at=previous_expiry if previous else None, acquired_at=now, commits=0)
     )
     return lease.token + 1
 
@@ -172,9 +171,9 @@ def fence(session: Session, mailbox: str, worker_id: str, token: int) -> None:
     if not result.rowcount:  # type: ignore[attr-defined]
         raise LeaseLost(f"the lease on mailbox {mailbox!r} (token {token}) is no longer held by this worker")
     session.execute(
-        update(m.Worker)
-        .where(m.Worker.id == worker_id)
-        .values(commits=m.Worker.commits + 1, last_commit_at=now)
+        update(m.LeaseGrant)
+        .where(m.LeaseGrant.mailbox == mailbox, m.LeaseGrant.token == token)
+        .values(commits=m.LeaseGrant.commits + 1, last_commit_at=now)
         .execution_options(synchronize_session=False)
     )
 
@@ -200,12 +199,17 @@ def overview(session: Session, *, since: datetime | None = None) -> tuple[list[W
     for lease in rows:
         if lease.holder is not None and lease.expires_at is not None and lease.expires_at > now:
             held.setdefault(lease.holder, []).append(lease.mailbox)
+    commits = dict(
+        session.execute(select(m.LeaseGrant.worker_id, func.sum(m.LeaseGrant.commits)).group_by(m.LeaseGrant.worker_id))
+        .tuples()
+        .all()
+    )
     query = select(m.Worker).order_by(m.Worker.host, m.Worker.started_at)
     if since is not None:
         query = query.where(or_(m.Worker.stopped_at.is_(None), m.Worker.stopped_at > since))
     workers = [
-        WorkerRow(w.id, w.host, w.pid, w.started_at, w.heartbeat_at, w.stopped_at, w.commits, w.rejected,
-                  tuple(held.get(w.id, ())))
+        WorkerRow(w.id, w.host, w.pid, w.started_at, w.heartbeat_at, w.stopped_at, int(commits.get(w.id) or 0),
+                  w.rejected, tuple(held.get(w.id, ())))
         for w in session.scalars(query)
     ]
     return workers, rows

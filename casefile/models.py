@@ -397,8 +397,6 @@ class Worker(Base):
     started_at: Mapped[datetime]
     heartbeat_at: Mapped[datetime] = mapped_column(index=True)
     stopped_at: Mapped[datetime | None]
-    commits: Mapped[int] = mapped_column(BigInteger, default=0)  # registering transactions that passed the fence
-    last_commit_at: Mapped[datetime | None]
     rejected: Mapped[int] = mapped_column(BigInteger, default=0)  # registering transactions the fence refused
 
 
@@ -415,9 +413,11 @@ class MailboxLease(Base):
 
 
 class LeaseGrant(Base):
-    """Every grant of a lease: who took which mailbox when, and from whom (takeovers, for status and tests)."""
+    """Every grant of a lease: who took which mailbox when, from whom, and its last registering commit (which
+    must come before the next grant's acquired_at: the fencing guarantee, checkable afterwards)."""
 
     __tablename__ = "lease_grants"
+    __table_args__ = (UniqueConstraint("mailbox", "token", name="uq_lease_grants_mailbox_token"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     mailbox: Mapped[str] = mapped_column(String(64), index=True)
@@ -426,3 +426,5 @@ class LeaseGrant(Base):
     previous_holder: Mapped[str | None] = mapped_column(String(64))
     previous_expired_at: Mapped[datetime | None]
     acquired_at: Mapped[datetime]
+    commits: Mapped[int] = mapped_column(BigInteger, default=0)  # registering transactions that passed the fence
+    last_commit_at: Mapped[datetime | None]

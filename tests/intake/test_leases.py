@@ -59,8 +59,10 @@ def test_the_old_holder_can_neither_renew_nor_commit_after_a_takeover(database: 
             leases.fence(session, "postmottak", "worker-a", old)
     with database.session() as session:
         assert session.get(m.Sequence, "written-by-the-old-holder") is None  # rolled back with the refusal
-        worker = session.get(m.Worker, "worker-a")
-        assert worker is not None and worker.commits == 1
+        grant = session.scalar(select(m.LeaseGrant).where(m.LeaseGrant.token == old))
+        successor = session.scalar(select(m.LeaseGrant).where(m.LeaseGrant.token == old + 1))
+        assert grant is not None and successor is not None and grant.commits == 1
+        assert grant.last_commit_at is not None and grant.last_commit_at < successor.acquired_at
 
 
 def test_renewal_keeps_a_lease_past_its_first_expiry(database: Database) -> None:

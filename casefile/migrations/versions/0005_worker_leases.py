@@ -27,8 +27,6 @@ def upgrade() -> None:
         sa.Column('started_at', sa.DateTime(timezone=True), nullable=False),
         sa.Column('heartbeat_at', sa.DateTime(timezone=True), nullable=False),
         sa.Column('stopped_at', sa.DateTime(timezone=True), nullable=True),
-        sa.Column('commits', sa.BigInteger(), nullable=False),
-        sa.Column('last_commit_at', sa.DateTime(timezone=True), nullable=True),
         sa.Column('rejected', sa.BigInteger(), nullable=False),
         sa.PrimaryKeyConstraint('id'),
     )
@@ -51,7 +49,10 @@ def upgrade() -> None:
         sa.Column('previous_holder', sa.String(length=64), nullable=True),
         sa.Column('previous_expired_at', sa.DateTime(timezone=True), nullable=True),
         sa.Column('acquired_at', sa.DateTime(timezone=True), nullable=False),
+        sa.Column('commits', sa.BigInteger(), nullable=False),
+        sa.Column('last_commit_at', sa.DateTime(timezone=True), nullable=True),
         sa.PrimaryKeyConstraint('id'),
+        sa.UniqueConstraint('mailbox', 'token', name='uq_lease_grants_mailbox_token'),
     )
     op.create_index('ix_lease_grants_mailbox', 'lease_grants', ['mailbox'], unique=False)
 
