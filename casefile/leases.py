@@ -199,11 +199,12 @@ def overview(session: Session, *, since: datetime | None = None) -> tuple[list[W
     for lease in rows:
         if lease.holder is not None and lease.expires_at is not None and lease.expires_at > now:
             held.setdefault(lease.holder, []).append(lease.mailbox)
-    commits = dict(
-        session.execute(select(m.LeaseGrant.worker_id, func.sum(m.LeaseGrant.commits)).group_by(m.LeaseGrant.worker_id))
-        .tuples()
-        .all()
-    )
+    commits = {
+        worker: total
+        for worker, total in session.execute(
+            select(m.LeaseGrant.worker_id, func.sum(m.LeaseGrant.commits)).group_by(m.LeaseGrant.worker_id)
+        )
+    }
     query = select(m.Worker).order_by(m.Worker.host, m.Worker.started_at)
     if since is not None:
         query = query.where(or_(m.Worker.stopped_at.is_(None), m.Worker.stopped_at > since))

@@ -26,6 +26,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     String,
     Text,
     UniqueConstraint,
@@ -428,3 +429,26 @@ class LeaseGrant(Base):
     acquired_at: Mapped[datetime]
     commits: Mapped[int] = mapped_column(BigInteger, default=0)  # registering transactions that passed the fence
     last_commit_at: Mapped[datetime | None]
+
+
+# Migration 0005: documents in the case database (`[storage] backend = "database"`), reachable from every host.
+class StoredFile(Base):
+    """A complete stored file (its chunks are all written when this row exists), keyed like the file store."""
+
+    __tablename__ = "stored_files"
+
+    relative_path: Mapped[str] = mapped_column(String(255), primary_key=True)
+    sha256: Mapped[str] = mapped_column(String(64))
+    size: Mapped[int] = mapped_column(BigInteger)
+    chunks: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class StoredFileChunk(Base):
+    """One piece (at most 1 MiB) of a stored file, so no file is ever held whole in one value."""
+
+    __tablename__ = "stored_file_chunks"
+
+    relative_path: Mapped[str] = mapped_column(String(255), primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True)
+    data: Mapped[bytes] = mapped_column(LargeBinary)

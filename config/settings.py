@@ -59,6 +59,7 @@ class DatabaseSettings(_Section):
 
 class StorageSettings(_Section):
     path: str = "var/documents"
+    backend: Literal["filesystem", "database"] = "filesystem"  # database: documents in the case database
 
 
 class ImapSettings(_SecretFiles):

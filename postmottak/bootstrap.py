@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from postmottak.casefile import cases as case_store
 from postmottak.casefile.db import Database, DatabaseUnavailable
+from postmottak.casefile.blobstore import open_store
 from postmottak.casefile.storage import DocumentStore
 from postmottak.config.settings import ConfigError, Settings, load_settings
 from postmottak.intake.oauth2 import token_client
@@ -37,8 +38,9 @@ def open_database(settings: Settings) -> Database:
     return db
 
 
-def document_store(settings: Settings) -> DocumentStore:
-    return DocumentStore(settings.storage_path)
+def document_store(settings: Settings, db: Database | None = None) -> DocumentStore:
+    """The configured store: files under [storage] path, or chunks in the case database (`backend`)."""
+    return open_store(settings.storage.backend, settings.storage_path, db)  # type: ignore[return-value]
 
 
 def mail_source(settings: Settings, folder: Path | None = None) -> MailSource:
@@ -62,10 +64,11 @@ def mail_source(settings: Settings, folder: Path | None = None) -> MailSource:
 
 def build_worker(settings: Settings, db: Database | None = None, *, folder: Path | None = None) -> Intake:
     """The intake worker for the configured source (or for a folder export)."""
+    database = db or open_database(settings)
     return Intake(
         settings=settings,
-        db=db or open_database(settings),
-        store=document_store(settings),
+        db=database,
+        store=document_store(settings, database),
         source=mail_source(settings, folder),
     )
 

@@ -10,7 +10,7 @@ import typer
 
 from postmottak.casefile.db import DatabaseUnavailable
 from postmottak.intake.check import check_command
-from postmottak.intake.cli import archive, commands, dashboard, receipts, workers
+from postmottak.intake.cli import archive, commands, dashboard, receipts, storage, workers
 from postmottak.intake.cli.context import CliContext, setup_logging
 
 app = typer.Typer(
@@ -40,6 +40,7 @@ dashboard.register_dashboard_commands(app)  # serve, users, list, show, review
 app.command("check")(check_command)
 app.registered_commands.extend(workers.workers_app.registered_commands)  # workers
 app.add_typer(workers.mailboxes_app, name="mailboxes")
+app.add_typer(storage.storage_app, name="storage")
 
 
 def main() -> None:

@@ -1,4 +1,5 @@
-"""workers and mailbox leases (several workers, several mailboxes, one reader per mailbox)
+"""workers and mailbox leases (several workers, several mailboxes, one reader per mailbox); stored files in the
+database (chunked), for documents reachable from every host
 
 Revision ID: 0005
 Revises: 0002
@@ -55,9 +56,27 @@ def upgrade() -> None:
         sa.UniqueConstraint('mailbox', 'token', name='uq_lease_grants_mailbox_token'),
     )
     op.create_index('ix_lease_grants_mailbox', 'lease_grants', ['mailbox'], unique=False)
+    op.create_table(
+        'stored_files',
+        sa.Column('relative_path', sa.String(length=255), nullable=False),
+        sa.Column('sha256', sa.String(length=64), nullable=False),
+        sa.Column('size', sa.BigInteger(), nullable=False),
+        sa.Column('chunks', sa.Integer(), nullable=False),
+        sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint('relative_path'),
+    )
+    op.create_table(
+        'stored_file_chunks',
+        sa.Column('relative_path', sa.String(length=255), nullable=False),
+        sa.Column('seq', sa.Integer(), nullable=False),
+        sa.Column('data', sa.LargeBinary(), nullable=False),
+        sa.PrimaryKeyConstraint('relative_path', 'seq'),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table('stored_file_chunks')
+    op.drop_table('stored_files')
     op.drop_index('ix_lease_grants_mailbox', table_name='lease_grants')
     op.drop_table('lease_grants')
     op.drop_table('mailbox_leases')
