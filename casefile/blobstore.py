@@ -202,8 +202,9 @@ class MigrationReport:
 def referenced_files(db: Database) -> Iterator[tuple[str, str]]:
     """(relative path, sha256) of every file the case database refers to: raw mails and documents."""
     with db.session() as session:
-        rows = {(path, sha) for path, sha in session.execute(select(m.IntakeRecord.raw_path, m.IntakeRecord.raw_sha256))}
-        rows |= {(path, sha) for path, sha in session.execute(select(m.Document.storage_path, m.Document.sha256))}
+        raw = session.execute(select(m.IntakeRecord.raw_path, m.IntakeRecord.raw_sha256))
+        documents = session.execute(select(m.Document.storage_path, m.Document.sha256))
+        rows = {(path, sha) for path, sha in raw} | {(path, sha) for path, sha in documents}
     yield from sorted(rows)
 
 
