@@ -23,7 +23,6 @@ from sqlalchemy import func, select
 
 from postmottak.casefile import models as m
 from postmottak.casefile.db import Database
-from postmottak.casefile.storage import DocumentStore
 from tests import mailfactory as mf
 from tests.servers.dovecot import DovecotServer
 from tests.servers.smtp import SmtpSink
@@ -37,6 +36,7 @@ from .helpers import (
     run_cli,
     sink_receipts,
     start_cli,
+    stored_documents,
     worker_env,
     write_config,
 )
@@ -52,10 +52,32 @@ RUN_LIMIT = 60  # seconds a worker may run before it is killed anyway
 def test_sigkill_at_random_points_loses_and_doubles_nothing(
     dovecot_server: DovecotServer, smtp_sink: SmtpSink, tmp_path: Path, db_url: str, figures
 ) -> None:  # type: ignore[no-untyped-def]
+    _crash_run(dovecot_server, smtp_sink, tmp_path, db_url, figures, mails=MAILS, kills=KILLS, backend="filesystem")
+
+
+def test_sigkill_with_documents_in_the_database_loses_and_doubles_nothing(
+    dovecot_server: DovecotServer, smtp_sink: SmtpSink, tmp_path: Path, figures
+) -> None:  # type: ignore[no-untyped-def]
+    """The same, reduced (40 mails, 6 kills), with `[storage] backend = "database"` on PostgreSQL."""
+    from tests.dbutil import database_url
+
+    from .test_faults import _postgres_url
+
+    _postgres_url()
+    with database_url("postgresql", tmp_path) as url:
+        _crash_run(dovecot_server, smtp_sink, tmp_path, url, figures, mails=40, kills=6, backend="database")
+
+
+def _crash_run(
+    dovecot_server: DovecotServer, smtp_sink: SmtpSink, tmp_path: Path, db_url: str, figures, *,  # type: ignore[no-untyped-def]
+    mails: int, kills: int, backend: str,
+) -> None:
+    MAILS, KILLS = mails, kills  # noqa: N806 - the module's figures, reduced for the database-backend run
     rng = random.Random(SEED)
     items = mf.realistic_mailbox_items(MAILS, seed=SEED)
     by_uid = {dovecot_server.append(item.raw, item.internaldate): item for item in items}
-    config = write_config(tmp_path, db_url=db_url, imap=dovecot_server, smtp=smtp_sink, claim_seconds=CLAIM_SECONDS)
+    config = write_config(tmp_path, db_url=db_url, imap=dovecot_server, smtp=smtp_sink, claim_seconds=CLAIM_SECONDS,
+                          storage_backend=backend)
     env = worker_env(tmp_path, dovecot_server.password)
     log = tmp_path / "worker.log"
 
@@ -103,7 +125,7 @@ def test_sigkill_at_random_points_loses_and_doubles_nothing(
                 pending = session.scalar(select(m.Receipt.id).where(m.Receipt.status == "pending").limit(1))
             if pending is None:
                 break
-        census = check_invariants(db, DocumentStore(tmp_path / "documents"))
+        census = check_invariants(db, stored_documents(db, tmp_path, backend))
 
         # Every mail exactly one record (one location per UID), with the status it gets without crashes.
         with db.session() as session:
@@ -138,7 +160,7 @@ def test_sigkill_at_random_points_loses_and_doubles_nothing(
         db.dispose()
 
     figures(
-        backend=db_url.split(":", 1)[0], mails=len(by_uid), kills=kills, completed_runs=completed,
+        backend=db_url.split(":", 1)[0], storage=backend, mails=len(by_uid), kills=kills, completed_runs=completed,
         registered=census.by_status["registered"], receipts_sent=len(sent), receipts_at_server=sum(arrived.values()),
         duplicate_receipts=extra, kill_phases=dict(phases), files_verified=census.files_verified, orphaned_children=orphans,
     )
