@@ -3,6 +3,7 @@ the even spread over live workers, and `[[mailboxes]]` settings."""
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
@@ -156,3 +157,29 @@ def test_single_imap_section_is_one_mailbox_without_leases(tmp_path: Path) -> No
 def test_bad_mailboxes_are_named_in_the_error(tmp_path: Path, body: str, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         load_settings(_config(tmp_path, body))
+
+
+def test_a_takeover_waits_for_the_holders_open_registering_transaction(tmp_path: Path) -> None:
+    """PostgreSQL: while the holder's registering transaction has passed the fence, the lease row is locked; a
+    takeover skips it (try again next round), and once the holder commits, its commit came before the takeover."""
+    from tests.dbutil import PG_ENV, migrated_database
+
+    if not os.environ.get(PG_ENV):
+        if os.environ.get("CI", "").lower() in {"1", "true", "yes"}:
+            pytest.fail(f"{PG_ENV} must name a PostgreSQL in CI")
+        pytest.skip(f"{PG_ENV} not set")
+    with migrated_database("postgresql", tmp_path) as db:
+        token = _take(db, "postmottak", "worker-a")
+        assert token is not None
+        with db.session() as holder:
+            leases.fence(holder, "postmottak", "worker-a", token)
+            time.sleep(LEASE_S + 0.2)  # expired meanwhile, but the row is locked by this open transaction
+            with db.session() as other:
+                leases.heartbeat(other, "worker-b", "host", 2)
+            with db.session() as other:
+                assert leases.try_acquire(other, "postmottak", "worker-b", 30) is None
+        with db.session() as other:
+            assert leases.try_acquire(other, "postmottak", "worker-b", 30) == token + 1
+        with pytest.raises(LeaseLost):
+            with db.session() as holder:
+                leases.fence(holder, "postmottak", "worker-a", token)
