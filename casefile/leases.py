@@ -232,3 +232,19 @@ def limit_idle_transactions(db: Database, seconds: float) -> None:
         dbapi_connection.commit()
 
     db.engine.dispose()  # connections made before carry no limit
+
+
+@dataclass(frozen=True)
+class MailboxPoll:
+    source_key: str
+    last_poll_at: datetime | None
+    last_success_at: datetime | None
+    failing: bool
+
+
+def mailbox_polls(session: Session) -> list[MailboxPoll]:
+    """Each source folder's last poll and last successful poll (per mailbox monitoring)."""
+    return [
+        MailboxPoll(state.source_key, state.last_poll_at, state.last_success_at, bool(state.last_error))
+        for state in session.scalars(select(m.MailboxState).order_by(m.MailboxState.source_key))
+    ]
