@@ -1,6 +1,8 @@
 """Three workers, four mailboxes, one PostgreSQL: a worker killed and a worker paused past its lease lose nothing.
 
 Real processes (`postmottak run`), real Dovecot (four folders, one mailbox each), a real SMTP sink for receipts.
+Each worker has a storage root of its own, as on separate hosts, and keeps the documents in the database
+(`[storage] backend = "database"`), so whoever takes a mailbox over reaches everything stored before.
 Mail arrives in waves while the worker holding two mailboxes is SIGKILLed (its whole process group, as when a host
 dies) in the middle of registering, and another worker is SIGSTOPped for longer than its lease and then
 SIGCONTed. Afterwards: every mail registered exactly once, every receipt sent (at most one twice per failure),
@@ -23,7 +25,6 @@ from sqlalchemy import func, select
 
 from postmottak.casefile import models as m
 from postmottak.casefile.db import Database
-from postmottak.casefile.storage import DocumentStore
 from tests import mailfactory as mf
 from tests.servers.dovecot import DovecotServer
 from tests.servers.smtp import SmtpSink
@@ -36,6 +37,7 @@ from .helpers import (
     sink_receipts,
     start_cli,
     stop,
+    stored_documents,
     worker_env,
     write_config,
 )
@@ -60,7 +62,7 @@ def _config(tmp_path: Path, db_url: str, server: DovecotServer, sink: SmtpSink) 
             "idle = false",
         ]
     extra = "\n".join([*boxes, "[leases]", f"seconds = {LEASE_S}", "renew_seconds = 1"]) + "\n"
-    return write_config(tmp_path, db_url=db_url, smtp=sink, claim_seconds=5, extra=extra)
+    return write_config(tmp_path, db_url=db_url, smtp=sink, claim_seconds=5, extra=extra, storage_backend="database")
 
 
 def _wait(condition: Callable[[], bool], timeout: float, what: str) -> None:
@@ -145,9 +147,9 @@ def test_killed_and_paused_workers_lose_no_mail_and_their_successors_take_over_w
         db = Database(db_url)
         observe = Observer(db)
         config = _config(tmp_path, db_url, dovecot_server, smtp_sink)
-        env = worker_env(tmp_path)
         logs = [tmp_path / f"worker{n}.log" for n in range(3)]
-        workers = [start_cli(config, "run", env=env, log=log) for log in logs]
+        hosts = [{**worker_env(tmp_path), "POSTMOTTAK_STORAGE__PATH": str(tmp_path / f"host{n}")} for n in range(3)]
+        workers = [start_cli(config, "run", env=env, log=log) for env, log in zip(hosts, logs, strict=True)]
         by_pid = {process.pid: (process, log) for process, log in zip(workers, logs, strict=True)}
         total = _append_wave(dovecot_server, 0, list(FOLDERS))
         try:
@@ -202,7 +204,7 @@ def test_killed_and_paused_workers_lose_no_mail_and_their_successors_take_over_w
                 reap_group(process)
 
         try:
-            census = check_invariants(db, DocumentStore(tmp_path / "documents"))
+            census = check_invariants(db, stored_documents(db, tmp_path, "database"))
             with db.session() as session:
                 locations = Counter(session.execute(select(m.MailLocation.source_key, m.MailLocation.uid)).all())
                 grants = list(session.scalars(select(m.LeaseGrant).order_by(m.LeaseGrant.mailbox, m.LeaseGrant.token)))
@@ -230,6 +232,7 @@ def test_killed_and_paused_workers_lose_no_mail_and_their_successors_take_over_w
             assert twice <= 2, f"{twice} receipts arrived more than once (at most one per failure)"
             paused_text = paused_log.read_text(encoding="utf-8", errors="replace")
             assert "lost" in paused_text, "the paused worker noticed it had lost its lease"
+            assert not any((tmp_path / f"host{n}").exists() for n in range(3)), "no document on any host's disk"
         finally:
             db.dispose()
         figures(
