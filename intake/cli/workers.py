@@ -68,7 +68,7 @@ def workers_command(
         workers, rows = leases.overview(session, since=since)
     live_after = now.timestamp() - settings.leases.seconds
     table = Table(title="Arbeidere", show_header=True)
-    for column in ("Arbeider", "Vert", "PID", "Startet", "Siste livstegn", "Tilstand", "Postkasser", "Registrert",
+    for column in ("Arbeider", "Vert", "PID", "Startet", "Siste livstegn", "Tilstand", "Postkasser", "Skrivinger",
                    "Avvist"):
         table.add_column(column)
     for worker in workers:
