@@ -3,24 +3,20 @@ own position and serves only its cases; `workers` and `mailboxes list` show who 
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 from sqlalchemy import select
+from typer.testing import CliRunner, Result
+
+from postmottak.intake import cli
 
 from postmottak.casefile import models as m
 from postmottak.casefile.db import Database
 from tests import mailfactory as mf
 
-REPO = Path(__file__).resolve().parents[2]
 
-
-def _cli(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "postmottak", "--config", str(config), *args],
-        capture_output=True, text=True, cwd=REPO, timeout=180,
-    )
+def _cli(config: Path, *args: str) -> Result:
+    return CliRunner().invoke(cli.app, ["--config", str(config), *args], env={"COLUMNS": "250"})
 
 
 def test_two_folder_mailboxes_are_read_once_each_and_listed(tmp_path: Path) -> None:
@@ -44,9 +40,9 @@ def test_two_folder_mailboxes_are_read_once_each_and_listed(tmp_path: Path) -> N
         encoding="utf-8",
     )
     first = _cli(config, "run", "--once")
-    assert first.returncode == 0, first.stderr[-3000:]
+    assert first.exit_code == 0, first.output[-3000:]
     again = _cli(config, "run", "--once")
-    assert again.returncode == 0, again.stderr[-3000:]
+    assert again.exit_code == 0, again.output[-3000:]
 
     db = Database(db_url)
     try:
@@ -73,9 +69,9 @@ def test_two_folder_mailboxes_are_read_once_each_and_listed(tmp_path: Path) -> N
     assert len(workers) == 2 and all(worker.stopped_at is not None for worker in workers)
 
     listed = _cli(config, "workers", "--stopped")
-    assert listed.returncode == 0, listed.stderr
-    assert "stoppet" in listed.stdout and "postmottak" in listed.stdout and "horing" in listed.stdout
-    assert "Ingen arbeider leser: postmottak, horing" in listed.stderr.replace("\n", " ")
+    assert listed.exit_code == 0, listed.output
+    assert "stoppet" in listed.output and "postmottak" in listed.output and "horing" in listed.output
+    assert "Ingen arbeider leser: postmottak, horing" in listed.output.replace("\n", " ")
     boxes = _cli(config, "mailboxes", "list")
-    assert boxes.returncode == 0, boxes.stderr
-    assert "23/100" in boxes.stdout and "horing" in boxes.stdout
+    assert boxes.exit_code == 0, boxes.output
+    assert "23/100" in boxes.output and "horing" in boxes.output
