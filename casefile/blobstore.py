@@ -123,12 +123,12 @@ class DatabaseStore:
 
     def put_chunks(self, relative: str, pieces: Iterable[bytes | memoryview], sha256: str) -> None:
         """Write a file chunk by chunk in one transaction; refuses content that does not hash to sha256."""
-        if self.has(relative):
-            return
         digest = hashlib.sha256()
         size = count = 0
         try:
-            with self.db.session() as session:
+            with self.db.session() as session:  # one transaction: the check, the chunks, the completion row
+                if session.get(m.StoredFile, relative) is not None:
+                    return
                 for count, piece in enumerate(pieces, start=1):
                     digest.update(piece)
                     size += len(piece)

@@ -58,14 +58,14 @@ def test_sigkill_at_random_points_loses_and_doubles_nothing(
 def test_sigkill_with_documents_in_the_database_loses_and_doubles_nothing(
     dovecot_server: DovecotServer, smtp_sink: SmtpSink, tmp_path: Path, figures
 ) -> None:  # type: ignore[no-untyped-def]
-    """The same, reduced (30 mails, 5 kills), with `[storage] backend = "database"` on PostgreSQL."""
+    """The same, reduced (20 mails, 4 kills), with `[storage] backend = "database"` on PostgreSQL."""
     from tests.dbutil import database_url
 
     from .test_faults import _postgres_url
 
     _postgres_url()
     with database_url("postgresql", tmp_path) as url:
-        _crash_run(dovecot_server, smtp_sink, tmp_path, url, figures, mails=30, kills=5, backend="database")
+        _crash_run(dovecot_server, smtp_sink, tmp_path, url, figures, mails=20, kills=4, backend="database")
 
 
 def _crash_run(
