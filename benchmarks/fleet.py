@@ -5,9 +5,10 @@ two, the takeover time after a SIGKILL, and each worker's peak RSS. Needs Doveco
 
 Each run gets a throwaway PostgreSQL schema and a fresh Dovecot holding two folders of N responses with a 2-3 page
 form PDF (benchmarks/mails.py). The workers are `postmottak run` processes with `[leases]` (receipts off: this is
-about intake). Throughput is measured from the first lease grant to the last registration (process start-up left
-out). The takeover is timed from the SIGKILL of one worker (its whole process group) to the grant of its mailbox
-to the survivor, with a lease of LEASE_S seconds renewed every RENEW_S.
+about intake). They start on empty folders and share the mailboxes out first; then the mail is appended, and
+throughput is measured from the first append to the last registration (process start-up left out). The takeover
+is timed from the SIGKILL of one worker (its whole process group) to the grant of its mailbox to the survivor, with
+a lease of LEASE_S seconds renewed every RENEW_S.
 """
 
 from __future__ import annotations
@@ -79,23 +80,31 @@ def one_run(work: Path, n: int, workers: int, forms: list[tuple[str, bytes]], *,
     directory.mkdir(parents=True)
     result: dict[str, Any] = {"workers": workers, "mailboxes": len(FOLDERS), "mails": n * len(FOLDERS)}
     with DovecotServer() as imap, database_url("postgresql", directory) as db_url:
+        prepared = {
+            folder: [mails.response(index + (100000 if folder != "INBOX" else 0), forms)[0] for index in range(n)]
+            for folder in FOLDERS
+        }
         client = imap.connect()
-        try:
-            for folder in FOLDERS:
-                if folder != "INBOX":
-                    client.create_folder(folder)
-                for index in range(n):
-                    raw, _form = mails.response(index + (100000 if folder != "INBOX" else 0), forms)
-                    client.append(folder, raw, msg_time=mails.internaldate(index))
-        finally:
-            client.logout()
+        for folder in FOLDERS[1:]:
+            client.create_folder(folder)
         Database(db_url).upgrade()
         db = Database(db_url)
         cfg = config(directory, db_url, imap)
         processes = [start_worker(cfg, directory / f"worker{i}.log") for i in range(workers)]
         try:
-            total = n * len(FOLDERS)
             deadline = time.monotonic() + 1800
+            while time.monotonic() < deadline:  # every worker holds its share before any mail arrives
+                with db.session() as session:
+                    holders = [row.holder for row in session.scalars(select(m.MailboxLease))]
+                if len(holders) == len(FOLDERS) and None not in holders and len(set(holders)) == workers:
+                    break
+                time.sleep(0.5)
+            appended_at = datetime.now(timezone.utc)
+            for index in range(n):
+                for folder in FOLDERS:
+                    client.append(folder, prepared[folder][index], msg_time=mails.internaldate(index))
+            client.logout()
+            total = n * len(FOLDERS)
             while time.monotonic() < deadline:
                 with db.session() as session:
                     done = session.scalar(select(func.count()).select_from(m.MailLocation)) or 0
@@ -105,17 +114,17 @@ def one_run(work: Path, n: int, workers: int, forms: list[tuple[str, bytes]], *,
             else:
                 raise SystemExit(f"{workers} workers: only {done} of {total} registered")
             with db.session() as session:
-                first_grant = session.scalar(select(func.min(m.LeaseGrant.acquired_at)))
                 last_record = session.scalar(select(func.max(m.IntakeRecord.created_at)))
                 holders = {row.mailbox: row.holder for row in session.scalars(select(m.MailboxLease))}
-            seconds = (last_record - first_grant).total_seconds()
+            seconds = (last_record - appended_at).total_seconds()
             result.update(seconds=round(seconds, 2), mails_per_s=round(total / seconds, 2),
                           holders=len(set(holders.values())))
             result["peak_rss_mb"] = [round(_memory_kb(p.pid)[1] / 1024) for p in processes]
             if takeover and workers > 1:
-                victim = processes[0]
+                victim_id = next(iter(holders.values()))  # a worker that holds a mailbox
                 with db.session() as session:
-                    victim_id = session.scalar(select(m.Worker.id).where(m.Worker.pid == victim.pid))
+                    victim_pid = session.scalar(select(m.Worker.pid).where(m.Worker.id == victim_id))
+                victim = next(process for process in processes if process.pid == victim_pid)
                 os.killpg(victim.pid, signal.SIGKILL)
                 killed = datetime.now(timezone.utc)
                 victim.wait()

@@ -74,6 +74,7 @@ class Fleet:
         self.held: dict[str, Held] = {}
         self.stopping = threading.Event()
         self._pool: FormWorkerPool | None = None
+        self._settled = False
         leases.limit_idle_transactions(db, self.lease_seconds)
 
     # The lease loop ----------------------------------------------------------------------
@@ -111,6 +112,9 @@ class Fleet:
                             held.token)
                 held.stop.set()
                 self._forget(held, release=False)
+        if not self._settled:  # first round: only be seen, so workers started together share from the start
+            self._settled = True
+            return
         share = fair_share(live, self.worker_id, len(self.mailboxes))
         keeping = [h for h in self.held.values() if not h.stop.is_set()]
         for held in keeping[share:]:  # more than the share: finish the cycle, then give it back
