@@ -144,9 +144,9 @@ def mailboxes_check(
         print_steps(steps)
         problems += sum(1 for step in steps if not step.ok)
     if problems:
-        console.print(f"{problems} problem(s) found.", highlight=False)
+        console.print(f"{problems} problem(er) funnet.", highlight=False)
         raise typer.Exit(1)
-    console.print("The configuration works for every mailbox.", highlight=False)
+    console.print("Konfigurasjonen virker for alle postkassene.", highlight=False)
 
 
 def _local(stamp: datetime | None) -> str:
