@@ -26,6 +26,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     String,
     Text,
     UniqueConstraint,
@@ -396,3 +397,71 @@ Index(
     "ix_mail_locations_pending_move", MailLocation.source_key, MailLocation.uidvalidity,
     sqlite_where=MailLocation.moved_at.is_(None), postgresql_where=MailLocation.moved_at.is_(None),
 )
+
+
+# Migration 0005: workers and the leases through which each mailbox is read by exactly one of them.
+class Worker(Base):
+    """One running worker process: its last heartbeat, and what its registering transactions did."""
+
+    __tablename__ = "workers"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    host: Mapped[str] = mapped_column(String(255))
+    pid: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[datetime]
+    heartbeat_at: Mapped[datetime] = mapped_column(index=True)
+    stopped_at: Mapped[datetime | None]
+    rejected: Mapped[int] = mapped_column(BigInteger, default=0)  # registering transactions the fence refused
+
+
+class MailboxLease(Base):
+    """Who reads a mailbox now. `token` grows with every grant; a registering transaction checks it (fencing)."""
+
+    __tablename__ = "mailbox_leases"
+
+    mailbox: Mapped[str] = mapped_column(String(64), primary_key=True)
+    holder: Mapped[str | None] = mapped_column(String(64))
+    token: Mapped[int] = mapped_column(BigInteger, default=0)
+    acquired_at: Mapped[datetime | None]
+    expires_at: Mapped[datetime | None]
+
+
+class LeaseGrant(Base):
+    """Every grant of a lease: who took which mailbox when, from whom, and its last registering commit (which
+    must come before the next grant's acquired_at: the fencing guarantee, checkable afterwards)."""
+
+    __tablename__ = "lease_grants"
+    __table_args__ = (UniqueConstraint("mailbox", "token", name="uq_lease_grants_mailbox_token"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    mailbox: Mapped[str] = mapped_column(String(64), index=True)
+    token: Mapped[int] = mapped_column(BigInteger)
+    worker_id: Mapped[str] = mapped_column(String(64))
+    previous_holder: Mapped[str | None] = mapped_column(String(64))
+    previous_expired_at: Mapped[datetime | None]
+    acquired_at: Mapped[datetime]
+    commits: Mapped[int] = mapped_column(BigInteger, default=0)  # registering transactions that passed the fence
+    last_commit_at: Mapped[datetime | None]
+
+
+# Migration 0005: documents in the case database (`[storage] backend = "database"`), reachable from every host.
+class StoredFile(Base):
+    """A complete stored file (its chunks are all written when this row exists), keyed like the file store."""
+
+    __tablename__ = "stored_files"
+
+    relative_path: Mapped[str] = mapped_column(String(255), primary_key=True)
+    sha256: Mapped[str] = mapped_column(String(64))
+    size: Mapped[int] = mapped_column(BigInteger)
+    chunks: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class StoredFileChunk(Base):
+    """One piece (at most 1 MiB) of a stored file, so no file is ever held whole in one value."""
+
+    __tablename__ = "stored_file_chunks"
+
+    relative_path: Mapped[str] = mapped_column(String(255), primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True)
+    data: Mapped[bytes] = mapped_column(LargeBinary)

@@ -22,6 +22,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 CONFIG_ENV = "POSTMOTTAK_CONFIG"
 CASE_NUMBER = re.compile(r"^(\d{2}|\d{4})/(\d{1,6})$")
+DEFAULT_MAILBOX = "default"  # the mailbox of the single [imap] or [folder] section
 
 
 class ConfigError(Exception):
@@ -57,6 +58,7 @@ class DatabaseSettings(_Section):
 
 class StorageSettings(_Section):
     path: str = "var/documents"
+    backend: Literal["filesystem", "database"] = "filesystem"  # database: documents in the case database
 
 
 class ImapSettings(_SecretFiles):
@@ -221,6 +223,45 @@ class CaseSettings(_Section):
         return ZoneInfo(self.timezone)
 
 
+class MailboxSettings(_Section):
+    """`[[mailboxes]]`: one more mailbox to read, with its own `[mailboxes.imap]` or `[mailboxes.folder]` table.
+
+    `cases` names the case numbers this mailbox serves (empty: every configured case). The single `[imap]` or
+    `[folder]` section stays valid and is the mailbox named "default".
+    """
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$")
+    imap: ImapSettings | None = None
+    folder: FolderSettings | None = None
+    cases: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _one_source(self) -> "MailboxSettings":
+        has_imap = self.imap is not None and self.imap.configured
+        has_folder = self.folder is not None and bool(self.folder.path)
+        if has_imap == has_folder:
+            raise ValueError(
+                f"mailbox {self.name!r} needs exactly one of [mailboxes.imap] host or [mailboxes.folder] path"
+            )
+        return self
+
+
+class LeaseSettings(_Section):
+    """`[leases]`: which worker reads which mailbox, through leases in the case database.
+
+    On by default when more than one mailbox is configured. A worker that stops renewing loses its mailboxes after
+    `seconds`; another worker takes them within `seconds + renew_seconds`.
+    """
+
+    enabled: bool | None = None  # None: on when several mailboxes are configured
+    seconds: float = Field(30, ge=1)
+    renew_seconds: float | None = Field(None, gt=0)  # default: a third of `seconds`
+
+    @property
+    def renew_every(self) -> float:
+        return self.renew_seconds if self.renew_seconds is not None else self.seconds / 3
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="POSTMOTTAK_",
@@ -239,6 +280,8 @@ class Settings(BaseSettings):
     web: WebSettings = WebSettings()
     receipts: ReceiptSettings = ReceiptSettings()
     cases: list[CaseSettings] = Field(default_factory=list)
+    mailboxes: list[MailboxSettings] = Field(default_factory=list)
+    leases: LeaseSettings = LeaseSettings()
     # Where relative paths are anchored (the config file's folder); not a TOML key.
     base_dir: Path = Field(default_factory=Path.cwd, exclude=True)
 
@@ -318,6 +361,49 @@ class Settings(BaseSettings):
             if case.number == number:
                 return case
         raise KeyError(number)
+
+    # Several mailboxes ---------------------------------------------------------------------
+
+    @model_validator(mode="after")
+    def _mailboxes_consistent(self) -> "Settings":
+        names = [box.name for box in self.mailboxes]
+        if self.imap.configured or self.folder.path:
+            names.append(DEFAULT_MAILBOX)
+        for name in names:
+            if names.count(name) > 1:
+                raise ValueError(f"mailbox {name!r} is configured twice")
+        known = {case.number for case in self.cases}
+        for box in self.mailboxes:
+            for number in box.cases:
+                if number not in known:
+                    raise ValueError(f"mailbox {box.name!r} serves case {number}, which is not under [[cases]]")
+        return self
+
+    def mailbox_names(self) -> list[str]:
+        """Every configured mailbox: "default" for the single [imap]/[folder] section, then [[mailboxes]]."""
+        names = [DEFAULT_MAILBOX] if (self.imap.configured or self.folder.path) else []
+        return names + [box.name for box in self.mailboxes]
+
+    @property
+    def uses_leases(self) -> bool:
+        return self.leases.enabled if self.leases.enabled is not None else len(self.mailbox_names()) > 1
+
+    def for_mailbox(self, name: str) -> "Settings":
+        """These settings as seen by one mailbox's worker: its source in [imap]/[folder], only the cases it serves."""
+        if name == DEFAULT_MAILBOX and name not in {box.name for box in self.mailboxes}:
+            return self
+        for box in self.mailboxes:
+            if box.name == name:
+                served = [case for case in self.cases if not box.cases or case.number in box.cases]
+                return self.model_copy(
+                    update={
+                        "imap": box.imap or ImapSettings(),
+                        "folder": box.folder or FolderSettings(),
+                        "cases": served,
+                        "mailboxes": [],
+                    }
+                )
+        raise KeyError(name)
 
 
 def _format_validation_error(exc: ValidationError, source: str) -> str:

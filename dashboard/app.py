@@ -12,7 +12,7 @@ from starlette.middleware.sessions import SessionMiddleware
 from starlette.responses import PlainTextResponse, Response
 
 from postmottak.casefile.db import Database
-from postmottak.casefile.storage import DocumentStore
+from postmottak.casefile.blobstore import open_store
 from postmottak.config.settings import Settings
 from postmottak.dashboard import access, actions, files, pages
 from postmottak.dashboard.metrics import metrics_registry
@@ -31,7 +31,7 @@ def create_app(settings: Settings, db: Database, web: WebSettings | None = None)
     app.state.settings = settings
     app.state.web = web
     app.state.db = db
-    app.state.store = DocumentStore(settings.storage_path)
+    app.state.store = open_store(settings.storage.backend, settings.storage_path, db)
     app.state.templates = Jinja2Templates(env=make_environment())
     app.state.throttle = LoginThrottle(web.login_max_failures, web.login_max_failures_per_client, web.login_window_seconds)
     app.state.metrics = metrics_registry(db)

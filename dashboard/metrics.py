@@ -12,6 +12,7 @@ from postmottak.casefile import models as m
 from postmottak.casefile.db import Database
 from postmottak.casefile.mailboxes import server_problems
 from postmottak.casefile.summary import metrics_snapshot
+from postmottak.dashboard.fleet_metrics import FleetCollector
 
 
 class CaseDatabaseCollector(Collector):
@@ -73,6 +74,7 @@ class CaseDatabaseCollector(Collector):
 def metrics_registry(db: Database) -> CollectorRegistry:
     registry = CollectorRegistry(auto_describe=False)
     registry.register(CaseDatabaseCollector(db))
+    registry.register(FleetCollector(db))  # per mailbox and per worker
     return registry
 
 

@@ -17,10 +17,15 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
 
 from postmottak.casefile import cases as case_store
 from postmottak.casefile import mailboxes, registry
 from postmottak.casefile.db import Database, DatabaseUnavailable, WriteConflict
+from postmottak.casefile.leases import LeaseLost
 from postmottak.casefile.locks import mailbox_lock
 from postmottak.casefile.records import DocumentIn, IncomingMail
 from postmottak.casefile.storage import DocumentStore
@@ -120,6 +125,9 @@ class Intake:
     # Seconds spent per stage (fetch, mime, store, pdf_wait, db) since the worker started: for benchmarks and logs.
     timings: Counter[str] = field(default_factory=Counter)
     _pool: FormWorkerPool | None = field(default=None, repr=False)
+    # With leases (several workers): called inside every registering transaction; raises LeaseLost once this
+    # worker no longer holds the mailbox. The lease then replaces the one-worker lock.
+    fence: Callable[[Session], None] | None = None
 
     @property
     def window_size(self) -> int:
@@ -227,6 +235,7 @@ class Intake:
     def _after_register(  # type: ignore[no-untyped-def]
         self, session, mail: FetchedMail, uidvalidity: int, outcome: registry.Outcome, envelope: Envelope
     ) -> None:
+        self._fenced(session)
         registry.resolve_failure(session, self.source.source_key, uidvalidity, mail.uid, outcome.intake_id)
         if mail.uid.isdigit():
             registry.bump_high_water_mark(session, self.source.source_key, uidvalidity, int(mail.uid))
@@ -327,6 +336,7 @@ class Intake:
         """Record a failed attempt; after the last attempt keep the mail as a `failed` record for staff."""
         source_key = self.source.source_key
         with self.db.session() as session:
+            self._fenced(session)
             failure = registry.record_failure(
                 session, source_key=source_key, uidvalidity=uidvalidity, uid=mail.uid, error=error,
                 retry_base_seconds=self.settings.intake.retry_base_seconds,
@@ -347,9 +357,14 @@ class Intake:
             case_number=None, on_time=None,
         )
         with self.db.session() as session:
+            self._fenced(session)
             outcome = registry.register(session, incoming)
             registry.resolve_failure(session, source_key, uidvalidity, mail.uid, outcome.intake_id)
         return "failed"
+
+    def _fenced(self, session: Session) -> None:
+        if self.fence is not None:
+            self.fence(session)
 
     # One cycle ---------------------------------------------------------------------------
 
@@ -371,12 +386,13 @@ class Intake:
         return report
 
     def _locked_cycle(self, report: CycleReport, reconnects: int, started: float) -> None:
-        with mailbox_lock(self.db, self.source.source_key) as held:
+        with self._exclusive() as held:
             if not held:
                 report.skipped_locked = True
                 log.info("%s: another worker holds this mailbox; skipping the cycle", self.source.source_key)
                 return
             with self.db.session() as session:
+                self._fenced(session)
                 run_id = mailboxes.start_poll(session, self.source.source_key)
             attempt = 0
             while True:
@@ -408,6 +424,15 @@ class Intake:
                     )
             except DatabaseUnavailable as exc:
                 log.error("cannot record the cycle: %s", exc.reason)
+
+    @contextmanager
+    def _exclusive(self) -> Iterator[bool]:
+        """One worker per mailbox: the lease when there is one (fenced per transaction), else the lock."""
+        if self.fence is not None:
+            yield True
+            return
+        with mailbox_lock(self.db, self.source.source_key) as held:
+            yield held
 
     def _poll(self, report: CycleReport) -> None:
         rules = self.case_rules()
@@ -467,7 +492,7 @@ class Intake:
                 window_bytes -= len(ahead.raw)
                 try:
                     prepared: Prepared | registry.Outcome | Failed = future.result()
-                except DatabaseUnavailable:
+                except (DatabaseUnavailable, LeaseLost):
                     raise
                 except Exception as exc:
                     log.exception("%s: mail %s failed", self.source.source_key, ahead.uid)
@@ -490,7 +515,7 @@ class Intake:
             return
         try:
             outcome = self.register(item, rules)
-        except DatabaseUnavailable:
+        except (DatabaseUnavailable, LeaseLost):
             raise
         except Exception as exc:
             log.exception("%s: mail %s failed", self.source.source_key, item.mail.uid)
@@ -506,6 +531,8 @@ class Intake:
             uids = mailboxes.pending_moves(session, self.source.source_key, box.uidvalidity)
         if not uids:
             return
+        with self.db.session() as session:
+            self._fenced(session)  # a worker that lost the mailbox leaves the server alone too
         try:
             box.move(uids, folder)
         except ServerStepRefused as exc:  # registered already: the move waits, the intake goes on

@@ -7,9 +7,11 @@ the pieces fit together is made once.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from postmottak.casefile import cases as case_store
 from postmottak.casefile.db import Database, DatabaseUnavailable
+from postmottak.casefile.blobstore import open_store
 from postmottak.casefile.storage import DocumentStore
 from postmottak.config.settings import ConfigError, Settings, load_settings
 from postmottak.intake.oauth2 import token_client
@@ -18,8 +20,12 @@ from postmottak.intake.sources.base import MailSource
 from postmottak.intake.sources.folder import FolderSource
 from postmottak.intake.sources.imap import ImapConfig, ImapSource
 
+if TYPE_CHECKING:
+    from postmottak.intake.fleet import Fleet
+
 __all__ = [
-    "ConfigError", "DatabaseUnavailable", "build_worker", "document_store", "load_settings", "mail_source",
+    "ConfigError", "DatabaseUnavailable", "build_fleet", "build_mailbox_worker", "build_worker",
+    "document_store", "load_settings", "mail_source",
     "open_database",
 ]
 
@@ -32,8 +38,9 @@ def open_database(settings: Settings) -> Database:
     return db
 
 
-def document_store(settings: Settings) -> DocumentStore:
-    return DocumentStore(settings.storage_path)
+def document_store(settings: Settings, db: Database | None = None) -> DocumentStore:
+    """The configured store: files under [storage] path, or chunks in the case database (`backend`)."""
+    return open_store(settings.storage.backend, settings.storage_path, db)  # type: ignore[return-value]
 
 
 def mail_source(settings: Settings, folder: Path | None = None) -> MailSource:
@@ -57,9 +64,23 @@ def mail_source(settings: Settings, folder: Path | None = None) -> MailSource:
 
 def build_worker(settings: Settings, db: Database | None = None, *, folder: Path | None = None) -> Intake:
     """The intake worker for the configured source (or for a folder export)."""
+    database = db or open_database(settings)
     return Intake(
         settings=settings,
-        db=db or open_database(settings),
-        store=document_store(settings),
+        db=database,
+        store=document_store(settings, database),
         source=mail_source(settings, folder),
     )
+
+
+def build_mailbox_worker(settings: Settings, db: Database, mailbox: str) -> Intake:
+    """The intake worker of one configured mailbox (`[[mailboxes]]` name, or "default")."""
+    return build_worker(settings.for_mailbox(mailbox), db)
+
+
+def build_fleet(settings: Settings, db: Database | None = None) -> "Fleet":
+    """This process as one of several workers sharing the configured mailboxes through leases."""
+    from postmottak.intake.fleet import Fleet
+
+    database = db or open_database(settings)
+    return Fleet(settings, database, lambda mailbox: build_mailbox_worker(settings, database, mailbox))

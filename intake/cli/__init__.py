@@ -10,7 +10,7 @@ import typer
 
 from postmottak.casefile.db import DatabaseUnavailable
 from postmottak.intake.check import check_command
-from postmottak.intake.cli import archive, commands, dashboard, database, receipts
+from postmottak.intake.cli import archive, commands, dashboard, database, receipts, storage, workers
 from postmottak.intake.cli.context import CliContext, setup_logging
 
 app = typer.Typer(
@@ -39,6 +39,9 @@ app.add_typer(receipts.receipts_app, name="receipts")
 dashboard.register_dashboard_commands(app)  # serve, users, list, show, review
 app.command("check")(check_command)
 commands.db_app.command("repair")(database.repair_command)
+app.registered_commands.extend(workers.workers_app.registered_commands)  # workers
+app.add_typer(workers.mailboxes_app, name="mailboxes")
+app.add_typer(storage.storage_app, name="storage")
 
 
 def main() -> None:

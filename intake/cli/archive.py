@@ -87,11 +87,11 @@ def archive_export(
     """Write the Noark 5 extract (avleveringspakke) of a closed case, then validate it."""
     from postmottak.casefile.noark5.extract import ExtractError, export_case
     from postmottak.casefile.noark5.validate import validate_extract
-    from postmottak.casefile.storage import DocumentStore
+    from postmottak.casefile.blobstore import open_store
 
     settings = cli(ctx).settings()
     db = cli(ctx).database()
-    store = DocumentStore(settings.storage_path)
+    store = open_store(settings.storage.backend, settings.storage_path, db)
     try:
         with db.session() as session:
             result = export_case(session, store, case, output, _options(creator_id, creator_name, unit, case_officer))

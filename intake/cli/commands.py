@@ -30,6 +30,11 @@ def run(ctx: typer.Context, once: bool = typer.Option(False, "--once", help="One
     from postmottak.intake.worker import full_cycle
 
     settings = cli(ctx).settings()
+    if settings.uses_leases:
+        from postmottak.intake.cli.workers import run_fleet
+
+        run_fleet(settings, once=once)
+        return
     try:
         intake = _start_intake(settings, wait=not once)
     except bootstrap.ConfigError as exc:

@@ -60,6 +60,7 @@ def write_config(
     retry_base_seconds: float = 0,
     name: str = "postmottak.toml",
     extra: str = "",
+    storage_backend: str = "filesystem",
 ) -> Path:
     """A worker config; passwords are not in the file (they come from the environment, see `worker_env`)."""
     lines = [
@@ -67,6 +68,7 @@ def write_config(
         f'url = "{db_url}"',
         "[storage]",
         f'path = "{tmp_path / "documents"}"',
+        f'backend = "{storage_backend}"',
         "[schedule]",
         f"interval_seconds = {interval_seconds}",
         "[intake]",
@@ -200,6 +202,13 @@ class Census:
     files_verified: int
     receipts: Counter[str]
     journal_entries: int
+
+
+def stored_documents(db: Database, tmp_path: Path, backend: str = "filesystem") -> DocumentStore:
+    """The store a worker with `write_config(..., storage_backend=backend)` wrote to."""
+    from postmottak.casefile.blobstore import open_store
+
+    return open_store(backend, tmp_path / "documents", db)  # type: ignore[return-value]
 
 
 def check_invariants(db: Database, store: DocumentStore) -> Census:

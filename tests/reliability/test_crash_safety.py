@@ -30,7 +30,6 @@ from sqlalchemy import func, select
 
 from postmottak.casefile import models as m
 from postmottak.casefile.db import Database
-from postmottak.casefile.storage import DocumentStore
 from tests import mailfactory as mf
 from tests.servers.cyrus import CyrusServer
 from tests.servers.dovecot import DovecotServer
@@ -46,6 +45,7 @@ from .helpers import (
     run_cli,
     sink_receipts,
     start_cli,
+    stored_documents,
     worker_env,
     write_config,
 )
@@ -64,12 +64,34 @@ RUN_LIMIT = 60  # seconds a worker may run before it is killed anyway
 def test_sigkill_at_random_points_loses_and_doubles_nothing(
     imap_server: DovecotServer | CyrusServer, smtp_sink: SmtpSink, tmp_path: Path, db_url: str, figures
 ) -> None:  # type: ignore[no-untyped-def]
+    cyrus = isinstance(imap_server, CyrusServer)
+    mails, kills = (CYRUS_MAILS, CYRUS_KILLS) if cyrus else (MAILS, KILLS)
+    _crash_run(imap_server, smtp_sink, tmp_path, db_url, figures, mails=mails, kills_wanted=kills, backend="filesystem")
+
+
+def test_sigkill_with_documents_in_the_database_loses_and_doubles_nothing(
+    dovecot_server: DovecotServer, smtp_sink: SmtpSink, tmp_path: Path, figures
+) -> None:  # type: ignore[no-untyped-def]
+    """The same, reduced (20 mails, 4 kills), with `[storage] backend = "database"` on PostgreSQL."""
+    from tests.dbutil import database_url
+
+    from .test_faults import _postgres_url
+
+    _postgres_url()
+    with database_url("postgresql", tmp_path) as url:
+        _crash_run(dovecot_server, smtp_sink, tmp_path, url, figures, mails=20, kills_wanted=4, backend="database")
+
+
+def _crash_run(
+    imap_server: DovecotServer | CyrusServer, smtp_sink: SmtpSink, tmp_path: Path, db_url: str, figures, *,  # type: ignore[no-untyped-def]
+    mails: int, kills_wanted: int, backend: str,
+) -> None:
     rng = random.Random(SEED)
     cyrus = isinstance(imap_server, CyrusServer)
-    mails, kills_wanted = (CYRUS_MAILS, CYRUS_KILLS) if cyrus else (MAILS, KILLS)
     items = mf.realistic_mailbox_items(mails, seed=SEED)
     by_uid = {imap_server.append(item.raw, item.internaldate): item for item in items}
-    config = write_config(tmp_path, db_url=db_url, imap=imap_server, smtp=smtp_sink, claim_seconds=CLAIM_SECONDS)
+    config = write_config(tmp_path, db_url=db_url, imap=imap_server, smtp=smtp_sink, claim_seconds=CLAIM_SECONDS,
+                          storage_backend=backend)
     if cyrus:
         text = config.read_text(encoding="utf-8")
         config.write_text(text.replace('folder = "INBOX"\n', 'folder = "INBOX"\nprocessed_folder = "Behandlet"\n'))
@@ -126,7 +148,7 @@ def test_sigkill_at_random_points_loses_and_doubles_nothing(
                 pending = session.scalar(select(m.Receipt.id).where(m.Receipt.status == "pending").limit(1))
             if pending is None:
                 break
-        census = check_invariants(db, DocumentStore(tmp_path / "documents"))
+        census = check_invariants(db, stored_documents(db, tmp_path, backend))
 
         # Every mail exactly one record (one location per UID), with the status it gets without crashes.
         with db.session() as session:
@@ -167,7 +189,7 @@ def test_sigkill_at_random_points_loses_and_doubles_nothing(
 
     figures(
         server=imap_server.name,
-        backend=db_url.split(":", 1)[0], mails=len(by_uid), kills=kills, completed_runs=completed,
+        backend=db_url.split(":", 1)[0], storage=backend, mails=len(by_uid), kills=kills, completed_runs=completed,
         registered=census.by_status["registered"], receipts_sent=len(sent), receipts_at_server=sum(arrived.values()),
         duplicate_receipts=extra, kill_phases=dict(phases), files_verified=census.files_verified, orphaned_children=orphans,
     )

@@ -17,23 +17,48 @@ from sqlalchemy import select
 
 from postmottak.casefile import models as m
 from postmottak.casefile.db import Database
-from postmottak.casefile.storage import DocumentStore
 from postmottak.config.settings import load_settings
 from tests import mailfactory as mf
 from tests.servers.dovecot import DovecotServer
 from tests.servers.smtp import SmtpSink
 
-from .helpers import check_invariants, run_cli, worker_env, write_config
+from .helpers import check_invariants, run_cli, stored_documents, worker_env, write_config
 from .hostile import hostile_corpus
 
 ARRIVED = datetime(2022, 9, 20, 10, 0, tzinfo=mf.OSLO)
+STORAGE_INPUTS = ("attachment", "30 MB attachment", "NUL bytes", "no headers")
 
 
 def test_hostile_corpus_is_stored_classified_and_never_stops_the_worker(
     dovecot_server: DovecotServer, smtp_sink: SmtpSink, tmp_path: Path, db_url: str, figures
 ) -> None:  # type: ignore[no-untyped-def]
+    _hostile_run(dovecot_server, smtp_sink, tmp_path, db_url, figures, backend="filesystem")
+
+
+def test_hostile_corpus_with_documents_in_the_database(
+    dovecot_server: DovecotServer, smtp_sink: SmtpSink, tmp_path: Path, figures
+) -> None:  # type: ignore[no-untyped-def]
+    """The same with `[storage] backend = "database"` on PostgreSQL, reduced to the inputs that test the store (odd
+    and hostile file names, the 30 MB attachment, NUL bytes, no headers): no file on the disk."""
+    from tests.dbutil import database_url
+
+    from .test_faults import _postgres_url
+
+    _postgres_url()
+    with database_url("postgresql", tmp_path) as url:
+        _hostile_run(dovecot_server, smtp_sink, tmp_path, url, figures, backend="database", only=STORAGE_INPUTS)
+    assert not (tmp_path / "documents").exists(), "every file went to the database"
+
+
+def _hostile_run(
+    dovecot_server: DovecotServer, smtp_sink: SmtpSink, tmp_path: Path, db_url: str, figures, *,  # type: ignore[no-untyped-def]
+    backend: str, only: tuple[str, ...] = (),
+) -> None:
     corpus = hostile_corpus()
     assert len(corpus) >= 40
+    if only:
+        corpus = [(name, raw) for name, raw in corpus if name.startswith(only)]
+        assert len(corpus) >= len(only)
     names: dict[int, str] = {}
     refused: dict[str, bytes] = {}  # what Dovecot itself will not take is fed in as a mailbox export instead
     for index, (name, raw) in enumerate(corpus):
@@ -45,7 +70,7 @@ def test_hostile_corpus_is_stored_classified_and_never_stops_the_worker(
     normal_uid = dovecot_server.append(normal, ARRIVED + timedelta(hours=5))
 
     config = write_config(tmp_path, db_url=db_url, imap=dovecot_server, smtp=smtp_sink, batch_size=10,
-                          parse_timeout_seconds=5)
+                          parse_timeout_seconds=5, storage_backend=backend)
     env = worker_env(tmp_path, dovecot_server.password)
     first = run_cli(config, "run", "--once", env=env, timeout=600)
     assert first.returncode == 0, first.stderr[-4000:]
@@ -66,7 +91,7 @@ def test_hostile_corpus_is_stored_classified_and_never_stops_the_worker(
 
     settings = load_settings(config)
     db = Database(settings.database_url)
-    store = DocumentStore(settings.storage_path)
+    store = stored_documents(db, tmp_path, backend)
     try:
         census = check_invariants(db, store)  # raw bytes and every document stored and matching SHA-256
         served = dovecot_server.fetch_all("INBOX")
@@ -111,7 +136,7 @@ def test_hostile_corpus_is_stored_classified_and_never_stops_the_worker(
 
     statuses = sorted({status for status, *_ in by_uid.values()})
     figures(
-        backend=db_url.split(":")[0], hostile_inputs=len(corpus), refused_by_dovecot=len(refused),
+        backend=db_url.split(":")[0], storage=backend, hostile_inputs=len(corpus), refused_by_dovecot=len(refused),
         by_status={s: sum(1 for v in by_uid.values() if v[0] == s) for s in statuses},
         receipts_sent=len(smtp_sink.messages), receipts_failed=sum(r.status == "failed" for r in receipts),
     )
