@@ -213,7 +213,7 @@ class Fleet:
                 self._count_rejection()
                 held.stop.set()
                 break
-            except Exception:  # noqa: BLE001 - a surprise in one cycle must not end the mailbox's thread
+            except Exception:
                 log.exception("worker %s: cycle of mailbox %s failed", self.worker_id, held.mailbox)
             held.stop.wait(interval)
 
@@ -236,7 +236,7 @@ class Fleet:
                 counts = send_pending(self.settings, self.db)
                 if any(counts.values()):
                     log.info("receipts: %s", ", ".join(f"{k} {v}" for k, v in sorted(counts.items()) if v))
-            except Exception:  # noqa: BLE001 - receipts never stop intake; the next pass tries again
+            except Exception:
                 log.exception("sending receipts failed")
             self.stopping.wait(min(self.settings.schedule.interval_seconds, 5))
 

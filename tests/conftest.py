@@ -10,8 +10,7 @@ import pytest
 
 from postmottak.casefile.db import Database
 from tests.dbutil import PG_ENV, backends, migrated_database
-from tests.servers.fixtures import dovecot_server, smtp_sink, smtp_sink_auth  # noqa: F401 - re-exported fixtures
-from tests.servers.fixtures import cyrus_server, imap_server  # noqa: F401 - re-exported fixtures
+from tests.servers.fixtures import cyrus_server, dovecot_server, imap_server, smtp_sink, smtp_sink_auth  # noqa: F401 - re-exported fixtures  # noqa: F401 - re-exported fixtures
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"

@@ -85,9 +85,9 @@ def archive_export(
     case_officer: Optional[str] = typer.Option(None, "--case-officer", help="saksansvarlig (default: who closed the case)."),
 ) -> None:
     """Write the Noark 5 extract (avleveringspakke) of a closed case, then validate it."""
+    from postmottak.casefile.blobstore import open_store
     from postmottak.casefile.noark5.extract import ExtractError, export_case
     from postmottak.casefile.noark5.validate import validate_extract
-    from postmottak.casefile.blobstore import open_store
 
     settings = cli(ctx).settings()
     db = cli(ctx).database()

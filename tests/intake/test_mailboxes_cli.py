@@ -8,10 +8,9 @@ from pathlib import Path
 from sqlalchemy import select
 from typer.testing import CliRunner, Result
 
-from postmottak.intake import cli
-
 from postmottak.casefile import models as m
 from postmottak.casefile.db import Database
+from postmottak.intake import cli
 from tests import mailfactory as mf
 
 

@@ -31,9 +31,9 @@ from tests.servers.smtp import SmtpSink
 
 from .helpers import (
     check_invariants,
+    reap_group,
     receipt_message_ids,
     registered_with_receipt,
-    reap_group,
     sink_receipts,
     start_cli,
     stop,
