@@ -33,7 +33,8 @@ from postmottak.intake.sources.base import FetchedMail, MailboxSession, MailSour
 from postmottak.intake.sources.imap import CONNECTION_ERRORS, LoginRefused
 from postmottak.intake.triage import CaseRule, Verdict, decide
 from postmottak.parsers.envelope import Attachment, Envelope, parse_envelope
-from postmottak.parsers.forms import DocumentInput, DocumentsAnalysis
+from postmottak.parsers.forms import DocumentInput, DocumentsAnalysis, FormResult, load_profile
+from postmottak.parsers.forms.answers import states_private_person
 from postmottak.parsers.machine import machine_reason
 
 log = logging.getLogger(__name__)
@@ -250,9 +251,7 @@ class Intake:
         )
         sender = effective_sender(envelope, self.own_domains)
         form_dump = form.model_dump(mode="json") if form is not None else None
-        private = None
-        if form is not None and form.organisation_types_checked:
-            private = form.organisation_type == "Privatperson"
+        private = private_person_in_form(form)
         return IncomingMail(
             source_key=self.source.source_key,
             uidvalidity=uidvalidity,
@@ -522,3 +521,14 @@ def receive_time(mail: FetchedMail, envelope: Envelope) -> tuple[datetime, str]:
     if mail.file_mtime is not None:
         return mail.file_mtime, "file-mtime"
     return datetime.now(timezone.utc), "fetch-time"
+
+
+def private_person_in_form(form: FormResult | None) -> bool | None:
+    """What the form's own respondent-type question says about a private person (None when it does not say)."""
+    if form is None or not form.profile:
+        return None
+    try:
+        profile = load_profile(form.profile)
+    except (ValueError, OSError):
+        return None
+    return states_private_person(profile, form.fields)

@@ -15,7 +15,7 @@ before; `field_specs` and `answers_from_values` convert between the two views.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
@@ -54,7 +54,7 @@ class FieldSpec:
     multiple: bool = False  # choice: may hold several options
     list_key: str | None = None  # choice: a second flat key with every ticked option
     compact: bool = False
-    extras: dict[str, Any] = field(default_factory=dict)
+    multiline: bool = False  # text: a free-text answer (paragraphs), not a short inline value
 
     def option_label(self, value: str) -> str:
         return next((o.label for o in self.options if o.value == value), value)
@@ -93,7 +93,10 @@ def field_specs(profile: FormProfile) -> list[FieldSpec]:
                     )
                 )
             specs.append(
-                FieldSpec(section.field, section.label, "text", section.column or section.label, compact=section.compact)
+                FieldSpec(
+                    section.field, section.label, "text", section.column or section.label, compact=section.compact,
+                    multiline=section.kind == "text",
+                )
             )
     return specs
 
@@ -166,3 +169,16 @@ def text_fields(profile: FormProfile) -> list[FieldSpec]:
 
 def spec_by_key(profile: FormProfile) -> dict[str, FieldSpec]:
     return {spec.key: spec for spec in field_specs(profile)}
+
+
+def states_private_person(profile: FormProfile, answers: list[FieldAnswer]) -> bool | None:
+    """Whether the form's respondent-type question says "private person": the one option ticked (None when it has
+    no such question or nothing was ticked; several ticks are not a private person)."""
+    key, option = profile.respondent_type_field, profile.private_person_option
+    if not key or not option:
+        return None
+    spec = next((s for s in field_specs(profile) if s.key == key), None)
+    answer = next((a for a in answers if a.key == key), None)
+    if spec is None or answer is None or not answer.value:
+        return None
+    return list(answer.value) == [spec.option_label(option)]
