@@ -147,10 +147,12 @@ def parse_text(text: str, profile: FormProfile, *, checkbox_read_by: str = "glyp
     unchecked_cid = _unchecked_cid_token(ticks_by_section)
     if unchecked_cid is not None:
         warnings.add("checkbox.cid_glyphs", "Avkrysningsboksene mangler tekstkoding; avkrysningen er tolket ut fra glyfkodene og bør kontrolleres.")
+    ticked: dict[str, list[str]] = {}  # choice key -> every ticked option's printed label
     for section, ticks, _field in ticks_by_section:
         options_found += len(ticks)
         options_without_glyph += sum(1 for tick in ticks if tick.token is None)
         checked = [tick.option.value for tick in ticks if _is_checked(tick.token, unchecked_cid)]
+        ticked[_field] = [tick.option.label for tick in ticks if _is_checked(tick.token, unchecked_cid)]
         unknown = [tick.option.label for tick in ticks if tick.token is None]
         if unknown:
             warnings.add(f"checkbox.no_box:{_field}", f"Fant ingen avkrysningsboks ved: {', '.join(unknown)} ({section.display_name}).")
@@ -171,10 +173,14 @@ def parse_text(text: str, profile: FormProfile, *, checkbox_read_by: str = "glyp
     result_values = {key: value for key, value in values.items() if key in _RESULT_FIELDS}
     extra = {key: value for key, value in values.items() if key not in _RESULT_FIELDS}
     read_by = {spec.key: ("text" if spec.kind == "text" else checkbox_read_by) for spec in field_specs(profile)}
+    fields = answers_from_values(profile, values, read_by=read_by, warnings=_warnings_by_field(warnings))
+    for answer in fields:
+        if answer.kind == "choice" and answer.key in ticked:
+            answer.value = ticked[answer.key]  # every tick, also where the single-answer key holds none
     result = FormResult(
         **result_values,
         extra_fields=extra,
-        fields=answers_from_values(profile, values, read_by=read_by, warnings=_warnings_by_field(warnings)),
+        fields=fields,
         form_status="partial" if missing else "parsed",
         profile=profile.name,
         warnings=warnings.messages,

@@ -46,7 +46,7 @@ class FormResult(BaseModel):
     # Extras: machine-readable codes parallel to `warnings` (e.g. "checkbox.none_ticked:organisation_type").
     warning_codes: list[str] = Field(default_factory=list)
     # Fields of a profile that are not attributes of this model (a later form's own keys).
-    extra_fields: dict[str, str | list[str] | None] = Field(default_factory=dict)
+    extra_fields: dict[str, str | list[str] | dict[str, list[str]] | None] = Field(default_factory=dict)
     source_format: Literal["pdf", "docx", "text", "unknown"] = "unknown"
     page_count: int | None = None
     # Every field of the profile in form order: the generic result (see answers.py).
