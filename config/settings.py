@@ -340,3 +340,12 @@ def load_settings(path: str | os.PathLike[str] | None = None, **overrides: Any) 
     except ValueError as exc:  # TOML syntax errors
         raise ConfigError(f"cannot read {source}: {exc}") from None
     return loaded
+
+
+def form_reference(settings: Settings, form: str | None) -> str | None:
+    """A case's `form` as the parsers load it: a packaged profile's name, or a profile file's path (a relative path
+    is relative to the config file)."""
+    if not form or not (form.endswith(".toml") or "/" in form):
+        return form
+    path = Path(form)
+    return str(path if path.is_absolute() else settings.base_dir / path)

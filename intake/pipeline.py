@@ -26,7 +26,7 @@ from postmottak.casefile.db import Database
 from postmottak.casefile.locks import mailbox_lock
 from postmottak.casefile.registry import DocumentIn, IncomingMail
 from postmottak.casefile.storage import DocumentStore
-from postmottak.config.settings import Settings
+from postmottak.config.settings import Settings, form_reference
 from postmottak.intake.form_worker import FormWorkerPool
 from postmottak.intake.receipt_policy import effective_sender, is_reply_to_receipt, own_domain, plan_receipt
 from postmottak.intake.sources.base import FetchedMail, MailboxSession, MailSource, SourceError
@@ -198,7 +198,7 @@ class Intake:
 
     @property
     def form_profile(self) -> str | None:
-        return next((c.form for c in self.settings.cases if c.form), None)
+        return next((form_reference(self.settings, c.form) for c in self.settings.cases if c.form), None)
 
     def form_pool(self) -> FormWorkerPool:
         if self._pool is None:

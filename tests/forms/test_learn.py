@@ -95,3 +95,18 @@ def test_forms_learn_command_prints_the_fields_and_writes_a_loadable_profile(tmp
     refused = subprocess.run([*command[:5], str(FORMS / "bad" / "letter_not_a_form.pdf"), *command[6:]],
                              capture_output=True, text=True, cwd=REPO, timeout=120, env={"PATH": "/usr/bin:/bin"})
     assert refused.returncode == 1 and "Fant ikke noe skjema" in refused.stderr
+
+
+def test_a_case_form_given_as_a_path_is_relative_to_the_config_file(tmp_path: Path) -> None:
+    from datetime import date
+
+    from postmottak.config.settings import CaseSettings, Settings, form_reference
+
+    settings = Settings(
+        cases=[CaseSettings(number="23/1234", title="Høring", deadline=date(2023, 3, 15), form="skjema/svar.toml")],
+        base_dir=tmp_path,
+    )
+    assert form_reference(settings, "skjema/svar.toml") == str(tmp_path / "skjema" / "svar.toml")
+    assert form_reference(settings, "/srv/svar.toml") == "/srv/svar.toml"
+    assert form_reference(settings, "hoeringssvar-22-414") == "hoeringssvar-22-414"
+    assert form_reference(settings, None) is None
