@@ -163,7 +163,8 @@ class Intake:
                               envelope.attachments[i].data)
                 for i in candidates
             ]
-            analysis = self.form_pool().submit(inputs, self.form_profile)
+            mail_text = "\n".join([envelope.subject, envelope.body_text, *(a.filename or "" for a in envelope.attachments)])
+            analysis = self.form_pool().submit(inputs, self.form_profile_for(mail_text))
             del inputs
         for attachment in envelope.attachments:  # stored and handed to the pool: the bytes are not needed here
             attachment.data = b""
@@ -195,6 +196,11 @@ class Intake:
             yield
         finally:
             self.timings[stage] += time.perf_counter() - started
+
+    def form_profile_for(self, mail_text: str) -> str | None:
+        """The form of the one configured case the mail refers to; else the first configured form (a mail citing
+        several cases goes to review anyway)."""
+        return form_for_mail(self.settings, mail_text) or self.form_profile
 
     @property
     def form_profile(self) -> str | None:
@@ -532,3 +538,14 @@ def private_person_in_form(form: FormResult | None) -> bool | None:
     except (ValueError, OSError):
         return None
     return states_private_person(profile, form.fields)
+
+
+def form_for_mail(settings: Settings, mail_text: str) -> str | None:
+    """The form (profile reference) of the single configured case that the text refers to, if it has one."""
+    from postmottak.parsers.case_refs import find_case_references
+
+    referenced = find_case_references(mail_text, [c.number for c in settings.cases])
+    if len(referenced) != 1:
+        return None
+    case = next(c for c in settings.cases if c.number in referenced)
+    return form_reference(settings, case.form)

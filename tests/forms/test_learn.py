@@ -110,3 +110,20 @@ def test_a_case_form_given_as_a_path_is_relative_to_the_config_file(tmp_path: Pa
     assert form_reference(settings, "/srv/svar.toml") == "/srv/svar.toml"
     assert form_reference(settings, "hoeringssvar-22-414") == "hoeringssvar-22-414"
     assert form_reference(settings, None) is None
+
+
+def test_the_form_read_is_the_one_of_the_case_the_mail_refers_to(tmp_path: Path) -> None:
+    from datetime import date
+
+    from postmottak.config.settings import CaseSettings, Settings
+    from postmottak.intake.pipeline import form_for_mail
+
+    settings = Settings(
+        cases=[CaseSettings(number="22/414", title="E-helse", deadline=date(2022, 10, 1), form="hoeringssvar-22-414"),
+               CaseSettings(number="23/1234", title="Journal", deadline=date(2023, 3, 15), form="svar-23-1234.toml")],
+        base_dir=tmp_path,
+    )
+    assert form_for_mail(settings, "Høringssvar sak 23/1234 fra Helse Bergen") == str(tmp_path / "svar-23-1234.toml")
+    assert form_for_mail(settings, "Svar på høring 22/414") == "hoeringssvar-22-414"
+    assert form_for_mail(settings, "Svar i sakene 22/414 og 23/1234") is None
+    assert form_for_mail(settings, "Høringssvar") is None
