@@ -21,6 +21,8 @@ class DatabaseUnavailable(Exception):
     """The case database cannot be reached, opened or written now (down, or locked); the message never holds a
     password. `reason` is the driver's one-line account."""
 
+    exit_code = 1  # the process's exit status when this ends it
+
     def __init__(self, message: str, reason: str = "") -> None:
         super().__init__(message)
         self.reason = reason or message
@@ -47,8 +49,6 @@ def database_errors() -> Iterator[None]:
         raise DatabaseUnavailable(f"database unavailable: {reason}", reason) from exc
     except IntegrityError as exc:
         raise WriteConflict(_one_line(exc)) from exc
-
-    exit_code = 1  # the process's exit status when this ends it
 
 
 class DatabaseNeedsRepair(DatabaseUnavailable):

@@ -299,6 +299,9 @@ class FormResultRow(Base):
     parsed_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     intake: Mapped[IntakeRecord] = relationship(back_populates="form")
+    answers: Mapped[list[FormAnswer]] = relationship(
+        back_populates="form_result", order_by="FormAnswer.position", cascade="all, delete-orphan"
+    )
 
 
 class FieldCorrection(Base):
@@ -465,3 +468,26 @@ class StoredFileChunk(Base):
     relative_path: Mapped[str] = mapped_column(String(255), primary_key=True)
     seq: Mapped[int] = mapped_column(Integer, primary_key=True)
     data: Mapped[bytes] = mapped_column(LargeBinary)
+class FormAnswer(Base):
+    """One field of a parsed form (parsers.forms.answers.FieldAnswer): the generic, per-field result.
+
+    The parsed value as read; staff corrections live in field_corrections (migration 0003)."""
+
+    __tablename__ = "form_answers"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    form_result_id: Mapped[int] = mapped_column(ForeignKey("form_results.id"), index=True)
+    intake_id: Mapped[int] = mapped_column(ForeignKey("intake_records.id"), index=True)
+    position: Mapped[int] = mapped_column(Integer)  # form order
+    key: Mapped[str] = mapped_column(String(128))
+    label: Mapped[str] = mapped_column(Text)
+    kind: Mapped[str] = mapped_column(String(16))  # text | choice | matrix
+    value: Mapped[Any] = mapped_column(JSON, nullable=True)
+    # The answer of a text field as plain text, for search (JSON values are stored escaped).
+    text_value: Mapped[str | None] = mapped_column(Text)
+    read_by: Mapped[str] = mapped_column(String(32), default="text")
+    warnings: Mapped[list[Any]] = mapped_column(JSON, default=list)
+
+    form_result: Mapped[FormResultRow] = relationship(back_populates="answers")
+
+    __table_args__ = (UniqueConstraint("form_result_id", "key", name="uq_form_answer_key"),)

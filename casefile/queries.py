@@ -13,6 +13,9 @@ from sqlalchemy.orm import Session, selectinload
 
 from postmottak.casefile import mailboxes
 from postmottak.casefile import models as m
+from postmottak.casefile.form_values import corrected_form, load_corrections
+
+__all__ = ["corrected_form", "export_records", "iter_records", "status_summary"]
 
 
 @dataclass
@@ -93,16 +96,6 @@ def _local_iso(stamp: datetime | None, tz: str) -> str | None:
     return stamp.astimezone(ZoneInfo(tz)).isoformat() if stamp else None
 
 
-def corrected_form(record: m.IntakeRecord, corrections: list[m.FieldCorrection]) -> dict[str, Any] | None:
-    """The parsed form with staff corrections applied (latest correction per field wins)."""
-    if record.form is None:
-        return None
-    data = dict(record.form.data)
-    for correction in sorted(corrections, key=lambda c: (c.corrected_at, c.id)):
-        data[correction.field] = correction.corrected_value
-    return data
-
-
 def receipt_dict(receipt: m.Receipt | None) -> dict[str, Any] | None:
     if receipt is None:
         return None
@@ -121,7 +114,7 @@ def iter_records(session: Session, *, case_number: str | None = None, tz: str = 
             selectinload(m.IntakeRecord.documents),
             selectinload(m.IntakeRecord.case),
             selectinload(m.IntakeRecord.journal_entry).selectinload(m.JournalEntry.case),
-            selectinload(m.IntakeRecord.form),
+            selectinload(m.IntakeRecord.form).selectinload(m.FormResultRow.answers),
             selectinload(m.IntakeRecord.receipt),
         )
         .order_by(m.IntakeRecord.received_at, m.IntakeRecord.id)
@@ -133,9 +126,7 @@ def iter_records(session: Session, *, case_number: str | None = None, tz: str = 
 
 def export_records(session: Session, *, case_number: str | None = None, tz: str = "Europe/Oslo") -> list[dict[str, Any]]:
     """One object per intake record: the JSON export contract."""
-    corrections: dict[int, list[m.FieldCorrection]] = {}
-    for correction in session.scalars(select(m.FieldCorrection)):
-        corrections.setdefault(correction.intake_id, []).append(correction)
+    corrections = load_corrections(session, session.scalars(select(m.FieldCorrection.intake_id).distinct()))
     rows = []
     for record in iter_records(session, case_number=case_number):
         registered = record.status == m.REGISTERED

@@ -224,18 +224,43 @@ def register(session: Session, mail: IncomingMail) -> Outcome:
             )
         )
     if mail.form is not None:
-        session.add(
-            m.FormResultRow(
-                intake_id=record.id,
-                document_id=_form_document_id(record, mail),
-                profile=str(mail.form.get("profile") or ""),
-                form_status=str(mail.form.get("form_status") or ""),
-                data=mail.form,
-                warnings=list(mail.form.get("warnings") or []),
-            )
+        data = {key: value for key, value in mail.form.items() if key != "fields"}
+        form_row = m.FormResultRow(
+            intake_id=record.id,
+            document_id=_form_document_id(record, mail),
+            profile=str(mail.form.get("profile") or ""),
+            form_status=str(mail.form.get("form_status") or ""),
+            data=data,
+            warnings=list(mail.form.get("warnings") or []),
         )
+        for position, answer in enumerate(form_answers(mail.form)):
+            form_row.answers.append(
+                m.FormAnswer(
+                    intake_id=record.id, position=position, key=answer["key"], label=answer["label"],
+                    kind=answer["kind"], value=answer.get("value"), read_by=answer.get("read_by") or "unknown",
+                    text_value=answer.get("value") if answer["kind"] == "text" and isinstance(answer.get("value"), str)
+                    else None,
+                    warnings=list(answer.get("warnings") or []),
+                )
+            )
+        session.add(form_row)
     session.flush()
     return Outcome("new", record.id, status)
+
+
+def form_answers(form: dict[str, Any]) -> list[dict[str, Any]]:
+    """The per-field answers of a parsed form: as the parser gave them, or (for a form given as flat values only)
+    derived from its profile."""
+    if form.get("fields"):
+        return list(form["fields"])
+    from postmottak.parsers.forms.answers import answers_from_values
+    from postmottak.parsers.forms.profile import load_profile
+
+    try:
+        profile = load_profile(str(form.get("profile") or "")) if form.get("profile") else load_profile()
+    except (ValueError, OSError):
+        return []
+    return [answer.model_dump(mode="json") for answer in answers_from_values(profile, form, read_by="unknown")]
 
 
 def _same_content(session: Session, original: int, mail: IncomingMail) -> bool:

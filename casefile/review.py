@@ -7,7 +7,7 @@ on the same mail at once cannot both succeed.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -17,15 +17,20 @@ from sqlalchemy.orm import Session, selectinload
 from postmottak.casefile import models as m
 from postmottak.casefile import outbox
 from postmottak.casefile.clock import utc_now as _now
-from postmottak.casefile.queries import corrected_form
+from postmottak.casefile.form_values import (
+    FormLayout,
+    answer_of,
+    corrected_form,
+    form_layout,
+    load_corrections,
+    shown_value,
+)
 from postmottak.casefile.registry import add_journal_entry
-from postmottak.casefile.summary import FORM_FIELDS, ORGANISATION_TYPES, Q1_CHOICES
+from postmottak.parsers.forms.answers import FieldSpec, flat_value
 
 REGISTRABLE = (m.NEEDS_REVIEW, m.IGNORED)
 IGNORABLE = (m.NEEDS_REVIEW, m.FAILED)
 FORM_CHECKED = "form_checked"
-SEARCH_FIELDS = ("organisation_name", "contact_person", "email", "q1_text", "goal_1", "goal_2", "goal_3", "goal_4",
-                 "goal_5", "q3_text", "q4_text")
 
 
 class ReviewError(ValueError):
@@ -53,8 +58,10 @@ class IntakePage:
     total: int
     page: int
     per_page: int
-    # Corrected form values per record id (what the list shows as organisation and type).
+    # Corrected form values per record id.
     forms: dict[int, dict[str, Any]]
+    # Per record id: the respondent's name and type as its form states them ("" when it does not).
+    respondents: dict[int, tuple[str, str]] = field(default_factory=dict)
 
     @property
     def pages(self) -> int:
@@ -66,19 +73,37 @@ def _like(text: str) -> str:
     return f"%{escaped}%"
 
 
+def case_layouts(session: Session) -> list[FormLayout]:
+    """The form layouts of every case, in case order (one per distinct profile)."""
+    names = list(dict.fromkeys(session.scalars(select(m.Case.form_profile).order_by(m.Case.number))))
+    return list({id(layout): layout for layout in (form_layout(name) for name in names or [None])}.values())
+
+
+def respondent_type_options(session: Session) -> list[str]:
+    """The options of the respondent-type questions of the cases' forms (what the list can be filtered by)."""
+    options: list[str] = []
+    for layout in case_layouts(session):
+        if layout.respondent_type is not None:
+            options += [o.value for o in layout.respondent_type.options if o.value not in options]
+    return options
+
+
 def _effective_type_condition(session: Session, organisation_type: str) -> Any:
-    """Records whose organisation type, after the latest correction, is the given one."""
+    """Records whose respondent type, after the latest correction, is the given one."""
+    keys = [layout.respondent_type.key for layout in case_layouts(session) if layout.respondent_type is not None]
+    if not keys:
+        return m.IntakeRecord.id.is_(None)
     latest: dict[int, Any] = {}
     for correction in session.scalars(
         select(m.FieldCorrection)
-        .where(m.FieldCorrection.field == "organisation_type")
+        .where(m.FieldCorrection.field.in_(keys))
         .order_by(m.FieldCorrection.corrected_at, m.FieldCorrection.id)
     ):
         latest[correction.intake_id] = correction.corrected_value
     corrected_ids = list(latest)
     corrected_to = [intake_id for intake_id, value in latest.items() if value == organisation_type]
-    parsed = m.FormResultRow.data["organisation_type"].as_string()
-    parsed_matches = exists().where(m.FormResultRow.intake_id == m.IntakeRecord.id, parsed == organisation_type)
+    parsed = or_(*(m.FormResultRow.data[key].as_string() == organisation_type for key in keys))
+    parsed_matches = exists().where(m.FormResultRow.intake_id == m.IntakeRecord.id, parsed)
     if corrected_ids:
         parsed_matches = and_(parsed_matches, m.IntakeRecord.id.not_in(corrected_ids))
     return or_(parsed_matches, m.IntakeRecord.id.in_(corrected_to)) if corrected_to else parsed_matches
@@ -110,16 +135,17 @@ def search_intake(session: Session, criteria: IntakeFilter) -> IntakePage:
             m.IntakeRecord.subject.ilike(pattern, escape="\\"),
             m.IntakeRecord.body_text.ilike(pattern, escape="\\"),
         ]
-        form_matches = [m.FormResultRow.data[key].as_string().ilike(pattern, escape="\\") for key in SEARCH_FIELDS]
-        conditions.append(
-            or_(*text_matches, exists().where(m.FormResultRow.intake_id == m.IntakeRecord.id, or_(*form_matches)))
+        # Every text field of every form, whatever its profile.
+        answer_matches = exists().where(
+            m.FormAnswer.intake_id == m.IntakeRecord.id, m.FormAnswer.text_value.ilike(pattern, escape="\\")
         )
+        conditions.append(or_(*text_matches, answer_matches))
     where = and_(*conditions) if conditions else None
     count_query = select(func.count()).select_from(m.IntakeRecord)
     query = select(m.IntakeRecord).options(
         selectinload(m.IntakeRecord.case),
         selectinload(m.IntakeRecord.receipt),
-        selectinload(m.IntakeRecord.form),
+        selectinload(m.IntakeRecord.form).selectinload(m.FormResultRow.answers),
         selectinload(m.IntakeRecord.journal_entry).selectinload(m.JournalEntry.case),
     )
     if where is not None:
@@ -135,20 +161,21 @@ def search_intake(session: Session, criteria: IntakeFilter) -> IntakePage:
             .limit(per_page)
         )
     )
-    corrections = _corrections(session, [r.id for r in records])
+    corrections = load_corrections(session, [r.id for r in records])
     forms = {r.id: corrected_form(r, corrections.get(r.id, [])) or {} for r in records}
-    return IntakePage(records=records, total=total, page=page, per_page=per_page, forms=forms)
+    respondents = {r.id: respondent_of(layout_of(r), forms[r.id]) for r in records}
+    return IntakePage(
+        records=records, total=total, page=page, per_page=per_page, forms=forms, respondents=respondents
+    )
 
 
-def _corrections(session: Session, intake_ids: list[int]) -> dict[int, list[m.FieldCorrection]]:
-    grouped: dict[int, list[m.FieldCorrection]] = {}
-    if intake_ids:
-        for correction in session.scalars(
-            select(m.FieldCorrection).where(m.FieldCorrection.intake_id.in_(intake_ids))
-            .order_by(m.FieldCorrection.corrected_at, m.FieldCorrection.id)
-        ):
-            grouped.setdefault(correction.intake_id, []).append(correction)
-    return grouped
+def respondent_of(layout: FormLayout, form: dict[str, Any]) -> tuple[str, str]:
+    """The respondent's name and type as the form states them, by the form's own fields."""
+    name = str(form.get(layout.respondent_name_key) or "") if layout.respondent_name_key else ""
+    kind = ""
+    if layout.respondent_type is not None:
+        kind = shown_value(layout.respondent_type, answer_of(form, layout.respondent_type.key))
+    return name, kind
 
 
 def load_record(session: Session, intake_id: int) -> m.IntakeRecord:
@@ -158,7 +185,7 @@ def load_record(session: Session, intake_id: int) -> m.IntakeRecord:
         .options(
             selectinload(m.IntakeRecord.case),
             selectinload(m.IntakeRecord.documents),
-            selectinload(m.IntakeRecord.form),
+            selectinload(m.IntakeRecord.form).selectinload(m.FormResultRow.answers),
             selectinload(m.IntakeRecord.receipt),
             selectinload(m.IntakeRecord.journal_entry).selectinload(m.JournalEntry.case),
         )
@@ -169,7 +196,14 @@ def load_record(session: Session, intake_id: int) -> m.IntakeRecord:
 
 
 def corrections_for(session: Session, intake_id: int) -> list[m.FieldCorrection]:
-    return _corrections(session, [intake_id]).get(intake_id, [])
+    return load_corrections(session, [intake_id]).get(intake_id, [])
+
+
+def layout_of(record: m.IntakeRecord) -> FormLayout:
+    """The layout of a record's form: its case's profile, else the profile it was parsed with."""
+    if record.case is not None and record.case.form_profile:
+        return form_layout(record.case.form_profile)
+    return form_layout(record.form.profile if record.form is not None and record.form.profile else None)
 
 
 def history(session: Session, intake_id: int) -> list[m.AuditEvent]:
@@ -324,9 +358,8 @@ def register_to_case(
     if not _claim(session, intake_id, REGISTRABLE, status=m.REGISTERED, reason=None, on_time=on_time):
         raise ReviewError("Posten er allerede behandlet av noen andre.")
     session.refresh(record)
-    private = None
-    if record.form is not None and record.form.data.get("organisation_types_checked"):
-        private = record.form.data.get("organisation_type") == "Privatperson"
+    form = corrected_form(record, corrections_for(session, intake_id))
+    private = form_layout(case.form_profile).is_private_person(form)
     add_journal_entry(
         session, record, case_number=case.number, on_time=on_time, private_person=private, created_by=actor
     )
@@ -370,41 +403,70 @@ def mark_ignored(session: Session, intake_id: int, reason: str, actor: str) -> m
     return record
 
 
-def normalise_value(field: str, value: str | None) -> str | None:
-    """The stored form of a corrected value; raises ReviewError for a value the field cannot hold."""
-    if field not in FORM_FIELDS:
+def normalise_value(field: str, value: str | None, layout: FormLayout | None = None) -> Any:
+    """The stored (flat) form of a corrected value; raises ReviewError for a value the field cannot hold.
+
+    Text: the text. Choice: an option, by its value, printed label or short name ("; " between several for a
+    multiple choice). Matrix: "row label = column; row label = column" (rows left out have no tick)."""
+    layout = layout or form_layout(None)
+    spec = layout.spec(field)
+    if spec is None:
         raise ReviewError(f"Ukjent felt: {field}")
     cleaned = (value or "").strip() or None
-    if cleaned is None:
-        return None
-    if field == "q1_choice" and cleaned not in Q1_CHOICES:
-        raise ReviewError(f"Svar på spørsmål 1 må være en av: {', '.join(Q1_CHOICES)}.")
-    if field == "organisation_type" and cleaned not in ORGANISATION_TYPES:
-        raise ReviewError("Ukjent organisasjonstype.")
-    return cleaned
+    if spec.kind == "text":
+        return cleaned
+    if spec.kind == "choice":
+        parts = [part.strip() for part in (cleaned or "").split(";") if part.strip()] if spec.multiple else (
+            [cleaned] if cleaned else []
+        )
+        labels = [_option_label(spec, part) for part in parts]
+        return flat_value(spec, labels)
+    table: dict[str, list[str]] = {row: [] for row in spec.rows}
+    for item in (cleaned or "").split(";"):
+        if not item.strip():
+            continue
+        row, _sep, column = item.partition("=")
+        row_label = next((r for r in spec.rows if r.casefold() == row.strip().casefold()), None)
+        if row_label is None or not column.strip():
+            raise ReviewError(f"Ukjent rad i tabellen: «{row.strip()}». Skriv «rad = kolonne; rad = kolonne».")
+        table[row_label].append(_option_label(spec, column.strip()))
+    return flat_value(spec, table)
+
+
+def _option_label(spec: FieldSpec, given: str) -> str:
+    wanted = given.casefold()
+    for option in spec.options:
+        if wanted in (option.value.casefold(), option.label.casefold(), option.display.casefold()):
+            return option.label
+    names = ", ".join(option.display for option in spec.options)
+    raise ReviewError(f"«{given}» er ikke et av valgene for «{spec.column}»: {names}.")
 
 
 def correct_field(session: Session, intake_id: int, field: str, value: str | None, actor: str) -> m.FieldCorrection:
-    """Record a correction beside the parsed value (form_results is never changed)."""
+    """Record a correction beside the parsed value (form_results and form_answers are never changed)."""
     record = load_record(session, intake_id)
     if record.form is None:
         raise ReviewError("Posten har ikke noe tolket skjema å korrigere.")
-    new_value = normalise_value(field, value)
-    current = (corrected_form(record, corrections_for(session, intake_id)) or {}).get(field)
+    layout = layout_of(record)
+    new_value = normalise_value(field, value, layout)
+    corrections = corrections_for(session, intake_id)
+    current = (corrected_form(record, corrections) or {}).get(field)
     if current == new_value:
         raise ReviewError("Verdien er uendret.")
+    parsed = {**(record.form.data.get("extra_fields") or {}), **record.form.data}.get(field)
     correction = m.FieldCorrection(
-        intake_id=record.id, field=field, parsed_value=record.form.data.get(field), corrected_value=new_value,
+        intake_id=record.id, field=field, parsed_value=parsed, corrected_value=new_value,
         corrected_by=actor, corrected_at=_now(),
     )
     session.add(correction)
-    if field == "organisation_type" and record.journal_entry is not None:
+    respondent_type = layout.respondent_type
+    if respondent_type is not None and field == respondent_type.key and record.journal_entry is not None:
         # A private person's name is screened in the public journal: keep the flag in step with the form.
-        record.journal_entry.correspondent_is_private_person = new_value == "Privatperson" if new_value else None
+        record.journal_entry.correspondent_is_private_person = layout.is_private_person({field: new_value})
     session.flush()
     _audit(
         session, actor=actor, action="correct_field", record=record,
-        before={field: current}, after={field: new_value}, note=f"tolket verdi: {record.form.data.get(field)!r}",
+        before={field: current}, after={field: new_value}, note=f"tolket verdi: {parsed!r}",
     )
     return correction
 

@@ -13,20 +13,17 @@ from typing import Any
 from openpyxl import Workbook
 from openpyxl.styles import Alignment, Font
 from openpyxl.utils import get_column_letter
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from postmottak.casefile.summary import FIELD_LABELS, Q1_CHOICES, Response, responses
+from postmottak.casefile import models as m
+from postmottak.casefile.form_values import FormLayout, form_layout, shown_value
+from postmottak.casefile.summary import Response, responses
+from postmottak.parsers.forms.answers import FieldSpec
 
 Column = tuple[str, Callable[[Response], Any]]
 
-
-def _form(key: str) -> Callable[[Response], Any]:
-    if key == "q1_choice":
-        return lambda r: Q1_CHOICES.get(r.form.get(key) or "", r.form.get(key) or "")
-    return lambda r: r.form.get(key) or ""
-
-
-COLUMNS: list[Column] = [
+HEAD_COLUMNS: list[Column] = [
     ("ID", lambda r: r.intake_id),
     ("Sak", lambda r: r.case_number),
     ("Journalnummer", lambda r: r.journal_number or ""),
@@ -35,23 +32,78 @@ COLUMNS: list[Column] = [
     ("Avsender", lambda r: r.sender_address or ""),
     ("Avsendernavn", lambda r: r.sender_name or ""),
     ("Emne", lambda r: r.subject),
-    *[(label, _form(key)) for key, label in FIELD_LABELS.items()],
-    ("Avkryssede typer", lambda r: "; ".join(r.form.get("organisation_types_checked") or [])),
-    ("Skjemastatus", lambda r: r.form_status or "intet skjema"),
-    ("Advarsler", lambda r: "\n".join(r.warnings)),
-    ("Korrigerte felt", lambda r: ", ".join(FIELD_LABELS.get(f, f) for f in sorted(r.corrected_fields))),
 ]
-HEADERS = [name for name, _ in COLUMNS]
 
 
-def rows(session: Session, case_number: str | None = None) -> list[list[Any]]:
-    return [[value(response) for _, value in COLUMNS] for response in responses(session, case_number)]
+class Sheet(list[list[Any]]):
+    """The rows of the first sheet, with their headers."""
+
+    def __init__(self, headers: list[str], rows: list[list[Any]], long_text: set[str] | None = None) -> None:
+        super().__init__(rows)
+        self.headers = headers
+        self.long_text = long_text or set()
 
 
-def to_csv(data: list[list[Any]]) -> bytes:
+def _field_columns(spec: FieldSpec) -> list[Column]:
+    """One column per field; a matrix has one column per row (its ticked columns as the cell)."""
+    key = spec.key
+    if spec.kind == "text":
+        return [(spec.column, lambda r: r.form.get(key) or "")]
+    if spec.kind == "choice":
+        columns: list[Column] = [(spec.column, lambda r: shown_value(spec, r.answer(key)))]
+        if spec.list_key is not None:
+            columns.append((f"Alle avkryssede: {spec.column}", lambda r: shown_value(spec, _all_ticked(r, spec))))
+        return columns
+    return [
+        (row, lambda r, row=row: ", ".join(spec.option_display(c) for c in (r.answer(key) or {}).get(row) or []))
+        for row in spec.rows
+    ]
+
+
+def _all_ticked(response: Response, spec: FieldSpec) -> list[str]:
+    return [spec.option_label(v) for v in response.form.get(spec.list_key or "") or []]
+
+
+def columns_for(layouts: list[FormLayout]) -> list[Column]:
+    columns = list(HEAD_COLUMNS)
+    seen: set[str] = set()
+    for layout in layouts:
+        for spec in layout.specs:
+            for name, value in _field_columns(spec):
+                if name not in seen:
+                    seen.add(name)
+                    columns.append((name, value))
+
+    def corrected(r: Response) -> str:
+        return ", ".join(r.layout.column(f) for f in sorted(r.corrected_fields))
+
+    columns += [
+        ("Skjemastatus", lambda r: r.form_status or "intet skjema"),
+        ("Advarsler", lambda r: "\n".join(r.warnings)),
+        ("Korrigerte felt", corrected),
+    ]
+    return columns
+
+
+def rows(session: Session, case_number: str | None = None) -> Sheet:
+    items = responses(session, case_number)
+    layouts: list[FormLayout] = []
+    if case_number is not None:
+        layouts.append(form_layout(session.scalar(select(m.Case.form_profile).where(m.Case.number == case_number))))
+    for response in items:
+        if all(response.layout is not other for other in layouts):
+            layouts.append(response.layout)
+    if not layouts:
+        layouts.append(form_layout(None))
+    columns = columns_for(layouts)
+    long_text = {spec.column for layout in layouts for spec in layout.specs if spec.multiline}
+    return Sheet([name for name, _ in columns], [[value(r) for _, value in columns] for r in items], long_text)
+
+
+def to_csv(data: Sheet) -> bytes:
     buffer = io.StringIO()
     writer = csv.writer(buffer, delimiter=";", lineterminator="\r\n")
-    writer.writerow(HEADERS)
+    writer.writerow(data.headers)
     writer.writerows([[_csv_cell(value) for value in row] for row in data])
     return buffer.getvalue().encode("utf-8-sig")
 
@@ -64,11 +116,11 @@ def _csv_cell(value: Any) -> Any:
     return value
 
 
-def to_xlsx(data: list[list[Any]], title: str = "Høringssvar") -> bytes:
+def to_xlsx(data: Sheet, title: str = "Høringssvar") -> bytes:
     workbook = Workbook()
     sheet = workbook.active
     sheet.title = title[:31]
-    sheet.append(HEADERS)
+    sheet.append(data.headers)
     for row in data:
         sheet.append(row)
     for row_cells in sheet.iter_rows(min_row=2):
@@ -82,8 +134,8 @@ def to_xlsx(data: list[list[Any]], title: str = "Høringssvar") -> bytes:
     for row_cells in sheet.iter_rows(min_row=2):
         for cell in row_cells:
             cell.alignment = wrap
-    for index, header in enumerate(HEADERS, start=1):
-        long_text = header in FIELD_LABELS.values() and header.startswith(("1)", "Mål", "3)", "4)"))
+    for index, header in enumerate(data.headers, start=1):
+        long_text = header in data.long_text
         sheet.column_dimensions[get_column_letter(index)].width = 60 if long_text else max(12, min(40, len(header) + 4))
     sheet.freeze_panes = "B2"
     sheet.auto_filter.ref = sheet.dimensions

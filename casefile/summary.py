@@ -16,47 +16,18 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
 from postmottak.casefile import models as m
-from postmottak.casefile.queries import corrected_form
+from postmottak.casefile.form_values import (
+    FormLayout,
+    answer_of,
+    choice_labels,
+    corrected_form,
+    form_layout,
+    load_corrections,
+)
+from postmottak.parsers.forms.answers import FieldSpec
 
-
-def _organisation_types() -> tuple[str, ...]:
-    """The organisation types in the form's own order, from the form profile (data, not code)."""
-    from postmottak.parsers.forms import load_profile
-
-    return tuple(
-        option.value
-        for section in load_profile().sections
-        if section.kind == "checkboxes" and section.field == "organisation_type"
-        for option in section.options
-    )
-
-
-ORGANISATION_TYPES = _organisation_types()
-NO_ORGANISATION_TYPE = "Ikke oppgitt"
-Q1_CHOICES = {"ja": "Ja", "nei": "Nei", "vet_ikke": "Vet ikke"}
-NO_Q1_CHOICE = "Ikke besvart"
-GOAL_LABELS = {
-    "goal_1": "Mål 1: Aktiv medvirkning i egen og næres helse",
-    "goal_2": "Mål 2: Enklere arbeidshverdag",
-    "goal_3": "Mål 3: Helsedata til fornying og forbedring",
-    "goal_4": "Mål 4: Tilgjengelig informasjon og styrket samhandling",
-    "goal_5": "Mål 5: Samarbeid og virkemidler som styrker gjennomføringskraft",
-}
-GOAL_FIELDS = tuple(GOAL_LABELS)
-# Every form field staff see and may correct, in form order, with its Norwegian label.
-FIELD_LABELS = {
-    "organisation_type": "Type organisasjon/virksomhet",
-    "organisation_name": "Navn på virksomheten",
-    "contact_person": "Kontaktperson",
-    "email": "E-postadresse",
-    "q1_choice": "1) Stiller seg bak målene",
-    "q1_text": "1) Utdyping",
-    **{key: label for key, label in GOAL_LABELS.items()},
-    "q3_text": "3) Oppfølging av strategien",
-    "q4_text": "4) Andre innspill",
-}
-FORM_FIELDS = tuple(FIELD_LABELS)
-ANSWER_TEXT_FIELDS = ("q1_text", *GOAL_FIELDS, "q3_text", "q4_text")
+NO_RESPONDENT_TYPE = "Ikke oppgitt"
+NO_CHOICE = "Ikke besvart"
 
 
 @dataclass
@@ -68,19 +39,29 @@ class Response:
     sender_address: str | None
     sender_name: str | None
     subject: str
-    form: dict[str, Any]  # corrected; {} when the mail had no form
+    form: dict[str, Any]  # corrected flat keys and `fields`; {} when the mail had no form
     corrected_fields: set[str]
     warnings: list[str]
     form_status: str | None
     case_number: str
+    layout: FormLayout
+
+    def answer(self, key: str) -> Any:
+        return answer_of(self.form, key)
 
     @property
-    def organisation_type(self) -> str:
-        return self.form.get("organisation_type") or NO_ORGANISATION_TYPE
+    def respondent_type(self) -> str:
+        spec = self.layout.respondent_type
+        if spec is None:
+            return NO_RESPONDENT_TYPE
+        chosen = choice_labels(self.answer(spec.key))
+        return spec.option_display(chosen[0]) if len(chosen) == 1 else NO_RESPONDENT_TYPE
 
     @property
     def respondent(self) -> str:
-        return self.form.get("organisation_name") or self.sender_name or self.sender_address or "(ukjent)"
+        key = self.layout.respondent_name_key
+        named = self.form.get(key) if key else None
+        return named or self.sender_name or self.sender_address or "(ukjent)"
 
 
 @dataclass
@@ -95,29 +76,47 @@ class DayCount:
 
 
 @dataclass
+class ChoiceSummary:
+    spec: FieldSpec
+    totals: list[tuple[str, int]]  # option (short name) -> count, in form order, then NO_CHOICE
+    by_respondent_type: list[tuple[str, dict[str, int]]]  # respondent type -> option (short name, "" none) -> count
+
+    @property
+    def series(self) -> list[tuple[str, str]]:
+        return [(option.display, option.display) for option in self.spec.options] + [("", NO_CHOICE)]
+
+
+@dataclass
+class MatrixSummary:
+    spec: FieldSpec
+    rows: list[tuple[str, dict[str, int]]]  # row label -> column label (or "" none) -> count
+
+    @property
+    def series(self) -> list[tuple[str, str]]:
+        return [(option.label, option.display) for option in self.spec.options] + [("", NO_CHOICE)]
+
+
+@dataclass
+class TextAnswers:
+    spec: FieldSpec
+    answers: list[tuple[Response, str]]
+
+
+@dataclass
 class ConsultationSummary:
     case: m.Case
+    layout: FormLayout
     responses: list[Response]
-    by_organisation_type: list[tuple[str, int]]
-    q1_by_organisation_type: list[tuple[str, dict[str, int]]]  # choice key (or "" for none) -> count
-    per_goal: dict[str, list[tuple[Response, str]]]
+    by_respondent_type: list[tuple[str, int]]
+    choices: list[ChoiceSummary]
+    matrices: list[MatrixSummary]
+    texts: list[TextAnswers]
     late: list[Response]
     per_day: list[DayCount]
 
     @property
     def with_form(self) -> int:
         return sum(1 for r in self.responses if r.form)
-
-
-def _corrections_by_intake(session: Session, intake_ids: list[int]) -> dict[int, list[m.FieldCorrection]]:
-    grouped: dict[int, list[m.FieldCorrection]] = {}
-    if not intake_ids:
-        return grouped
-    for chunk_start in range(0, len(intake_ids), 500):
-        chunk = intake_ids[chunk_start : chunk_start + 500]
-        for correction in session.scalars(select(m.FieldCorrection).where(m.FieldCorrection.intake_id.in_(chunk))):
-            grouped.setdefault(correction.intake_id, []).append(correction)
-    return grouped
 
 
 def responses(session: Session, case_number: str | None = None) -> list[Response]:
@@ -127,7 +126,7 @@ def responses(session: Session, case_number: str | None = None) -> list[Response
         .where(m.IntakeRecord.status == m.REGISTERED)
         .options(
             selectinload(m.IntakeRecord.case),
-            selectinload(m.IntakeRecord.form),
+            selectinload(m.IntakeRecord.form).selectinload(m.FormResultRow.answers),
             selectinload(m.IntakeRecord.journal_entry).selectinload(m.JournalEntry.case),
         )
         .order_by(m.IntakeRecord.received_at, m.IntakeRecord.id)
@@ -135,12 +134,15 @@ def responses(session: Session, case_number: str | None = None) -> list[Response
     if case_number is not None:
         query = query.join(m.Case, m.Case.id == m.IntakeRecord.case_id).where(m.Case.number == case_number)
     records = list(session.scalars(query))
-    corrections = _corrections_by_intake(session, [r.id for r in records])
+    corrections = load_corrections(session, [r.id for r in records])
     result = []
     for record in records:
         tz = ZoneInfo(record.case.timezone if record.case else "Europe/Oslo")
         record_corrections = corrections.get(record.id, [])
         form = corrected_form(record, record_corrections) or {}
+        profile_name = record.case.form_profile if record.case and record.case.form_profile else (
+            record.form.profile if record.form else None
+        )
         result.append(
             Response(
                 intake_id=record.id,
@@ -155,15 +157,18 @@ def responses(session: Session, case_number: str | None = None) -> list[Response
                 warnings=list(record.form.warnings) if record.form else [],
                 form_status=record.form.form_status if record.form else None,
                 case_number=record.case.number if record.case else "",
+                layout=form_layout(profile_name),
             )
         )
     return result
 
 
-def _ordered_types(counter: Counter[str]) -> list[str]:
-    known = [t for t in ORGANISATION_TYPES if counter.get(t)]
-    other = sorted(t for t in counter if t not in ORGANISATION_TYPES and t != NO_ORGANISATION_TYPE)
-    tail = [NO_ORGANISATION_TYPE] if counter.get(NO_ORGANISATION_TYPE) else []
+def _ordered_types(layout: FormLayout, counter: Counter[str]) -> list[str]:
+    spec = layout.respondent_type
+    known_order = [option.display for option in spec.options] if spec is not None else []
+    known = [t for t in known_order if counter.get(t)]
+    other = sorted(t for t in counter if t not in known_order and t != NO_RESPONDENT_TYPE)
+    tail = [NO_RESPONDENT_TYPE] if counter.get(NO_RESPONDENT_TYPE) else []
     return [*known, *other, *tail]
 
 
@@ -191,27 +196,58 @@ def per_day(items: list[Response], deadline: date | None = None) -> list[DayCoun
     return days
 
 
+def _choice_summary(spec: FieldSpec, items: list[Response], types: list[str]) -> ChoiceSummary:
+    totals: Counter[str] = Counter()
+    by_type: dict[str, dict[str, int]] = {t: {} for t in types}
+    for response in items:
+        chosen = [spec.option_display(label) for label in choice_labels(response.answer(spec.key))] or [""]
+        slot = by_type.setdefault(response.respondent_type, {})
+        for option in chosen:
+            totals[option] += 1
+            slot[option] = slot.get(option, 0) + 1
+    ordered = [(option.display, totals[option.display]) for option in spec.options]
+    ordered += [(name, count) for name, count in totals.items() if name and name not in dict(ordered)]
+    ordered.append((NO_CHOICE, totals[""]))
+    return ChoiceSummary(spec, ordered, [(t, by_type[t]) for t in by_type])
+
+
+def _matrix_summary(spec: FieldSpec, items: list[Response]) -> MatrixSummary:
+    rows: list[tuple[str, dict[str, int]]] = []
+    for row in spec.rows:
+        counts: dict[str, int] = {}
+        for response in items:
+            table = response.answer(spec.key)
+            ticked = (table.get(row) if isinstance(table, dict) else None) or [""]
+            for column in ticked:
+                counts[column] = counts.get(column, 0) + 1
+        rows.append((row, counts))
+    return MatrixSummary(spec, rows)
+
+
 def consultation_summary(session: Session, case_number: str) -> ConsultationSummary:
     case = session.scalar(select(m.Case).where(m.Case.number == case_number))
     if case is None:
         raise LookupError(f"no case {case_number}")
+    layout = form_layout(case.form_profile)
     items = responses(session, case_number)
-    by_type = Counter(r.organisation_type for r in items)
-    types = _ordered_types(by_type)
-    q1: dict[str, dict[str, int]] = {t: {} for t in types}
-    for response in items:
-        choice = response.form.get("q1_choice") or ""
-        slot = q1[response.organisation_type]
-        slot[choice] = slot.get(choice, 0) + 1
-    goals: dict[str, list[tuple[Response, str]]] = {}
-    for goal in GOAL_FIELDS:
-        goals[goal] = [(r, str(r.form[goal])) for r in items if r.form.get(goal)]
+    with_form = [r for r in items if r.form]
+    by_type = Counter(r.respondent_type for r in items)
+    types = _ordered_types(layout, by_type) if layout.respondent_type is not None else []
+    respondent_key = layout.respondent_type.key if layout.respondent_type is not None else None
     return ConsultationSummary(
         case=case,
+        layout=layout,
         responses=items,
-        by_organisation_type=[(t, by_type[t]) for t in types],
-        q1_by_organisation_type=[(t, q1[t]) for t in types],
-        per_goal=goals,
+        by_respondent_type=[(t, by_type[t]) for t in types],
+        choices=[
+            _choice_summary(spec, items, types) for spec in layout.specs
+            if spec.kind == "choice" and spec.key != respondent_key
+        ],
+        matrices=[_matrix_summary(spec, with_form) for spec in layout.specs if spec.kind == "matrix"],
+        texts=[
+            TextAnswers(spec, [(r, str(r.form[spec.key])) for r in with_form if r.form.get(spec.key)])
+            for spec in layout.specs if spec.kind == "text" and spec.multiline
+        ],
         late=[r for r in items if not r.on_time],
         per_day=per_day(items, case.deadline),
     )

@@ -468,3 +468,10 @@ def check_token_url(url: str) -> str:
     raise ValueError(
         "token_url must be an https:// URL (the client secret is sent to it; http only to a loopback host)"
     )
+def form_reference(settings: Settings, form: str | None) -> str | None:
+    """A case's `form` as the parsers load it: a packaged profile's name, or a profile file's path (a relative path
+    is relative to the config file)."""
+    if not form or not (form.endswith(".toml") or "/" in form):
+        return form
+    path = Path(form)
+    return str(path if path.is_absolute() else settings.base_dir / path)

@@ -11,8 +11,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.responses import PlainTextResponse, Response
 
-from postmottak.casefile.db import Database
 from postmottak.casefile.blobstore import open_store
+from postmottak.casefile.db import Database
 from postmottak.config.settings import Settings
 from postmottak.dashboard import access, actions, files, pages
 from postmottak.dashboard.metrics import metrics_registry

@@ -6,12 +6,14 @@ from datetime import date
 
 from markupsafe import Markup, escape
 
-from postmottak.casefile.summary import NO_Q1_CHOICE, Q1_CHOICES, DayCount
+from postmottak.casefile.summary import DayCount
 
 ON_TIME_COLOUR = "#2f6f9f"
 LATE_COLOUR = "#d9822b"
 DEADLINE_COLOUR = "#b3261e"
-Q1_COLOURS = {"ja": "#3a8f5c", "nei": "#c0392b", "vet_ikke": "#8a8f98", "": "#d5d8dc"}
+# Series colours in option order; the last series ("not answered") is always light grey.
+SERIES_COLOURS = ("#3a8f5c", "#c0392b", "#8a8f98", "#2f6f9f", "#d9822b", "#7d5ba6", "#1f8a8a", "#b58900")
+NONE_COLOUR = "#d5d8dc"
 
 
 def _nice_max(value: int) -> int:
@@ -81,23 +83,27 @@ def responses_per_day(days: list[DayCount], deadline: date, *, width: int = 760,
     return Markup("".join(parts))
 
 
-def q1_by_organisation_type(rows: list[tuple[str, dict[str, int]]], *, width: int = 760) -> Markup:
-    """One horizontal bar per organisation type, split by the answer to question 1."""
+def stacked_bars(
+    rows: list[tuple[str, dict[str, int]]], series: list[tuple[str, str]], aria_label: str, *, width: int = 760
+) -> Markup:
+    """One horizontal bar per row (a respondent type, a table row), split by series (the options; key "" is
+    "not answered")."""
     if not rows:
         return Markup('<p class="muted">Ingen svar ennå.</p>')
     label_w, right, top, row_h = 260, 40, 34, 26
     height = top + row_h * len(rows) + 12
     plot_w = width - label_w - right
     largest = max(sum(counts.values()) for _, counts in rows) or 1
-    order = [*Q1_CHOICES, ""]
-    names = {**Q1_CHOICES, "": NO_Q1_CHOICE}
+    order = [key for key, _name in series]
+    names = dict(series)
+    colours = {key: (SERIES_COLOURS[i % len(SERIES_COLOURS)] if key else NONE_COLOUR) for i, key in enumerate(order)}
     parts = [
         f'<svg class="chart" viewBox="0 0 {width} {height}" width="100%" role="img" '
-        f'aria-label="Svar på spørsmål 1 etter organisasjonstype" xmlns="http://www.w3.org/2000/svg">'
+        f'aria-label="{escape(aria_label)}" xmlns="http://www.w3.org/2000/svg">'
     ]
     x = label_w
     for key in order:
-        parts.append(f'<rect x="{x}" y="6" width="10" height="10" fill="{Q1_COLOURS[key]}"/>')
+        parts.append(f'<rect x="{x}" y="6" width="10" height="10" fill="{colours[key]}"/>')
         parts.append(f'<text x="{x + 14}" y="15" class="axis">{escape(names[key])}</text>')
         x += 26 + 7 * len(names[key])
     for index, (org_type, counts) in enumerate(rows):
@@ -114,7 +120,7 @@ def q1_by_organisation_type(rows: list[tuple[str, dict[str, int]]], *, width: in
                 continue
             w = plot_w * count / largest
             parts.append(
-                f'<rect x="{x:.1f}" y="{y + 2}" width="{w:.1f}" height="{row_h - 8}" fill="{Q1_COLOURS[key]}">'
+                f'<rect x="{x:.1f}" y="{y + 2}" width="{w:.1f}" height="{row_h - 8}" fill="{colours[key]}">'
                 f"<title>{escape(org_type)}: {escape(names[key])} {count}</title></rect>"
             )
             if w >= 16:

@@ -13,7 +13,7 @@ from postmottak.casefile import review
 from postmottak.casefile import summary as summaries
 from postmottak.casefile.cases import get_case
 from postmottak.casefile.queries import corrected_form, status_summary
-from postmottak.dashboard.charts import q1_by_organisation_type, responses_per_day
+from postmottak.dashboard.charts import responses_per_day, stacked_bars
 from postmottak.dashboard.rendering import case_key, local_time, render
 from postmottak.dashboard.security import StaffUser, current_user
 
@@ -102,7 +102,7 @@ def intake_list(
                 "statuses": m.INTAKE_STATUSES,
                 "receipt_statuses": m.RECEIPT_STATUSES,
                 "timeliness": TIMELINESS,
-                "organisation_types": summaries.ORGANISATION_TYPES,
+                "organisation_types": review.respondent_type_options(session),
                 "page_url": lambda n: "/intake?" + urlencode({**params, "page": n}),
             },
         )
@@ -129,8 +129,8 @@ def intake_detail(request: Request, intake_id: int, user: StaffUser = Depends(st
                 "events": review.history(session, intake_id),
                 "open_cases": review.open_case_numbers(session),
                 "form_checked": review.form_checked(session, intake_id),
-                "organisation_types": summaries.ORGANISATION_TYPES,
-                "long_fields": summaries.ANSWER_TEXT_FIELDS,
+                "layout": review.layout_of(record),
+                "answers": {a.key: a for a in record.form.answers} if record.form is not None else {},
                 "registrable": record.status in review.REGISTRABLE,
                 "ignorable": record.status in review.IGNORABLE,
             },
@@ -164,7 +164,17 @@ def case_summary(request: Request, key: str, user: StaffUser = Depends(staff)) -
             {
                 "case": case,
                 "summary": result,
-                "q1_chart": q1_by_organisation_type(result.q1_by_organisation_type),
+                "choice_charts": [
+                    stacked_bars(
+                        choice.by_respondent_type or [("Alle svar", dict(choice_counts(choice)))], choice.series,
+                        f"Svar på «{choice.spec.column}»",
+                    )
+                    for choice in result.choices
+                ],
+                "matrix_charts": [
+                    stacked_bars(matrix.rows, matrix.series, f"Svar i tabellen «{matrix.spec.column}»")
+                    for matrix in result.matrices
+                ],
                 "day_chart": responses_per_day(result.per_day, case.deadline),
                 "key": key,
                 "now_text": local_time(datetime.now(timezone.utc)),
@@ -176,3 +186,8 @@ def case_summary(request: Request, key: str, user: StaffUser = Depends(staff)) -
 def audit_log(request: Request, user: StaffUser = Depends(staff)) -> Response:
     with request.app.state.db.session() as session:
         return render(request, "audit.html", {"events": review.recent_events(session, 300)})
+
+
+def choice_counts(choice: summaries.ChoiceSummary) -> list[tuple[str, int]]:
+    """Totals keyed as the chart's series are ("" for not answered)."""
+    return [("" if name == summaries.NO_CHOICE else name, count) for name, count in choice.totals]

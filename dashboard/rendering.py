@@ -12,8 +12,9 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from starlette.responses import HTMLResponse
 
 from postmottak.casefile.clock import local_time as local_time  # also a template filter
-from postmottak.casefile.summary import FIELD_LABELS, GOAL_LABELS, NO_Q1_CHOICE, Q1_CHOICES
+from postmottak.casefile.form_values import shown_value
 from postmottak.dashboard.security import csrf_token, pop_flashes
+from postmottak.parsers.forms.answers import FieldSpec, answer_value
 
 STATUS_LABELS = {
     "registered": "Registrert",
@@ -88,14 +89,29 @@ def file_size(size: int | None) -> str:
     return f"{size / 1024 / 1024:.1f} MB".replace(".", ",")
 
 
-def field_value(field: str, value: Any) -> str:
-    if value is None or value == "" or value == []:
-        return "–"
-    if field == "q1_choice":
-        return Q1_CHOICES.get(str(value), str(value))
-    if isinstance(value, list):
-        return ", ".join(str(v) for v in value)
-    return str(value)
+def field_value(spec: FieldSpec | None, value: Any) -> str:
+    """An answer (labels as printed, see parsers.forms.answers) as one line for a page."""
+    return shown_value(spec, value) or "–"
+
+
+def flat_field_value(spec: FieldSpec | None, value: Any) -> str:
+    """A value in the flat form of the profile's key (as corrections store it) as one line for a page."""
+    if spec is None:
+        return field_value(None, value)
+    return field_value(spec, answer_value(spec, {spec.key: value}))
+
+
+READ_BY_LABELS = {
+    "text": "tekst",
+    "glyph": "avkrysningstegn",
+    "vector_box": "tegnede avkrysningsbokser",
+    "content_control": "innholdskontroll i Word",
+    "acroform": "PDF-skjemafelt",
+    "table": "tabell",
+    "ocr": "tekstgjenkjenning (OCR)",
+    "staff": "saksbehandler",
+    "unknown": "ikke registrert",
+}
 
 
 def changes(value: Any, prefix: str = "") -> str:
@@ -131,6 +147,8 @@ def make_environment() -> Environment:
         local_date=local_date,
         filesize=file_size,
         field_value=field_value,
+        flat_field_value=flat_field_value,
+        read_by=lambda s: READ_BY_LABELS.get(s or "", s or "–"),
         status_label=lambda s: STATUS_LABELS.get(s or "", s or "–"),
         receipt_label=lambda s: RECEIPT_LABELS.get(s or "", s or "–"),
         action_label=lambda s: ACTION_LABELS.get(s or "", s or "–"),
@@ -142,10 +160,6 @@ def make_environment() -> Environment:
     env.globals.update(
         STATUS_LABELS=STATUS_LABELS,
         RECEIPT_LABELS=RECEIPT_LABELS,
-        FIELD_LABELS=FIELD_LABELS,
-        GOAL_LABELS=GOAL_LABELS,
-        Q1_CHOICES=Q1_CHOICES,
-        NO_Q1_CHOICE=NO_Q1_CHOICE,
         RECEIVED_SOURCE_LABELS=RECEIVED_SOURCE_LABELS,
     )
     return env

@@ -29,7 +29,7 @@ from postmottak.casefile.leases import LeaseLost
 from postmottak.casefile.locks import mailbox_lock
 from postmottak.casefile.records import DocumentIn, IncomingMail
 from postmottak.casefile.storage import DocumentStore
-from postmottak.config.settings import Settings
+from postmottak.config.settings import Settings, form_reference
 from postmottak.intake.form_worker import FormWorkerPool
 from postmottak.intake.receipt_policy import effective_sender, is_reply_to_receipt, own_domain, plan_receipt
 from postmottak.intake.sources.base import (
@@ -42,7 +42,8 @@ from postmottak.intake.sources.base import (
 )
 from postmottak.intake.triage import CaseRule, Verdict, decide
 from postmottak.parsers.envelope import Attachment, Envelope, parse_envelope
-from postmottak.parsers.forms import DocumentInput, DocumentsAnalysis
+from postmottak.parsers.forms import DocumentInput, DocumentsAnalysis, FormResult, load_profile
+from postmottak.parsers.forms.answers import states_private_person
 from postmottak.parsers.machine import machine_reason
 
 log = logging.getLogger(__name__)
@@ -180,7 +181,8 @@ class Intake:
                               envelope.attachments[i].data)
                 for i in candidates
             ]
-            analysis = self.form_pool().submit(inputs, self.form_profile)
+            mail_text = "\n".join([envelope.subject, envelope.body_text, *(a.filename or "" for a in envelope.attachments)])
+            analysis = self.form_pool().submit(inputs, self.form_profile_for(mail_text))
             del inputs
         for attachment in envelope.attachments:  # stored and handed to the pool: the bytes are not needed here
             attachment.data = b""
@@ -213,9 +215,14 @@ class Intake:
         finally:
             self.timings[stage] += time.perf_counter() - started
 
+    def form_profile_for(self, mail_text: str) -> str | None:
+        """The form of the one configured case the mail refers to; else the first configured form (a mail citing
+        several cases goes to review anyway)."""
+        return form_for_mail(self.settings, mail_text) or self.form_profile
+
     @property
     def form_profile(self) -> str | None:
-        return next((c.form for c in self.settings.cases if c.form), None)
+        return next((form_reference(self.settings, c.form) for c in self.settings.cases if c.form), None)
 
     def form_pool(self) -> FormWorkerPool:
         if self._pool is None:
@@ -271,9 +278,7 @@ class Intake:
         )
         sender = effective_sender(envelope, self.own_domains)
         form_dump = form.model_dump(mode="json") if form is not None else None
-        private = None
-        if form is not None and form.organisation_types_checked:
-            private = form.organisation_type == "Privatperson"
+        private = private_person_in_form(form)
         return IncomingMail(
             source_key=self.source.source_key,
             uidvalidity=uidvalidity,
@@ -565,3 +570,25 @@ def receive_time(mail: FetchedMail, envelope: Envelope) -> tuple[datetime, str]:
     if mail.file_mtime is not None:
         return mail.file_mtime, "file-mtime"
     return datetime.now(timezone.utc), "fetch-time"
+
+
+def private_person_in_form(form: FormResult | None) -> bool | None:
+    """What the form's own respondent-type question says about a private person (None when it does not say)."""
+    if form is None or not form.profile:
+        return None
+    try:
+        profile = load_profile(form.profile)
+    except (ValueError, OSError):
+        return None
+    return states_private_person(profile, form.fields)
+
+
+def form_for_mail(settings: Settings, mail_text: str) -> str | None:
+    """The form (profile reference) of the single configured case that the text refers to, if it has one."""
+    from postmottak.parsers.case_refs import find_case_references
+
+    referenced = find_case_references(mail_text, [c.number for c in settings.cases])
+    if len(referenced) != 1:
+        return None
+    case = next(c for c in settings.cases if c.number in referenced)
+    return form_reference(settings, case.form)

@@ -13,7 +13,7 @@ from postmottak.casefile import cases as case_store
 from postmottak.casefile.db import Database, DatabaseUnavailable
 from postmottak.casefile.blobstore import open_store
 from postmottak.casefile.storage import DocumentStore
-from postmottak.config.settings import ConfigError, Settings, load_settings
+from postmottak.config.settings import ConfigError, Settings, form_reference, load_settings
 from postmottak.intake.oauth2 import token_client
 from postmottak.intake.pipeline import Intake
 from postmottak.intake.sources.base import MailSource
@@ -34,7 +34,10 @@ def open_database(settings: Settings) -> Database:
     """The case database, migrated, with the configured cases in step. Raises DatabaseUnavailable."""
     db = Database.open(settings.database_url)
     with db.translating_errors(), db.session() as session:
-        case_store.sync_cases(session, [(c.number, c.title, c.deadline, c.timezone, c.form) for c in settings.cases])
+        configured = [
+            (c.number, c.title, c.deadline, c.timezone, form_reference(settings, c.form)) for c in settings.cases
+        ]
+        case_store.sync_cases(session, configured)
     return db
 
 

@@ -56,7 +56,9 @@ REPORT_FILE = "uttrekksrapport.txt"
 SHA256 = "SHA256"  # Noark 5 sjekksumAlgoritme
 EMPTY_VALUE = "(tom)"  # tidligereVerdi/nyVerdi must not be empty
 # Form keys that describe the parse, not the response: kept out of virksomhetsspesifikkeMetadata.
-_FORM_META_KEYS = {"warnings", "warning_codes", "form_status", "profile", "source_format", "page_count", "extra_fields"}
+_FORM_META_KEYS = {
+    "warnings", "warning_codes", "form_status", "profile", "source_format", "page_count", "extra_fields", "fields",
+}
 
 
 class ExtractError(Exception):
@@ -327,8 +329,11 @@ def _form_metadata(b: Builder, post: ET.Element, form: dict[str, Any]) -> None:
     extra = form.get("extra_fields")
     if isinstance(extra, dict):
         fields.update({k: v for k, v in extra.items() if k not in fields})
+    # The printed question or label of every field of the form's profile (form.fields) goes with its value.
+    labels = {a["key"]: a["label"] for a in form.get("fields") or [] if isinstance(a, dict) and "key" in a}
     for key in sorted(fields):
-        element = ET.SubElement(form_element, f"{FORM_PREFIX}:felt", {"navn": key})
+        attributes = {"navn": key, **({"ledetekst": labels[key]} if key in labels else {})}
+        element = ET.SubElement(form_element, f"{FORM_PREFIX}:felt", attributes)
         text = _value_text(fields[key])
         if text is not None:
             element.text = text

@@ -10,12 +10,9 @@ from sqlalchemy.orm import Session, selectinload
 
 from postmottak.casefile import models as m
 from postmottak.casefile.cases import get_case
-from postmottak.casefile.queries import corrected_form
+from postmottak.casefile.form_values import FormLayout, corrected_form, form_layout, load_corrections
 
 SCREENED_NAME = "Privatperson (skjermet)"
-ORGANISATION_FIELD = "organisation_name"
-ORGANISATION_TYPE_FIELD = "organisation_type"
-PRIVATE_PERSON_TYPE = "Privatperson"
 
 
 @dataclass
@@ -75,22 +72,29 @@ def _replace_casefold(text: str, needle: str, replacement: str) -> str:
     return "".join(out)
 
 
-def is_private_person(entry: m.JournalEntry, form: dict[str, Any] | None, corrections: list[m.FieldCorrection]) -> bool:
-    """Private person if registered as one, or if staff corrected the form to say so; when unknown, if no
-    organisation is named. Errs on the side of screening."""
-    if form is not None and any(c.field == ORGANISATION_TYPE_FIELD for c in corrections):
-        corrected_type = form.get(ORGANISATION_TYPE_FIELD)
-        if corrected_type:
-            return corrected_type == PRIVATE_PERSON_TYPE
+def is_private_person(
+    entry: m.JournalEntry, form: dict[str, Any] | None, corrections: list[m.FieldCorrection],
+    layout: FormLayout | None = None,
+) -> bool:
+    """Private person if registered as one, or if staff corrected the form's respondent type to say so; when
+    unknown, if no organisation is named. Errs on the side of screening."""
+    layout = layout or form_layout(None)
+    type_key = layout.respondent_type.key if layout.respondent_type is not None else None
+    if form is not None and type_key and any(c.field == type_key for c in corrections):
+        corrected = layout.is_private_person(form)
+        if corrected is not None:
+            return corrected
     if entry.correspondent_is_private_person is not None:
         return bool(entry.correspondent_is_private_person)
-    return organisation_name(form) is None
+    return organisation_name(form, layout) is None
 
 
-def organisation_name(form: dict[str, Any] | None) -> str | None:
-    if not form:
+def organisation_name(form: dict[str, Any] | None, layout: FormLayout | None = None) -> str | None:
+    """The respondent's name as the form states it (the profile's respondent name field)."""
+    key = (layout or form_layout(None)).respondent_name_key
+    if not form or not key:
         return None
-    value = form.get(ORGANISATION_FIELD)
+    value = form.get(key)
     return value.strip() if isinstance(value, str) and value.strip() else None
 
 
@@ -102,21 +106,16 @@ def load_case(session: Session, number: str) -> CaseSource:
             .where(m.JournalEntry.case_id == case.id)
             .options(
                 selectinload(m.JournalEntry.intake).selectinload(m.IntakeRecord.documents),
-                selectinload(m.JournalEntry.intake).selectinload(m.IntakeRecord.form),
+                selectinload(m.JournalEntry.intake).selectinload(m.IntakeRecord.form)
+                .selectinload(m.FormResultRow.answers),
                 selectinload(m.JournalEntry.case),
             )
             .order_by(m.JournalEntry.journal_year, m.JournalEntry.journal_sequence, m.JournalEntry.id)
         )
     )
     intake_ids = [e.intake_id for e in entries]
-    corrections: dict[int, list[m.FieldCorrection]] = {}
-    if intake_ids:
-        for correction in session.scalars(
-            select(m.FieldCorrection)
-            .where(m.FieldCorrection.intake_id.in_(intake_ids))
-            .order_by(m.FieldCorrection.corrected_at, m.FieldCorrection.id)
-        ):
-            corrections.setdefault(correction.intake_id, []).append(correction)
+    corrections = load_corrections(session, intake_ids)
+    layout = form_layout(case.form_profile)
     sources = []
     for entry in entries:
         own = corrections.get(entry.intake_id, [])
@@ -128,8 +127,8 @@ def load_case(session: Session, number: str) -> CaseSource:
                 documents=sorted(entry.intake.documents, key=lambda d: d.number),
                 form=form,
                 corrections=own,
-                is_private_person=is_private_person(entry, form, own),
-                organisation=organisation_name(form),
+                is_private_person=is_private_person(entry, form, own, layout),
+                organisation=organisation_name(form, layout),
             )
         )
     audit_filter = [m.AuditEvent.case_id == case.id]

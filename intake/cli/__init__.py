@@ -10,7 +10,7 @@ import typer
 
 from postmottak.casefile.db import DatabaseUnavailable
 from postmottak.intake.check import check_command
-from postmottak.intake.cli import archive, commands, dashboard, database, receipts, storage, workers
+from postmottak.intake.cli import archive, commands, dashboard, database, forms, receipts, storage, workers
 from postmottak.intake.cli.context import CliContext, setup_logging
 
 app = typer.Typer(
@@ -42,6 +42,7 @@ commands.db_app.command("repair")(database.repair_command)
 app.registered_commands.extend(workers.workers_app.registered_commands)  # workers
 app.add_typer(workers.mailboxes_app, name="mailboxes")
 app.add_typer(storage.storage_app, name="storage")
+app.add_typer(forms.forms_app, name="forms")
 
 
 def main() -> None:

@@ -192,22 +192,36 @@ def _export_spreadsheet(db: Database, format: str, output: Optional[Path], case:
 def parse(
     file: Path = typer.Argument(..., exists=True, dir_okay=False, help="A form as PDF or DOCX."),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
-    profile: Optional[str] = typer.Option(None, "--profile", help="Form profile (default: the 22/414 form)."),
+    profile: Optional[str] = typer.Option(
+        None, "--profile", help="Form profile: a packaged profile's name or a profile TOML file (default: the packaged default)."
+    ),
 ) -> None:
-    """Parse one form file and print its fields."""
+    """Parse one form file and print its fields: every key of the profile, and `fields` in form order."""
     from postmottak.intake.form_worker import parse_form_isolated
 
     form = parse_form_isolated(file.read_bytes(), file.name, profile, timeout_s=120, memory_mb=2048)
-    result = form.model_dump(mode="json")
+    # The profile's own keys at the top level whatever the form (a later form's keys live in extra_fields).
+    result = {**form.extra_fields, **form.model_dump(mode="json")}
     if as_json:
         sys.stdout.write(json.dumps(result, ensure_ascii=False, indent=2) + "\n")
         return
-    table = Table(title=f"Skjema: {file.name}", show_header=True)
+    table = Table(title=f"Skjema: {file.name} ({form.form_status})", show_header=True)
     table.add_column("Felt")
-    table.add_column("Verdi", overflow="fold")
-    for key, value in result.items():
-        table.add_row(key, "" if value is None else (", ".join(value) if isinstance(value, list) else str(value)))
+    table.add_column("Ledetekst", overflow="fold")
+    table.add_column("Svar", overflow="fold")
+    table.add_column("Lest fra")
+    for answer in form.fields:
+        value = answer.value
+        if isinstance(value, dict):
+            shown = "; ".join(f"{row}: {', '.join(cols)}" for row, cols in value.items())
+        elif isinstance(value, list):
+            shown = ", ".join(value)
+        else:
+            shown = value or ""
+        table.add_row(answer.key, answer.label, shown, answer.read_by)
     console.print(table)
+    for warning in form.warnings:
+        console.print(f"Advarsel: {warning}", highlight=False, markup=False)
 
 
 @db_app.command("upgrade")

@@ -176,8 +176,8 @@ def list_records(
 def show_record(ctx: typer.Context, intake_id: int = typer.Argument(..., help="Intake record ID.")) -> None:
     """Everything about one mail: envelope, verdict, documents, form with corrections, receipt, history."""
     from postmottak.casefile import review
+    from postmottak.casefile.form_values import answer_of, shown_value
     from postmottak.casefile.queries import corrected_form
-    from postmottak.casefile.summary import FIELD_LABELS
 
     db = cli(ctx).database()
     with db.session() as session:
@@ -207,10 +207,10 @@ def show_record(ctx: typer.Context, intake_id: int = typer.Argument(..., help="I
         if form is not None:
             lines.append(f"Skjema ({record.form.form_status if record.form else ''}):")
             corrected = {c.field for c in corrections}
-            for key, label in FIELD_LABELS.items():
-                value = form.get(key)
-                mark = " [korrigert]" if key in corrected else ""
-                lines.append(f"  {label}: {value if value not in (None, '') else '-'}{mark}")
+            for spec in review.layout_of(record).specs:
+                shown = shown_value(spec, answer_of(form, spec.key))
+                mark = " [korrigert]" if spec.key in corrected else ""
+                lines.append(f"  {spec.column}: {shown or '-'}{mark}")
             for warning in record.form.warnings if record.form else []:
                 lines.append(f"  ADVARSEL: {warning}")
         if record.receipt:

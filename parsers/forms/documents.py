@@ -117,7 +117,9 @@ def form_from_document(document: ReadDocument, data: bytes, profile: FormProfile
     if document.format == "pdf" and outcome.options_without_glyph:
         # Labels without glyphs: the boxes may be drawn as vector squares; read the geometry.
         try:
-            vector = parse_text(lines_to_text(read_pdf(data, backend="pdfplumber").lines), profile)
+            vector = parse_text(
+                lines_to_text(read_pdf(data, backend="pdfplumber").lines), profile, checkbox_read_by="vector_box"
+            )
         except Exception:  # the fast read succeeded; keep its result
             vector = None
         if vector is not None and vector.options_without_glyph < outcome.options_without_glyph:

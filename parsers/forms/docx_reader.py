@@ -33,7 +33,13 @@ def is_docx(data: bytes) -> bool:
         return False
 
 
-def read_docx(data: bytes) -> list[TextLine]:
+# Between the cells of a table row when a form is read for learning (see learn.py).
+CELL_SEPARATOR = " \u00a6 "
+
+
+def read_docx(data: bytes, *, table_rows: bool = False) -> list[TextLine]:
+    """The lines of a Word document. With `table_rows`, each table row is one line, its cells joined by
+    CELL_SEPARATOR (the shape learning needs); otherwise every cell paragraph is a line of its own."""
     import docx
 
     try:
@@ -48,7 +54,16 @@ def read_docx(data: bytes) -> list[TextLine]:
         raise DocxReadError("unreadable", f"Word-filen er skadet og kan ikke leses ({type(exc).__name__}).") from None
 
     lines: list[TextLine] = []
-    for paragraph in document.element.body.iter(f"{_W}p"):
+    for paragraph in document.element.body.iter(f"{_W}p", f"{_W}tr"):
+        if table_rows and paragraph.tag == f"{_W}tr":
+            if not _has_ancestor(paragraph, (f"{_W}tr",)):
+                cells = [_cell_text(cell) for cell in paragraph.iter(f"{_W}tc") if _nearest(cell, f"{_W}tr") is paragraph]
+                text = CELL_SEPARATOR.join(cells).strip()
+                if text.replace("\u00a6", "").strip():
+                    lines.append(TextLine(text=text, paragraph_start=True))
+            continue
+        if paragraph.tag == f"{_W}tr" or (table_rows and _has_ancestor(paragraph, (f"{_W}tr",))):
+            continue
         if _has_ancestor(paragraph, (f"{_MC}Fallback", f"{_W}txbxContent")) and not _is_own_textbox(paragraph):
             continue
         pieces: list[str] = []
@@ -58,6 +73,22 @@ def read_docx(data: bytes) -> list[TextLine]:
             if text:
                 lines.append(TextLine(text=text, paragraph_start=(i == 0)))
     return lines
+
+
+def _nearest(element, tag: str):
+    parent = element.getparent()
+    while parent is not None and parent.tag != tag:
+        parent = parent.getparent()
+    return parent
+
+
+def _cell_text(cell) -> str:
+    parts: list[str] = []
+    for paragraph in cell.iter(f"{_W}p"):
+        pieces: list[str] = []
+        _walk(paragraph, pieces)
+        parts.append(normalise_line("".join(pieces).replace("\n", " ")))
+    return " ".join(part for part in parts if part)
 
 
 def _has_ancestor(element, tags: tuple[str, ...]) -> bool:

@@ -6,6 +6,7 @@ import re
 from collections import Counter
 from dataclasses import dataclass, field
 
+from .answers import answers_from_values, field_specs
 from .glyphs import GLYPH_TOKEN_PATTERN, glyph_state
 from .models import FormResult
 from .profile import ChoiceOption, FormProfile, FormSection
@@ -89,7 +90,8 @@ def locate_sections(text: str, profile: FormProfile) -> list[_Located]:
     return located
 
 
-def parse_text(text: str, profile: FormProfile) -> ParseOutcome:
+def parse_text(text: str, profile: FormProfile, *, checkbox_read_by: str = "glyph") -> ParseOutcome:
+    """Parse the text of a document; `checkbox_read_by` names how its checkbox glyphs came to be (see answers)."""
     warnings = _Warnings()
     values: dict[str, object] = {}
     located = locate_sections(text, profile)
@@ -122,6 +124,13 @@ def parse_text(text: str, profile: FormProfile) -> ParseOutcome:
             leftover = clean_section_text(rest, placeholders, paragraphs=False)
             if leftover:
                 warnings.add(f"unplaced_text:{section.field}", f"Tekst ved «{section.display_name}» passer ikke i noe felt: «{_short(leftover)}»")
+        elif section.kind == "matrix":
+            table, unread = _read_matrix(content, section)
+            values[section.field] = table
+            options_found += len(section.rows) * len(section.options)
+            options_without_glyph += unread
+            if unread:
+                warnings.add(f"matrix.incomplete:{section.field}", f"Fant ikke alle avkrysningsboksene i tabellen «{_short(section.display_name, 60)}».")
         elif section.kind == "heading":
             leftover = clean_section_text(content, placeholders, paragraphs=False)
             if leftover:
@@ -138,16 +147,21 @@ def parse_text(text: str, profile: FormProfile) -> ParseOutcome:
     unchecked_cid = _unchecked_cid_token(ticks_by_section)
     if unchecked_cid is not None:
         warnings.add("checkbox.cid_glyphs", "Avkrysningsboksene mangler tekstkoding; avkrysningen er tolket ut fra glyfkodene og bør kontrolleres.")
+    ticked: dict[str, list[str]] = {}  # choice key -> every ticked option's printed label
     for section, ticks, _field in ticks_by_section:
         options_found += len(ticks)
         options_without_glyph += sum(1 for tick in ticks if tick.token is None)
         checked = [tick.option.value for tick in ticks if _is_checked(tick.token, unchecked_cid)]
+        ticked[_field] = [tick.option.label for tick in ticks if _is_checked(tick.token, unchecked_cid)]
         unknown = [tick.option.label for tick in ticks if tick.token is None]
         if unknown:
             warnings.add(f"checkbox.no_box:{_field}", f"Fant ingen avkrysningsboks ved: {', '.join(unknown)} ({section.display_name}).")
         if section.kind == "checkboxes":
-            values[section.list_field] = checked
-            values[section.field] = checked[0] if len(checked) == 1 else None
+            if section.list_field:
+                values[section.list_field] = checked
+            values[section.field] = checked if section.multiple and not section.list_field else (checked[0] if len(checked) == 1 else None)
+            if section.multiple:
+                checked = checked[:1]  # several ticks are the point of a multiple-choice group
         else:
             values[section.choice_field] = checked[0] if len(checked) == 1 else None
         if not checked and ticks:
@@ -158,15 +172,59 @@ def parse_text(text: str, profile: FormProfile) -> ParseOutcome:
     missing = labels_found < len(profile.sections)
     result_values = {key: value for key, value in values.items() if key in _RESULT_FIELDS}
     extra = {key: value for key, value in values.items() if key not in _RESULT_FIELDS}
+    read_by = {spec.key: ("text" if spec.kind == "text" else checkbox_read_by) for spec in field_specs(profile)}
+    fields = answers_from_values(profile, values, read_by=read_by, warnings=_warnings_by_field(warnings))
+    for answer in fields:
+        if answer.kind == "choice" and answer.key in ticked:
+            answer.value = ticked[answer.key]  # every tick, also where the single-answer key holds none
     result = FormResult(
         **result_values,
         extra_fields=extra,
+        fields=fields,
         form_status="partial" if missing else "parsed",
         profile=profile.name,
         warnings=warnings.messages,
         warning_codes=warnings.codes,
     )
     return ParseOutcome(result, labels_found, options_without_glyph, options_found)
+
+
+def _warnings_by_field(warnings: _Warnings) -> dict[str, list[str]]:
+    """Warnings whose code names a field ("kind:field") belong to that field as well."""
+    grouped: dict[str, list[str]] = {}
+    for code, message in zip(warnings.codes, warnings.messages):
+        if ":" in code:
+            grouped.setdefault(code.split(":", 1)[1], []).append(message)
+    return grouped
+
+
+def _read_matrix(content: str, section: FormSection) -> tuple[dict[str, list[str]], int]:
+    """Each row label (in order) followed by one checkbox per column: {row label: [ticked column values]}, and
+    how many boxes were not found."""
+    columns = section.options
+    starts: list[tuple[str, int, int]] = []
+    position = 0
+    for row in section.rows:
+        match = re.compile(flexible_pattern(row), re.IGNORECASE).search(content, position)
+        if match is None:
+            starts.append((row, -1, -1))
+            continue
+        starts.append((row, match.start(), match.end()))
+        position = match.end()
+    table: dict[str, list[str]] = {}
+    unread = 0
+    found = [item for item in starts if item[1] >= 0]
+    for row, start, end in starts:
+        if start < 0:
+            table[row] = []
+            unread += len(columns)
+            continue
+        following = [s for _r, s, _e in found if s > start]
+        stop = min(following) if following else len(content)
+        tokens = re.findall(GLYPH_TOKEN_PATTERN, content[end:stop])[: len(columns)]
+        unread += len(columns) - len(tokens)
+        table[row] = [column.value for column, token in zip(columns, tokens) if _is_checked(token, None)]
+    return table, unread
 
 
 def _read_options(content: str, options: list[ChoiceOption], *, whole: bool) -> tuple[list[_Tick], str]:

@@ -6,6 +6,8 @@ from typing import Literal, NamedTuple
 
 from pydantic import BaseModel, Field
 
+from .answers import FieldAnswer
+
 FormStatus = Literal["parsed", "partial", "unreadable", "not_a_form"]
 Q1Choice = Literal["ja", "nei", "vet_ikke"]
 
@@ -44,9 +46,16 @@ class FormResult(BaseModel):
     # Extras: machine-readable codes parallel to `warnings` (e.g. "checkbox.none_ticked:organisation_type").
     warning_codes: list[str] = Field(default_factory=list)
     # Fields of a profile that are not attributes of this model (a later form's own keys).
-    extra_fields: dict[str, str | list[str] | None] = Field(default_factory=dict)
+    extra_fields: dict[str, str | list[str] | dict[str, list[str]] | None] = Field(default_factory=dict)
     source_format: Literal["pdf", "docx", "text", "unknown"] = "unknown"
     page_count: int | None = None
+    # Every field of the profile in form order: the generic result (see answers.py).
+    fields: list[FieldAnswer] = Field(default_factory=list)
+
+    def flat_values(self) -> dict[str, object]:
+        """Every flat key of the profile: the model's own attributes and the later forms' extra keys."""
+        data = self.model_dump(mode="json", exclude={"fields", "extra_fields"})
+        return {**self.extra_fields, **data}
 
 
 class DocumentInput(NamedTuple):

@@ -67,13 +67,22 @@ class PdfLayout:
     warnings: list[str] = field(default_factory=list)
 
 
-def read_pdf(data: bytes, *, backend: Backend = "pdfium", max_pages: int = DEFAULT_MAX_PAGES) -> PdfLayout:
+# A horizontal gap wider than this many line heights separates table cells (learning only; see learn.py).
+CELL_GAP = 1.0
+CELL_SEPARATOR = " \u00a6 "
+
+
+def read_pdf(
+    data: bytes, *, backend: Backend = "pdfium", max_pages: int = DEFAULT_MAX_PAGES, table_cells: bool = False
+) -> PdfLayout:
+    """The lines of a PDF. With `table_cells`, wide horizontal gaps (table columns) are kept as CELL_SEPARATOR."""
     page_count = pdf_page_count(data)
     pages_read = min(page_count, max_pages)
+    cell_gap = CELL_GAP if table_cells else None
     if backend == "pdfium":
-        pages = _pdfium_pages(data, pages_read)
+        pages = _pdfium_pages(data, pages_read, cell_gap)
     else:
-        pages = _pdfplumber_pages(data, pages_read)
+        pages = _pdfplumber_pages(data, pages_read, cell_gap)
     warnings: list[str] = []
     if page_count > pages_read:
         warnings.append(f"PDF-en har {page_count} sider; bare de første {pages_read} er lest.")
@@ -106,7 +115,7 @@ def _classify_pdfium_error(exc: Exception) -> PdfReadError:
 # --- pdfium backend -------------------------------------------------------------------------
 
 
-def _pdfium_pages(data: bytes, pages_read: int) -> list[tuple[list[PdfLine], tuple[float, float]]]:
+def _pdfium_pages(data: bytes, pages_read: int, cell_gap: float | None = None) -> list[tuple[list[PdfLine], tuple[float, float]]]:
     import pypdfium2 as pdfium
     import pypdfium2.raw as pdfium_c
 
@@ -148,7 +157,7 @@ def _pdfium_pages(data: bytes, pages_read: int) -> list[tuple[list[PdfLine], tup
                 )
             textpage.close()
             page.close()
-            result.append((_group_lines(chars, page_index), (width, height)))
+            result.append((_group_lines(chars, page_index, cell_gap), (width, height)))
     finally:
         pdf.close()
     return result
@@ -157,7 +166,7 @@ def _pdfium_pages(data: bytes, pages_read: int) -> list[tuple[list[PdfLine], tup
 # --- pdfplumber backend (with vector checkbox detection) ------------------------------------
 
 
-def _pdfplumber_pages(data: bytes, pages_read: int) -> list[tuple[list[PdfLine], tuple[float, float]]]:
+def _pdfplumber_pages(data: bytes, pages_read: int, cell_gap: float | None = None) -> list[tuple[list[PdfLine], tuple[float, float]]]:
     import pdfplumber
     from pdfminer.pdfdocument import PDFPasswordIncorrect
 
@@ -176,7 +185,7 @@ def _pdfplumber_pages(data: bytes, pages_read: int) -> list[tuple[list[PdfLine],
                     for c in page.chars
                 ]
                 chars.extend(vector_checkbox_chars(page, chars))
-                result.append((_group_lines(chars, page_index), (float(page.width), float(page.height))))
+                result.append((_group_lines(chars, page_index, cell_gap), (float(page.width), float(page.height))))
                 page.close()
     except PDFPasswordIncorrect:
         raise PdfReadError("encrypted", "PDF-en er kryptert (passordbeskyttet) og kan ikke leses.") from None
@@ -261,7 +270,7 @@ def _overlap_fraction(inner, outer) -> float:
 # --- shared: chars -> lines -> paragraphs ---------------------------------------------------
 
 
-def _group_lines(chars: list[Char], page_index: int) -> list[PdfLine]:
+def _group_lines(chars: list[Char], page_index: int, cell_gap: float | None = None) -> list[PdfLine]:
     """Cluster characters into visual lines (by vertical centre) and spell each line left to right."""
     # Spaces carry no position: attach a space flag to the next real char in content order.
     marked: list[tuple[Char, bool]] = []
@@ -301,7 +310,11 @@ def _group_lines(chars: list[Char], page_index: int) -> list[PdfLine]:
                 gap = char.x0 - previous.x1
                 # A space char in the content stream counts only when it sits in a visible gap
                 # (content order and visual order can differ).
-                if gap > 0.18 * height or (space_before and gap > 0.05 * height):
+                if cell_gap is not None and gap > cell_gap * height:
+                    parts.append(CELL_SEPARATOR)
+                    if first_word_end is None:
+                        first_word_end = previous.x1
+                elif gap > 0.18 * height or (space_before and gap > 0.05 * height):
                     parts.append(" ")
                     if first_word_end is None:
                         first_word_end = previous.x1

@@ -21,6 +21,12 @@ class ChoiceOption(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
     value: str
     label: str
+    # A shorter name for summaries and spreadsheet cells (default: the printed label).
+    short: str | None = None
+
+    @property
+    def display(self) -> str:
+        return self.short or self.label
 
 
 class FormSection(BaseModel):
@@ -28,21 +34,29 @@ class FormSection(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
     # checkboxes: a list of ticked options; heading: no content expected;
-    # inline: a short value (wrapped lines joined); text: free text with paragraphs.
-    kind: Literal["checkboxes", "heading", "inline", "text"]
+    # inline: a short value (wrapped lines joined); text: free text with paragraphs;
+    # matrix: a table of checkboxes, one row per entry of `rows`, one column per entry of `options`.
+    kind: Literal["checkboxes", "heading", "inline", "matrix", "text"]
     label: str
     # Shorter prefix of the label used to find it when the respondent altered the rest.
     anchor: str | None = None
     field: str | None = None
-    # checkboxes: the FormResult key holding every ticked option.
+    # checkboxes: the FormResult key holding every ticked option (the single-answer `field` is then the
+    # one ticked option or nothing). Without it, `field` holds the list when `multiple`, else the one option.
     list_field: str | None = None
+    multiple: bool = False
     options: list[ChoiceOption] = Field(default_factory=list)
+    # matrix: the row labels as printed (the proposals); the columns are `options`.
+    rows: list[str] = Field(default_factory=list)
     # text sections may open with a line of choice checkboxes (one of them to tick).
     choice_field: str | None = None
     choices: list[ChoiceOption] = Field(default_factory=list)
     # inline: drop all whitespace from the value (e-mail addresses).
     compact: bool = False
     description: str | None = None
+    # Shorter column names for spreadsheets and pages (default: the printed label).
+    column: str | None = None
+    choice_column: str | None = None
 
     @property
     def display_name(self) -> str:
@@ -50,8 +64,10 @@ class FormSection(BaseModel):
 
     @model_validator(mode="after")
     def _check_kind(self) -> "FormSection":
-        if self.kind == "checkboxes" and not (self.options and self.field and self.list_field):
-            raise ValueError(f"checkbox section {self.label!r} needs options, field and list_field")
+        if self.kind == "checkboxes" and not (self.options and self.field):
+            raise ValueError(f"checkbox section {self.label!r} needs options and a field")
+        if self.kind == "matrix" and not (self.options and self.rows and self.field):
+            raise ValueError(f"matrix section {self.label!r} needs options (columns), rows and a field")
         if self.kind in ("inline", "text") and not self.field:
             raise ValueError(f"section {self.label!r} needs a field")
         if self.choices and not self.choice_field:
@@ -66,6 +82,12 @@ class FormProfile(BaseModel):
     case_number: str | None = None
     min_labels_for_form: int = 3
     placeholders: list[str] = Field(default_factory=list)
+    # Keys of the fields with a meaning beyond the form: the respondent-type question (summaries group by it),
+    # the respondent's name, and the option of the respondent type that marks a private person (screened in
+    # the public journal).
+    respondent_type_field: str | None = None
+    respondent_name_field: str | None = None
+    private_person_option: str | None = None
     sections: list[FormSection]
 
     @model_validator(mode="after")

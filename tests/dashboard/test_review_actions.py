@@ -13,6 +13,7 @@ from sqlalchemy import select
 
 from postmottak.casefile import models as m
 from postmottak.casefile import review, spreadsheet, summary
+from postmottak.casefile.form_values import form_layout
 from postmottak.casefile.users import UserError, add_user, authenticate, set_disabled
 from tests.dashboard.seed import add_mail, form_data, oslo
 
@@ -114,7 +115,7 @@ def test_correct_field_keeps_the_parsed_value(db, seeded):
 
 def test_correct_field_validates(db, seeded):
     intake_id = seeded.ids["warned"]
-    cases = [("q1_choice", "kanskje", "spørsmål 1"), ("organisation_type", "Forening", "organisasjonstype"),
+    cases = [("q1_choice", "kanskje", "Stiller seg bak målene"), ("organisation_type", "Forening", "Type organisasjon"),
              ("password", "x", "Ukjent felt"), ("email", "eva.lie@uio.no", "uendret")]
     for field, value, message in cases:
         with db.session() as session, pytest.raises(review.ReviewError, match=message):
@@ -185,16 +186,18 @@ def test_consultation_summary(db, seeded):
     with db.session() as session:
         result = summary.consultation_summary(session, "22/414")
     assert len(result.responses) == 6 and result.with_form == 6
-    assert dict(result.by_organisation_type) == {
+    assert dict(result.by_respondent_type) == {
         "Kommune/KS": 1, "RHF/Helseforetak": 1, "Fag- og interesseorganisasjoner": 1,
         "Pasient- og brukerorganisasjon": 1, "Forskning- og utdanningsorganisasjon": 1, "Privatperson": 1}
     # Ordered as in the form.
-    assert [t for t, _ in result.by_organisation_type][:2] == ["Kommune/KS", "RHF/Helseforetak"]
-    q1 = dict(result.q1_by_organisation_type)
-    assert q1["Fag- og interesseorganisasjoner"] == {"nei": 1}
+    assert [t for t, _ in result.by_respondent_type][:2] == ["Kommune/KS", "RHF/Helseforetak"]
+    assert [c.spec.key for c in result.choices] == ["q1_choice"]  # the respondent type is the grouping
+    q1 = dict(result.choices[0].by_respondent_type)
+    assert q1["Fag- og interesseorganisasjoner"] == {"Nei": 1}
     assert q1["Forskning- og utdanningsorganisasjon"] == {"": 1}
-    assert q1["Privatperson"] == {"vet_ikke": 1}
-    assert [r.respondent for r, _ in result.per_goal["goal_1"]] == [
+    assert q1["Privatperson"] == {"Vet ikke": 1}
+    goal_1 = next(t for t in result.texts if t.spec.key == "goal_1")
+    assert [r.respondent for r, _ in goal_1.answers] == [
         "Bergen kommune", "Helse Vest RHF", "Ingrid Berg", "Pasientforeningen"]
     assert [r.respondent for r in result.late] == ["Pasientforeningen"]
     days = {d.day: d for d in result.per_day}
@@ -212,9 +215,9 @@ def test_summary_counts_responses_without_type_and_without_form(db, store, seede
     with db.session() as session:
         result = summary.consultation_summary(session, "22/414")
     assert result.with_form == 7 and len(result.responses) == 8
-    assert dict(result.by_organisation_type)["Ikke oppgitt"] == 2
-    assert result.by_organisation_type[-1][0] == "Ikke oppgitt"
-    assert dict(result.q1_by_organisation_type)["Ikke oppgitt"] == {"": 1, "ja": 1}
+    assert dict(result.by_respondent_type)["Ikke oppgitt"] == 2
+    assert result.by_respondent_type[-1][0] == "Ikke oppgitt"
+    assert dict(result.choices[0].by_respondent_type)["Ikke oppgitt"] == {"": 1, "Ja": 1}
 
 
 def test_spreadsheet_rows_columns_and_cell_safety(db, store, seeded):
@@ -223,9 +226,9 @@ def test_spreadsheet_rows_columns_and_cell_safety(db, store, seeded):
              form=form_data(organisation_name="=HYPERLINK(\"http://evil\")", q4_text="- punkt en\n- punkt to"))
     with db.session() as session:
         rows = spreadsheet.rows(session, "22/414")
-    assert len(rows) == 7 and len(spreadsheet.HEADERS) == len(rows[0])
-    for label in summary.FIELD_LABELS.values():
-        assert label in spreadsheet.HEADERS
+    assert len(rows) == 7 and len(rows.headers) == len(rows[0])
+    for spec in form_layout("hoeringssvar-22-414").specs:
+        assert spec.column in rows.headers
     text = spreadsheet.to_csv(rows).decode("utf-8-sig")
     parsed = list(csv.DictReader(io.StringIO(text), delimiter=";"))
     evil = next(r for r in parsed if r["Avsender"] == "f@example.no")
