@@ -57,7 +57,9 @@ def test_archive_validate_passes_on_a_fresh_extract(setup: Setup, closed_case: B
     report = validate_extract(output)
     assert report.ok and report.problems == []
     assert report.xml_files_validated == 5
-    assert report.document_files_checked == closed_case.document_count
+    # every document twice: the original (Produksjonsformat) and its PDF/A-2b version (Arkivformat)
+    assert report.document_files_checked == 2 * closed_case.document_count
+    assert report.pdfa_files_checked == closed_case.document_count
 
 
 def _journalposts(output: Path) -> list[ET.Element]:
