@@ -67,6 +67,10 @@ class FormProfile(BaseModel):
     min_labels_for_form: int = 3
     placeholders: list[str] = Field(default_factory=list)
     sections: list[FormSection]
+    # The field of a question where respondents ask for their response to be exempt from publication: an answer
+    # pre-fills a suggestion for staff (legal basis below), it never exempts anything by itself.
+    exemption_field: str | None = None
+    exemption_suggested_basis: str = "Offl. § 13 jf. fvl. § 13"
 
     @model_validator(mode="after")
     def _check_sections(self) -> "FormProfile":
