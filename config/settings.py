@@ -231,6 +231,7 @@ class Settings(BaseSettings):
     web: WebSettings = WebSettings()
     receipts: ReceiptSettings = ReceiptSettings()
     cases: list[CaseSettings] = Field(default_factory=list)
+    retention: "RetentionSettings" = Field(default_factory=lambda: RetentionSettings())
     # Where relative paths are anchored (the config file's folder); not a TOML key.
     base_dir: Path = Field(default_factory=Path.cwd, exclude=True)
 
@@ -340,3 +341,14 @@ def load_settings(path: str | os.PathLike[str] | None = None, **overrides: Any) 
     except ValueError as exc:  # TOML syntax errors
         raise ConfigError(f"cannot read {source}: {exc}") from None
     return loaded
+
+
+class RetentionSettings(_Section):
+    """`[retention]`: days after which the raw mail and attachments of mail that is not a response are deleted from
+    storage (the record keeps its metadata, SHA-256 and a tombstone). Unset = kept. Registered mail is never
+    deleted. ignored: machine mail and mail staff ignored; unrelated: mail about no configured case."""
+
+    ignored_days: int | None = Field(None, ge=0)
+    duplicate_days: int | None = Field(None, ge=0)
+    unrelated_days: int | None = Field(None, ge=0)
+    run_every_hours: float = Field(24, gt=0)  # how often the worker runs it (at most)
