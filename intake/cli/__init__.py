@@ -10,7 +10,7 @@ import typer
 
 from postmottak.casefile.db import DatabaseUnavailable
 from postmottak.intake.check import check_command
-from postmottak.intake.cli import archive, commands, dashboard, publish, receipts, retention
+from postmottak.intake.cli import archive, commands, dashboard, privacy, publish, receipts, retention
 from postmottak.intake.cli.context import CliContext, setup_logging
 
 app = typer.Typer(
@@ -40,6 +40,7 @@ dashboard.register_dashboard_commands(app)  # serve, users, list, show, review
 app.command("check")(check_command)
 publish.register_publication_commands(app)  # publish, exempt
 app.add_typer(retention.retention_app, name="retention")
+app.add_typer(privacy.privacy_app, name="privacy")
 
 
 def main() -> None:
