@@ -56,7 +56,8 @@ def published(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathF
     form = form_data(None, "Privatperson", "Kari Privat", "kari.privat@example.net")
     form["q1_text"] = f"Jeg støtter målene. {contact} E-post: kari.privat@example.net"
     private = Response(
-        "Kari Privat", "kari.privat@example.net", "Høringssvar 22/414", f"Se vedlegg. {contact}", oslo(2022, 9, 25, 9, 0),
+        "Kari Privat", "kari.privat@example.net", "Høringssvar 22/414", f"Se vedlegg. {contact}",
+        oslo(2022, 9, 25, 9, 0),
         attachments=[Attachment("svar.pdf", "application/pdf",
                                 make_pdf(["Høringssvarskjema 22/414", "Kontaktperson: Kari Privat", contact], "Svar"),
                                 is_form=True)],

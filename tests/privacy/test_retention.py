@@ -11,7 +11,6 @@ import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-import pytest
 from sqlalchemy import func, select
 
 from postmottak.casefile import models as m
@@ -41,15 +40,17 @@ def test_only_the_configured_kinds_lose_their_content_and_a_second_run_changes_n
     now = datetime.now(timezone.utc)
     with setup.database.db.session() as session:
         kinds = {label: retention.kind_of(session.get(m.IntakeRecord, i)) for label, i in ids.items()}
-    assert kinds["duplicate_content"] == kinds["duplicate_resent"] == "duplicate" and kinds["unrelated"] == "unrelated"
+    assert kinds["duplicate_content"] == kinds["duplicate_resent"] == "duplicate"
+    assert kinds["unrelated"] == "unrelated"
 
-    dry = retention.run(setup.database.db, setup.store, DAYS, "arkivar.anne", dry_run=True, now=now + timedelta(days=90))
+    db, store = setup.database.db, setup.store
+    dry = retention.run(db, store, DAYS, "arkivar.anne", dry_run=True, now=now + timedelta(days=90))
     assert dry.candidates == {"ignored": 2, "duplicate": 2} and _state(setup) == _state(setup)
     assert all(present and not tomb for present, tomb, _ in _state(setup).values())  # the dry run changed nothing
 
-    first = retention.run(setup.database.db, setup.store, DAYS, "arkivar.anne", dry_run=False, now=now + timedelta(days=45))
+    first = retention.run(db, store, DAYS, "arkivar.anne", dry_run=False, now=now + timedelta(days=45))
     assert first.deleted_records == 2  # the two ignored mails; duplicates are kept 60 days
-    second = retention.run(setup.database.db, setup.store, DAYS, "arkivar.anne", dry_run=False, now=now + timedelta(days=90))
+    second = retention.run(db, store, DAYS, "arkivar.anne", dry_run=False, now=now + timedelta(days=90))
     assert second.deleted_records == 2 and second.kept_files >= 1  # the content duplicate's raw file is the original's
     state = _state(setup)
     for label in ("registered", "needs_review", "failed", "unrelated"):
@@ -72,7 +73,7 @@ def test_only_the_configured_kinds_lose_their_content_and_a_second_run_changes_n
                                    .where(m.AuditEvent.action == retention.DELETE_ACTION))
         assert deletions == 4
     files_before = sorted(p for p in setup.store.root.rglob("*") if p.is_file())
-    third = retention.run(setup.database.db, setup.store, DAYS, "arkivar.anne", dry_run=False, now=now + timedelta(days=900))
+    third = retention.run(db, store, DAYS, "arkivar.anne", dry_run=False, now=now + timedelta(days=900))
     assert (third.deleted_records, third.deleted_files, third.repaired) == (0, 0, 0)
     assert sorted(p for p in setup.store.root.rglob("*") if p.is_file()) == files_before
     assert _state(setup) == state
