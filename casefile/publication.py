@@ -33,7 +33,7 @@ from pathlib import Path
 from sqlalchemy.orm import Session
 
 from postmottak.casefile.noark5.archival import CONVERTED, versions_by_document
-from postmottak.casefile.noark5.convert import SourceFile, convert_all
+from postmottak.casefile.noark5.convert import Converted, SourceFile, convert_all
 from postmottak.casefile.noark5.source import EXEMPT_NAME, EntrySource, load_case
 from postmottak.casefile.noark5.xmlutil import local_date
 from postmottak.casefile.storage import DocumentStore
@@ -189,21 +189,34 @@ def _merge(parts: list[bytes]) -> bytes:
         merged.close()
 
 
-def write(session: Session, store: DocumentStore, publication: PublicationPlan, output: Path) -> list[str]:
-    """Write the package; returns the files written (relative paths)."""
+def private_sources(session: Session, case_number: str) -> list[SourceFile]:
+    """The text of every public private person's response (contact data removed), to be rendered as PDF/A."""
+    source = load_case(session, case_number)
+    sources = []
+    for item in source.entries:
+        if item.is_private_person and item.exemption is None:
+            text = _private_text(item, source.case.title, _private_name(item))
+            sources.append(SourceFile(f"publisering:{item.entry.journal_number}", text.encode("utf-8"),
+                                      "text/plain; charset=utf-8", "svar.txt"))
+    return sources
+
+
+def write(
+    session: Session, store: DocumentStore, publication: PublicationPlan, output: Path,
+    rendered: dict[str, Converted] | None = None,
+) -> list[str]:
+    """Write the package; returns the files written (relative paths). `rendered`: private persons' PDFs made
+    already (from `private_sources`, e.g. in the archival batch); the missing ones are rendered here."""
     output = Path(output)
     if output.exists() and (not output.is_dir() or any(output.iterdir())):
         raise PublicationError(f"output {output} exists and is not an empty folder")
     source = load_case(session, publication.case_number)
     by_number = {item.entry.journal_number: item for item in source.entries}
     versions = versions_by_document(session, [d.id for item in source.entries for d in item.documents])
-    texts: dict[str, SourceFile] = {}
-    for planned in publication.published:
-        if planned.kind == "private":
-            text = _private_text(by_number[planned.journal_number], publication.case_title, planned.name)
-            texts[planned.journal_number] = SourceFile(planned.journal_number, text.encode("utf-8"),
-                                                       "text/plain; charset=utf-8", "svar.txt")
-    rendered = convert_all(list(texts.values())) if texts else {}
+    rendered = dict(rendered or {})
+    missing = [s for s in private_sources(session, publication.case_number) if s.key not in rendered]
+    if missing:
+        rendered.update(convert_all(missing))
     output.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".publisering-", dir=output.parent))
     written: list[str] = []
@@ -213,7 +226,7 @@ def write(session: Session, store: DocumentStore, publication: PublicationPlan, 
             assert planned.filename is not None
             item = by_number[planned.journal_number]
             if planned.kind == "private":
-                result = rendered[planned.journal_number]
+                result = rendered[f"publisering:{planned.journal_number}"]
                 if result.data is None:
                     planned.problem, planned.filename = f"PDF kunne ikke lages: {result.error}", None
                     continue

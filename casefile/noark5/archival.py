@@ -8,6 +8,7 @@ listed in the extract's report) and retried on the next run; they never stop the
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
@@ -16,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from postmottak.casefile import models as m
 from postmottak.casefile.db import Database
-from postmottak.casefile.noark5.convert import TARGET_DETAILS, TARGET_PUID, SourceFile, convert_all
+from postmottak.casefile.noark5.convert import TARGET_DETAILS, TARGET_PUID, Converted, SourceFile, convert_all
 from postmottak.casefile.noark5.formats import identify
 from postmottak.casefile.noark5.pdfa import check_pdfa
 from postmottak.casefile.storage import DocumentStore
@@ -40,6 +41,7 @@ class ArchivalSummary:
     as_received: int = 0
     already_done: int = 0
     failures: list[Failure] = field(default_factory=list)
+    extra: dict[str, Converted] = field(default_factory=dict)  # results for `extra_sources`, by key
 
 
 def _case_documents(session: Session, case_number: str) -> list[tuple[m.JournalEntry, m.Document]]:
@@ -60,8 +62,14 @@ def versions_by_document(session: Session, document_ids: list[int]) -> dict[int,
     return {row.document_id: row for row in rows}
 
 
-def prepare_case(db: Database, store: DocumentStore, case_number: str, actor: str = "postmottak") -> ArchivalSummary:
-    """Make the archival version of every document of the case that has none yet (or whose last try failed)."""
+def prepare_case(
+    db: Database, store: DocumentStore, case_number: str, actor: str = "postmottak",
+    extra_sources: Sequence[SourceFile] = (),
+) -> ArchivalSummary:
+    """Make the archival version of every document of the case that has none yet (or whose last try failed).
+
+    `extra_sources` (keys must not be document ids) are converted in the same batch - one LibreOffice start-up -
+    and returned in `summary.extra`; the publication uses it for its generated PDFs."""
     summary = ArchivalSummary()
     labels: dict[str, tuple[str, int, str]] = {}
     sources: list[SourceFile] = []
@@ -87,7 +95,8 @@ def prepare_case(db: Database, store: DocumentStore, case_number: str, actor: st
                 as_received[key] = (fmt.format, fmt.details)
                 continue
             sources.append(SourceFile(key, data, document.content_type, document.filename))
-    results = convert_all(sources)
+    results = convert_all([*sources, *extra_sources])
+    summary.extra = {source.key: results[source.key] for source in extra_sources}
     formats = {source.key: identify(source.data, source.content_type) for source in sources}
     now = datetime.now(timezone.utc)
     with db.session() as session:

@@ -37,7 +37,7 @@ def publish_command(
     from postmottak.casefile import models as m
     from postmottak.casefile.cases import get_case
     from postmottak.casefile.noark5.archival import prepare_case
-    from postmottak.casefile.publication import PublicationError, plan, write
+    from postmottak.casefile.publication import PublicationError, plan, private_sources, write
     from postmottak.casefile.storage import DocumentStore
 
     if not dry_run and output is None:
@@ -46,8 +46,15 @@ def publish_command(
     db = cli(ctx).database()
     store = DocumentStore(cli(ctx).settings().storage_path)
     actor = _user(user)
+    rendered = None
     if archival and not dry_run:
-        prepare_case(db, store, case, actor)
+        try:
+            with db.session() as session:
+                extra = private_sources(session, case)
+        except LookupError as exc:
+            err.print(f"[red]{exc}[/red]", highlight=False)
+            raise typer.Exit(1) from None
+        rendered = prepare_case(db, store, case, actor, extra_sources=extra).extra  # one LibreOffice run for all
     try:
         with db.session() as session:
             publication = plan(session, case)
@@ -56,7 +63,7 @@ def publish_command(
                 console.print("Prøvekjøring: ingenting er skrevet.", highlight=False)
                 return
             assert output is not None
-            written = write(session, store, publication, output)
+            written = write(session, store, publication, output, rendered)
             case_id = get_case(session, case).id
             session.add(m.AuditEvent(actor=actor, action="publication_written", case_id=case_id,
                                      after={"filer": len(written), "publisert": len(publication.published)},
