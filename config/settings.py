@@ -352,3 +352,6 @@ class RetentionSettings(_Section):
     duplicate_days: int | None = Field(None, ge=0)
     unrelated_days: int | None = Field(None, ge=0)
     run_every_hours: float = Field(24, gt=0)  # how often the worker runs it (at most)
+
+
+Settings.model_rebuild()  # resolve the forward reference to RetentionSettings, defined after Settings
