@@ -491,3 +491,60 @@ class FormAnswer(Base):
     form_result: Mapped[FormResultRow] = relationship(back_populates="answers")
 
     __table_args__ = (UniqueConstraint("form_result_id", "key", name="uq_form_answer_key"),)
+# Records and privacy (migration 0004): archival versions, exemption from publication, tombstones of deleted content.
+
+
+class ArchivalVersion(Base):
+    """The archival format (PDF/A-2b) of one document, made once and kept: dokumentobjekt variantformat
+    "Arkivformat" with its Noark 5 konvertering. status: converted | archival_as_received | failed."""
+
+    __tablename__ = "archival_versions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    document_id: Mapped[int] = mapped_column(ForeignKey("documents.id"), unique=True)
+    status: Mapped[str] = mapped_column(String(32))
+    source_sha256: Mapped[str] = mapped_column(String(64))
+    sha256: Mapped[str | None] = mapped_column(String(64))
+    size: Mapped[int | None] = mapped_column(BigInteger)
+    storage_path: Mapped[str | None] = mapped_column(String(255))
+    from_format: Mapped[str] = mapped_column(String(255))  # konvertertFraFormat
+    to_format: Mapped[str | None] = mapped_column(String(255))  # konvertertTilFormat (PUID)
+    format_details: Mapped[str | None] = mapped_column(Text)
+    tool: Mapped[str | None] = mapped_column(Text)  # konverteringsverktoey
+    error: Mapped[str | None] = mapped_column(Text)  # why the conversion or the PDF/A check failed
+    converted_at: Mapped[datetime] = mapped_column(default=utcnow)
+    converted_by: Mapped[str] = mapped_column(String(128), default="postmottak")
+
+
+class PublicationExemption(Base):
+    """A response (document_id null) or one document exempt from publication (unntatt offentlighet), decided by
+    staff with its legal basis (skjermingshjemmel) and whether the sender's name is screened too."""
+
+    __tablename__ = "publication_exemptions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    intake_id: Mapped[int] = mapped_column(ForeignKey("intake_records.id"), index=True)
+    document_id: Mapped[int | None] = mapped_column(ForeignKey("documents.id"))
+    legal_basis: Mapped[str] = mapped_column(Text)  # "Offl. § 13 jf. fvl. § 13"
+    access_code: Mapped[str] = mapped_column(String(16))  # tilgangsrestriksjon, e.g. "13", "26", "UO"
+    screen_names: Mapped[bool] = mapped_column(Boolean, default=False)
+    decided_by: Mapped[str] = mapped_column(String(128))
+    decided_at: Mapped[datetime] = mapped_column(default=utcnow)
+    note: Mapped[str | None] = mapped_column(Text)
+
+    __table_args__ = (UniqueConstraint("intake_id", "document_id", name="uq_exemption_target"),)
+
+
+class ContentTombstone(Base):
+    """Raw mail and attachments of a record deleted from storage (retention or erasure). Written and committed
+    before any file is deleted; `completed_at` is set when every file is gone (a repair pass finishes the rest)."""
+
+    __tablename__ = "content_tombstones"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    intake_id: Mapped[int] = mapped_column(ForeignKey("intake_records.id"), unique=True)
+    rule: Mapped[str] = mapped_column(String(128))  # "retention.ignored_days=30" | "privacy.erase"
+    deleted_by: Mapped[str] = mapped_column(String(128))
+    deleted_at: Mapped[datetime] = mapped_column(default=utcnow)
+    files: Mapped[list[Any]] = mapped_column(JSON, default=list)  # [{"path", "sha256", "kind"}] as they were
+    completed_at: Mapped[datetime | None]

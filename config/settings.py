@@ -282,6 +282,7 @@ class Settings(BaseSettings):
     cases: list[CaseSettings] = Field(default_factory=list)
     mailboxes: list[MailboxSettings] = Field(default_factory=list)
     leases: LeaseSettings = LeaseSettings()
+    retention: "RetentionSettings" = Field(default_factory=lambda: RetentionSettings())
     # Where relative paths are anchored (the config file's folder); not a TOML key.
     base_dir: Path = Field(default_factory=Path.cwd, exclude=True)
 
@@ -475,3 +476,15 @@ def form_reference(settings: Settings, form: str | None) -> str | None:
         return form
     path = Path(form)
     return str(path if path.is_absolute() else settings.base_dir / path)
+class RetentionSettings(_Section):
+    """`[retention]`: days after which the raw mail and attachments of mail that is not a response are deleted from
+    storage (the record keeps its metadata, SHA-256 and a tombstone). Unset = kept. Registered mail is never
+    deleted. ignored: machine mail and mail staff ignored; unrelated: mail about no configured case."""
+
+    ignored_days: int | None = Field(None, ge=0)
+    duplicate_days: int | None = Field(None, ge=0)
+    unrelated_days: int | None = Field(None, ge=0)
+    run_every_hours: float = Field(24, gt=0)  # how often the worker runs it (at most)
+
+
+Settings.model_rebuild()  # resolve the forward reference to RetentionSettings, defined after Settings

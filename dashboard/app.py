@@ -14,7 +14,7 @@ from starlette.responses import PlainTextResponse, Response
 from postmottak.casefile.blobstore import open_store
 from postmottak.casefile.db import Database
 from postmottak.config.settings import Settings
-from postmottak.dashboard import access, actions, files, pages
+from postmottak.dashboard import access, actions, exemption, files, pages
 from postmottak.dashboard.metrics import metrics_registry
 from postmottak.dashboard.rendering import make_environment, render
 from postmottak.dashboard.security import CsrfFailed, Forbidden, LoginGate, LoginRequired, LoginThrottle, login_redirect
@@ -64,6 +64,8 @@ def create_app(settings: Settings, db: Database, web: WebSettings | None = None)
     app.include_router(pages.router)
     app.include_router(files.router)
     app.include_router(actions.router)
+    app.include_router(exemption.router)
+    app.include_router(exemption.actions)
 
     @app.exception_handler(LoginRequired)
     async def _login_required(request: Request, exc: LoginRequired) -> Response:

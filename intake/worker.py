@@ -33,6 +33,13 @@ def full_cycle(intake: Intake) -> CycleReport:
     if failure is not None:
         report.errors.append(f"receipts: {failure}")
     report.counts.update({f"receipt_{key}": value for key, value in sent.items() if value})
+    try:
+        from postmottak.intake.retention import run_if_due
+
+        run_if_due(intake.settings, intake.db, intake.store)
+    except Exception as exc:
+        log.error("retention failed", exc_info=exc)
+        report.errors.append(f"retention: {exc}")
     return report
 
 

@@ -29,6 +29,8 @@ from sqlalchemy.orm import Session
 
 from postmottak.casefile import models as m
 from postmottak.casefile.noark5 import closing
+from postmottak.casefile.noark5.archival import ARCHIVAL_AS_RECEIVED, CONVERTED, versions_by_document
+from postmottak.casefile.noark5.archival import FAILED as ARCHIVAL_FAILED
 from postmottak.casefile.noark5.formats import FileFormat, extension_for, identify
 from postmottak.casefile.noark5.ids import derived_id
 from postmottak.casefile.noark5.journal import case_officer, class_id, loepende_journal_xml, offentlig_journal_xml
@@ -54,6 +56,7 @@ ENDRINGSLOGG_NS = N5 + "endringslogg"
 DOCUMENT_DIR = "DOKUMENT"
 REPORT_FILE = "uttrekksrapport.txt"
 SHA256 = "SHA256"  # Noark 5 sjekksumAlgoritme
+ARCHIVAL_SUFFIX = "-arkivformat.pdf"  # DOKUMENT/2022-17-1-arkivformat.pdf beside DOKUMENT/2022-17-1.docx
 EMPTY_VALUE = "(tom)"  # tidligereVerdi/nyVerdi must not be empty
 # Form keys that describe the parse, not the response: kept out of virksomhetsspesifikkeMetadata.
 _FORM_META_KEYS = {
@@ -77,6 +80,23 @@ class PlannedFile:
     data: bytes
     fmt: FileFormat
     role: str  # Hoveddokument | Vedlegg
+    # The archival version (PDF/A) when one was made: its row, bytes and place in the extract.
+    archival: m.ArchivalVersion | None = None
+    archival_data: bytes | None = None
+    archival_relative: str | None = None
+
+    @property
+    def archival_as_received(self) -> bool:
+        """The received file is itself PDF/A: one dokumentobjekt, variantformat Arkivformat, no conversion."""
+        return self.archival is not None and self.archival.status == ARCHIVAL_AS_RECEIVED
+
+    @property
+    def exemption(self) -> m.PublicationExemption | None:
+        return self.entry.document_exemptions.get(self.document.id)
+
+    @property
+    def relatives(self) -> list[str]:
+        return [self.relative] + ([self.archival_relative] if self.archival_relative else [])
 
 
 @dataclass
@@ -88,6 +108,7 @@ class ExtractResult:
     changes: int
     screened: int
     not_archive_format: list[str] = field(default_factory=list)
+    conversion_failures: list[str] = field(default_factory=list)  # "2022/414-3 dokument 1: reason"
 
 
 def export_case(
@@ -105,13 +126,16 @@ def export_case(
     if output.exists() and (not output.is_dir() or any(output.iterdir())):
         raise ExtractError(f"output {output} exists and is not an empty folder")
 
-    planned = _plan_files(source, store)
+    versions = versions_by_document(session, [d.id for item in source.entries for d in item.documents])
+    planned = _plan_files(source, store, versions)
     output.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".noark5-", dir=output.parent))
     try:
         (staging / DOCUMENT_DIR).mkdir()
         for item in planned:
             (staging / item.relative).write_bytes(item.data)
+            if item.archival_relative and item.archival_data is not None:
+                (staging / item.archival_relative).write_bytes(item.archival_data)
         for name in SCHEMA_FILES:
             (staging / name).write_bytes(schema_bytes(name))
         changes = _endringslogg(source)
@@ -125,10 +149,17 @@ def export_case(
             path=output,
             folders=1,
             registrations=len(source.entries),
-            document_files=len(planned),
+            document_files=sum(len(item.relatives) for item in planned),
             changes=changes[1],
-            screened=sum(1 for item in source.entries if item.is_private_person),
-            not_archive_format=[item.relative for item in planned if not item.fmt.is_archive_format],
+            screened=sum(1 for item in source.entries if item.is_private_person or item.exemption is not None),
+            not_archive_format=[
+                item.relative for item in planned
+                if not item.fmt.is_archive_format and item.archival_data is None and not item.archival_as_received
+            ],
+            conversion_failures=[
+                f"{item.entry.entry.journal_number} dokument {item.document.number}: {item.archival.error}"
+                for item in planned if item.archival is not None and item.archival.status == ARCHIVAL_FAILED
+            ],
         )
         (staging / "arkivuttrekk.xml").write_bytes(_arkivuttrekk(staging, source, result, options, journals))
         (staging / REPORT_FILE).write_text(_report(source, planned, result), encoding="utf-8")
@@ -153,7 +184,7 @@ def _main_document(documents: list[m.Document]) -> m.Document | None:
     return None
 
 
-def _plan_files(source: CaseSource, store: DocumentStore) -> list[PlannedFile]:
+def _plan_files(source: CaseSource, store: DocumentStore, versions: dict[int, m.ArchivalVersion]) -> list[PlannedFile]:
     planned = []
     for item in source.entries:
         main = _main_document(item.documents)
@@ -170,7 +201,22 @@ def _plan_files(source: CaseSource, store: DocumentStore) -> list[PlannedFile]:
             entry = item.entry
             relative = f"{DOCUMENT_DIR}/{entry.journal_year}-{entry.journal_sequence}-{document.number}.{ext}"
             role = "Hoveddokument" if document is main else "Vedlegg"
-            planned.append(PlannedFile(document, item, relative, data, fmt, role))
+            plan = PlannedFile(document, item, relative, data, fmt, role, archival=versions.get(document.id))
+            version = plan.archival
+            if version is not None and version.source_sha256 != document.sha256:
+                plan.archival = None  # made from other bytes than the document has now: not this document's version
+            elif version is not None and version.status == CONVERTED and version.storage_path and version.sha256:
+                archival_data = store.read(version.storage_path)
+                if hashlib.sha256(archival_data).hexdigest() != version.sha256:
+                    raise ExtractError(
+                        f"stored archival version of document {document.number} of {item.entry.journal_number} does "
+                        "not match the case database: the storage is damaged"
+                    )
+                plan.archival_data = archival_data
+                plan.archival_relative = (
+                    f"{DOCUMENT_DIR}/{entry.journal_year}-{entry.journal_sequence}-{document.number}{ARCHIVAL_SUFFIX}"
+                )
+            planned.append(plan)
     # Within a journalpost the Hoveddokument comes first; dokumentnummer keeps the number it was registered with.
     position = {item.entry.id: index for index, item in enumerate(source.entries)}
     return sorted(planned, key=lambda p: (position[p.entry.entry.id], p.role != "Hoveddokument", p.document.number))
@@ -263,6 +309,11 @@ def _journalpost(b: Builder, folder: ET.Element, item: EntrySource, files: list[
     b.sub(post, "opprettetAv", entry.created_by)
     b.sub(post, "arkivertDato", created)
     b.sub(post, "arkivertAv", entry.created_by)
+    if item.exemption is not None:
+        screened = ["virksomhetsspesifikkeMetadata"]
+        if item.exemption.screen_names:
+            screened.append("korrespondansepartNavn")
+        _skjerming(b, post, item.exemption, screened)
     for planned in files:
         _dokumentbeskrivelse(b, post, planned, tz)
     b.sub(post, "tittel", entry.title)
@@ -307,10 +358,13 @@ def _dokumentbeskrivelse(b: Builder, post: ET.Element, planned: PlannedFile, tz:
     b.sub(description, "dokumentnummer", document.number)
     b.sub(description, "tilknyttetDato", attached)
     b.sub(description, "tilknyttetAv", entry.created_by)
+    if planned.exemption is not None:
+        _skjerming(b, description, planned.exemption, ["dokumentbeskrivelse"])
+    variant = "Arkivformat" if planned.archival_as_received else "Produksjonsformat"
     obj = b.sub(description, "dokumentobjekt")
-    b.sub(obj, "systemID", derived_id(document.system_id, "dokumentobjekt/1/Produksjonsformat"))
+    b.sub(obj, "systemID", derived_id(document.system_id, f"dokumentobjekt/1/{variant}"))
     b.sub(obj, "versjonsnummer", 1)
-    b.sub(obj, "variantformat", "Produksjonsformat")
+    b.sub(obj, "variantformat", variant)
     b.sub(obj, "format", planned.fmt.format)
     b.sub(obj, "formatDetaljer", planned.fmt.details)
     b.sub(obj, "opprettetDato", xs_datetime(entry.received_at, tz))
@@ -319,6 +373,41 @@ def _dokumentbeskrivelse(b: Builder, post: ET.Element, planned: PlannedFile, tz:
     b.sub(obj, "sjekksum", document.sha256)
     b.sub(obj, "sjekksumAlgoritme", SHA256)
     b.sub(obj, "filstoerrelse", len(planned.data))
+    version = planned.archival
+    if version is None or planned.archival_data is None or planned.archival_relative is None:
+        return
+    converted = xs_datetime(version.converted_at, tz)
+    archival = b.sub(description, "dokumentobjekt")
+    b.sub(archival, "systemID", derived_id(document.system_id, "dokumentobjekt/1/Arkivformat"))
+    b.sub(archival, "versjonsnummer", 1)
+    b.sub(archival, "variantformat", "Arkivformat")
+    b.sub(archival, "format", version.to_format or "fmt/477")
+    b.sub(archival, "formatDetaljer", version.format_details or "PDF/A-2b")
+    b.sub(archival, "opprettetDato", converted)
+    b.sub(archival, "opprettetAv", version.converted_by)
+    b.sub(archival, "referanseDokumentfil", planned.archival_relative)
+    b.sub(archival, "sjekksum", version.sha256)
+    b.sub(archival, "sjekksumAlgoritme", SHA256)
+    b.sub(archival, "filstoerrelse", len(planned.archival_data))
+    conversion = b.sub(archival, "konvertering")
+    b.sub(conversion, "konvertertDato", converted)
+    b.sub(conversion, "konvertertAv", version.converted_by)
+    b.sub(conversion, "konvertertFraFormat", version.from_format or planned.fmt.format)
+    b.sub(conversion, "konvertertTilFormat", version.to_format or "fmt/477")
+    if version.tool:
+        b.sub(conversion, "konverteringsverktoey", version.tool)
+    b.sub(conversion, "konverteringskommentar",
+          f"Arkivversjon av {planned.fmt.details} ({planned.relative}), kontrollert som PDF/A-2b.")
+
+
+def _skjerming(b: Builder, parent: ET.Element, exemption: m.PublicationExemption, metadata: list[str]) -> None:
+    """Noark 5 skjerming: access code, legal basis, what is screened; the document's content is exempt in full."""
+    element = b.sub(parent, "skjerming")
+    b.sub(element, "tilgangsrestriksjon", exemption.access_code)
+    b.sub(element, "skjermingshjemmel", exemption.legal_basis)
+    for name in metadata:
+        b.sub(element, "skjermingMetadata", name)
+    b.sub(element, "skjermingDokument", "Hele dokumentet")
 
 
 def _form_metadata(b: Builder, post: ET.Element, form: dict[str, Any]) -> None:
@@ -528,12 +617,21 @@ def _report(source: CaseSource, planned: list[PlannedFile], result: ExtractResul
         f"Journalposter: {result.registrations}   Dokumentfiler: {result.document_files}   "
         f"Endringer i endringsloggen: {result.changes}   Skjermede avsendere i offentlig journal: {result.screened}",
         "",
-        "Dokumentformater (alle dokumenter er levert i formatet de ble mottatt i, variantformat Produksjonsformat):",
+        "Dokumentformater (originalen som mottatt, variantformat Produksjonsformat, og arkivversjonen i PDF/A-2b, "
+        "variantformat Arkivformat, der den er laget):",
     ]
     for item in planned:
         verdict = "godkjent arkivformat" if item.fmt.is_archive_format else "IKKE godkjent arkivformat"
         lines.append(f"  {item.relative}  {item.fmt.format}  {item.fmt.details}  - {verdict}")
-    pdfs = [item for item in planned if item.fmt.is_pdf and not item.fmt.is_archive_format]
+        if item.archival_relative and item.archival is not None:
+            lines.append(f"    arkivversjon {item.archival_relative}  {item.archival.to_format}  "
+                         f"{item.archival.format_details}  (konvertert med {item.archival.tool})")
+        elif item.archival_as_received:
+            lines.append("    mottatt i arkivformat (PDF/A): ingen konvertering")
+    if result.conversion_failures:
+        lines += ["", "Konvertering til arkivformat feilet (originalen er med; konverter manuelt før avlevering):"]
+        lines += [f"  {failure}" for failure in result.conversion_failures]
+    pdfs = [p for p in planned if p.fmt.is_pdf and not p.fmt.is_archive_format and p.archival_data is None]
     if pdfs:
         lines += [
             "",

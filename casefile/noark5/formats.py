@@ -23,6 +23,7 @@ _PDFA_PUID = {
     ("2", "A"): "fmt/476", ("2", "B"): "fmt/477", ("2", "U"): "fmt/478",
     ("3", "A"): "fmt/479", ("3", "B"): "fmt/480", ("3", "U"): "fmt/481",
 }
+PDFA_PUIDS = frozenset(_PDFA_PUID.values())
 # Archive formats for PDF (riksarkivarens forskrift § 5-17): PDF/A-1a/1b/2a/2b/2u. PDF/A-3 allows embedded files.
 _ARCHIVE_PDFA = {("1", "A"), ("1", "B"), ("2", "A"), ("2", "B"), ("2", "U")}
 _SIMPLE = {

@@ -37,6 +37,7 @@ class PublicJournalRow:
     saksnummer: str
     sakstittel: str
     skjermet: bool
+    unntatt_offentlighet: str  # the legal basis when the response is exempt from publication, else ""
 
 
 def public_rows(source: CaseSource) -> list[PublicJournalRow]:
@@ -51,7 +52,8 @@ def public_rows(source: CaseSource) -> list[PublicJournalRow]:
             tittel=item.public_title(),
             saksnummer=f"{case.year}/{case.sequence}",
             sakstittel=case.title,
-            skjermet=item.is_private_person,
+            skjermet=item.names_screened,
+            unntatt_offentlighet=item.exemption.legal_basis if item.exemption is not None else "",
         )
         for item in source.entries
     ]
@@ -135,17 +137,25 @@ def _loepende_post(b: Builder, parent: ET.Element, item: EntrySource, options: A
     public_title = item.public_title()
     if public_title != entry.title:
         b.sub(post, "offentligTittel", public_title)
-    if item.is_private_person:
+    if item.names_screened:
         b.sub(post, "skjermingMetadata", SCREENED_ELEMENT)
     b.sub(post, "journaldato", xs_date(entry.journal_date))
     attachments = max(0, len(item.documents) - 1)
     b.sub(post, "antallVedlegg", attachments)
     b.sub(post, "administrativEnhet", options.unit)
+    _exemption_elements(b, post, item)
     party = b.sub(post, "korrespondansepart")
     b.sub(party, "korrespondanseparttype", entry.correspondent_role)
     b.sub(party, "korrespondansepartNavn", item.sender_name)
-    if item.is_private_person:
+    if item.names_screened:
         b.sub(party, "skjermingMetadata", SCREENED_ELEMENT)
+
+
+def _exemption_elements(b: Builder, post: ET.Element, item: EntrySource) -> None:
+    """tilgangsrestriksjon and skjermingshjemmel of a response exempt from publication (both journal schemas)."""
+    if item.exemption is not None:
+        b.sub(post, "tilgangsrestriksjon", item.exemption.access_code)
+        b.sub(post, "skjermingshjemmel", item.exemption.legal_basis)
 
 
 def offentlig_journal_xml(source: CaseSource, options: ArchiveOptions) -> bytes:
@@ -169,10 +179,11 @@ def offentlig_journal_xml(source: CaseSource, options: ArchiveOptions) -> bytes:
         b.sub(post, "journalsekvensnummer", entry.journal_sequence)
         b.sub(post, "journalpostnummer", entry.document_number)
         b.sub(post, "offentligTittel", item.public_title())
-        if item.is_private_person:
+        if item.names_screened:
             b.sub(post, "skjermingMetadata", SCREENED_ELEMENT)
         b.sub(post, "journaldato", xs_date(entry.journal_date))
         b.sub(post, "administrativEnhet", options.unit)
+        _exemption_elements(b, post, item)
         party = b.sub(post, "korrespondansepart")
         b.sub(party, "korrespondanseparttype", entry.correspondent_role)
         b.sub(party, "korrespondansepartNavn", item.public_sender_name)

@@ -13,6 +13,10 @@ from postmottak.casefile.cases import get_case
 from postmottak.casefile.form_values import FormLayout, corrected_form, form_layout, load_corrections
 
 SCREENED_NAME = "Privatperson (skjermet)"
+EXEMPT_NAME = "Avsender skjermet"
+ORGANISATION_FIELD = "organisation_name"
+ORGANISATION_TYPE_FIELD = "organisation_type"
+PRIVATE_PERSON_TYPE = "Privatperson"
 
 
 @dataclass
@@ -24,6 +28,14 @@ class EntrySource:
     corrections: list[m.FieldCorrection]
     is_private_person: bool
     organisation: str | None
+    # Exempt from publication: the whole response (document_id null) and single documents.
+    exemption: m.PublicationExemption | None = None
+    document_exemptions: dict[int, m.PublicationExemption] = field(default_factory=dict)
+
+    @property
+    def names_screened(self) -> bool:
+        """The sender's name is hidden from the public: a private person, or staff screened it with an exemption."""
+        return self.is_private_person or (self.exemption is not None and self.exemption.screen_names)
 
     @property
     def sender_name(self) -> str:
@@ -40,12 +52,14 @@ class EntrySource:
 
     @property
     def public_sender_name(self) -> str:
-        return SCREENED_NAME if self.is_private_person else self.sender_name
+        if self.is_private_person:
+            return SCREENED_NAME
+        return EXEMPT_NAME if self.names_screened else self.sender_name
 
     def public_title(self) -> str:
         """The title with a private person's name and address blanked (subjects sometimes carry the name)."""
         title = self.entry.title
-        if self.is_private_person:
+        if self.names_screened:
             for secret in (self.entry.correspondent_name, self.entry.correspondent_email, self.organisation):
                 if secret and len(secret.strip()) >= 3:
                     title = _replace_casefold(title, secret.strip(), "[skjermet]")
@@ -131,6 +145,18 @@ def load_case(session: Session, number: str) -> CaseSource:
                 organisation=organisation_name(form, layout),
             )
         )
+    exemptions: dict[int, list[m.PublicationExemption]] = {}
+    if intake_ids:
+        for exemption in session.scalars(
+            select(m.PublicationExemption).where(m.PublicationExemption.intake_id.in_(intake_ids))
+        ):
+            exemptions.setdefault(exemption.intake_id, []).append(exemption)
+    for item in sources:
+        for exemption in exemptions.get(item.intake.id, []):
+            if exemption.document_id is None:
+                item.exemption = exemption
+            else:
+                item.document_exemptions[exemption.document_id] = exemption
     audit_filter = [m.AuditEvent.case_id == case.id]
     if intake_ids:
         audit_filter.append(m.AuditEvent.intake_id.in_(intake_ids))

@@ -15,6 +15,8 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from postmottak.casefile.noark5.extract import DOCUMENT_DIR, REPORT_FILE, SHA256
+from postmottak.casefile.noark5.formats import PDFA_PUIDS
+from postmottak.casefile.noark5.pdfa import check_pdfa
 from postmottak.casefile.noark5.schemas import SCHEMA_FILES, SCHEMA_FOR_XML, schema_bytes, schema_dir
 from postmottak.casefile.noark5.xmlutil import ADDML, N5
 
@@ -43,6 +45,7 @@ class ValidationReport:
     problems: list[Problem] = field(default_factory=list)
     xml_files_validated: int = 0
     document_files_checked: int = 0
+    pdfa_files_checked: int = 0
 
     @property
     def errors(self) -> list[Problem]:
@@ -212,7 +215,35 @@ def _check_document_files(folder: Path, arkivstruktur: ET.Element | None, report
         actual = sha256_of(path)
         if actual != expected:
             report.error(key, f"SHA-256 is {actual}, arkivstruktur.xml says {expected or '(none)'} ({label})")
+        if (obj.findtext(f"{_AS}variantformat") or "").strip() == "Arkivformat":
+            _check_archival_file(path, key, obj, label, report)
+    _check_archival_variants(arkivstruktur, report)
     return referenced
+
+
+def _check_archival_file(path: Path, key: str, obj: ET.Element, label: str, report: ValidationReport) -> None:
+    """An Arkivformat PDF must be PDF/A (structural checks) and say so in its format code."""
+    data = path.read_bytes()
+    if not data.startswith(b"%PDF-"):
+        return  # other archive formats (text, PNG, ...) are not checked here
+    report.pdfa_files_checked += 1
+    check = check_pdfa(data)
+    for problem in check.problems:
+        report.error(key, f"not valid PDF/A ({label}): {problem}")
+    declared = (obj.findtext(f"{_AS}format") or "").strip()
+    if check.ok and declared not in PDFA_PUIDS:
+        report.error("arkivstruktur.xml",
+                     f"{label}: format {declared!r} is not a PDF/A format code, the file is {check.level}")
+
+
+def _check_archival_variants(arkivstruktur: ET.Element, report: ValidationReport) -> None:
+    """Every document should have an archival version; the depository asks for one (a warning: nothing is lost)."""
+    for description in arkivstruktur.iter(f"{_AS}dokumentbeskrivelse"):
+        objects = description.findall(f"{_AS}dokumentobjekt")
+        variants = [(o.findtext(f"{_AS}variantformat") or "").strip() for o in objects]
+        if variants and "Arkivformat" not in variants:
+            system_id = (description.findtext(f"{_AS}systemID") or "?").strip()
+            report.warning("arkivstruktur.xml", f"dokumentbeskrivelse {system_id} has no Arkivformat version")
 
 
 def _check_unreferenced(folder: Path, referenced: set[str], report: ValidationReport) -> None:

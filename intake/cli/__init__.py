@@ -10,7 +10,19 @@ import typer
 
 from postmottak.casefile.db import DatabaseUnavailable
 from postmottak.intake.check import check_command
-from postmottak.intake.cli import archive, commands, dashboard, database, forms, receipts, storage, workers
+from postmottak.intake.cli import (
+    archive,
+    commands,
+    dashboard,
+    database,
+    forms,
+    privacy,
+    publish,
+    receipts,
+    retention,
+    storage,
+    workers,
+)
 from postmottak.intake.cli.context import CliContext, setup_logging
 
 app = typer.Typer(
@@ -43,6 +55,9 @@ app.registered_commands.extend(workers.workers_app.registered_commands)  # worke
 app.add_typer(workers.mailboxes_app, name="mailboxes")
 app.add_typer(storage.storage_app, name="storage")
 app.add_typer(forms.forms_app, name="forms")
+publish.register_publication_commands(app)  # publish, exempt
+app.add_typer(retention.retention_app, name="retention")
+app.add_typer(privacy.privacy_app, name="privacy")
 
 
 def main() -> None:

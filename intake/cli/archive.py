@@ -31,8 +31,11 @@ def case_close(
     ctx: typer.Context,
     number: str = typer.Argument(..., help="Case number, e.g. 22/414."),
     user: Optional[str] = typer.Option(None, "--user", help="Who closes the case (default: the OS user)."),
+    archival: bool = typer.Option(
+        True, "--archival-versions/--no-archival-versions", help="Convert every document to PDF/A-2b after closing."
+    ),
 ) -> None:
-    """Close a case: records closing date and user (required for the archival extract)."""
+    """Close a case: records closing date and user (required for the archival extract), then makes PDF/A versions."""
     from postmottak.casefile.noark5.closing import CaseStateError, close
 
     db = cli(ctx).database()
@@ -45,6 +48,27 @@ def case_close(
         raise typer.Exit(1) from None
     assert closed_at is not None
     console.print(f"Sak {number} er avsluttet {closed_at.isoformat(timespec='seconds')} av {closed_by}.", highlight=False)
+    if archival:
+        _prepare_archival_versions(ctx, number, closed_by or _default_user())
+
+
+def _prepare_archival_versions(ctx: typer.Context, number: str, actor: str) -> None:
+    """PDF/A-2b versions of every document of the case; failures are listed and block nothing else."""
+    from postmottak.casefile.noark5.archival import prepare_case
+
+    console.print("Lager arkivversjoner (PDF/A-2b) av dokumentene ...", highlight=False)
+    summary = prepare_case(cli(ctx).database(), cli(ctx).store(), number, actor)
+    console.print(
+        f"Arkivversjoner: {summary.converted} konvertert, {summary.as_received} mottatt som PDF/A, "
+        f"{summary.already_done} laget tidligere, {len(summary.failures)} feilet.",
+        highlight=False,
+    )
+    for failure in summary.failures:
+        console.print(
+            f"[yellow]Konvertering feilet: {failure.journal_number} dokument {failure.document_number} "
+            f"«{failure.title}»: {failure.error}[/yellow]",
+            highlight=False, soft_wrap=True,
+        )
 
 
 @case_app.command("reopen")
@@ -83,6 +107,10 @@ def archive_export(
     creator_name: Optional[str] = typer.Option(None, "--creator-name", help="arkivskaperNavn."),
     unit: Optional[str] = typer.Option(None, "--unit", help="administrativEnhet."),
     case_officer: Optional[str] = typer.Option(None, "--case-officer", help="saksansvarlig (default: who closed the case)."),
+    archival: bool = typer.Option(
+        True, "--archival-versions/--no-archival-versions",
+        help="Make missing PDF/A-2b versions first (done once per document; failed ones are tried again).",
+    ),
 ) -> None:
     """Write the Noark 5 extract (avleveringspakke) of a closed case, then validate it."""
     from postmottak.casefile.blobstore import open_store
@@ -92,6 +120,17 @@ def archive_export(
     settings = cli(ctx).settings()
     db = cli(ctx).database()
     store = open_store(settings.storage.backend, settings.storage_path, db)
+    if archival:
+        from postmottak.casefile.cases import get_case
+
+        try:
+            with db.session() as session:
+                closed = get_case(session, case).status == "closed"
+        except LookupError as exc:
+            err.print(f"[red]{exc}[/red]", highlight=False)
+            raise typer.Exit(1) from None
+        if closed:  # an open case is refused below; convert nothing for it
+            _prepare_archival_versions(ctx, case, _default_user())
     try:
         with db.session() as session:
             result = export_case(session, store, case, output, _options(creator_id, creator_name, unit, case_officer))
@@ -105,7 +144,8 @@ def archive_export(
     )
     if result.not_archive_format:
         console.print(
-            f"{len(result.not_archive_format)} dokument(er) er ikke i godkjent arkivformat; se uttrekksrapport.txt.",
+            f"{len(result.not_archive_format)} dokument(er) er ikke i godkjent arkivformat og har ingen arkivversjon; "
+            "se uttrekksrapport.txt.",
             highlight=False,
         )
     report = validate_extract(result.path)
@@ -128,7 +168,8 @@ def _print_report(report) -> None:  # type: ignore[no-untyped-def]
         style = "red" if problem.severity == "error" else "yellow"
         console.print(f"[{style}]{problem}[/{style}]", highlight=False, soft_wrap=True)
     summary = (
-        f"{report.xml_files_validated} XML-filer validert, {report.document_files_checked} dokumentfiler kontrollert: "
+        f"{report.xml_files_validated} XML-filer validert, {report.document_files_checked} dokumentfiler kontrollert "
+        f"({report.pdfa_files_checked} som PDF/A): "
         f"{len(report.errors)} feil, {len(report.problems) - len(report.errors)} advarsler."
     )
     if report.ok:

@@ -15,6 +15,7 @@ from rich.console import Console
 
 from postmottak import bootstrap
 from postmottak.casefile.db import Database
+from postmottak.casefile.storage import DocumentStore
 from postmottak.config.settings import ConfigError, Settings
 
 CLI_TIME = "%d.%m.%Y %H:%M:%S"  # how the commands show a stored time (Europe/Oslo)
@@ -44,6 +45,10 @@ class CliContext:
         if self._database is None:
             self._database = bootstrap.open_database(self.settings())
         return self._database
+
+    def store(self) -> DocumentStore:
+        """The configured document store (files, or the case database with `[storage] backend = "database"`)."""
+        return bootstrap.document_store(self.settings(), self.database())
 
 
 def cli(ctx: typer.Context) -> CliContext:

@@ -89,6 +89,10 @@ class FormProfile(BaseModel):
     respondent_name_field: str | None = None
     private_person_option: str | None = None
     sections: list[FormSection]
+    # The field of a question where respondents ask for their response to be exempt from publication: an answer
+    # pre-fills a suggestion for staff (legal basis below), it never exempts anything by itself.
+    exemption_field: str | None = None
+    exemption_suggested_basis: str = "Offl. § 13 jf. fvl. § 13"
 
     @model_validator(mode="after")
     def _check_sections(self) -> "FormProfile":

@@ -57,7 +57,9 @@ def test_archive_validate_passes_on_a_fresh_extract(setup: Setup, closed_case: B
     report = validate_extract(output)
     assert report.ok and report.problems == []
     assert report.xml_files_validated == 5
-    assert report.document_files_checked == closed_case.document_count
+    # every document twice: the original (Produksjonsformat) and its PDF/A-2b version (Arkivformat)
+    assert report.document_files_checked == 2 * closed_case.document_count
+    assert report.pdfa_files_checked == closed_case.document_count
 
 
 def _journalposts(output: Path) -> list[ET.Element]:
@@ -178,7 +180,7 @@ def test_close_and_reopen_commands(setup: Setup) -> None:
     from postmottak.casefile.cases import get_case
 
     build_realistic_case(setup.database.db, setup.store, closed=False)
-    result = run_cli(setup.config, "case", "close", CASE_NUMBER, "--user", "arkivar.ole")
+    result = run_cli(setup.config, "case", "close", CASE_NUMBER, "--user", "arkivar.ole", "--no-archival-versions")
     assert result.exit_code == 0, result.output
     with setup.database.db.session() as session:
         case = get_case(session, CASE_NUMBER)
@@ -189,7 +191,8 @@ def test_close_and_reopen_commands(setup: Setup) -> None:
     with setup.database.db.session() as session:
         case = get_case(session, CASE_NUMBER)
         assert (case.status, case.closed_at, case.closed_by) == ("open", None, None)
-    assert run_cli(setup.config, "case", "close", CASE_NUMBER).exit_code == 0  # default user: the OS user
+    # default user: the OS user (PDF/A versions are tested in test_archival_format)
+    assert run_cli(setup.config, "case", "close", CASE_NUMBER, "--no-archival-versions").exit_code == 0
     output = setup.tmp / "after-reopen"
     with setup.database.db.session() as session:
         export_case(session, setup.store, CASE_NUMBER, output)
