@@ -298,8 +298,8 @@ def migration_lock(connection: Connection, url: str) -> Iterator[bool]:
 def backup_sqlite(url: str, label: str) -> Path | None:
     """A consistent copy of a SQLite database that holds rows (online backup API), beside it; None if empty."""
     database = make_url(url).database
-    if not database or database == ":memory:":
-        return None
+    if not url.startswith("sqlite") or not database or database == ":memory:":
+        return None  # PostgreSQL: the repair and each migration are one transaction; backups are the DBA's
     source = sqlite3.connect(database, timeout=30)
     try:
         if not _holds_rows(source):
