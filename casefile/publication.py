@@ -37,7 +37,6 @@ from postmottak.casefile.noark5.convert import Converted, SourceFile, convert_al
 from postmottak.casefile.noark5.source import EXEMPT_NAME, EntrySource, load_case
 from postmottak.casefile.noark5.xmlutil import local_date
 from postmottak.casefile.storage import DocumentStore
-from postmottak.casefile.summary import FIELD_LABELS
 
 RESPONSES_DIR = "svar"
 PRIVATE_LABEL = "Privatperson"
@@ -157,17 +156,26 @@ def _private_text(item: EntrySource, case_title: str, name: str) -> str:
     known.append(str(form.get("email") or ""))
     lines = [f"Høringssvar til {case_title}", f"Journalnummer {item.entry.journal_number}", f"Fra: {name}", ""]
     if item.form:
-        for key, label in FIELD_LABELS.items():
-            if key in _CONTACT_FIELDS:
+        for answer in form.get("fields") or []:  # every field of the form's own profile, in form order
+            if answer["key"] in _CONTACT_FIELDS:
                 continue
-            value = form.get(key)
-            if value in (None, "", []):
-                continue
-            text = "; ".join(value) if isinstance(value, list) else str(value)
-            lines += [label, scrub_contact_data(text, known), ""]
+            text = _answer_text(answer["value"])
+            if text:
+                lines += [answer["label"], scrub_contact_data(text, known), ""]
     else:
         lines += [scrub_contact_data(item.intake.body_text or "", known), ""]
     return "\n".join(lines)
+
+
+def _answer_text(value: object) -> str:
+    """A text answer, the ticked options of a choice, or each row's ticked columns of a matrix, as one line."""
+    if value in (None, "", [], {}):
+        return ""
+    if isinstance(value, dict):
+        return "; ".join(f"{row}: {', '.join(map(str, columns))}" for row, columns in value.items() if columns)
+    if isinstance(value, list):
+        return "; ".join(map(str, value))
+    return str(value)
 
 
 def _merge(parts: list[bytes]) -> bytes:

@@ -359,7 +359,7 @@ def _smtp_xoauth2(connection: smtplib.SMTP, user: str, token: AccessToken) -> No
         # A 334 challenge after the initial response carries the server's error (JSON); an empty answer ends it.
         return initial if challenge is None else ""
 
-    connection.auth("XOAUTH2", answer, initial_response_ok=True)  # type: ignore[arg-type]
+    connection.auth("XOAUTH2", answer, initial_response_ok=True)
 
 
 def _server_text(exc: BaseException) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
@@ -47,13 +48,7 @@ class MailboxSession(Protocol):
 class MailSource(Protocol):
     source_key: str
 
-    def open(self) -> "MailboxContext": ...
-
-
-class MailboxContext(Protocol):
-    def __enter__(self) -> MailboxSession: ...
-
-    def __exit__(self, *exc: object) -> None: ...
+    def open(self) -> AbstractContextManager[MailboxSession]: ...
 
 
 class ServerStepRefused(Exception):

@@ -10,7 +10,8 @@ from email.utils import format_datetime
 from pathlib import Path
 
 from postmottak.casefile import models as m
-from postmottak.casefile.registry import DocumentIn, IncomingMail, ReceiptPlan, register
+from postmottak.casefile.records import DocumentIn, IncomingMail, ReceiptPlan
+from postmottak.casefile.registry import register
 from postmottak.casefile.storage import DocumentStore
 from tests.archive.builders import CASE_NUMBER, form_data, oslo
 

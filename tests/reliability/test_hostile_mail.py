@@ -75,6 +75,7 @@ def _hostile_run(
     first = run_cli(config, "run", "--once", env=env, timeout=600)
     assert first.returncode == 0, first.stderr[-4000:]
     assert "Traceback" not in first.stderr, first.stderr[-4000:]
+    assert status_of_uid(config, normal_uid) == "registered", "the normal mail behind them, in the same cycle"
     # Mail that failed is retried with backoff and at last kept as `failed`: a few more cycles settle it.
     for _ in range(6):
         again = run_cli(config, "run", "--once", env=env, timeout=600)
@@ -144,3 +145,17 @@ def _hostile_run(
     for uid in sorted(names):
         status, reason, *_ = by_uid[uid]
         print(f"  {names[uid]:<50} {status:<13} {(reason or '')[:90]}")
+
+
+def status_of_uid(config: Path, uid: int) -> str | None:
+    """The status of the record for one IMAP UID, read straight from the case database."""
+    db = Database(load_settings(config).database_url)
+    try:
+        with db.session() as session:
+            return session.scalar(
+                select(m.IntakeRecord.status)
+                .join(m.MailLocation, m.MailLocation.intake_id == m.IntakeRecord.id)
+                .where(m.MailLocation.uid == str(uid), m.MailLocation.source_key.like("imap://%"))
+            )
+    finally:
+        db.dispose()
