@@ -7,6 +7,8 @@ on the same mail at once cannot both succeed.
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
@@ -17,8 +19,9 @@ from sqlalchemy.orm import Session, selectinload
 
 from postmottak.casefile import models as m
 from postmottak.casefile import receipts as outbox
+from postmottak.casefile.labels import status_word
 from postmottak.casefile.queries import corrected_form
-from postmottak.casefile.registry import add_journal_entry
+from postmottak.casefile.registry import ReceiptPlan, add_journal_entry
 from postmottak.casefile.summary import FORM_FIELDS, ORGANISATION_TYPES, Q1_CHOICES
 
 REGISTRABLE = (m.NEEDS_REVIEW, m.IGNORED)
@@ -26,6 +29,11 @@ IGNORABLE = (m.NEEDS_REVIEW, m.FAILED)
 FORM_CHECKED = "form_checked"
 SEARCH_FIELDS = ("organisation_name", "contact_person", "email", "q1_text", "goal_1", "goal_2", "goal_3", "goal_4",
                  "goal_5", "q3_text", "q4_text")
+
+
+# The worker's receipt policy for a mail registered by hand, given by the caller (casefile never imports intake):
+# (session, record) -> a pending plan with the address, or a suppressed one with the reason.
+ReceiptCheck = Callable[[Session, "m.IntakeRecord"], ReceiptPlan]
 
 
 class ReviewError(ValueError):
@@ -84,6 +92,58 @@ def _effective_type_condition(session: Session, organisation_type: str) -> Any:
     return or_(parsed_matches, m.IntakeRecord.id.in_(corrected_to)) if corrected_to else parsed_matches
 
 
+_JOURNAL_NUMBER = re.compile(r"^(\d{2}|\d{4})/(\d+)(?:-(\d+))?$")
+
+
+def _folding(session: Session) -> tuple[Callable[[Any], Any], Callable[[str], str]]:
+    """Case folding in SQL and in Python that agree: SQLite gets Python's casefold (registered on each connection
+    in casefile.db), PostgreSQL its own lower(), which folds every letter in a UTF-8 database."""
+    if session.get_bind().dialect.name == "sqlite":
+        return func.casefold, str.casefold
+    return func.lower, str.lower
+
+
+def _journal_number_condition(text: str) -> Any | None:
+    """"2022/414-5" (or "22/414-5", or a whole case "2022/414") as a condition on the record's journal entry."""
+    match = _JOURNAL_NUMBER.match(text.replace(" ", ""))
+    if match is None:
+        return None
+    year = int(match.group(1))
+    year = year + 2000 if year < 100 else year
+    entry = (
+        select(m.JournalEntry.intake_id)
+        .join(m.Case, m.Case.id == m.JournalEntry.case_id)
+        .where(m.Case.year == year, m.Case.sequence == int(match.group(2)))
+    )
+    if match.group(3):
+        entry = entry.where(m.JournalEntry.document_number == int(match.group(3)))
+    return m.IntakeRecord.id.in_(entry)
+
+
+def _search_condition(session: Session, text: str) -> Any:
+    """Sender, subject, mail text, journal number and every form answer, folding case for all letters."""
+    fold_sql, fold = _folding(session)
+    pattern = _like(fold(text))
+    columns = [m.IntakeRecord.sender_address, m.IntakeRecord.sender_name, m.IntakeRecord.subject,
+               m.IntakeRecord.body_text]
+    text_matches = [fold_sql(column).like(pattern, escape="\\") for column in columns]
+    form_matches = [
+        fold_sql(m.FormResultRow.data[key].as_string()).like(pattern, escape="\\") for key in SEARCH_FIELDS
+    ]
+    corrected = select(m.FieldCorrection.intake_id).where(
+        fold_sql(m.FieldCorrection.corrected_value).like(pattern, escape="\\")
+    )
+    matches = [
+        *text_matches,
+        exists().where(m.FormResultRow.intake_id == m.IntakeRecord.id, or_(*form_matches)),
+        m.IntakeRecord.id.in_(corrected),
+    ]
+    journal = _journal_number_condition(text)
+    if journal is not None:
+        matches.append(journal)
+    return or_(*matches)
+
+
 def search_intake(session: Session, criteria: IntakeFilter) -> IntakePage:
     conditions: list[Any] = []
     if criteria.status:
@@ -103,17 +163,7 @@ def search_intake(session: Session, criteria: IntakeFilter) -> IntakePage:
     if criteria.organisation_type:
         conditions.append(_effective_type_condition(session, criteria.organisation_type))
     if criteria.search and criteria.search.strip():
-        pattern = _like(criteria.search.strip())
-        text_matches = [
-            m.IntakeRecord.sender_address.ilike(pattern, escape="\\"),
-            m.IntakeRecord.sender_name.ilike(pattern, escape="\\"),
-            m.IntakeRecord.subject.ilike(pattern, escape="\\"),
-            m.IntakeRecord.body_text.ilike(pattern, escape="\\"),
-        ]
-        form_matches = [m.FormResultRow.data[key].as_string().ilike(pattern, escape="\\") for key in SEARCH_FIELDS]
-        conditions.append(
-            or_(*text_matches, exists().where(m.FormResultRow.intake_id == m.IntakeRecord.id, or_(*form_matches)))
-        )
+        conditions.append(_search_condition(session, criteria.search.strip()))
     where = and_(*conditions) if conditions else None
     count_query = select(func.count()).select_from(m.IntakeRecord)
     query = select(m.IntakeRecord).options(
@@ -312,12 +362,13 @@ def _claim(session: Session, intake_id: int, allowed: tuple[str, ...], **values:
 
 def register_to_case(
     session: Session, intake_id: int, case_number: str, actor: str, *, send_receipt: bool = True,
-    note: str | None = None,
+    note: str | None = None, receipt_check: ReceiptCheck | None = None,
 ) -> m.IntakeRecord:
-    """Journal a mail from the review queue to a case, with a receipt to the sender unless told otherwise."""
+    """Journal a mail from the review queue to a case, with a receipt to the sender unless told otherwise, or
+    unless the receipt policy (`receipt_check`, the worker's) says this sender must not be answered."""
     record = load_record(session, intake_id)
     if record.status not in REGISTRABLE:
-        raise ReviewError(f"Posten har status «{record.status}» og kan ikke registreres på en sak.")
+        raise ReviewError(f"Posten har status «{status_word(record.status)}» og kan ikke registreres på en sak.")
     case = session.scalar(select(m.Case).where(m.Case.number == case_number))
     if case is None:
         raise ReviewError(f"Saken {case_number} finnes ikke.")
@@ -331,31 +382,54 @@ def register_to_case(
     private = None
     if record.form is not None and record.form.data.get("organisation_types_checked"):
         private = record.form.data.get("organisation_type") == "Privatperson"
-    add_journal_entry(
+    entry = add_journal_entry(
         session, record, case_number=case.number, on_time=on_time, private_person=private, created_by=actor
     )
     session.flush()
+    session.refresh(record)
     if send_receipt:
-        _plan_receipt(session, record)
+        _plan_receipt(session, record, receipt_check)
     session.flush()
     session.refresh(record)
-    after = {**_snapshot(record), "receipt": _receipt_snapshot(record.receipt)}
+    after = {**_snapshot(record), "journal_number": entry.journal_number, "receipt": _receipt_snapshot(record.receipt)}
     _audit(session, actor=actor, action="register", record=record, before=before, after=after, note=note)
     return record
 
 
-def _plan_receipt(session: Session, record: m.IntakeRecord) -> None:
+def receipt_preview(session: Session, record: m.IntakeRecord, receipt_check: ReceiptCheck | None) -> ReceiptPlan:
+    """What registering this mail would do with its receipt: pending to an address, or suppressed and why."""
+    if receipt_check is not None:
+        return receipt_check(session, record)
+    return _recorded_plan(record)
+
+
+def _recorded_plan(record: m.IntakeRecord) -> ReceiptPlan:
+    """Without the worker's policy at hand: keep what the worker recorded (a machine mail, a suppressed receipt)."""
     receipt = record.receipt
     address = (receipt.to_address if receipt else None) or record.sender_address
-    if receipt is None:
-        receipt = m.Receipt(intake_id=record.id, status="suppressed", to_address=address)
-        session.add(receipt)
-    if receipt.status in ("sent", "pending"):
-        return
+    if record.machine_reason:
+        return ReceiptPlan("suppressed", address, f"machine mail: {record.machine_reason}")
+    if receipt is not None and receipt.status == outbox.SUPPRESSED and receipt.reason:
+        return ReceiptPlan("suppressed", address, receipt.reason)
     if not address:
-        receipt.status, receipt.reason = "suppressed", "no sender address"
+        return ReceiptPlan("suppressed", None, "no sender address")
+    return ReceiptPlan("pending", address, None)
+
+
+def _plan_receipt(session: Session, record: m.IntakeRecord, receipt_check: ReceiptCheck | None) -> None:
+    receipt = record.receipt
+    if receipt is not None and receipt.status in (outbox.SENT, outbox.PENDING):
         return
-    receipt.status, receipt.to_address, receipt.reason = "pending", address, None
+    plan = receipt_preview(session, record, receipt_check)
+    address = plan.to_address or (receipt.to_address if receipt else None) or record.sender_address
+    if receipt is None:
+        receipt = m.Receipt(intake_id=record.id, status=outbox.SUPPRESSED, to_address=address)
+        session.add(receipt)
+    if plan.status != outbox.PENDING or not address:
+        receipt.status, receipt.to_address = outbox.SUPPRESSED, address
+        receipt.reason = plan.reason or "no sender address"
+        return
+    receipt.status, receipt.to_address, receipt.reason = outbox.PENDING, address, None
     receipt.attempts, receipt.next_attempt_at = 0, _now()
 
 
@@ -365,7 +439,7 @@ def mark_ignored(session: Session, intake_id: int, reason: str, actor: str) -> m
         raise ReviewError("Oppgi en begrunnelse.")
     record = load_record(session, intake_id)
     if record.status not in IGNORABLE:
-        raise ReviewError(f"Posten har status «{record.status}» og kan ikke markeres som ignorert.")
+        raise ReviewError(f"Posten har status «{status_word(record.status)}» og kan ikke markeres som ignorert.")
     before = _snapshot(record)
     if not _claim(session, intake_id, IGNORABLE, status=m.IGNORED, reason=f"ignorert av {actor}: {reason}"):
         raise ReviewError("Posten er allerede behandlet av noen andre.")
@@ -463,4 +537,16 @@ def record_login(session: Session, *, actor: str, ok: bool, client: str | None) 
     """Logins and failed logins in the audit trail (never the password)."""
     session.add(
         m.AuditEvent(at=_now(), actor=actor[:128], action="login" if ok else "login_failed", note=client)
+    )
+
+
+def record_access(
+    session: Session, *, actor: str, action: str, intake_id: int | None = None, case_id: int | None = None,
+    note: str | None = None,
+) -> None:
+    """Exports and document downloads in the audit trail (personal data leaving the system)."""
+    if case_id is None and intake_id is not None:
+        case_id = session.scalar(select(m.IntakeRecord.case_id).where(m.IntakeRecord.id == intake_id))
+    session.add(
+        m.AuditEvent(at=_now(), actor=actor[:128], action=action, intake_id=intake_id, case_id=case_id, note=note)
     )

@@ -46,7 +46,8 @@ def register(
     return _act(
         request, intake_id, next, f"Post {intake_id} er registrert på sak {case_number}.",
         lambda s: review.register_to_case(
-            s, intake_id, case_number, user.username, send_receipt=bool(send_receipt), note=note.strip() or None
+            s, intake_id, case_number, user.username, send_receipt=bool(send_receipt), note=note.strip() or None,
+            receipt_check=request.app.state.receipt_check,
         ),
     )
 

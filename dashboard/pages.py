@@ -10,8 +10,8 @@ from starlette.responses import Response
 
 from postmottak.casefile import models as m
 from postmottak.casefile import review
-from postmottak.casefile.cases import get_case
 from postmottak.casefile import summary as summaries
+from postmottak.casefile.cases import get_case
 from postmottak.casefile.queries import corrected_form, status_summary
 from postmottak.dashboard.charts import q1_by_organisation_type, responses_per_day
 from postmottak.dashboard.rendering import case_key, local_time, render
@@ -132,6 +132,10 @@ def intake_detail(request: Request, intake_id: int, user: StaffUser = Depends(st
                 "organisation_types": summaries.ORGANISATION_TYPES,
                 "long_fields": summaries.ANSWER_TEXT_FIELDS,
                 "registrable": record.status in review.REGISTRABLE,
+                "receipt_plan": (
+                    review.receipt_preview(session, record, request.app.state.receipt_check)
+                    if record.status in review.REGISTRABLE else None
+                ),
                 "ignorable": record.status in review.IGNORABLE,
             },
         )
@@ -140,10 +144,13 @@ def intake_detail(request: Request, intake_id: int, user: StaffUser = Depends(st
 @router.get("/review")
 def review_page(request: Request, user: StaffUser = Depends(staff)) -> Response:
     with request.app.state.db.session() as session:
+        queue = review.review_queue(session)
+        check = request.app.state.receipt_check
+        plans = {record.id: review.receipt_preview(session, record, check) for record in queue.needs_review}
         return render(
             request,
             "review.html",
-            {"queue": review.review_queue(session), "open_cases": review.open_case_numbers(session)},
+            {"queue": queue, "open_cases": review.open_case_numbers(session), "receipt_plans": plans},
         )
 
 

@@ -50,10 +50,14 @@ def serve(
     """Run the staff web app (put it behind a TLS-terminating proxy; cookies are Secure by default)."""
     import uvicorn
 
+    from postmottak.casefile.storage import DocumentStore
     from postmottak.dashboard.app import create_app
+    from postmottak.intake.manual_receipts import receipt_check
 
     settings = cli(ctx).settings()
-    app = create_app(settings, cli(ctx).database())
+    app = create_app(
+        settings, cli(ctx).database(), receipt_check=receipt_check(settings, DocumentStore(settings.storage_path))
+    )
     if not app.state.web.secure_cookies:
         err.print("note: session cookies are not marked Secure (web.secure_cookies = false)", highlight=False)
     uvicorn.run(app, host=host, port=port, proxy_headers=True, log_level="info")
@@ -244,7 +248,8 @@ def _run_action(ctx: typer.Context, action, success: str) -> None:  # type: igno
     except ReviewError as exc:
         err.print(f"[red]{exc}[/red]", highlight=False)
         raise typer.Exit(1) from None
-    console.print(success, highlight=False)
+    if success:
+        console.print(success, highlight=False)
 
 
 UserOption = typer.Option(None, "--user", help="Who is acting (for the audit trail); default cli:<login name>.")
@@ -281,11 +286,32 @@ def review_register(
 ) -> None:
     """Register a mail from the review queue to a case (journal number, receipt)."""
     from postmottak.casefile import review
+    from postmottak.casefile.labels import reason_text
+    from postmottak.casefile.storage import DocumentStore
+    from postmottak.intake.manual_receipts import receipt_check
 
-    _run_action(
-        ctx, lambda s: review.register_to_case(s, intake_id, case, _actor(user), send_receipt=not no_receipt, note=note),
-        f"post {intake_id} registered to case {case}",
-    )
+    settings = cli(ctx).settings()
+    check = receipt_check(settings, DocumentStore(settings.storage_path))
+    outcome: dict[str, str] = {}
+
+    def act(session) -> None:  # type: ignore[no-untyped-def]
+        record = review.register_to_case(
+            session, intake_id, case, _actor(user), send_receipt=not no_receipt, note=note, receipt_check=check
+        )
+        journal = record.journal_entry.journal_number if record.journal_entry else "–"
+        outcome["text"] = f"Post {intake_id} er registrert på sak {case} med journalnummer {journal}."
+        receipt = record.receipt
+        if no_receipt:
+            outcome["receipt"] = "Kvittering sendes ikke (--no-receipt)."
+        elif receipt is not None and receipt.status == "pending":
+            outcome["receipt"] = f"Kvittering sendes til {receipt.to_address}."
+        elif receipt is not None:
+            outcome["receipt"] = f"Kvittering sendes ikke: {reason_text(receipt.reason)}."
+
+    _run_action(ctx, act, "")
+    console.print(outcome.get("text", ""), highlight=False)
+    if outcome.get("receipt"):
+        console.print(outcome["receipt"], highlight=False)
 
 
 @review_app.command("ignore")

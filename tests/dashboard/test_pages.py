@@ -251,7 +251,7 @@ def test_case_summary_page(reader, seeded):
     assert "Kom inn etter fristen (1)" in html and "Pasientforeningen – mottatt 03.10.2022 08:05" in html
     assert html.count("<svg") == 2
     assert "Enklere arbeidshverdag krever bedre journalsystemer" in html
-    assert "@media print" in html
+    assert "@media print" in reader.get("/static/style.css").text
     assert 'href="/cases/22-414/export.xlsx"' in html
     cases = reader.get("/cases").text
     assert 'href="/cases/22-414"' in cases
