@@ -14,7 +14,7 @@ from datetime import datetime, timezone
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, exists, func, or_, select, update
+from sqlalchemy import and_, exists, func, literal_column, or_, select, update
 from sqlalchemy.orm import Session, selectinload
 
 from postmottak.casefile import models as m
@@ -103,6 +103,13 @@ def _folding(session: Session) -> tuple[Callable[[Any], Any], Callable[[str], st
     return func.lower, str.lower
 
 
+def _json_text(session: Session, column: Any) -> Any:
+    """A JSON column holding a string, as that string (not its JSON spelling, where ø may be \\u00f8)."""
+    if session.get_bind().dialect.name == "sqlite":
+        return func.json_extract(column, "$")
+    return column.op("#>>")(literal_column("'{}'"))
+
+
 def _journal_number_condition(text: str) -> Any | None:
     """"2022/414-5" (or "22/414-5", or a whole case "2022/414") as a condition on the record's journal entry."""
     match = _JOURNAL_NUMBER.match(text.replace(" ", ""))
@@ -131,7 +138,7 @@ def _search_condition(session: Session, text: str) -> Any:
         fold_sql(m.FormResultRow.data[key].as_string()).like(pattern, escape="\\") for key in SEARCH_FIELDS
     ]
     corrected = select(m.FieldCorrection.intake_id).where(
-        fold_sql(m.FieldCorrection.corrected_value).like(pattern, escape="\\")
+        fold_sql(_json_text(session, m.FieldCorrection.corrected_value)).like(pattern, escape="\\")
     )
     matches = [
         *text_matches,
@@ -482,9 +489,13 @@ def correct_field(session: Session, intake_id: int, field: str, value: str | Non
     session.flush()
     _audit(
         session, actor=actor, action="correct_field", record=record,
-        before={field: current}, after={field: new_value}, note=f"tolket verdi: {record.form.data.get(field)!r}",
+        before={field: current}, after={field: new_value}, note=f"tolket verdi: {_shown(record.form.data.get(field))}",
     )
     return correction
+
+
+def _shown(value: Any) -> str:
+    return "–" if value in (None, "", []) else str(value)
 
 
 def resend_receipt(session: Session, intake_id: int, actor: str) -> m.Receipt:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 from openpyxl import Workbook
@@ -15,6 +16,7 @@ from openpyxl.styles import Alignment, Font
 from openpyxl.utils import get_column_letter
 from sqlalchemy.orm import Session
 
+from postmottak.casefile.labels import DATE_TIME_FORMAT, form_status_label
 from postmottak.casefile.summary import FIELD_LABELS, Q1_CHOICES, Response, responses
 
 Column = tuple[str, Callable[[Response], Any]]
@@ -30,14 +32,15 @@ COLUMNS: list[Column] = [
     ("ID", lambda r: r.intake_id),
     ("Sak", lambda r: r.case_number),
     ("Journalnummer", lambda r: r.journal_number or ""),
-    ("Mottatt", lambda r: r.received_at.strftime("%Y-%m-%d %H:%M:%S")),
+    # The case's local time without a zone: Excel stores no zone, and staff read Norwegian time.
+    ("Mottatt", lambda r: r.received_at.replace(tzinfo=None)),
     ("I tide", lambda r: "ja" if r.on_time else "nei"),
     ("Avsender", lambda r: r.sender_address or ""),
     ("Avsendernavn", lambda r: r.sender_name or ""),
     ("Emne", lambda r: r.subject),
     *[(label, _form(key)) for key, label in FIELD_LABELS.items()],
     ("Avkryssede typer", lambda r: "; ".join(r.form.get("organisation_types_checked") or [])),
-    ("Skjemastatus", lambda r: r.form_status or "intet skjema"),
+    ("Skjemastatus", lambda r: form_status_label(r.form_status) if r.form_status else "intet skjema"),
     ("Advarsler", lambda r: "\n".join(r.warnings)),
     ("Korrigerte felt", lambda r: ", ".join(FIELD_LABELS.get(f, f) for f in sorted(r.corrected_fields))),
 ]
@@ -57,6 +60,8 @@ def to_csv(data: list[list[Any]]) -> bytes:
 
 
 def _csv_cell(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.strftime(DATE_TIME_FORMAT)
     # Excel runs a CSV cell starting with = + @ (or - and no space, "-1+2") as a formula: keep answers as text.
     # A "- " bullet list, common in answers, is left alone.
     if isinstance(value, str) and (value[:1] in ("=", "+", "@") or (value[:1] == "-" and value[1:2] not in (" ", ""))):
@@ -75,6 +80,8 @@ def to_xlsx(data: list[list[Any]], title: str = "Høringssvar") -> bytes:
         for cell in row_cells:
             if cell.data_type == "f":  # openpyxl takes "=..." for a formula; an answer is text
                 cell.data_type = "s"
+            elif isinstance(cell.value, datetime):  # a real date cell: sortable and filterable in Excel
+                cell.number_format = "dd.mm.yyyy hh:mm"
     bold = Font(bold=True)
     for cell in sheet[1]:
         cell.font = bold

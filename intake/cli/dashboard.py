@@ -13,6 +13,7 @@ from typing import Optional
 import typer
 from rich.table import Table
 
+from postmottak.casefile import labels
 from postmottak.intake.cli.context import cli, console, err
 
 users_app = typer.Typer(help="Staff users of the web app (archivist acts, reader sees).", no_args_is_help=True)
@@ -20,13 +21,6 @@ review_app = typer.Typer(help="Resolve review items: register, ignore, correct a
                          no_args_is_help=True)
 
 
-STATUS_LABELS = {
-    "registered": "registrert",
-    "needs_review": "til vurdering",
-    "ignored": "ignorert",
-    "duplicate": "duplikat",
-    "failed": "feilet",
-}
 
 
 def _actor(user: Optional[str]) -> str:
@@ -34,9 +28,7 @@ def _actor(user: Optional[str]) -> str:
 
 
 def _local(stamp) -> str:  # type: ignore[no-untyped-def]
-    from postmottak.dashboard.rendering import local_time
-
-    return local_time(stamp, "%d.%m.%Y %H:%M:%S")
+    return labels.local_time(stamp, "%d.%m.%Y %H:%M:%S")
 
 
 # serve ----------------------------------------------------------------------------------------
@@ -170,9 +162,9 @@ def list_records(
             timely = "" if record.status != "registered" else ("i tide" if record.on_time else "for sent")
             table.add_row(
                 str(record.id), _local(record.received_at), record.sender_address or "", record.subject,
-                STATUS_LABELS.get(record.status, record.status),
+                labels.status_word(record.status),
                 record.journal_entry.journal_number if record.journal_entry else "", timely,
-                record.receipt.status if record.receipt else "",
+                labels.receipt_label(record.receipt.status).lower() if record.receipt else "",
             )
     console.print(table)
 
@@ -198,7 +190,7 @@ def show_record(ctx: typer.Context, intake_id: int = typer.Argument(..., help="I
             f"Fra:        {record.sender_name or ''} <{record.sender_address or ''}>",
             f"Mottatt:    {_local(record.received_at)} (Europe/Oslo, {record.received_at_source})",
             f"Message-ID: {record.message_id or '-'}",
-            f"Status:     {STATUS_LABELS.get(record.status, record.status)}" + (f" ({record.reason})" if record.reason else ""),
+            f"Status:     {labels.status_word(record.status)}" + (f" ({labels.reason_text(record.reason)})" if record.reason else ""),
         ]
         if record.case:
             lines.append(f"Sak:        {record.case.number} {record.case.title}")
@@ -209,7 +201,7 @@ def show_record(ctx: typer.Context, intake_id: int = typer.Argument(..., help="I
         for doc in record.documents:
             lines.append(f"  {doc.number}. {doc.filename or doc.title} ({doc.content_type}, {doc.size} B, sha256 {doc.sha256[:12]})")
         if form is not None:
-            lines.append(f"Skjema ({record.form.form_status if record.form else ''}):")
+            lines.append(f"Skjema ({labels.form_status_label(record.form.form_status) if record.form else ''}):")
             corrected = {c.field for c in corrections}
             for key, label in FIELD_LABELS.items():
                 value = form.get(key)
@@ -219,7 +211,9 @@ def show_record(ctx: typer.Context, intake_id: int = typer.Argument(..., help="I
                 lines.append(f"  ADVARSEL: {warning}")
         if record.receipt:
             rc = record.receipt
-            lines.append(f"Kvittering: {rc.status} til {rc.to_address or '-'}" + (f", sendt {_local(rc.sent_at)}" if rc.sent_at else ""))
+            lines.append(f"Kvittering: {labels.receipt_label(rc.status).lower()} til {rc.to_address or '-'}" + (f", sendt {_local(rc.sent_at)}" if rc.sent_at else ""))
+            if rc.reason:
+                lines.append(f"  Hvorfor: {labels.reason_text(rc.reason)}")
             if rc.subject:
                 lines.append(f"  Emne: {rc.subject}")
             if rc.body:
@@ -227,7 +221,8 @@ def show_record(ctx: typer.Context, intake_id: int = typer.Argument(..., help="I
         if events:
             lines.append("Historikk:")
             for event in events:
-                lines.append(f"  {_local(event.at)} {event.actor} {event.action}: {event.before} -> {event.after}"
+                lines.append(f"  {_local(event.at)} {event.actor} {labels.action_label(event.action)}: "
+                             f"{labels.changes(event.before)} -> {labels.changes(event.after)}"
                              + (f" ({event.note})" if event.note else ""))
     console.print("\n".join(lines), highlight=False, markup=False)
 
@@ -268,7 +263,7 @@ def review_queue(ctx: typer.Context) -> None:
             table.add_column(column, overflow="fold")
         for record in queue.needs_review:
             table.add_row(str(record.id), _local(record.received_at), record.sender_address or "", record.subject,
-                          record.reason or "")
+                          labels.reason_text(record.reason))
         for record in queue.form_warnings:
             table.add_row(str(record.id), _local(record.received_at), record.sender_address or "", record.subject,
                           "; ".join(record.form.warnings if record.form else []))
