@@ -8,10 +8,12 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Depends, HTTPException, Request
 from starlette.responses import Response
 
+from postmottak.casefile import audit
 from postmottak.casefile import models as m
 from postmottak.casefile import review
 from postmottak.casefile import summary as summaries
 from postmottak.casefile.cases import get_case
+from postmottak.casefile.labels import ACTION_LABELS
 from postmottak.casefile.queries import corrected_form, status_summary
 from postmottak.dashboard.charts import q1_by_organisation_type, responses_per_day
 from postmottak.dashboard.rendering import case_key, local_time, render
@@ -179,7 +181,73 @@ def case_summary(request: Request, key: str, user: StaffUser = Depends(staff)) -
         )
 
 
+def _audit_criteria(
+    session, actor: str, action: str, case: str, intake: str, since: str, until: str, page: str,  # type: ignore[no-untyped-def]
+    per_page: int = 50,
+) -> tuple[audit.AuditFilter, list[str]]:
+    """The audit filters from the address; values that cannot be read are named back to staff, not a 422."""
+    problems: list[str] = []
+
+    def day(text: str, label: str) -> date | None:
+        if not text:
+            return None
+        try:
+            return date.fromisoformat(text)
+        except ValueError:
+            problems.append(f"{label} «{text[:20]}» er ikke en dato (åååå-mm-dd).")
+            return None
+
+    intake_id = int(intake) if intake.isdigit() and len(intake) < 10 else None
+    if intake and intake_id is None:
+        problems.append(f"Postnummeret «{intake[:20]}» er ikke et tall.")
+    criteria = audit.AuditFilter(
+        actor=actor[:128] or None,
+        action=action if action in ACTION_LABELS else None,
+        case_number=case if case in review.case_numbers(session) else None,
+        intake_id=intake_id, since=day(since, "Fra-datoen"), until=day(until, "Til-datoen"),
+        page=int(page) if page.isdigit() and len(page) < 7 else 1,
+        per_page=per_page,
+    )
+    return criteria, problems
+
+
+AUDIT_PARAMS = ("actor", "action", "case", "intake", "since", "until")
+
+
 @router.get("/audit")
-def audit_log(request: Request, user: StaffUser = Depends(staff)) -> Response:
+def audit_log(
+    request: Request, actor: str = "", action: str = "", case: str = "", intake: str = "", since: str = "",
+    until: str = "", page: str = "1", user: StaffUser = Depends(staff),
+) -> Response:
+    values = {"actor": actor, "action": action, "case": case, "intake": intake, "since": since, "until": until}
     with request.app.state.db.session() as session:
-        return render(request, "audit.html", {"events": review.recent_events(session, 300)})
+        criteria, problems = _audit_criteria(
+            session, actor, action, case, intake, since, until, page, request.app.state.web.page_size
+        )
+        result = audit.search_audit(session, criteria)
+        params = {k: v for k, v in values.items() if v}
+        return render(
+            request,
+            "audit.html",
+            {
+                "result": result, "filters": params, "problems": problems,
+                "actors": audit.actors(session), "actions": ACTION_LABELS, "cases": review.case_numbers(session),
+                "page_url": lambda n: "/audit?" + urlencode({**params, "page": n}),
+                "export_url": "/audit/export.csv" + ("?" + urlencode(params) if params else ""),
+            },
+        )
+
+
+@router.get("/audit/export.csv")
+def audit_export(
+    request: Request, actor: str = "", action: str = "", case: str = "", intake: str = "", since: str = "",
+    until: str = "", user: StaffUser = Depends(staff),
+) -> Response:
+    with request.app.state.db.session() as session:
+        criteria, _problems = _audit_criteria(session, actor, action, case, intake, since, until, "1")
+        data, rows = audit.export_csv(session, criteria)
+        review.record_access(session, actor=user.username, action="export", note=f"logg som CSV, {rows} rader")
+    return Response(
+        data, media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": 'attachment; filename="logg.csv"'},
+    )

@@ -70,3 +70,37 @@ def test_exports_and_downloads_are_in_the_audit_trail(archivist, db, seeded) -> 
     assert {row[2] for row in downloads} == {bergen} and len(downloads) == 2
     audit = archivist.get("/audit").text
     assert "Eksport lastet ned" in audit and "Dokument lastet ned" in audit
+
+
+def test_audit_log_filters_pages_and_exports(archivist, db, seeded) -> None:  # type: ignore[no-untyped-def]
+    from datetime import datetime, timedelta, timezone
+
+    with db.session() as session:
+        review.register_to_case(session, seeded.ids["review"], CASE, "kari", note="Tromsø, journal")
+        review.mark_ignored(session, seeded.ids["newsletter"], "Reklame", "ola")
+        for n in range(60):
+            review.record_login(session, actor="leser", ok=True, client=f"10.0.0.{n}")
+        old = m.AuditEvent(at=datetime.now(timezone.utc) - timedelta(days=40), actor="gammel", action="login")
+        session.add(old)
+    def table(path: str) -> str:
+        return archivist.get(path).text.split('id="audit-table"')[1]
+
+    page = table("/audit?actor=kari")
+    assert "Registrert på sak" in page and "journalnummer: 2022/414-7" in page and "Markert som ignorert" not in page
+    page = table("/audit?action=ignore")
+    assert "Markert som ignorert" in page and "Reklame" in page and "Registrert på sak" not in page
+    assert "1 hendelse." in archivist.get(f"/audit?case={CASE}&action=register").text
+    assert f"/intake/{seeded.ids['newsletter']}" in archivist.get(f"/audit?intake={seeded.ids['newsletter']}").text
+    first = archivist.get("/audit?actor=leser").text
+    assert "60 hendelser, side 1 av 2" in first and "Neste »" in first
+    assert "side 2 av 2" in archivist.get("/audit?actor=leser&page=2").text
+    today = datetime.now(timezone.utc).date()
+    since = (today - timedelta(days=2)).isoformat()
+    assert "0 hendelser" in archivist.get(f"/audit?actor=gammel&since={since}").text
+    assert "1 hendelse." in archivist.get(f"/audit?actor=gammel&until={since}").text
+    bad = archivist.get("/audit?since=igår&page=abc")
+    assert bad.status_code == 200 and "er ikke en dato" in bad.text
+    export = archivist.get("/audit/export.csv?action=ignore")
+    assert export.status_code == 200 and "Markert som ignorert" in export.content.decode("utf-8-sig")
+    assert "Registrert på sak" not in export.content.decode("utf-8-sig")
+    assert "logg som CSV, 1 rader" in table("/audit?action=export")
