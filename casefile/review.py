@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from postmottak.casefile import models as m
 from postmottak.casefile import receipts as outbox
-from postmottak.casefile.labels import status_word
+from postmottak.casefile.labels import action_label, status_word
 from postmottak.casefile.queries import corrected_form
 from postmottak.casefile.registry import ReceiptPlan, add_journal_entry
 from postmottak.casefile.summary import FORM_FIELDS, ORGANISATION_TYPES, Q1_CHOICES
@@ -560,4 +560,51 @@ def record_access(
         case_id = session.scalar(select(m.IntakeRecord.case_id).where(m.IntakeRecord.id == intake_id))
     session.add(
         m.AuditEvent(at=_now(), actor=actor[:128], action=action, intake_id=intake_id, case_id=case_id, note=note)
+    )
+
+
+# Undo ------------------------------------------------------------------------------------------
+
+UNDOABLE = ("ignore", "correct_field")
+UNDO = "undo"
+
+
+def last_decision(session: Session, intake_id: int) -> m.AuditEvent | None:
+    """The latest review decision on a mail that can still be undone (none after it, not undone already).
+
+    A registration is not undone here: it made a journal entry (a number that is never reused) and maybe a receipt."""
+    events = history(session, intake_id)
+    undone = {e.after.get("undone") for e in events if e.action == UNDO and isinstance(e.after, dict)}
+    decisions = [e for e in events if e.action in (*UNDOABLE, "register", FORM_CHECKED) and e.id not in undone]
+    if not decisions or decisions[-1].action not in UNDOABLE:
+        return None
+    return decisions[-1]
+
+
+def undo_last(session: Session, intake_id: int, actor: str) -> m.AuditEvent:
+    """Undo the latest ignore or correction on a mail; the undo is itself in the audit trail."""
+    record = load_record(session, intake_id)
+    event = last_decision(session, intake_id)
+    if event is None:
+        raise ReviewError("Det er ingen beslutning å angre på denne posten (en registrering på sak kan ikke angres).")
+    if event.action == "ignore":
+        before = event.before or {}
+        status = before.get("status") if before.get("status") in IGNORABLE else m.NEEDS_REVIEW
+        if not _claim(session, intake_id, (m.IGNORED,), status=status, reason=before.get("reason")):
+            raise ReviewError("Posten er ikke lenger ignorert; ingenting å angre.")
+        session.refresh(record)
+    elif event.action == "correct_field":
+        field, previous = next(iter((event.before or {}).items()), (None, None))
+        if field is None:
+            raise ReviewError("Korreksjonen kan ikke angres.")
+        session.add(m.FieldCorrection(
+            intake_id=record.id, field=field, parsed_value=record.form.data.get(field) if record.form else None,
+            corrected_value=previous, corrected_by=actor, corrected_at=_now(),
+        ))
+        if field == "organisation_type" and record.journal_entry is not None:
+            record.journal_entry.correspondent_is_private_person = previous == "Privatperson" if previous else None
+    session.flush()
+    return _audit(
+        session, actor=actor, action=UNDO, record=record, before=event.after,
+        after={"undone": event.id}, note=f"angret: {action_label(event.action).lower()}",
     )

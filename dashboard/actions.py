@@ -127,3 +127,13 @@ def confirm_form(
         lambda s: review.confirm_form(s, intake_id, user.username, note),
         note=note,
     )
+
+
+@router.post("/intake/{intake_id}/undo")
+def undo(
+    request: Request, intake_id: int, next: str = Form(""), user: StaffUser = Depends(require_archivist)
+) -> Response:
+    return _act(
+        request, intake_id, next, "Den siste beslutningen er angret.",
+        lambda s: review.undo_last(s, intake_id, user.username),
+    )

@@ -134,6 +134,7 @@ def intake_detail(request: Request, intake_id: int, user: StaffUser = Depends(st
                 "organisation_types": summaries.ORGANISATION_TYPES,
                 "long_fields": summaries.ANSWER_TEXT_FIELDS,
                 "registrable": record.status in review.REGISTRABLE,
+                "undoable": review.last_decision(session, intake_id),
                 "receipt_plan": (
                     review.receipt_preview(session, record, request.app.state.receipt_check)
                     if record.status in review.REGISTRABLE else None

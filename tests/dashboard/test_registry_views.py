@@ -104,3 +104,48 @@ def test_audit_log_filters_pages_and_exports(archivist, db, seeded) -> None:  # 
     assert export.status_code == 200 and "Markert som ignorert" in export.content.decode("utf-8-sig")
     assert "Registrert på sak" not in export.content.decode("utf-8-sig")
     assert "logg som CSV, 1 rader" in table("/audit?action=export")
+
+
+def test_register_ignore_and_resend_are_confirmed_first(archivist, db, seeded) -> None:  # type: ignore[no-untyped-def]
+    review_id, newsletter = seeded.ids["review"], seeded.ids["newsletter"]
+    detail = archivist.get(f"/intake/{review_id}").text
+    assert f'action="/intake/{review_id}/register/confirm"' in detail and 'method="get"' in detail
+    page = archivist.get(f"/intake/{review_id}/register/confirm?case_number={CASE}&send_receipt=1")
+    assert page.status_code == 200 and "Bekreft registrering" in page.text and "post@tromso.kommune.no" in page.text
+    page = archivist.get(f"/intake/{newsletter}/ignore/confirm?reason=")
+    assert "Oppgi en begrunnelse." in page.text and "Bekreft: marker" not in page.text
+    page = archivist.get(f"/intake/{seeded.ids['bergen']}/resend-receipt/confirm")
+    assert "Bekreft: send kvittering" in page.text
+    with db.session() as session:  # looking at a confirmation page changes nothing
+        assert review.load_record(session, review_id).status == m.NEEDS_REVIEW
+        assert review.load_record(session, newsletter).status == m.NEEDS_REVIEW
+
+
+def test_the_last_ignore_or_correction_can_be_undone(archivist, db, seeded) -> None:  # type: ignore[no-untyped-def]
+    newsletter, warned = seeded.ids["newsletter"], seeded.ids["warned"]
+    archivist.post(f"/intake/{newsletter}/ignore", data={"csrf_token": archivist.csrf, "reason": "Reklame"})
+    assert "Angre siste beslutning (markert som ignorert" in archivist.get(f"/intake/{newsletter}").text
+    response = archivist.post(f"/intake/{newsletter}/undo", data={"csrf_token": archivist.csrf})
+    assert response.status_code == 303
+    with db.session() as session:
+        record = review.load_record(session, newsletter)
+        assert record.status == m.NEEDS_REVIEW and record.reason == "mentions 'e-helsestrategi' but no case number"
+    assert 'id="undo"' not in archivist.get(f"/intake/{newsletter}").text
+
+    archivist.post(f"/intake/{warned}/correct",
+                   data={"csrf_token": archivist.csrf, "field": "organisation_name", "value": "Universitetet i Oslo"})
+    archivist.post(f"/intake/{warned}/undo", data={"csrf_token": archivist.csrf})
+    with db.session() as session:
+        from postmottak.casefile.queries import corrected_form
+
+        record = review.load_record(session, warned)
+        assert corrected_form(record, review.corrections_for(session, warned))["organisation_name"] == "Universitetet i Olso"
+        assert [e.action for e in review.history(session, warned)][-2:] == ["correct_field", "undo"]
+
+    page = archivist.get(f"/intake/{warned}")
+    assert 'id="undo"' not in page.text  # an undo is not undone again
+
+    too_long = archivist.post(f"/intake/{warned}/correct",
+                              data={"csrf_token": archivist.csrf, "field": "organisation_name", "value": "x" * 100_000})
+    assert too_long.status_code == 303
+    assert "for lang" in archivist.get(f"/intake/{warned}").text
