@@ -17,7 +17,7 @@ from postmottak.casefile.db import Database
 from postmottak.casefile.review import ReceiptCheck
 from postmottak.casefile.storage import DocumentStore
 from postmottak.config.settings import Settings
-from postmottak.dashboard import access, actions, confirm, files, pages
+from postmottak.dashboard import access, actions, confirm, files, notifications, pages
 from postmottak.dashboard.metrics import metrics_registry
 from postmottak.dashboard.rendering import make_environment, render
 from postmottak.dashboard.security import CsrfFailed, Forbidden, LoginGate, LoginRequired, LoginThrottle, login_redirect
@@ -101,6 +101,7 @@ def create_app(
     app.include_router(files.router)
     app.include_router(actions.router)
     app.include_router(confirm.router)
+    app.include_router(notifications.router)
 
     @app.exception_handler(LoginRequired)
     async def _login_required(request: Request, exc: LoginRequired) -> Response:

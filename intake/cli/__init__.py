@@ -10,7 +10,7 @@ import typer
 
 from postmottak.casefile.db import DatabaseUnavailable
 from postmottak.intake.check import check_command
-from postmottak.intake.cli import archive, commands, dashboard, receipts
+from postmottak.intake.cli import archive, commands, dashboard, notify, receipts
 from postmottak.intake.cli.context import CliContext, setup_logging
 
 app = typer.Typer(
@@ -38,6 +38,7 @@ app.command("journal")(archive.journal_command)
 app.add_typer(receipts.receipts_app, name="receipts")
 dashboard.register_dashboard_commands(app)  # serve, users, list, show, review
 app.command("check")(check_command)
+app.command("notify")(notify.notify_command)  # staff digest and alerts
 
 
 def main() -> None:
