@@ -62,7 +62,7 @@ def case_key(number: str) -> str:
 
 def make_environment() -> Environment:
     env = Environment(
-        loader=PackageLoader("dashboard", "templates"),
+        loader=PackageLoader("postmottak.dashboard", "templates"),
         autoescape=select_autoescape(["html", "svg", "xml"], default_for_string=True),
         trim_blocks=True,
         lstrip_blocks=True,

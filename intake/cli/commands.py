@@ -111,7 +111,7 @@ def print_status(summary) -> None:  # type: ignore[no-untyped-def]
         cases.add_column(column, no_wrap=True)
     for case in summary.cases:
         cases.add_row(
-            case.number, case.deadline, str(case.registered), str(case.on_time), str(case.late),
+            case.number, ".".join(reversed(case.deadline.split("-"))), str(case.registered), str(case.on_time), str(case.late),
             "åpen" if case.status == "open" else "avsluttet",
         )
     console.print(cases)
