@@ -53,6 +53,8 @@ class IntakeFilter:
     search: str | None = None
     page: int = 1
     per_page: int = 50
+    sort: str = "received"  # a key of SORT_COLUMNS
+    descending: bool = True
 
 
 @dataclass
@@ -151,6 +153,21 @@ def _search_condition(session: Session, text: str) -> Any:
     return or_(*matches)
 
 
+SORT_COLUMNS: dict[str, Any] = {
+    "id": m.IntakeRecord.id,
+    "received": m.IntakeRecord.received_at,
+    "sender": m.IntakeRecord.sender_address,
+    "subject": m.IntakeRecord.subject,
+    "status": m.IntakeRecord.status,
+}
+
+
+def _ordering(criteria: IntakeFilter) -> list[Any]:
+    column = SORT_COLUMNS.get(criteria.sort, m.IntakeRecord.received_at)
+    tie = m.IntakeRecord.id.desc() if criteria.descending else m.IntakeRecord.id.asc()
+    return [column.desc() if criteria.descending else column.asc(), tie]
+
+
 def search_intake(session: Session, criteria: IntakeFilter) -> IntakePage:
     conditions: list[Any] = []
     if criteria.status:
@@ -187,7 +204,7 @@ def search_intake(session: Session, criteria: IntakeFilter) -> IntakePage:
     per_page = max(1, min(criteria.per_page, 500))
     records = list(
         session.scalars(
-            query.order_by(m.IntakeRecord.received_at.desc(), m.IntakeRecord.id.desc())
+            query.order_by(*_ordering(criteria))
             .offset((page - 1) * per_page)
             .limit(per_page)
         )

@@ -74,7 +74,9 @@ def intake_list(
     receipt: str = "",
     org_type: str = "",
     q: str = "",
-    page: int = 1,
+    page: str = "1",
+    sort: str = "received",
+    order: str = "desc",
     user: StaffUser = Depends(staff),
 ) -> Response:
     state = request.app.state
@@ -87,10 +89,13 @@ def intake_list(
             receipt_status=receipt if receipt in m.RECEIPT_STATUSES else None,
             organisation_type=org_type or None,
             search=q[:200] or None,
-            page=max(1, page),
+            page=int(page) if page.isdigit() and len(page) < 7 else 1,
             per_page=state.web.page_size,
+            sort=sort if sort in review.SORT_COLUMNS else "received",
+            descending=order != "asc",
         )
         result = review.search_intake(session, criteria)
+        ordering = {"sort": criteria.sort, "order": "desc" if criteria.descending else "asc"}
         params = {k: v for k, v in
                   {"status": status, "case": case, "timeliness": timeliness, "receipt": receipt,
                    "org_type": org_type, "q": q}.items() if v}
@@ -105,7 +110,11 @@ def intake_list(
                 "receipt_statuses": m.RECEIPT_STATUSES,
                 "timeliness": TIMELINESS,
                 "organisation_types": summaries.ORGANISATION_TYPES,
-                "page_url": lambda n: "/intake?" + urlencode({**params, "page": n}),
+                "page_url": lambda n: "/intake?" + urlencode({**params, **ordering, "page": n}),
+                "sort_url": lambda key: "/intake?" + urlencode(
+                    {**params, "sort": key, "order": "asc" if criteria.sort == key and criteria.descending else "desc"}
+                ),
+                "sort": criteria.sort, "descending": criteria.descending,
             },
         )
 

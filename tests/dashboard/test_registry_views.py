@@ -34,8 +34,11 @@ def test_search_folds_case_for_norwegian_letters_and_finds_journal_numbers(db, s
     assert _search_ids(db, "ingen slik tekst") == set()
 
 
-def test_bad_addresses_give_a_norwegian_page_not_json(archivist) -> None:  # type: ignore[no-untyped-def]
-    for path, status in (("/intake/abc", 404), ("/intake?page=abc", 400), ("/intake/999999", 404)):
+def test_bad_addresses_give_a_norwegian_page_not_json(archivist, seeded) -> None:  # type: ignore[no-untyped-def]
+    bergen = seeded.ids["bergen"]
+    assert archivist.get("/intake?page=abc").status_code == 200  # read as page 1
+    for path, status in (("/intake/abc", 404), (f"/intake/{bergen}/documents/1?download=kanskje", 400),
+                         ("/intake/999999", 404)):
         response = archivist.get(path)
         assert response.status_code == status, path
         assert response.headers["content-type"].startswith("text/html"), path
@@ -149,3 +152,20 @@ def test_the_last_ignore_or_correction_can_be_undone(archivist, db, seeded) -> N
                               data={"csrf_token": archivist.csrf, "field": "organisation_name", "value": "x" * 100_000})
     assert too_long.status_code == 303
     assert "for lang" in archivist.get(f"/intake/{warned}").text
+
+
+def test_intake_list_sorts_by_column_and_says_so(archivist, seeded) -> None:  # type: ignore[no-untyped-def]
+    import re
+
+    def ids(path: str) -> list[int]:
+        table = archivist.get(path).text.split('id="intake-table"')[1]
+        return [int(n) for n in re.findall(r'<td><a href="/intake/(\d+)">', table)]
+
+    newest_first = ids("/intake")
+    assert ids("/intake?sort=received&order=asc") == list(reversed(newest_first))
+    assert ids("/intake?sort=id&order=asc") == sorted(newest_first)
+    page = archivist.get("/intake?sort=sender&order=asc").text
+    assert 'aria-sort="ascending"' in page
+    senders = re.findall(r'<span class="muted">([^<]+@[^<]+)</span>', page.split('id="intake-table"')[1])
+    assert senders == sorted(senders)
+    assert ids("/intake?sort=hacker&order=x") == newest_first
