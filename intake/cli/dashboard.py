@@ -23,6 +23,9 @@ review_app = typer.Typer(help="Resolve review items: register, ignore, correct a
 
 
 
+ROLE_WORDS = {"archivist": "arkivar", "reader": "leser"}
+
+
 def _actor(user: Optional[str]) -> str:
     return user or f"cli:{getpass.getuser()}"
 
@@ -82,7 +85,7 @@ def users_add(
     except UserError as exc:
         err.print(f"[red]{exc}[/red]", highlight=False)
         raise typer.Exit(2) from None
-    console.print(f"user {username} ({role}) created", highlight=False)
+    console.print(f"bruker {username} ({ROLE_WORDS.get(role, role)}) er opprettet", highlight=False)
 
 
 @users_app.command("list")
@@ -96,7 +99,7 @@ def users_list(ctx: typer.Context) -> None:
         table.add_column(column)
     with db.session() as session:
         for user in list_users(session):
-            table.add_row(user.username, user.role, _local(user.created_at), "sperret" if user.disabled else "aktiv")
+            table.add_row(user.username, ROLE_WORDS.get(user.role, user.role), _local(user.created_at), "sperret" if user.disabled else "aktiv")
     console.print(table)
 
 
@@ -113,7 +116,7 @@ def users_password(ctx: typer.Context, username: str = typer.Argument(...)) -> N
     except UserError as exc:
         err.print(f"[red]{exc}[/red]", highlight=False)
         raise typer.Exit(2) from None
-    console.print(f"password of {username} changed", highlight=False)
+    console.print(f"passordet til {username} er endret", highlight=False)
 
 
 @users_app.command("disable")
@@ -128,7 +131,7 @@ def users_disable(ctx: typer.Context, username: str = typer.Argument(...), enabl
     except UserError as exc:
         err.print(f"[red]{exc}[/red]", highlight=False)
         raise typer.Exit(2) from None
-    console.print(f"user {username} {'enabled' if enable else 'disabled'}", highlight=False)
+    console.print(f"bruker {username} er {'åpnet igjen' if enable else 'sperret'}", highlight=False)
 
 
 # list / show ----------------------------------------------------------------------------------
@@ -319,7 +322,7 @@ def review_ignore(
     """Mark a mail as ignored, with a reason."""
     from postmottak.casefile import review
 
-    _run_action(ctx, lambda s: review.mark_ignored(s, intake_id, reason, _actor(user)), f"post {intake_id} ignored")
+    _run_action(ctx, lambda s: review.mark_ignored(s, intake_id, reason, _actor(user)), f"post {intake_id} er markert som ignorert")
 
 
 @review_app.command("correct")
@@ -333,7 +336,7 @@ def review_correct(
     """Correct a parsed form field; the parsed value is kept beside the correction."""
     from postmottak.casefile import review
 
-    _run_action(ctx, lambda s: review.correct_field(s, intake_id, field, value, _actor(user)), f"{field} of post {intake_id} corrected")
+    _run_action(ctx, lambda s: review.correct_field(s, intake_id, field, value, _actor(user)), f"feltet {field} i post {intake_id} er korrigert")
 
 
 @review_app.command("resend-receipt")
@@ -341,7 +344,7 @@ def review_resend(ctx: typer.Context, intake_id: int = typer.Argument(...), user
     """Put a mail's receipt back in the outbox (pending)."""
     from postmottak.casefile import review
 
-    _run_action(ctx, lambda s: review.resend_receipt(s, intake_id, _actor(user)), f"receipt of post {intake_id} queued again")
+    _run_action(ctx, lambda s: review.resend_receipt(s, intake_id, _actor(user)), f"kvitteringen for post {intake_id} sendes på nytt ved neste kjøring")
 
 
 @review_app.command("confirm-form")
@@ -353,7 +356,7 @@ def review_confirm(
     """Mark a form's warnings as checked (it leaves the review queue)."""
     from postmottak.casefile import review
 
-    _run_action(ctx, lambda s: review.confirm_form(s, intake_id, _actor(user), note), f"form of post {intake_id} checked")
+    _run_action(ctx, lambda s: review.confirm_form(s, intake_id, _actor(user), note), f"skjemaet i post {intake_id} er merket som kontrollert")
 
 
 def register_dashboard_commands(app: typer.Typer) -> None:

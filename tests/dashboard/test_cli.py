@@ -65,7 +65,7 @@ def test_users_add_reads_the_password_from_stdin_and_lists(config, cli_db):
     assert run(config, "users", "add", "kari", "--role", "reader", input="annet-passord\n").exit_code == 2
     assert run(config, "users", "add", "per", "--role", "admin", input="annet-passord\n").exit_code == 2
     listing = run(config, "users", "list")
-    assert "kari" in listing.output and "archivist" in listing.output
+    assert "kari" in listing.output and "arkivar" in listing.output
     assert run(config, "users", "disable", "kari").exit_code == 0
     with cli_db.session() as session:
         assert authenticate(session, "kari", "hemmelig-passord") is None
