@@ -80,7 +80,7 @@ def test_list_and_show(config, cli_seeded):
     shown = run(config, "show", str(cli_seeded.ids["bergen"]))
     assert shown.exit_code == 0, shown.output
     for text in ["12.09.2022 10:15:00", "2022/414-1 (i tide)", "Høringssvar.pdf", "Kari Nordmann",
-                 "Kvittering: sent til postmottak@bergen.kommune.no", "journalført som 2022/414-1"]:
+                 "Kvittering: sendt til postmottak@bergen.kommune.no", "journalført som 2022/414-1"]:
         assert text in shown.output, text
     assert run(config, "show", "99999").exit_code == 1
 
