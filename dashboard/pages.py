@@ -95,7 +95,9 @@ def intake_list(
             descending=order != "asc",
         )
         result = review.search_intake(session, criteria)
-        ordering = {"sort": criteria.sort, "order": "desc" if criteria.descending else "asc"}
+        ordering = {} if criteria.sort == "received" and criteria.descending else {
+            "sort": criteria.sort, "order": "desc" if criteria.descending else "asc"
+        }
         params = {k: v for k, v in
                   {"status": status, "case": case, "timeliness": timeliness, "receipt": receipt,
                    "org_type": org_type, "q": q}.items() if v}
