@@ -142,7 +142,8 @@ def test_the_last_ignore_or_correction_can_be_undone(archivist, db, seeded) -> N
         from postmottak.casefile.queries import corrected_form
 
         record = review.load_record(session, warned)
-        assert corrected_form(record, review.corrections_for(session, warned))["organisation_name"] == "Universitetet i Olso"
+        corrected = corrected_form(record, review.corrections_for(session, warned))
+        assert corrected["organisation_name"] == "Universitetet i Olso"
         assert [e.action for e in review.history(session, warned)][-2:] == ["correct_field", "undo"]
 
     page = archivist.get(f"/intake/{warned}")
