@@ -152,6 +152,10 @@ def alembic_config(url: str) -> AlembicConfig:
     return migrate.alembic_config(url)
 
 
+def _casefold(value: object) -> str | None:
+    return None if value is None else str(value).casefold()
+
+
 def _make_engine(url: str, *, echo: bool) -> Engine:
     if url.startswith("sqlite"):
         path = url.split("sqlite:///", 1)[-1]
@@ -167,6 +171,8 @@ def _make_engine(url: str, *, echo: bool) -> Engine:
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.execute("PRAGMA busy_timeout=30000")
             cursor.close()
+            # SQLite's lower()/LIKE fold ASCII only: searches fold æøå (and every other letter) with Python's rules.
+            dbapi_connection.create_function("casefold", 1, _casefold, deterministic=True)
 
         return engine
     return create_engine(url, echo=echo, pool_pre_ping=True)

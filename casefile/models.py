@@ -548,3 +548,26 @@ class ContentTombstone(Base):
     deleted_at: Mapped[datetime] = mapped_column(default=utcnow)
     files: Mapped[list[Any]] = mapped_column(JSON, default=list)  # [{"path", "sha256", "kind"}] as they were
     completed_at: Mapped[datetime | None]
+class NotificationState(Base):
+    """Staff notifications: one row per incident kind ("stall", "failed_mail", "smtp_refused") and the digest.
+
+    An incident is alerted once when it opens (then at most once per rate-limit period while it grows) and gets an
+    all-clear when it ends; the digest row remembers when the last daily digest went out. Migration 0006."""
+
+    __tablename__ = "notification_state"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    active: Mapped[bool] = mapped_column(Boolean, default=False)
+    opened_at: Mapped[datetime | None]
+    last_sent_at: Mapped[datetime | None]
+    detail: Mapped[str | None] = mapped_column(Text)  # what the last alert said (the all-clear refers to it)
+    seen: Mapped[int] = mapped_column(BigInteger, default=0)  # e.g. the highest failed intake id already alerted
+
+
+class NotificationOptOut(Base):
+    """A staff member who asked (in the dashboard) not to get digests and alerts. Migration 0006."""
+
+    __tablename__ = "notification_opt_outs"
+
+    username: Mapped[str] = mapped_column(String(128), primary_key=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow)

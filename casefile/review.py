@@ -7,11 +7,13 @@ on the same mail at once cannot both succeed.
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, exists, func, or_, select, update
+from sqlalchemy import and_, exists, func, literal_column, or_, select, update
 from sqlalchemy.orm import Session, selectinload
 
 from postmottak.casefile import models as m
@@ -25,12 +27,19 @@ from postmottak.casefile.form_values import (
     load_corrections,
     shown_value,
 )
+from postmottak.casefile.labels import action_label, status_word
+from postmottak.casefile.records import ReceiptPlan
 from postmottak.casefile.registry import add_journal_entry
 from postmottak.parsers.forms.answers import FieldSpec, flat_value
 
 REGISTRABLE = (m.NEEDS_REVIEW, m.IGNORED)
 IGNORABLE = (m.NEEDS_REVIEW, m.FAILED)
 FORM_CHECKED = "form_checked"
+
+
+# The worker's receipt policy for a mail registered by hand, given by the caller (casefile never imports intake):
+# (session, record) -> a pending plan with the address, or a suppressed one with the reason.
+ReceiptCheck = Callable[[Session, "m.IntakeRecord"], ReceiptPlan]
 
 
 class ReviewError(ValueError):
@@ -50,6 +59,8 @@ class IntakeFilter:
     search: str | None = None
     page: int = 1
     per_page: int = 50
+    sort: str = "received"  # a key of SORT_COLUMNS
+    descending: bool = True
 
 
 @dataclass
@@ -109,6 +120,80 @@ def _effective_type_condition(session: Session, organisation_type: str) -> Any:
     return or_(parsed_matches, m.IntakeRecord.id.in_(corrected_to)) if corrected_to else parsed_matches
 
 
+_JOURNAL_NUMBER = re.compile(r"^(\d{2}|\d{4})/(\d+)(?:-(\d+))?$")
+
+
+def _folding(session: Session) -> tuple[Callable[[Any], Any], Callable[[str], str]]:
+    """Case folding in SQL and in Python that agree: SQLite gets Python's casefold (registered on each connection
+    in casefile.db), PostgreSQL its own lower(), which folds every letter in a UTF-8 database."""
+    if session.get_bind().dialect.name == "sqlite":
+        return func.casefold, str.casefold
+    return func.lower, str.lower
+
+
+def _json_text(session: Session, column: Any) -> Any:
+    """A JSON column holding a string, as that string (not its JSON spelling, where ø may be \\u00f8)."""
+    if session.get_bind().dialect.name == "sqlite":
+        return func.json_extract(column, "$")
+    return column.op("#>>")(literal_column("'{}'"))
+
+
+def _journal_number_condition(text: str) -> Any | None:
+    """"2022/414-5" (or "22/414-5", or a whole case "2022/414") as a condition on the record's journal entry."""
+    match = _JOURNAL_NUMBER.match(text.replace(" ", ""))
+    if match is None:
+        return None
+    year = int(match.group(1))
+    year = year + 2000 if year < 100 else year
+    entry = (
+        select(m.JournalEntry.intake_id)
+        .join(m.Case, m.Case.id == m.JournalEntry.case_id)
+        .where(m.Case.year == year, m.Case.sequence == int(match.group(2)))
+    )
+    if match.group(3):
+        entry = entry.where(m.JournalEntry.document_number == int(match.group(3)))
+    return m.IntakeRecord.id.in_(entry)
+
+
+def _search_condition(session: Session, text: str) -> Any:
+    """Sender, subject, mail text, journal number and every form answer, folding case for all letters."""
+    fold_sql, fold = _folding(session)
+    pattern = _like(fold(text))
+    columns = [m.IntakeRecord.sender_address, m.IntakeRecord.sender_name, m.IntakeRecord.subject,
+               m.IntakeRecord.body_text]
+    text_matches = [fold_sql(column).like(pattern, escape="\\") for column in columns]
+    corrected = select(m.FieldCorrection.intake_id).where(
+        fold_sql(_json_text(session, m.FieldCorrection.corrected_value)).like(pattern, escape="\\")
+    )
+    matches = [
+        *text_matches,
+        # Every text answer of every form, whatever its profile.
+        exists().where(
+            m.FormAnswer.intake_id == m.IntakeRecord.id, fold_sql(m.FormAnswer.text_value).like(pattern, escape="\\")
+        ),
+        m.IntakeRecord.id.in_(corrected),
+    ]
+    journal = _journal_number_condition(text)
+    if journal is not None:
+        matches.append(journal)
+    return or_(*matches)
+
+
+SORT_COLUMNS: dict[str, Any] = {
+    "id": m.IntakeRecord.id,
+    "received": m.IntakeRecord.received_at,
+    "sender": m.IntakeRecord.sender_address,
+    "subject": m.IntakeRecord.subject,
+    "status": m.IntakeRecord.status,
+}
+
+
+def _ordering(criteria: IntakeFilter) -> list[Any]:
+    column = SORT_COLUMNS.get(criteria.sort, m.IntakeRecord.received_at)
+    tie = m.IntakeRecord.id.desc() if criteria.descending else m.IntakeRecord.id.asc()
+    return [column.desc() if criteria.descending else column.asc(), tie]
+
+
 def search_intake(session: Session, criteria: IntakeFilter) -> IntakePage:
     conditions: list[Any] = []
     if criteria.status:
@@ -128,18 +213,7 @@ def search_intake(session: Session, criteria: IntakeFilter) -> IntakePage:
     if criteria.organisation_type:
         conditions.append(_effective_type_condition(session, criteria.organisation_type))
     if criteria.search and criteria.search.strip():
-        pattern = _like(criteria.search.strip())
-        text_matches = [
-            m.IntakeRecord.sender_address.ilike(pattern, escape="\\"),
-            m.IntakeRecord.sender_name.ilike(pattern, escape="\\"),
-            m.IntakeRecord.subject.ilike(pattern, escape="\\"),
-            m.IntakeRecord.body_text.ilike(pattern, escape="\\"),
-        ]
-        # Every text field of every form, whatever its profile.
-        answer_matches = exists().where(
-            m.FormAnswer.intake_id == m.IntakeRecord.id, m.FormAnswer.text_value.ilike(pattern, escape="\\")
-        )
-        conditions.append(or_(*text_matches, answer_matches))
+        conditions.append(_search_condition(session, criteria.search.strip()))
     where = and_(*conditions) if conditions else None
     count_query = select(func.count()).select_from(m.IntakeRecord)
     query = select(m.IntakeRecord).options(
@@ -156,7 +230,7 @@ def search_intake(session: Session, criteria: IntakeFilter) -> IntakePage:
     per_page = max(1, min(criteria.per_page, 500))
     records = list(
         session.scalars(
-            query.order_by(m.IntakeRecord.received_at.desc(), m.IntakeRecord.id.desc())
+            query.order_by(*_ordering(criteria))
             .offset((page - 1) * per_page)
             .limit(per_page)
         )
@@ -342,12 +416,13 @@ def _claim(session: Session, intake_id: int, allowed: tuple[str, ...], **values:
 
 def register_to_case(
     session: Session, intake_id: int, case_number: str, actor: str, *, send_receipt: bool = True,
-    note: str | None = None,
+    note: str | None = None, receipt_check: ReceiptCheck | None = None,
 ) -> m.IntakeRecord:
-    """Journal a mail from the review queue to a case, with a receipt to the sender unless told otherwise."""
+    """Journal a mail from the review queue to a case, with a receipt to the sender unless told otherwise, or
+    unless the receipt policy (`receipt_check`, the worker's) says this sender must not be answered."""
     record = load_record(session, intake_id)
     if record.status not in REGISTRABLE:
-        raise ReviewError(f"Posten har status «{record.status}» og kan ikke registreres på en sak.")
+        raise ReviewError(f"Posten har status «{status_word(record.status)}» og kan ikke registreres på en sak.")
     case = session.scalar(select(m.Case).where(m.Case.number == case_number))
     if case is None:
         raise ReviewError(f"Saken {case_number} finnes ikke.")
@@ -360,31 +435,54 @@ def register_to_case(
     session.refresh(record)
     form = corrected_form(record, corrections_for(session, intake_id))
     private = form_layout(case.form_profile).is_private_person(form)
-    add_journal_entry(
+    entry = add_journal_entry(
         session, record, case_number=case.number, on_time=on_time, private_person=private, created_by=actor
     )
     session.flush()
+    session.refresh(record)
     if send_receipt:
-        _plan_receipt(session, record)
+        _plan_receipt(session, record, receipt_check)
     session.flush()
     session.refresh(record)
-    after = {**_snapshot(record), "receipt": _receipt_snapshot(record.receipt)}
+    after = {**_snapshot(record), "journal_number": entry.journal_number, "receipt": _receipt_snapshot(record.receipt)}
     _audit(session, actor=actor, action="register", record=record, before=before, after=after, note=note)
     return record
 
 
-def _plan_receipt(session: Session, record: m.IntakeRecord) -> None:
+def receipt_preview(session: Session, record: m.IntakeRecord, receipt_check: ReceiptCheck | None) -> ReceiptPlan:
+    """What registering this mail would do with its receipt: pending to an address, or suppressed and why."""
+    if receipt_check is not None:
+        return receipt_check(session, record)
+    return _recorded_plan(record)
+
+
+def _recorded_plan(record: m.IntakeRecord) -> ReceiptPlan:
+    """Without the worker's policy at hand: keep what the worker recorded (a machine mail, a suppressed receipt)."""
     receipt = record.receipt
     address = (receipt.to_address if receipt else None) or record.sender_address
-    if receipt is None:
-        receipt = m.Receipt(intake_id=record.id, status="suppressed", to_address=address)
-        session.add(receipt)
-    if receipt.status in ("sent", "pending"):
-        return
+    if record.machine_reason:
+        return ReceiptPlan("suppressed", address, f"machine mail: {record.machine_reason}")
+    if receipt is not None and receipt.status == outbox.SUPPRESSED and receipt.reason:
+        return ReceiptPlan("suppressed", address, receipt.reason)
     if not address:
-        receipt.status, receipt.reason = "suppressed", "no sender address"
+        return ReceiptPlan("suppressed", None, "no sender address")
+    return ReceiptPlan("pending", address, None)
+
+
+def _plan_receipt(session: Session, record: m.IntakeRecord, receipt_check: ReceiptCheck | None) -> None:
+    receipt = record.receipt
+    if receipt is not None and receipt.status in (outbox.SENT, outbox.PENDING):
         return
-    receipt.status, receipt.to_address, receipt.reason = "pending", address, None
+    plan = receipt_preview(session, record, receipt_check)
+    address = plan.to_address or (receipt.to_address if receipt else None) or record.sender_address
+    if receipt is None:
+        receipt = m.Receipt(intake_id=record.id, status=outbox.SUPPRESSED, to_address=address)
+        session.add(receipt)
+    if plan.status != outbox.PENDING or not address:
+        receipt.status, receipt.to_address = outbox.SUPPRESSED, address
+        receipt.reason = plan.reason or "no sender address"
+        return
+    receipt.status, receipt.to_address, receipt.reason = outbox.PENDING, address, None
     receipt.attempts, receipt.next_attempt_at = 0, _now()
 
 
@@ -394,7 +492,7 @@ def mark_ignored(session: Session, intake_id: int, reason: str, actor: str) -> m
         raise ReviewError("Oppgi en begrunnelse.")
     record = load_record(session, intake_id)
     if record.status not in IGNORABLE:
-        raise ReviewError(f"Posten har status «{record.status}» og kan ikke markeres som ignorert.")
+        raise ReviewError(f"Posten har status «{status_word(record.status)}» og kan ikke markeres som ignorert.")
     before = _snapshot(record)
     if not _claim(session, intake_id, IGNORABLE, status=m.IGNORED, reason=f"ignorert av {actor}: {reason}"):
         raise ReviewError("Posten er allerede behandlet av noen andre.")
@@ -466,9 +564,13 @@ def correct_field(session: Session, intake_id: int, field: str, value: str | Non
     session.flush()
     _audit(
         session, actor=actor, action="correct_field", record=record,
-        before={field: current}, after={field: new_value}, note=f"tolket verdi: {parsed!r}",
+        before={field: current}, after={field: new_value}, note=f"tolket verdi: {_shown(parsed)}",
     )
     return correction
+
+
+def _shown(value: Any) -> str:
+    return "–" if value in (None, "", []) else str(value)
 
 
 def resend_receipt(session: Session, intake_id: int, actor: str) -> m.Receipt:
@@ -521,4 +623,63 @@ def record_login(session: Session, *, actor: str, ok: bool, client: str | None) 
     """Logins and failed logins in the audit trail (never the password)."""
     session.add(
         m.AuditEvent(at=_now(), actor=actor[:128], action="login" if ok else "login_failed", note=client)
+    )
+
+
+def record_access(
+    session: Session, *, actor: str, action: str, intake_id: int | None = None, case_id: int | None = None,
+    note: str | None = None,
+) -> None:
+    """Exports and document downloads in the audit trail (personal data leaving the system)."""
+    if case_id is None and intake_id is not None:
+        case_id = session.scalar(select(m.IntakeRecord.case_id).where(m.IntakeRecord.id == intake_id))
+    session.add(
+        m.AuditEvent(at=_now(), actor=actor[:128], action=action, intake_id=intake_id, case_id=case_id, note=note)
+    )
+
+
+# Undo ------------------------------------------------------------------------------------------
+
+UNDOABLE = ("ignore", "correct_field")
+UNDO = "undo"
+
+
+def last_decision(session: Session, intake_id: int) -> m.AuditEvent | None:
+    """The latest review decision on a mail that can still be undone (none after it, not undone already).
+
+    A registration is not undone here: it made a journal entry (a number that is never reused) and maybe a receipt."""
+    events = history(session, intake_id)
+    undone = {e.after.get("undone") for e in events if e.action == UNDO and isinstance(e.after, dict)}
+    decisions = [e for e in events if e.action in (*UNDOABLE, "register", FORM_CHECKED) and e.id not in undone]
+    if not decisions or decisions[-1].action not in UNDOABLE:
+        return None
+    return decisions[-1]
+
+
+def undo_last(session: Session, intake_id: int, actor: str) -> m.AuditEvent:
+    """Undo the latest ignore or correction on a mail; the undo is itself in the audit trail."""
+    record = load_record(session, intake_id)
+    event = last_decision(session, intake_id)
+    if event is None:
+        raise ReviewError("Det er ingen beslutning å angre på denne posten (en registrering på sak kan ikke angres).")
+    if event.action == "ignore":
+        before = event.before or {}
+        status = before.get("status") if before.get("status") in IGNORABLE else m.NEEDS_REVIEW
+        if not _claim(session, intake_id, (m.IGNORED,), status=status, reason=before.get("reason")):
+            raise ReviewError("Posten er ikke lenger ignorert; ingenting å angre.")
+        session.refresh(record)
+    elif event.action == "correct_field":
+        field, previous = next(iter((event.before or {}).items()), (None, None))
+        if field is None:
+            raise ReviewError("Korreksjonen kan ikke angres.")
+        session.add(m.FieldCorrection(
+            intake_id=record.id, field=field, parsed_value=record.form.data.get(field) if record.form else None,
+            corrected_value=previous, corrected_by=actor, corrected_at=_now(),
+        ))
+        if field == "organisation_type" and record.journal_entry is not None:
+            record.journal_entry.correspondent_is_private_person = previous == "Privatperson" if previous else None
+    session.flush()
+    return _audit(
+        session, actor=actor, action=UNDO, record=record, before=event.after,
+        after={"undone": event.id}, note=f"angret: {action_label(event.action).lower()}",
     )

@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 from openpyxl import Workbook
@@ -18,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from postmottak.casefile import models as m
 from postmottak.casefile.form_values import FormLayout, form_layout, shown_value
+from postmottak.casefile.labels import DATE_TIME_FORMAT, form_status_label
 from postmottak.casefile.summary import Response, responses
 from postmottak.parsers.forms.answers import FieldSpec
 
@@ -27,7 +29,8 @@ HEAD_COLUMNS: list[Column] = [
     ("ID", lambda r: r.intake_id),
     ("Sak", lambda r: r.case_number),
     ("Journalnummer", lambda r: r.journal_number or ""),
-    ("Mottatt", lambda r: r.received_at.strftime("%Y-%m-%d %H:%M:%S")),
+    # The case's local time without a zone: Excel stores no zone, and staff read Norwegian time.
+    ("Mottatt", lambda r: r.received_at.replace(tzinfo=None)),
     ("I tide", lambda r: "ja" if r.on_time else "nei"),
     ("Avsender", lambda r: r.sender_address or ""),
     ("Avsendernavn", lambda r: r.sender_name or ""),
@@ -78,7 +81,7 @@ def columns_for(layouts: list[FormLayout]) -> list[Column]:
         return ", ".join(r.layout.column(f) for f in sorted(r.corrected_fields))
 
     columns += [
-        ("Skjemastatus", lambda r: r.form_status or "intet skjema"),
+        ("Skjemastatus", lambda r: form_status_label(r.form_status) if r.form_status else "intet skjema"),
         ("Advarsler", lambda r: "\n".join(r.warnings)),
         ("Korrigerte felt", corrected),
     ]
@@ -109,6 +112,8 @@ def to_csv(data: Sheet) -> bytes:
 
 
 def _csv_cell(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.strftime(DATE_TIME_FORMAT)
     # Excel runs a CSV cell starting with = + @ (or - and no space, "-1+2") as a formula: keep answers as text.
     # A "- " bullet list, common in answers, is left alone.
     if isinstance(value, str) and (value[:1] in ("=", "+", "@") or (value[:1] == "-" and value[1:2] not in (" ", ""))):
@@ -127,6 +132,8 @@ def to_xlsx(data: Sheet, title: str = "Høringssvar") -> bytes:
         for cell in row_cells:
             if cell.data_type == "f":  # openpyxl takes "=..." for a formula; an answer is text
                 cell.data_type = "s"
+            elif isinstance(cell.value, datetime):  # a real date cell: sortable and filterable in Excel
+                cell.number_format = "dd.mm.yyyy hh:mm"
     bold = Font(bold=True)
     for cell in sheet[1]:
         cell.font = bold

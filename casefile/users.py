@@ -31,13 +31,13 @@ def hash_password(password: str) -> str:
 
 def add_user(session: Session, username: str, password: str, role: str) -> m.User:
     if not USERNAME.match(username):
-        raise UserError("username may only contain letters, digits and . _ @ -")
+        raise UserError("brukernavnet kan bare inneholde bokstaver, sifre og . _ @ -")
     if role not in ROLES:
-        raise UserError(f"role must be one of {', '.join(ROLES)}")
+        raise UserError(f"rollen må være en av: {', '.join(ROLES)}")
     if len(password) < 8:
-        raise UserError("password must be at least 8 characters")
+        raise UserError("passordet må ha minst 8 tegn")
     if session.scalar(select(m.User.id).where(m.User.username == username)) is not None:
-        raise UserError(f"user {username} already exists")
+        raise UserError(f"brukeren {username} finnes allerede")
     user = m.User(username=username, password_hash=hash_password(password), role=role)
     session.add(user)
     session.flush()
@@ -46,7 +46,7 @@ def add_user(session: Session, username: str, password: str, role: str) -> m.Use
 
 def set_password(session: Session, username: str, password: str) -> m.User:
     if len(password) < 8:
-        raise UserError("password must be at least 8 characters")
+        raise UserError("passordet må ha minst 8 tegn")
     user = get_user(session, username)
     user.password_hash = hash_password(password)
     return user
@@ -61,7 +61,7 @@ def set_disabled(session: Session, username: str, disabled: bool) -> m.User:
 def get_user(session: Session, username: str) -> m.User:
     user = session.scalar(select(m.User).where(m.User.username == username))
     if user is None:
-        raise UserError(f"no user {username}")
+        raise UserError(f"ingen bruker med navnet {username}")
     return user
 
 

@@ -283,6 +283,7 @@ class Settings(BaseSettings):
     mailboxes: list[MailboxSettings] = Field(default_factory=list)
     leases: LeaseSettings = LeaseSettings()
     retention: "RetentionSettings" = Field(default_factory=lambda: RetentionSettings())
+    notifications: "NotificationSettings" = Field(default_factory=lambda: NotificationSettings())
     # Where relative paths are anchored (the config file's folder); not a TOML key.
     base_dir: Path = Field(default_factory=Path.cwd, exclude=True)
 
@@ -488,3 +489,15 @@ class RetentionSettings(_Section):
 
 
 Settings.model_rebuild()  # resolve the forward reference to RetentionSettings, defined after Settings
+class NotificationSettings(_Section):
+    """[notifications]: a daily digest and alerts to staff (never to respondents), through the [smtp] settings."""
+
+    # Staff login name -> e-mail address; each person can opt out in the dashboard ("Varsler").
+    recipients: dict[str, str] = Field(default_factory=dict)
+    digest: bool = True
+    digest_hour: int = Field(7, ge=0, le=23)  # Europe/Oslo; the digest goes out at the first run after this hour
+    stall_minutes: int = Field(60, ge=1)  # no successful poll for this long: an alert
+    alert_interval_minutes: int = Field(60, ge=1)  # at most one alert per incident kind in this period
+
+
+Settings.model_rebuild()  # resolves the `notifications` field declared in Settings above

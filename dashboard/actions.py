@@ -17,10 +17,30 @@ log = logging.getLogger("postmottak.dashboard.actions")
 router = APIRouter(dependencies=[Depends(csrf_protect)])
 
 
+# Longest accepted input per form field: a correction is an answer text, the rest are short.
+LIMITS = {"value": 20_000, "reason": 1_000, "note": 1_000, "case_number": 32, "field": 64}
+LIMIT_NAMES = {"value": "Verdien", "reason": "Begrunnelsen", "note": "Merknaden", "case_number": "Saksnummeret",
+               "field": "Feltnavnet"}
+
+
+def too_long(**values: str) -> str | None:
+    """The Norwegian message for the first value over its limit, or None."""
+    for name, value in values.items():
+        limit = LIMITS[name]
+        if len(value) > limit:
+            return f"{LIMIT_NAMES[name]} er for lang ({len(value)} tegn); største tillatte lengde er {limit} tegn."
+    return None
+
+
 def _act(
-    request: Request, intake_id: int, next_url: str, success: str, action: Callable[[Session], Any]
+    request: Request, intake_id: int, next_url: str, success: str, action: Callable[[Session], Any],
+    **inputs: str,
 ) -> Response:
     target = safe_next(next_url, f"/intake/{intake_id}")
+    problem = too_long(**inputs)
+    if problem:
+        flash(request, problem, "error")
+        return RedirectResponse(target, status_code=303)
     try:
         with request.app.state.db.session() as session:
             action(session)
@@ -46,8 +66,10 @@ def register(
     return _act(
         request, intake_id, next, f"Post {intake_id} er registrert på sak {case_number}.",
         lambda s: review.register_to_case(
-            s, intake_id, case_number, user.username, send_receipt=bool(send_receipt), note=note.strip() or None
+            s, intake_id, case_number, user.username, send_receipt=bool(send_receipt), note=note.strip() or None,
+            receipt_check=request.app.state.receipt_check,
         ),
+        case_number=case_number, note=note,
     )
 
 
@@ -62,6 +84,7 @@ def ignore(
     return _act(
         request, intake_id, next, f"Post {intake_id} er markert som ignorert.",
         lambda s: review.mark_ignored(s, intake_id, reason, user.username),
+        reason=reason,
     )
 
 
@@ -77,6 +100,7 @@ def correct(
     return _act(
         request, intake_id, next, "Korreksjonen er lagret.",
         lambda s: review.correct_field(s, intake_id, field, value, user.username),
+        field=field, value=value,
     )
 
 
@@ -101,4 +125,15 @@ def confirm_form(
     return _act(
         request, intake_id, next, "Skjemaet er merket som kontrollert.",
         lambda s: review.confirm_form(s, intake_id, user.username, note),
+        note=note,
+    )
+
+
+@router.post("/intake/{intake_id}/undo")
+def undo(
+    request: Request, intake_id: int, next: str = Form(""), user: StaffUser = Depends(require_archivist)
+) -> Response:
+    return _act(
+        request, intake_id, next, "Den siste beslutningen er angret.",
+        lambda s: review.undo_last(s, intake_id, user.username),
     )

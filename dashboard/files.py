@@ -38,6 +38,12 @@ def _read(request: Request, relative: str) -> bytes:
         raise HTTPException(404, "Filen finnes ikke i dokumentlageret.") from None
 
 
+def _record(request: Request, user: StaffUser, action: str, *, intake_id: int, note: str) -> None:
+    """Personal data leaving the system is in the audit trail: who downloaded what, when."""
+    with request.app.state.db.session() as session:
+        review.record_access(session, actor=user.username, action=action, intake_id=intake_id, note=note)
+
+
 @router.get("/intake/{intake_id}/documents/{document_id}")
 def document(
     request: Request, intake_id: int, document_id: int, download: bool = False,
@@ -58,6 +64,9 @@ def document(
     headers = {"Content-Disposition": _disposition("inline" if inline else "attachment", filename)}
     if inline and base_type != "application/pdf":
         headers["Content-Security-Policy"] = "sandbox; default-src 'none'; img-src 'self'"
+    elif inline:
+        headers["Content-Security-Policy"] = "default-src 'self'; object-src 'self'; frame-ancestors 'self'"
+    _record(request, user, "download", intake_id=intake_id, note=f"dokument {document_id}: {filename}")
     return Response(data, media_type=media_type, headers=headers)
 
 
@@ -70,6 +79,7 @@ def raw_mail(request: Request, intake_id: int, user: StaffUser = Depends(current
             raise HTTPException(404) from None
         relative = record.raw_path
     data = _read(request, relative)
+    _record(request, user, "download", intake_id=intake_id, note="original e-post (.eml)")
     return Response(
         data, media_type="message/rfc822", headers={"Content-Disposition": _disposition("attachment", f"post-{intake_id}.eml")}
     )
@@ -80,6 +90,8 @@ def export_csv(request: Request, key: str, user: StaffUser = Depends(current_use
     with request.app.state.db.session() as session:
         case = find_case(session, key)
         data = spreadsheet.export_csv(session, case.number)
+        review.record_access(session, actor=user.username, action="export", case_id=case.id,
+                             note=f"CSV, sak {case.number}")
     return Response(
         data, media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": _disposition("attachment", f"hoeringssvar-{case_key(case.number)}.csv")},
@@ -91,6 +103,8 @@ def export_xlsx(request: Request, key: str, user: StaffUser = Depends(current_us
     with request.app.state.db.session() as session:
         case = find_case(session, key)
         data = spreadsheet.export_xlsx(session, case.number)
+        review.record_access(session, actor=user.username, action="export", case_id=case.id,
+                             note=f"XLSX, sak {case.number}")
     return Response(
         data, media_type=XLSX,
         headers={"Content-Disposition": _disposition("attachment", f"hoeringssvar-{case_key(case.number)}.xlsx")},

@@ -8,10 +8,11 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Depends, HTTPException, Request
 from starlette.responses import Response
 
+from postmottak.casefile import audit, review
 from postmottak.casefile import models as m
-from postmottak.casefile import review
 from postmottak.casefile import summary as summaries
 from postmottak.casefile.cases import get_case
+from postmottak.casefile.labels import ACTION_LABELS
 from postmottak.casefile.queries import corrected_form, status_summary
 from postmottak.dashboard.charts import responses_per_day, stacked_bars
 from postmottak.dashboard.rendering import case_key, local_time, render
@@ -72,7 +73,9 @@ def intake_list(
     receipt: str = "",
     org_type: str = "",
     q: str = "",
-    page: int = 1,
+    page: str = "1",
+    sort: str = "received",
+    order: str = "desc",
     user: StaffUser = Depends(staff),
 ) -> Response:
     state = request.app.state
@@ -85,10 +88,15 @@ def intake_list(
             receipt_status=receipt if receipt in m.RECEIPT_STATUSES else None,
             organisation_type=org_type or None,
             search=q[:200] or None,
-            page=max(1, page),
+            page=int(page) if page.isdigit() and len(page) < 7 else 1,
             per_page=state.web.page_size,
+            sort=sort if sort in review.SORT_COLUMNS else "received",
+            descending=order != "asc",
         )
         result = review.search_intake(session, criteria)
+        ordering = {} if criteria.sort == "received" and criteria.descending else {
+            "sort": criteria.sort, "order": "desc" if criteria.descending else "asc"
+        }
         params = {k: v for k, v in
                   {"status": status, "case": case, "timeliness": timeliness, "receipt": receipt,
                    "org_type": org_type, "q": q}.items() if v}
@@ -103,7 +111,11 @@ def intake_list(
                 "receipt_statuses": m.RECEIPT_STATUSES,
                 "timeliness": TIMELINESS,
                 "organisation_types": review.respondent_type_options(session),
-                "page_url": lambda n: "/intake?" + urlencode({**params, "page": n}),
+                "page_url": lambda n: "/intake?" + urlencode({**params, **ordering, "page": n}),
+                "sort_url": lambda key: "/intake?" + urlencode(
+                    {**params, "sort": key, "order": "asc" if criteria.sort == key and criteria.descending else "desc"}
+                ),
+                "sort": criteria.sort, "descending": criteria.descending,
             },
         )
 
@@ -132,6 +144,11 @@ def intake_detail(request: Request, intake_id: int, user: StaffUser = Depends(st
                 "layout": review.layout_of(record),
                 "answers": {a.key: a for a in record.form.answers} if record.form is not None else {},
                 "registrable": record.status in review.REGISTRABLE,
+                "undoable": review.last_decision(session, intake_id),
+                "receipt_plan": (
+                    review.receipt_preview(session, record, request.app.state.receipt_check)
+                    if record.status in review.REGISTRABLE else None
+                ),
                 "ignorable": record.status in review.IGNORABLE,
             },
         )
@@ -140,10 +157,13 @@ def intake_detail(request: Request, intake_id: int, user: StaffUser = Depends(st
 @router.get("/review")
 def review_page(request: Request, user: StaffUser = Depends(staff)) -> Response:
     with request.app.state.db.session() as session:
+        queue = review.review_queue(session)
+        check = request.app.state.receipt_check
+        plans = {record.id: review.receipt_preview(session, record, check) for record in queue.needs_review}
         return render(
             request,
             "review.html",
-            {"queue": review.review_queue(session), "open_cases": review.open_case_numbers(session)},
+            {"queue": queue, "open_cases": review.open_case_numbers(session), "receipt_plans": plans},
         )
 
 
@@ -182,10 +202,76 @@ def case_summary(request: Request, key: str, user: StaffUser = Depends(staff)) -
         )
 
 
+def _audit_criteria(
+    session, actor: str, action: str, case: str, intake: str, since: str, until: str, page: str,  # type: ignore[no-untyped-def]
+    per_page: int = 50,
+) -> tuple[audit.AuditFilter, list[str]]:
+    """The audit filters from the address; values that cannot be read are named back to staff, not a 422."""
+    problems: list[str] = []
+
+    def day(text: str, label: str) -> date | None:
+        if not text:
+            return None
+        try:
+            return date.fromisoformat(text)
+        except ValueError:
+            problems.append(f"{label} «{text[:20]}» er ikke en dato (åååå-mm-dd).")
+            return None
+
+    intake_id = int(intake) if intake.isdigit() and len(intake) < 10 else None
+    if intake and intake_id is None:
+        problems.append(f"Postnummeret «{intake[:20]}» er ikke et tall.")
+    criteria = audit.AuditFilter(
+        actor=actor[:128] or None,
+        action=action if action in ACTION_LABELS else None,
+        case_number=case if case in review.case_numbers(session) else None,
+        intake_id=intake_id, since=day(since, "Fra-datoen"), until=day(until, "Til-datoen"),
+        page=int(page) if page.isdigit() and len(page) < 7 else 1,
+        per_page=per_page,
+    )
+    return criteria, problems
+
+
+AUDIT_PARAMS = ("actor", "action", "case", "intake", "since", "until")
+
+
 @router.get("/audit")
-def audit_log(request: Request, user: StaffUser = Depends(staff)) -> Response:
+def audit_log(
+    request: Request, actor: str = "", action: str = "", case: str = "", intake: str = "", since: str = "",
+    until: str = "", page: str = "1", user: StaffUser = Depends(staff),
+) -> Response:
+    values = {"actor": actor, "action": action, "case": case, "intake": intake, "since": since, "until": until}
     with request.app.state.db.session() as session:
-        return render(request, "audit.html", {"events": review.recent_events(session, 300)})
+        criteria, problems = _audit_criteria(
+            session, actor, action, case, intake, since, until, page, request.app.state.web.page_size
+        )
+        result = audit.search_audit(session, criteria)
+        params = {k: v for k, v in values.items() if v}
+        return render(
+            request,
+            "audit.html",
+            {
+                "result": result, "filters": params, "problems": problems,
+                "actors": audit.actors(session), "actions": ACTION_LABELS, "cases": review.case_numbers(session),
+                "page_url": lambda n: "/audit?" + urlencode({**params, "page": n}),
+                "export_url": "/audit/export.csv" + ("?" + urlencode(params) if params else ""),
+            },
+        )
+
+
+@router.get("/audit/export.csv")
+def audit_export(
+    request: Request, actor: str = "", action: str = "", case: str = "", intake: str = "", since: str = "",
+    until: str = "", user: StaffUser = Depends(staff),
+) -> Response:
+    with request.app.state.db.session() as session:
+        criteria, _problems = _audit_criteria(session, actor, action, case, intake, since, until, "1")
+        data, rows = audit.export_csv(session, criteria)
+        review.record_access(session, actor=user.username, action="export", note=f"logg som CSV, {rows} rader")
+    return Response(
+        data, media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": 'attachment; filename="logg.csv"'},
+    )
 
 
 def choice_counts(choice: summaries.ChoiceSummary) -> list[tuple[str, int]]:

@@ -25,7 +25,7 @@ from postmottak.casefile.users import ARCHIVIST
 
 log = logging.getLogger("postmottak.dashboard.auth")
 
-PUBLIC_PATHS = frozenset({"/login", "/healthz"})
+PUBLIC_PATHS = frozenset({"/login", "/healthz", "/static/style.css", "/static/print.js"})
 # Routes that do their own access check (a session or a bearer token).
 SELF_CHECKED_PATHS = frozenset({"/metrics"})
 CSRF_FIELD = "csrf_token"

@@ -41,6 +41,7 @@ from postmottak.intake.receipt_message import (
     render_body,
     sanitise_text,
 )
+from postmottak.intake.receipt_policy import automatic_address_reason
 from postmottak.parsers.envelope import Envelope
 
 log = logging.getLogger(__name__)
@@ -198,6 +199,7 @@ class _Plan:
     """One receipt's message as built before the claim, or the reason it is not sent."""
 
     refusal: str | None = None  # not to be sent at all (not registered, unusable address)
+    suppression: str | None = None  # never answered: an automatic address (MAILER-DAEMON, noreply, ...)
     unsendable: bool = False
     recipient: Any = None
     data: bytes = b""
@@ -313,6 +315,10 @@ class _Sender:
         """The message, or why there is none: reads and CPU only, nothing written."""
         if not job.registered or job.case_number is None or job.journal_number is None:
             return _Plan(refusal="the mail is not registered to a case; no receipt is sent")
+        automatic = automatic_address_reason(job.to_address or "")
+        if automatic:
+            # The last guard, whatever queued the receipt (a hand registration, a resend): no machine gets one.
+            return _Plan(suppression=automatic)
         try:
             recipient = prepare_address(job.to_address, smtputf8_offered=smtputf8)
             sender = prepare_address(self.smtp.sender, smtputf8_offered=smtputf8)
@@ -345,6 +351,11 @@ class _Sender:
         """Inside the claiming transaction: the last checks, in the order refusal, rate limit, build. Returns what
         to send, or None when it is not to be sent."""
         config = self.settings.receipts
+        if plan.suppression is not None:
+            outbox.mark_suppressed(session, job.receipt_id, plan.suppression)
+            self.counts["suppressed"] += 1
+            log.warning("receipt #%d not sent to an automatic address: %s", job.receipt_id, plan.suppression)
+            return None
         if plan.refusal is not None:
             outbox.mark_failed(session, job.receipt_id, plan.refusal)
             self.counts["failed"] += 1

@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from postmottak.casefile import cases as case_store
-from postmottak.casefile.db import Database, DatabaseUnavailable
 from postmottak.casefile.blobstore import open_store
+from postmottak.casefile.db import Database, DatabaseUnavailable
 from postmottak.casefile.storage import DocumentStore
 from postmottak.config.settings import ConfigError, Settings, form_reference, load_settings
 from postmottak.intake.oauth2 import token_client

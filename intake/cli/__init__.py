@@ -16,6 +16,7 @@ from postmottak.intake.cli import (
     dashboard,
     database,
     forms,
+    notify,
     privacy,
     publish,
     receipts,
@@ -58,6 +59,7 @@ app.add_typer(forms.forms_app, name="forms")
 publish.register_publication_commands(app)  # publish, exempt
 app.add_typer(retention.retention_app, name="retention")
 app.add_typer(privacy.privacy_app, name="privacy")
+app.command("notify")(notify.notify_command)  # staff digest and alerts
 
 
 def main() -> None:

@@ -107,14 +107,9 @@ def print_status(summary) -> None:  # type: ignore[no-untyped-def]
     table = Table(title="Postmottak - status", show_header=True)
     table.add_column("Status")
     table.add_column("Antall", justify="right")
-    labels = {
-        "registered": "registrert (registered)",
-        "needs_review": "til vurdering (needs_review)",
-        "ignored": "ignorert (ignored)",
-        "duplicate": "duplikat (duplicate)",
-        "failed": "feilet (failed)",
-    }
-    for key, label in labels.items():
+    from postmottak.casefile.labels import RECEIPT_LABELS, STATUS_LABELS
+
+    for key, label in STATUS_LABELS.items():
         table.add_row(label, str(summary.by_status.get(key, 0)))
     table.add_row("totalt", str(sum(summary.by_status.values())), style="bold")
     console.print(table)
@@ -123,13 +118,15 @@ def print_status(summary) -> None:  # type: ignore[no-untyped-def]
         cases.add_column(column, no_wrap=True)
     for case in summary.cases:
         cases.add_row(
-            case.number, case.deadline, str(case.registered), str(case.on_time), str(case.late),
+            case.number, ".".join(reversed(case.deadline.split("-"))), str(case.registered), str(case.on_time), str(case.late),
             "åpen" if case.status == "open" else "avsluttet",
         )
     console.print(cases)
     for case in summary.cases:
         console.print(f"  {case.number}: {case.title}", highlight=False)
-    receipts = ", ".join(f"{k} {v}" for k, v in sorted(summary.receipts.items())) or "ingen"
+    receipts = ", ".join(
+        f"{RECEIPT_LABELS.get(k, k).lower()} {v}" for k, v in sorted(summary.receipts.items())
+    ) or "ingen"
     console.print(f"Kvitteringer: {receipts}", highlight=False)
     console.print(f"Til vurdering: {summary.pending_review}   Feilet: {summary.failed}   Prøves igjen: {summary.retrying}")
     last = local_time(summary.last_poll_at, CLI_TIME, empty="aldri")

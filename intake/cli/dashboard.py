@@ -14,6 +14,7 @@ from typing import Optional
 import typer
 from rich.table import Table
 
+from postmottak.casefile import labels
 from postmottak.casefile.clock import local_time
 from postmottak.intake.cli.context import CLI_TIME, cli, console, err
 
@@ -22,13 +23,9 @@ review_app = typer.Typer(help="Resolve review items: register, ignore, correct a
                          no_args_is_help=True)
 
 
-STATUS_LABELS = {
-    "registered": "registrert",
-    "needs_review": "til vurdering",
-    "ignored": "ignorert",
-    "duplicate": "duplikat",
-    "failed": "feilet",
-}
+
+
+ROLE_WORDS = {"archivist": "arkivar", "reader": "leser"}
 
 
 def _actor(user: Optional[str]) -> str:
@@ -50,10 +47,14 @@ def serve(
     """Run the staff web app (put it behind a TLS-terminating proxy; cookies are Secure by default)."""
     import uvicorn
 
+    from postmottak.casefile.storage import DocumentStore
     from postmottak.dashboard.app import create_app
+    from postmottak.intake.manual_receipts import receipt_check
 
     settings = cli(ctx).settings()
-    app = create_app(settings, cli(ctx).database())
+    app = create_app(
+        settings, cli(ctx).database(), receipt_check=receipt_check(settings, DocumentStore(settings.storage_path))
+    )
     if not app.state.web.secure_cookies:
         err.print("note: session cookies are not marked Secure (web.secure_cookies = false)", highlight=False)
     uvicorn.run(app, host=host, port=port, proxy_headers=True, log_level="info")
@@ -86,7 +87,7 @@ def users_add(
     except UserError as exc:
         err.print(f"[red]{exc}[/red]", highlight=False)
         raise typer.Exit(2) from None
-    console.print(f"user {username} ({role}) created", highlight=False)
+    console.print(f"bruker {username} ({ROLE_WORDS.get(role, role)}) er opprettet", highlight=False)
 
 
 @users_app.command("list")
@@ -100,7 +101,7 @@ def users_list(ctx: typer.Context) -> None:
         table.add_column(column)
     with db.session() as session:
         for user in list_users(session):
-            table.add_row(user.username, user.role, _local(user.created_at), "sperret" if user.disabled else "aktiv")
+            table.add_row(user.username, ROLE_WORDS.get(user.role, user.role), _local(user.created_at), "sperret" if user.disabled else "aktiv")
     console.print(table)
 
 
@@ -117,7 +118,7 @@ def users_password(ctx: typer.Context, username: str = typer.Argument(...)) -> N
     except UserError as exc:
         err.print(f"[red]{exc}[/red]", highlight=False)
         raise typer.Exit(2) from None
-    console.print(f"password of {username} changed", highlight=False)
+    console.print(f"passordet til {username} er endret", highlight=False)
 
 
 @users_app.command("disable")
@@ -132,7 +133,7 @@ def users_disable(ctx: typer.Context, username: str = typer.Argument(...), enabl
     except UserError as exc:
         err.print(f"[red]{exc}[/red]", highlight=False)
         raise typer.Exit(2) from None
-    console.print(f"user {username} {'enabled' if enable else 'disabled'}", highlight=False)
+    console.print(f"bruker {username} er {'åpnet igjen' if enable else 'sperret'}", highlight=False)
 
 
 # list / show ----------------------------------------------------------------------------------
@@ -166,9 +167,9 @@ def list_records(
             timely = "" if record.status != "registered" else ("i tide" if record.on_time else "for sent")
             table.add_row(
                 str(record.id), _local(record.received_at), record.sender_address or "", record.subject,
-                STATUS_LABELS.get(record.status, record.status),
+                labels.status_word(record.status),
                 record.journal_entry.journal_number if record.journal_entry else "", timely,
-                record.receipt.status if record.receipt else "",
+                labels.receipt_label(record.receipt.status).lower() if record.receipt else "",
             )
     console.print(table)
 
@@ -194,7 +195,7 @@ def show_record(ctx: typer.Context, intake_id: int = typer.Argument(..., help="I
             f"Fra:        {record.sender_name or ''} <{record.sender_address or ''}>",
             f"Mottatt:    {_local(record.received_at)} (Europe/Oslo, {record.received_at_source})",
             f"Message-ID: {record.message_id or '-'}",
-            f"Status:     {STATUS_LABELS.get(record.status, record.status)}" + (f" ({record.reason})" if record.reason else ""),
+            f"Status:     {labels.status_word(record.status)}" + (f" ({labels.reason_text(record.reason)})" if record.reason else ""),
         ]
         if record.case:
             lines.append(f"Sak:        {record.case.number} {record.case.title}")
@@ -205,7 +206,7 @@ def show_record(ctx: typer.Context, intake_id: int = typer.Argument(..., help="I
         for doc in record.documents:
             lines.append(f"  {doc.number}. {doc.filename or doc.title} ({doc.content_type}, {doc.size} B, sha256 {doc.sha256[:12]})")
         if form is not None:
-            lines.append(f"Skjema ({record.form.form_status if record.form else ''}):")
+            lines.append(f"Skjema ({labels.form_status_label(record.form.form_status) if record.form else ''}):")
             corrected = {c.field for c in corrections}
             for spec in review.layout_of(record).specs:
                 shown = shown_value(spec, answer_of(form, spec.key))
@@ -215,7 +216,9 @@ def show_record(ctx: typer.Context, intake_id: int = typer.Argument(..., help="I
                 lines.append(f"  ADVARSEL: {warning}")
         if record.receipt:
             rc = record.receipt
-            lines.append(f"Kvittering: {rc.status} til {rc.to_address or '-'}" + (f", sendt {_local(rc.sent_at)}" if rc.sent_at else ""))
+            lines.append(f"Kvittering: {labels.receipt_label(rc.status).lower()} til {rc.to_address or '-'}" + (f", sendt {_local(rc.sent_at)}" if rc.sent_at else ""))
+            if rc.reason:
+                lines.append(f"  Hvorfor: {labels.reason_text(rc.reason)}")
             if rc.subject:
                 lines.append(f"  Emne: {rc.subject}")
             if rc.body:
@@ -223,7 +226,8 @@ def show_record(ctx: typer.Context, intake_id: int = typer.Argument(..., help="I
         if events:
             lines.append("Historikk:")
             for event in events:
-                lines.append(f"  {_local(event.at)} {event.actor} {event.action}: {event.before} -> {event.after}"
+                lines.append(f"  {_local(event.at)} {event.actor} {labels.action_label(event.action)}: "
+                             f"{labels.changes(event.before)} -> {labels.changes(event.after)}"
                              + (f" ({event.note})" if event.note else ""))
     console.print("\n".join(lines), highlight=False, markup=False)
 
@@ -244,7 +248,8 @@ def _run_action(ctx: typer.Context, action, success: str) -> None:  # type: igno
     except ReviewError as exc:
         err.print(f"[red]{exc}[/red]", highlight=False)
         raise typer.Exit(1) from None
-    console.print(success, highlight=False)
+    if success:
+        console.print(success, highlight=False)
 
 
 UserOption = typer.Option(None, "--user", help="Who is acting (for the audit trail); default cli:<login name>.")
@@ -263,7 +268,7 @@ def review_queue(ctx: typer.Context) -> None:
             table.add_column(column, overflow="fold")
         for record in queue.needs_review:
             table.add_row(str(record.id), _local(record.received_at), record.sender_address or "", record.subject,
-                          record.reason or "")
+                          labels.reason_text(record.reason))
         for record in queue.form_warnings:
             table.add_row(str(record.id), _local(record.received_at), record.sender_address or "", record.subject,
                           "; ".join(record.form.warnings if record.form else []))
@@ -281,11 +286,32 @@ def review_register(
 ) -> None:
     """Register a mail from the review queue to a case (journal number, receipt)."""
     from postmottak.casefile import review
+    from postmottak.casefile.labels import reason_text
+    from postmottak.casefile.storage import DocumentStore
+    from postmottak.intake.manual_receipts import receipt_check
 
-    _run_action(
-        ctx, lambda s: review.register_to_case(s, intake_id, case, _actor(user), send_receipt=not no_receipt, note=note),
-        f"post {intake_id} registered to case {case}",
-    )
+    settings = cli(ctx).settings()
+    check = receipt_check(settings, DocumentStore(settings.storage_path))
+    outcome: dict[str, str] = {}
+
+    def act(session) -> None:  # type: ignore[no-untyped-def]
+        record = review.register_to_case(
+            session, intake_id, case, _actor(user), send_receipt=not no_receipt, note=note, receipt_check=check
+        )
+        journal = record.journal_entry.journal_number if record.journal_entry else "–"
+        outcome["text"] = f"Post {intake_id} er registrert på sak {case} med journalnummer {journal}."
+        receipt = record.receipt
+        if no_receipt:
+            outcome["receipt"] = "Kvittering sendes ikke (--no-receipt)."
+        elif receipt is not None and receipt.status == "pending":
+            outcome["receipt"] = f"Kvittering sendes til {receipt.to_address}."
+        elif receipt is not None:
+            outcome["receipt"] = f"Kvittering sendes ikke: {reason_text(receipt.reason)}."
+
+    _run_action(ctx, act, "")
+    console.print(outcome.get("text", ""), highlight=False)
+    if outcome.get("receipt"):
+        console.print(outcome["receipt"], highlight=False)
 
 
 @review_app.command("ignore")
@@ -298,7 +324,7 @@ def review_ignore(
     """Mark a mail as ignored, with a reason."""
     from postmottak.casefile import review
 
-    _run_action(ctx, lambda s: review.mark_ignored(s, intake_id, reason, _actor(user)), f"post {intake_id} ignored")
+    _run_action(ctx, lambda s: review.mark_ignored(s, intake_id, reason, _actor(user)), f"post {intake_id} er markert som ignorert")
 
 
 @review_app.command("correct")
@@ -312,7 +338,7 @@ def review_correct(
     """Correct a parsed form field; the parsed value is kept beside the correction."""
     from postmottak.casefile import review
 
-    _run_action(ctx, lambda s: review.correct_field(s, intake_id, field, value, _actor(user)), f"{field} of post {intake_id} corrected")
+    _run_action(ctx, lambda s: review.correct_field(s, intake_id, field, value, _actor(user)), f"feltet {field} i post {intake_id} er korrigert")
 
 
 @review_app.command("resend-receipt")
@@ -320,7 +346,7 @@ def review_resend(ctx: typer.Context, intake_id: int = typer.Argument(...), user
     """Put a mail's receipt back in the outbox (pending)."""
     from postmottak.casefile import review
 
-    _run_action(ctx, lambda s: review.resend_receipt(s, intake_id, _actor(user)), f"receipt of post {intake_id} queued again")
+    _run_action(ctx, lambda s: review.resend_receipt(s, intake_id, _actor(user)), f"kvitteringen for post {intake_id} sendes på nytt ved neste kjøring")
 
 
 @review_app.command("confirm-form")
@@ -332,7 +358,7 @@ def review_confirm(
     """Mark a form's warnings as checked (it leaves the review queue)."""
     from postmottak.casefile import review
 
-    _run_action(ctx, lambda s: review.confirm_form(s, intake_id, _actor(user), note), f"form of post {intake_id} checked")
+    _run_action(ctx, lambda s: review.confirm_form(s, intake_id, _actor(user), note), f"skjemaet i post {intake_id} er merket som kontrollert")
 
 
 def register_dashboard_commands(app: typer.Typer) -> None:

@@ -279,7 +279,7 @@ def _key(label: str, taken: set[str], suffix: str | None = None) -> str:
 def profile_to_toml(profile: FormProfile) -> str:
     """The profile in the format of parsers/forms/profiles/*.toml (for a person to read and edit)."""
     out = [
-        f"# Form profile learned from the blank form. It may be edited; see parsers/forms/profiles/.",
+        "# Form profile learned from the blank form. It may be edited; see parsers/forms/profiles/.",
         f"name = {_toml(profile.name)}",
         f"title = {_toml(profile.title)}",
     ]

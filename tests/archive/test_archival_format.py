@@ -20,7 +20,15 @@ from postmottak.casefile.noark5.pdfa import check_pdfa
 from postmottak.casefile.noark5.validate import validate_extract
 from postmottak.casefile.storage import DocumentStore
 from tests.archive.builders import (
-    CASE_DEADLINE, CASE_NUMBER, CASE_TITLE, PG_ENV, Attachment, Response, make_pdf, open_test_database, oslo,
+    CASE_DEADLINE,
+    CASE_NUMBER,
+    CASE_TITLE,
+    PG_ENV,
+    Attachment,
+    Response,
+    make_pdf,
+    open_test_database,
+    oslo,
     register_response,
 )
 from tests.archive.conftest import run_cli

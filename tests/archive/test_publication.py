@@ -16,8 +16,18 @@ from postmottak.casefile.exemptions import access_code_for, suggest
 from postmottak.casefile.publication import scrub_contact_data
 from postmottak.casefile.storage import DocumentStore
 from tests.archive.builders import (
-    CASE_DEADLINE, CASE_NUMBER, CASE_TITLE, PG_ENV, Attachment, Response, build_realistic_case, form_data, make_pdf,
-    open_test_database, oslo, register_response,
+    CASE_DEADLINE,
+    CASE_NUMBER,
+    CASE_TITLE,
+    PG_ENV,
+    Attachment,
+    Response,
+    build_realistic_case,
+    form_data,
+    make_pdf,
+    open_test_database,
+    oslo,
+    register_response,
 )
 from tests.archive.conftest import run_cli
 

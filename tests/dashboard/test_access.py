@@ -16,7 +16,7 @@ from postmottak.dashboard.app import create_app
 from postmottak.dashboard.web_settings import WebSettings
 from tests.dashboard.conftest import METRICS_TOKEN, PASSWORDS, csrf_from, login
 
-PUBLIC = {("GET", "/login"), ("POST", "/login"), ("GET", "/healthz")}
+PUBLIC = {("GET", "/login"), ("POST", "/login"), ("GET", "/healthz"), ("GET", "/static/style.css"), ("GET", "/static/print.js")}
 ACTION_ROUTES = [
     "/intake/{intake_id}/register",
     "/intake/{intake_id}/ignore",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from datetime import datetime
 
 import openpyxl
 import pytest
@@ -57,11 +58,16 @@ def test_staff_follow_the_intake_resolve_the_queue_and_download_the_spreadsheet(
         item = page.locator(f"#item-{ids['review']}")
         item.locator("select[name=case_number]").select_option("22/414")
         item.locator("button", has_text="Registrer på sak").click()
+        page.wait_for_url(f"{base}/intake/{ids['review']}/register/confirm*")
+        assert "Sendes til post@tromso.kommune.no" in page.inner_text("#confirm-receipt")
+        page.click("button:has-text('Bekreft registrering')")
         page.wait_for_url(base + "/review")
         assert f"Post {ids['review']} er registrert på sak 22/414." in page.inner_text("main")
         newsletter = page.locator(f"#item-{ids['newsletter']}")
         newsletter.locator("input[name=reason]").fill("Reklame, ikke et høringssvar")
         newsletter.locator("button", has_text="Marker som ignorert").click()
+        page.wait_for_url(f"{base}/intake/{ids['newsletter']}/ignore/confirm*")
+        page.click("button:has-text('Bekreft: marker som ignorert')")
         page.wait_for_url(base + "/review")
 
         page.locator(f"#item-{ids['warned']}").locator("a", has_text="Åpne og korriger felt").click()
@@ -98,5 +104,7 @@ def test_staff_follow_the_intake_resolve_the_queue_and_download_the_spreadsheet(
     assert by_sender["post@uio.no"]["Korrigerte felt"] == "Navn på virksomheten"
     assert by_sender["post@tromso.kommune.no"]["Journalnummer"] == "2022/414-7"
     assert by_sender["post@pasientforeningen.no"]["I tide"] == "nei"
+    assert isinstance(by_sender["post@pasientforeningen.no"]["Mottatt"], datetime)  # a date cell, not text
+    assert by_sender["post@uio.no"]["Skjemastatus"] == "delvis tolket"
     assert by_sender["postmottak@bergen.kommune.no"]["1) Stiller seg bak målene"] == "Ja"
     assert "nyhetsbrev@leverandor.no" not in by_sender

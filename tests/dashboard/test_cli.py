@@ -66,7 +66,7 @@ def test_users_add_reads_the_password_from_stdin_and_lists(config, cli_db):
     assert run(config, "users", "add", "kari", "--role", "reader", input="annet-passord\n").exit_code == 2
     assert run(config, "users", "add", "per", "--role", "admin", input="annet-passord\n").exit_code == 2
     listing = run(config, "users", "list")
-    assert "kari" in listing.output and "archivist" in listing.output
+    assert "kari" in listing.output and "arkivar" in listing.output
     assert run(config, "users", "disable", "kari").exit_code == 0
     with cli_db.session() as session:
         assert authenticate(session, "kari", "hemmelig-passord") is None
@@ -81,7 +81,7 @@ def test_list_and_show(config, cli_seeded):
     shown = run(config, "show", str(cli_seeded.ids["bergen"]))
     assert shown.exit_code == 0, shown.output
     for text in ["12.09.2022 10:15:00", "2022/414-1 (i tide)", "Høringssvar.pdf", "Kari Nordmann",
-                 "Kvittering: sent til postmottak@bergen.kommune.no", "journalført som 2022/414-1"]:
+                 "Kvittering: sendt til postmottak@bergen.kommune.no", "journalført som 2022/414-1"]:
         assert text in shown.output, text
     assert run(config, "show", "99999").exit_code == 1
 

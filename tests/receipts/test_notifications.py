@@ -1,0 +1,115 @@
+"""Staff digest and alerts through the real SMTP sink: Norwegian content, once per incident, all-clear, rate limit,
+per-person opt-out, and only ever to the configured staff addresses."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from postmottak.casefile import models as m
+from postmottak.casefile import notifications as notes
+from postmottak.casefile.db import Database
+from postmottak.intake.digest import notify
+from tests.servers.smtp import SmtpSink
+
+from .helpers import body_text, make_settings, register, sync_cases
+
+pytestmark = [pytest.mark.smtp]
+
+STAFF = {"kari": "kari@ehelse.no", "ola": "ola@ehelse.no"}
+NOW = datetime(2026, 3, 10, 9, 0, tzinfo=timezone.utc)  # 10:00 in Oslo
+
+
+@pytest.fixture
+def setup(database: Database, smtp_sink: SmtpSink, tmp_path: Path):  # type: ignore[no-untyped-def]
+    sync_cases(database)
+    settings = make_settings(smtp_sink, tmp_path, database)
+    settings.notifications.recipients = dict(STAFF)
+    settings.notifications.digest = False
+    settings.notifications.stall_minutes = 30
+    settings.notifications.alert_interval_minutes = 60
+    return settings
+
+
+def _poll(database: Database, success: datetime) -> None:
+    with database.session() as session:
+        row = session.scalar(select(m.MailboxState))
+        if row is None:
+            row = m.MailboxState(source_key="imap://test/INBOX", last_uid=0)
+            session.add(row)
+        row.last_poll_at = row.last_success_at = success
+
+
+def _subjects(sink: SmtpSink) -> list[str]:
+    return [str(mail.message["Subject"]) for mail in sink.messages]
+
+
+def test_stall_is_alerted_once_then_all_clear(setup, database: Database, smtp_sink: SmtpSink) -> None:  # type: ignore[no-untyped-def]
+    _poll(database, NOW - timedelta(minutes=10))
+    assert notify(setup, database, NOW).sent == []
+    _poll(database, NOW - timedelta(hours=2))
+    report = notify(setup, database, NOW)
+    assert len(report.sent) == 1 and report.error is None
+    assert sorted(r for mail in smtp_sink.messages for r in mail.rcpt_tos) == sorted(STAFF.values())
+    mail = smtp_sink.messages[0].message
+    assert "VARSEL" in mail["Subject"] and "står stille" in body_text(mail) and "10.03.2026 08:00" in body_text(mail)
+    assert mail["Auto-Submitted"] == "auto-generated"
+    assert notify(setup, database, NOW + timedelta(minutes=5)).sent == []
+    assert notify(setup, database, NOW + timedelta(hours=3)).sent == []  # the same incident, not grown
+    _poll(database, NOW + timedelta(hours=3, minutes=1))
+    cleared = notify(setup, database, NOW + timedelta(hours=3, minutes=2))
+    assert len(cleared.sent) == 1 and "i orden igjen" in cleared.sent[0]
+    assert notify(setup, database, NOW + timedelta(hours=3, minutes=10)).sent == []
+    assert len(smtp_sink.messages) == 4  # one alert and one all-clear, to two people
+
+
+def test_failed_mails_alert_rate_limited_and_opt_out(setup, database: Database, smtp_sink: SmtpSink) -> None:  # type: ignore[no-untyped-def]
+    with database.session() as session:
+        notes.set_opt_out(session, "ola", True, NOW)
+    first = register(database, sender="a@example.no", status="failed", plan=None)
+    assert len(notify(setup, database, NOW).sent) == 1
+    assert [mail.rcpt_tos for mail in smtp_sink.messages] == [("kari@ehelse.no",)]
+    assert f"post {first}" in body_text(smtp_sink.messages[0].message)
+    second = register(database, sender="b@example.no", status="failed", plan=None)
+    assert notify(setup, database, NOW + timedelta(minutes=10)).sent == []  # grown, but within the hour
+    again = notify(setup, database, NOW + timedelta(minutes=61))
+    assert len(again.sent) == 1 and f"{second}" in body_text(smtp_sink.messages[-1].message)
+    with database.session() as session:
+        for record in session.scalars(select(m.IntakeRecord).where(m.IntakeRecord.status == "failed")):
+            record.status = "ignored"
+    cleared = notify(setup, database, NOW + timedelta(minutes=62))
+    assert len(cleared.sent) == 1 and "ingen e-post står som feilet" in body_text(smtp_sink.messages[-1].message)
+    assert all(mail.rcpt_tos == ("kari@ehelse.no",) for mail in smtp_sink.messages)
+
+
+def test_smtp_refusing_receipts_is_alerted(setup, database: Database, smtp_sink: SmtpSink) -> None:  # type: ignore[no-untyped-def]
+    intake_id = register(database, sender="c@example.no")
+    with database.session() as session:
+        receipt = session.scalar(select(m.Receipt).where(m.Receipt.intake_id == intake_id))
+        receipt.status, receipt.reason = "failed", "refused by the SMTP server at RCPT TO: 554 5.7.1 Relay denied"
+    report = notify(setup, database, NOW)
+    assert len(report.sent) == 1
+    text = body_text(smtp_sink.messages[0].message)
+    assert "avvist av e-posttjeneren" in text and "554 5.7.1" in text
+    assert not any("c@example.no" in r for mail in smtp_sink.messages for r in mail.rcpt_tos)
+
+
+def test_daily_digest_in_norwegian_once_a_day(setup, database: Database, smtp_sink: SmtpSink) -> None:  # type: ignore[no-untyped-def]
+    setup.notifications.digest = True
+    setup.notifications.digest_hour = 7
+    setup.notifications.stall_minutes = 10_000  # only the digest here
+    _poll(database, NOW)
+    register(database, sender="d@example.no")
+    register(database, sender="e@example.no", on_time=False)
+    early = NOW.replace(hour=5)  # 06:00 in Oslo: not yet
+    assert notify(setup, database, early).sent == []
+    report = notify(setup, database, NOW)
+    assert len(report.sent) == 1 and "daglig sammendrag 10.03.2026" in report.sent[0]
+    text = body_text(smtp_sink.messages[0].message)
+    assert "Sak 22/414" in text and "Til vurdering:" in text and "Kvitteringer som kom i retur: 0" in text
+    assert "Nye høringssvar: 2 (1 i tide, 1 for sent)" in text
+    assert notify(setup, database, NOW + timedelta(hours=2)).sent == []
+    assert len(notify(setup, database, NOW + timedelta(days=1)).sent) == 1
