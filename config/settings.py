@@ -262,6 +262,28 @@ class LeaseSettings(_Section):
         return self.renew_seconds if self.renew_seconds is not None else self.seconds / 3
 
 
+class RetentionSettings(_Section):
+    """`[retention]`: days after which the raw mail and attachments of mail that is not a response are deleted from
+    storage (the record keeps its metadata, SHA-256 and a tombstone). Unset = kept. Registered mail is never
+    deleted. ignored: machine mail and mail staff ignored; unrelated: mail about no configured case."""
+
+    ignored_days: int | None = Field(None, ge=0)
+    duplicate_days: int | None = Field(None, ge=0)
+    unrelated_days: int | None = Field(None, ge=0)
+    run_every_hours: float = Field(24, gt=0)  # how often the worker runs it (at most)
+
+
+class NotificationSettings(_Section):
+    """[notifications]: a daily digest and alerts to staff (never to respondents), through the [smtp] settings."""
+
+    # Staff login name -> e-mail address; each person can opt out in the dashboard ("Varsler").
+    recipients: dict[str, str] = Field(default_factory=dict)
+    digest: bool = True
+    digest_hour: int = Field(7, ge=0, le=23)  # Europe/Oslo; the digest goes out at the first run after this hour
+    stall_minutes: int = Field(60, ge=1)  # no successful poll for this long: an alert
+    alert_interval_minutes: int = Field(60, ge=1)  # at most one alert per incident kind in this period
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="POSTMOTTAK_",
@@ -282,8 +304,8 @@ class Settings(BaseSettings):
     cases: list[CaseSettings] = Field(default_factory=list)
     mailboxes: list[MailboxSettings] = Field(default_factory=list)
     leases: LeaseSettings = LeaseSettings()
-    retention: "RetentionSettings" = Field(default_factory=lambda: RetentionSettings())
-    notifications: "NotificationSettings" = Field(default_factory=lambda: NotificationSettings())
+    retention: RetentionSettings = Field(default_factory=RetentionSettings)
+    notifications: NotificationSettings = Field(default_factory=NotificationSettings)
     # Where relative paths are anchored (the config file's folder); not a TOML key.
     base_dir: Path = Field(default_factory=Path.cwd, exclude=True)
 
@@ -477,27 +499,3 @@ def form_reference(settings: Settings, form: str | None) -> str | None:
         return form
     path = Path(form)
     return str(path if path.is_absolute() else settings.base_dir / path)
-class RetentionSettings(_Section):
-    """`[retention]`: days after which the raw mail and attachments of mail that is not a response are deleted from
-    storage (the record keeps its metadata, SHA-256 and a tombstone). Unset = kept. Registered mail is never
-    deleted. ignored: machine mail and mail staff ignored; unrelated: mail about no configured case."""
-
-    ignored_days: int | None = Field(None, ge=0)
-    duplicate_days: int | None = Field(None, ge=0)
-    unrelated_days: int | None = Field(None, ge=0)
-    run_every_hours: float = Field(24, gt=0)  # how often the worker runs it (at most)
-
-
-Settings.model_rebuild()  # resolve the forward reference to RetentionSettings, defined after Settings
-class NotificationSettings(_Section):
-    """[notifications]: a daily digest and alerts to staff (never to respondents), through the [smtp] settings."""
-
-    # Staff login name -> e-mail address; each person can opt out in the dashboard ("Varsler").
-    recipients: dict[str, str] = Field(default_factory=dict)
-    digest: bool = True
-    digest_hour: int = Field(7, ge=0, le=23)  # Europe/Oslo; the digest goes out at the first run after this hour
-    stall_minutes: int = Field(60, ge=1)  # no successful poll for this long: an alert
-    alert_interval_minutes: int = Field(60, ge=1)  # at most one alert per incident kind in this period
-
-
-Settings.model_rebuild()  # resolves the `notifications` field declared in Settings above
