@@ -130,7 +130,10 @@ def parse_text(text: str, profile: FormProfile, *, checkbox_read_by: str = "glyp
             options_found += len(section.rows) * len(section.options)
             options_without_glyph += unread
             if unread:
-                warnings.add(f"matrix.incomplete:{section.field}", f"Fant ikke alle avkrysningsboksene i tabellen «{_short(section.display_name, 60)}».")
+                warnings.add(
+                    f"matrix.incomplete:{section.field}",
+                    f"Fant ikke alle avkrysningsboksene i tabellen «{_short(section.display_name, 60)}».",
+                )
         elif section.kind == "heading":
             leftover = clean_section_text(content, placeholders, paragraphs=False)
             if leftover:
@@ -159,7 +162,8 @@ def parse_text(text: str, profile: FormProfile, *, checkbox_read_by: str = "glyp
         if section.kind == "checkboxes":
             if section.list_field:
                 values[section.list_field] = checked
-            values[section.field] = checked if section.multiple and not section.list_field else (checked[0] if len(checked) == 1 else None)
+            single = checked[0] if len(checked) == 1 else None
+            values[section.field] = checked if section.multiple and not section.list_field else single
             if section.multiple:
                 checked = checked[:1]  # several ticks are the point of a multiple-choice group
         else:
@@ -192,7 +196,7 @@ def parse_text(text: str, profile: FormProfile, *, checkbox_read_by: str = "glyp
 def _warnings_by_field(warnings: _Warnings) -> dict[str, list[str]]:
     """Warnings whose code names a field ("kind:field") belong to that field as well."""
     grouped: dict[str, list[str]] = {}
-    for code, message in zip(warnings.codes, warnings.messages):
+    for code, message in zip(warnings.codes, warnings.messages, strict=True):
         if ":" in code:
             grouped.setdefault(code.split(":", 1)[1], []).append(message)
     return grouped

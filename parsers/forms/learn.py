@@ -35,6 +35,8 @@ DEFAULT_PLACEHOLDERS = [
 MAX_LABEL_CHARS = 300  # longer lines are instructions, not labels
 MAX_HEADING_CHARS = 120
 MIN_FIELDS = 2  # fewer answerable fields found: not a form
+# A question saying that several options may be ticked.
+MULTIPLE_CHOICE_WORDS = r"\b(flere|alle som passer|ett eller flere|en eller flere)\b"
 
 _GLYPH = re.compile(GLYPH_TOKEN_PATTERN)
 _ANSWER_LINE = re.compile(r"^[\s_.…\-]{3,}$")
@@ -183,7 +185,7 @@ def learn_profile(
                 )
                 index += 1
             else:
-                multiple = bool(re.search(r"\b(flere|alle som passer|ett eller flere|en eller flere)\b", question, re.I))
+                multiple = bool(re.search(MULTIPLE_CHOICE_WORDS, question, re.IGNORECASE))
                 sections.append(
                     FormSection(
                         kind="checkboxes", label=question, field=_key(question, keys), options=choice_options,

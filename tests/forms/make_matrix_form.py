@@ -53,7 +53,9 @@ FILLED = {
         contact=["Helse Bergen HF", "Åse Ødegård", "ase.odegard@helse-bergen.no"],
         roles=["Tjenesteyter", "Leverandør"], ja_nei="Ja",
         explanation="Felles journal gir bedre pasientsikkerhet, men krever tydelig tilgangsstyring.",
-        matrix={"§ 3 Journalplikt": ["Enig"], "§ 5 Tilgangsstyring": ["Delvis enig"], "§ 8 Logging av oppslag": ["Uenig"]},
+        matrix={
+            "§ 3 Journalplikt": ["Enig"], "§ 5 Tilgangsstyring": ["Delvis enig"], "§ 8 Logging av oppslag": ["Uenig"],
+        },
         remarks="Vi ber om en overgangsperiode på to år.",
     ),
     "forening": Answers(
@@ -77,7 +79,7 @@ def build_docx(answers: Answers | None) -> bytes:
     document.add_paragraph(CASE_LINE)
     table = document.add_table(rows=len(CONTACT), cols=2)
     table.style = "Table Grid"
-    for row, (label, value) in enumerate(zip(CONTACT, filled.contact)):
+    for row, (label, value) in enumerate(zip(CONTACT, filled.contact, strict=True)):
         table.cell(row, 0).text = label
         table.cell(row, 1).text = value or ""
     document.add_paragraph()
@@ -121,7 +123,7 @@ def build_docx(answers: Answers | None) -> bytes:
 def expected(answers: Answers) -> list[tuple[str, str, object]]:
     """(label as printed, kind, value) per field in form order, as `form.fields` must hold them."""
     return [
-        *[(label, "text", value) for label, value in zip(CONTACT, answers.contact)],
+        *[(label, "text", value) for label, value in zip(CONTACT, answers.contact, strict=True)],
         (ROLES_QUESTION, "choice", [role for role in ROLES if role in answers.roles]),
         (JA_NEI_QUESTION, "choice", [answers.ja_nei] if answers.ja_nei else []),
         (JA_NEI_QUESTION, "text", answers.explanation),

@@ -27,7 +27,8 @@ def _fields(result) -> list[tuple[str, str, object]]:
 @pytest.fixture(scope="module")
 def matrix_profiles() -> tuple[FormProfile, FormProfile]:
     from_docx = learn_profile(mm.build_docx(None), name="hoeringssvar-23-1234", case_number="23/1234")
-    from_pdf = learn_profile((mm.FIXTURES / "blank.pdf").read_bytes(), name="hoeringssvar-23-1234", case_number="23/1234")
+    blank_pdf = (mm.FIXTURES / "blank.pdf").read_bytes()
+    from_pdf = learn_profile(blank_pdf, name="hoeringssvar-23-1234", case_number="23/1234")
     return from_docx, from_pdf
 
 
@@ -47,7 +48,9 @@ def test_matrix_form_learned_from_docx_and_pdf_is_one_profile(matrix_profiles) -
 @pytest.mark.parametrize("name", sorted(mm.FILLED))
 @pytest.mark.parametrize("learned_from", ["docx", "pdf"])
 @pytest.mark.parametrize("filled_as", ["docx", "pdf"])
-def test_filled_matrix_forms_parse_field_by_field(matrix_profiles, name: str, learned_from: str, filled_as: str) -> None:
+def test_filled_matrix_forms_parse_field_by_field(
+    matrix_profiles, name: str, learned_from: str, filled_as: str
+) -> None:
     profile = matrix_profiles[0 if learned_from == "docx" else 1]
     answers = mm.FILLED[name]
     data = mm.build_docx(answers) if filled_as == "docx" else (mm.FIXTURES / f"{name}.pdf").read_bytes()
