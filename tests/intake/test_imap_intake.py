@@ -19,6 +19,7 @@ from tests import mailfactory as mf
 from tests.dbutil import backends, database_url
 from tests.servers.cyrus import CyrusServer
 from tests.servers.dovecot import DovecotServer
+from tests.servers.fixtures import servers_by_database
 
 ImapServer = DovecotServer | CyrusServer
 
@@ -87,6 +88,9 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path):
         yield url
 
 
+@pytest.mark.parametrize(
+    ("imap_server", "db_url"), servers_by_database("cyrus-default", "cyrus-altnamespace"), indirect=True
+)
 def test_realistic_mailbox_end_to_end(imap_server: ImapServer, tmp_path: Path, db_url: str) -> None:
     items = mf.realistic_mailbox_items(40, seed=7)
     for item in items:

@@ -17,6 +17,8 @@ from postmottak.bootstrap import build_worker
 from postmottak.casefile import models as m
 from postmottak.casefile.queries import status_summary
 from postmottak.config.settings import load_settings
+from postmottak.intake.cli.commands import print_status
+from postmottak.intake.cli.context import console
 from postmottak.intake.sources.imap_server import (
     Namespace,
     ServerOffer,
@@ -129,6 +131,10 @@ def test_refused_folder_leaves_intake_running_and_shows_one_line(imap_server: Im
         assert "2 e-post venter på flytting" in summary.server_problems[0]
         assert "CREATE" in summary.server_problems[0]
         assert summary.last_error is None, "a refused move is not a failed cycle"
+        with console.capture() as captured:  # `postmottak status`
+            print_status(summary)
+        printed = " ".join(captured.get().split())
+        assert printed.count("Serveren: ") == 1 and "2 e-post venter på flytting" in printed
 
         from postmottak.dashboard.metrics import metrics_registry
 

@@ -12,7 +12,8 @@ POSTMOTTAK_SOAK=1 runs a longer version (1,000 mails, 150 kills).
 The test runs on Dovecot and on Cyrus (its default namespace; altnamespace is covered by the intake and IDLE
 tests). On Cyrus the worker also moves processed mail to `Behandlet` (INBOX.Behandlet), so kills fall between a
 commit and its move too; afterwards every mail is in that folder exactly once. To stay within the suite's time
-budget the Cyrus run is smaller: CYRUS_MAILS mails and CYRUS_KILLS kills (the soak run uses the full numbers).
+budget the Cyrus run is smaller - CYRUS_MAILS mails, CYRUS_KILLS kills, one database backend (PostgreSQL when
+configured) - the soak run uses the full numbers.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from postmottak.casefile.storage import DocumentStore
 from tests import mailfactory as mf
 from tests.servers.cyrus import CyrusServer
 from tests.servers.dovecot import DovecotServer
+from tests.servers.fixtures import servers_by_database
 from tests.servers.smtp import SmtpSink
 
 from .helpers import (
@@ -51,14 +53,14 @@ from .helpers import (
 SOAK = os.environ.get("POSTMOTTAK_SOAK", "") not in ("", "0")
 MAILS = 1000 if SOAK else 200
 KILLS = 150 if SOAK else 20
-CYRUS_MAILS = MAILS if SOAK else 50
+CYRUS_MAILS = MAILS if SOAK else 40
 CYRUS_KILLS = KILLS if SOAK else 6
 SEED = 20221001
 CLAIM_SECONDS = 2  # a receipt claimed by a killed worker is due again after this
 RUN_LIMIT = 60  # seconds a worker may run before it is killed anyway
 
 
-@pytest.mark.parametrize("imap_server", ["dovecot", "cyrus-default"], indirect=True)
+@pytest.mark.parametrize(("imap_server", "db_url"), servers_by_database("cyrus-default"), indirect=True)
 def test_sigkill_at_random_points_loses_and_doubles_nothing(
     imap_server: DovecotServer | CyrusServer, smtp_sink: SmtpSink, tmp_path: Path, db_url: str, figures
 ) -> None:  # type: ignore[no-untyped-def]

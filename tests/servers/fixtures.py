@@ -124,3 +124,12 @@ def cyrus_server() -> Iterator["CyrusServer"]:
 
 if TYPE_CHECKING:
     from .cyrus import CyrusServer
+
+
+def servers_by_database(*cyrus_kinds: str) -> list[tuple[str, str]]:
+    """(imap_server, db_url) pairs for tests parametrised over both: Dovecot on every database backend, each Cyrus
+    set-up on one (PostgreSQL when configured, as in CI): the servers and the databases are independent axes, and
+    the full product would double the Cyrus runs of the suite's most expensive tests."""
+    from tests.dbutil import backends
+
+    return [("dovecot", backend) for backend in backends()] + [(kind, backends()[-1]) for kind in cyrus_kinds]
