@@ -12,7 +12,7 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from postmottak.casefile import models as m
-from postmottak.casefile import receipts as outbox
+from postmottak.casefile import outbox
 from postmottak.casefile.review import review_count
 
 DIGEST = "digest"

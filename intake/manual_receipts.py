@@ -15,8 +15,8 @@ from datetime import datetime, timedelta, timezone
 from sqlalchemy.orm import Session
 
 from postmottak.casefile import models as m
-from postmottak.casefile import receipts as outbox
-from postmottak.casefile.registry import ReceiptPlan
+from postmottak.casefile import outbox
+from postmottak.casefile.records import ReceiptPlan
 from postmottak.casefile.storage import DocumentStore
 from postmottak.config.settings import Settings
 from postmottak.intake.receipt_policy import automatic_address_reason, own_domain, plan_receipt
