@@ -193,12 +193,14 @@ def analyse_single_document(doc: DocumentInput, profile: FormProfile | str | Non
 def combine_analyses(singles: list[SingleDocumentAnalysis], filenames: list[str | None]) -> DocumentsAnalysis:
     """Pick the form among the documents: the one with the most of the profile's labels."""
     candidates = [i for i, single in enumerate(singles) if single.form is not None and single.form.form_status != "not_a_form"]
-    form_index = max(candidates, key=lambda i: (singles[i].labels_found, -i)) if candidates else None
+    # A scan left for manual entry (an unreadable form) is the form only when nothing readable is.
+    readable = [i for i in candidates if singles[i].form.form_status != "unreadable"]
+    form_index = max(readable or candidates, key=lambda i: (singles[i].labels_found, -i)) if candidates else None
     statuses = [single.status for single in singles]
     warnings: list[str] = []
     if form_index is not None:
         statuses[form_index] = "form"
-        others = [i for i in candidates if i != form_index]
+        others = [i for i in readable if i != form_index]
         if others:
             names = ", ".join(filenames[i] or f"dokument {i + 1}" for i in others)
             warnings.append(f"Flere dokumenter ser ut som skjemaet; brukte {filenames[form_index] or f'dokument {form_index + 1}'}, ikke {names}.")

@@ -24,7 +24,7 @@ MAX_PIXELS = 12_000_000
 MAX_SKEW_DEGREES = 6.0
 SKEW_STEP_DEGREES = 0.2
 # One Tesseract call per page may take this long before it is killed.
-PAGE_TIMEOUT_S = 45
+PAGE_TIMEOUT_S = 120
 # Grey level below which a pixel is ink (0 black .. 255 white) after background normalisation.
 INK_LEVEL = 140
 

@@ -22,6 +22,10 @@ SEARCH_VERTICAL = 0.6
 MIN_OUTLINE = 0.72
 # Share of the box interior (outline trimmed off) that is ink: above this, ticked.
 TICK_INK = 0.07
+# Ink is darker than this share of the way from the region's darkest ink to its paper.
+INK_SHARE = 0.6
+# A region whose darkest and paper levels differ less than this holds no ink.
+INK_CONTRAST = 60
 # The interior skips this share of the side on every edge (the outline and its blur).
 INTERIOR_MARGIN = 0.22
 
@@ -37,17 +41,18 @@ class BoxReading:
     interior_ink: float
 
 
-def read_box_before(ink: np.ndarray, word_box: tuple[int, int, int, int], text_height: float) -> BoxReading | None:
-    """The checkbox before a label whose first word has `word_box` (x0, top, x1, bottom), or None."""
+def read_box_before(grey: np.ndarray, word_box: tuple[int, int, int, int], text_height: float) -> BoxReading | None:
+    """The checkbox before a label whose first word has `word_box` (x0, top, x1, bottom) on the greyscale
+    page `grey` (0 = black), or None."""
     x0, top, x1, bottom = word_box
     h = max(float(text_height), 6.0)
     left = max(0, int(x0 - SEARCH_LEFT * h))
-    right = min(ink.shape[1], int(min(x1, x0 + SEARCH_INTO * h)))
+    right = min(grey.shape[1], int(min(x1, x0 + SEARCH_INTO * h)))
     upper = max(0, int(top - SEARCH_VERTICAL * h))
-    lower = min(ink.shape[0], int(bottom + SEARCH_VERTICAL * h))
+    lower = min(grey.shape[0], int(bottom + SEARCH_VERTICAL * h))
     if right - left < MIN_SIDE * h or lower - upper < MIN_SIDE * h:
         return None
-    region = ink[upper:lower, left:right]
+    region = ink_mask(grey[upper:lower, left:right])
     # Tolerate outlines a pixel off the ideal square (scan blur, residual skew).
     thick = _dilate(region)
     best: tuple[float, int, int, int] | None = None
@@ -71,6 +76,15 @@ def read_box_before(ink: np.ndarray, word_box: tuple[int, int, int, int], text_h
     distance = abs(share - TICK_INK) / TICK_INK
     confidence = min(1.0, distance) * min(1.0, (outline - 0.5) / (1.0 - 0.5) + 0.15)
     return BoxReading(ticked, round(max(0.0, min(1.0, confidence)), 3), left + x, upper + y, left + x + side, upper + y + side, round(share, 4))
+
+
+def ink_mask(grey: np.ndarray) -> np.ndarray:
+    """Ink by the region's own contrast: thin box outlines of a blurred photo are grey, not black."""
+    paper = float(np.percentile(grey, 90))
+    dark = float(np.percentile(grey, 1))
+    if paper - dark < INK_CONTRAST:
+        return np.zeros(grey.shape, dtype=bool)  # blank paper (or a flat smear): no ink
+    return grey < dark + INK_SHARE * (paper - dark)
 
 
 def _dilate(mask: np.ndarray) -> np.ndarray:

@@ -20,6 +20,8 @@ from .scan_reader import ScanReading
 
 # Below this confidence (0..100) a field is flagged for checking, and the form is `partial`.
 LOW_CONFIDENCE = 80.0
+# Share of a value's characters that must be found among the OCR words for it to count as read by OCR.
+MIN_MATCHED_SHARE = 0.6
 
 
 def field_confidences(result: FormResult, reading: ScanReading, profile: FormProfile) -> dict[str, float]:
@@ -51,7 +53,8 @@ def _text_confidence(value: str, tokens: list[tuple[str, float]]) -> float | Non
             text, confidence = tokens[block.a + offset]
             total += len(text)
             weighted += len(text) * confidence
-    if not total:
+    # Only a value mostly made of OCR words was read by OCR (a text page's value may share a few words).
+    if not total or total < MIN_MATCHED_SHARE * sum(len(word) for word in wanted):
         return None
     return round(weighted / total, 1)
 

@@ -15,9 +15,9 @@ from .profile import FormProfile
 from .scan_reader import ScanReading, image_scanned_pages, pdf_image_only_pages, pdf_scanned_pages, read_scanned_pages
 from .text_lines import TextLine
 
-# Tesseract may spend this long on one page before it is stopped (the form worker's own limit
-# still bounds the whole document).
-PAGE_TIMEOUT_S = 45.0
+# Tesseract may spend this long (wall time) on one page before it is stopped; the form worker's own limit
+# still bounds the whole document.
+PAGE_TIMEOUT_S = 120.0
 
 MANUAL_ENTRY = (
     "tekstgjenkjenning (OCR) er ikke installert på serveren, så skannede svar må føres inn manuelt "
@@ -83,5 +83,7 @@ def ocr_image(data: bytes, name: str, max_pages: int, profile: FormProfile) -> S
 
 def _unavailable(name: str, text_lines: list[TextLine], some_text: bool) -> ScannedText:
     if some_text:  # a mixed PDF: its text pages still count
-        return ScannedText("ok", text_lines, [f"{name} har skannede sider uten tekst; {MANUAL_ENTRY}"], needs_manual_entry=True)
-    return ScannedText("unreadable", text_lines, [f"{name} er skannet (bilde uten tekst); {MANUAL_ENTRY}"], needs_manual_entry=True)
+        warning = f"{name} har skannede sider uten tekstlag; {MANUAL_ENTRY}"
+        return ScannedText("ok", text_lines, [warning], needs_manual_entry=True)
+    warning = f"{name} er skannet (bilde uten tekstlag); {MANUAL_ENTRY}"
+    return ScannedText("unreadable", text_lines, [warning], needs_manual_entry=True)

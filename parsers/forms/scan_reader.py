@@ -228,7 +228,7 @@ def _option_edit(page_text: _PageText, match: LabelMatch, printed: str, key: str
     height = statistics.median(i.bottom - i.top for i in items)
     glued = match.start > word_start(page_text.text, match.start)
     word_x0 = first.x0
-    box = read_box_before(page.ink, (int(word_x0), int(first.top), int(first.x1), int(first.bottom)), height)
+    box = read_box_before(page.image, (int(word_x0), int(first.top), int(first.x1), int(first.bottom)), height)
     label_item = _union([page_text.item(k) for k in covered], printed)
     if box is None:
         return _Edit(match.start, match.end, [label_item])
@@ -419,8 +419,8 @@ def open_page_images(data: bytes, max_pages: int) -> list[tuple[Image.Image, flo
             frames.append(frame)
     except Image.DecompressionBombError:
         raise ImageReadError("too_large", "bildet er for stort til å leses.") from None
-    except (OSError, ValueError, SyntaxError) as exc:
-        raise ImageReadError("unreadable", f"bildet er skadet og kan ikke leses ({exc}).") from None
+    except (OSError, ValueError, SyntaxError, EOFError):
+        return []  # a broken image is not a page anyone can read: left as an unsupported attachment
     pages = []
     for frame in frames:
         width, height = frame.size
