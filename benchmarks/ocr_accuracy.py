@@ -22,9 +22,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from postmottak.parsers.forms import DocumentInput, load_profile, parse_form
 from rapidfuzz.distance import Levenshtein
 
-from postmottak.parsers.forms import DocumentInput, load_profile, parse_form
 from tests.forms.corpus import FIXTURES, expectations
 from tests.forms.make_scans import SCAN_KINDS, scan_of
 
@@ -78,7 +78,8 @@ def score(name: str, kind: str, result: dict, expected: dict, seconds: float) ->
     states = box_states(result, expected, choices=not SCAN_KINDS[kind].photo)
     tally.boxes, tally.boxes_right = len(states), sum(states)
     if len(states) != sum(states):
-        tally.misses.append(f"{kind} {name}: boxes {result.get('organisation_types_checked')} {result.get('q1_choice')}")
+        boxes = f"{result.get('organisation_types_checked')} {result.get('q1_choice')}"
+        tally.misses.append(f"{kind} {name}: boxes {boxes}")
     fields = PAGE_ONE_FIELDS if SCAN_KINDS[kind].photo else TEXT_FIELDS
     for key in fields:
         want, got = expected.get(key) or "", result.get(key) or ""
@@ -130,7 +131,8 @@ def measure_worker_cost(pages: int = 3) -> dict[str, float]:
 
 def table(tallies: dict[str, Tally], cost: dict[str, float] | None) -> str:
     lines = [
-        "| scan | forms | checkboxes right | text characters right (1 - CER) | text fields exact | fields flagged low | s/form |",
+        "| scan | forms | checkboxes right | text characters right (1 - CER) | text fields exact "
+        "| fields flagged low | s/form |",
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     total = Tally()
@@ -161,16 +163,27 @@ def _row(kind: str, tally: Tally) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--forms", type=int, default=0, help="only the first N forms (default: all)")
+    parser.add_argument("--names", nargs="*", help="only these forms (file names without .pdf)")
     parser.add_argument("--kinds", nargs="*", default=list(SCAN_KINDS), choices=list(SCAN_KINDS))
     parser.add_argument("--no-cost", action="store_true", help="skip the 3-page worker cost")
     parser.add_argument("--json", type=Path, help="also write the raw figures here")
+    parser.add_argument("--table-from", type=Path, nargs="*", help="only print the table of earlier --json files")
     args = parser.parse_args(argv)
+    if args.table_from:
+        tallies, cost = {}, None
+        for path in args.table_from:
+            raw = json.loads(path.read_text())
+            tallies.update({kind: Tally(**figures) for kind, figures in raw["accuracy"].items()})
+            cost = raw["cost"] or cost
+        print(table(tallies, cost))
+        return 0
     names = [name for name, _expected in expectations() if name != "form_long_multipage"]
+    names = [name for name in names if name in args.names] if args.names else names
     names = names[: args.forms] if args.forms else names
     tallies = measure_accuracy(names, args.kinds)
     cost = None if args.no_cost else measure_worker_cost()
     print(table(tallies, cost))
-    for kind, tally in tallies.items():
+    for tally in tallies.values():
         for miss in tally.misses:
             print(f"  miss: {miss}", file=sys.stderr)
     if args.json:

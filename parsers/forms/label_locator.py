@@ -85,7 +85,8 @@ def word_start(text: str, position: int) -> int:
 def _best_end(text: str, folded_text: str, folded_label: str, start: int, end: int) -> int:
     """The word boundary near `end` that makes the span most like the label (OCR may add or drop letters)."""
     slack = 4 + len(folded_label) // 10
-    candidates = [e for e in range(max(start + 1, end - slack), min(len(text), end + slack) + 1) if e == len(text) or text[e] in " \n"]
+    nearby = range(max(start + 1, end - slack), min(len(text), end + slack) + 1)
+    candidates = [e for e in nearby if e == len(text) or text[e] in " \n"]
     if not candidates:
         return end
     return max(candidates, key=lambda e: (fuzz.ratio(folded_label, folded_text[start:e]), -abs(e - end)))

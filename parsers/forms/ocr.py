@@ -113,7 +113,8 @@ def _even_out_lighting(grey: Image.Image) -> Image.Image:
     pixels = np.asarray(grey, dtype=np.float32)
     small = grey.reduce(8) if min(grey.size) >= 64 else grey
     # The background: the brightest nearby paper, so text strokes do not darken it.
-    background = small.filter(ImageFilter.MaxFilter(5)).filter(ImageFilter.GaussianBlur(4)).resize(grey.size, Image.BILINEAR)
+    background = small.filter(ImageFilter.MaxFilter(5)).filter(ImageFilter.GaussianBlur(4))
+    background = background.resize(grey.size, Image.BILINEAR)
     ratio = pixels / np.maximum(np.asarray(background, dtype=np.float32), 1.0)
     return Image.fromarray(np.clip(ratio * 255.0, 0, 255).astype(np.uint8))
 

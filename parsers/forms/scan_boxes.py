@@ -63,7 +63,8 @@ def read_box_before(grey: np.ndarray, word_box: tuple[int, int, int, int], text_
         y, x = np.unravel_index(int(np.argmax(score)), score.shape)
         value = float(score[y, x])
         # Prefer the larger of nearly equal squares: a smaller square fits inside a box's corner.
-        if best is None or value > best[0] + 0.02 or (value >= best[0] - 0.02 and side > best[3] and value >= MIN_OUTLINE):
+        larger_and_as_good = value >= best[0] - 0.02 and side > best[3] and value >= MIN_OUTLINE if best else False
+        if best is None or value > best[0] + 0.02 or larger_and_as_good:
             best = (value, int(y), int(x), side)
     if best is None or best[0] < MIN_OUTLINE:
         return None
@@ -75,7 +76,8 @@ def read_box_before(grey: np.ndarray, word_box: tuple[int, int, int, int], text_
     # Sure when the interior is far from the threshold and the outline is clear.
     distance = abs(share - TICK_INK) / TICK_INK
     confidence = min(1.0, distance) * min(1.0, (outline - 0.5) / (1.0 - 0.5) + 0.15)
-    return BoxReading(ticked, round(max(0.0, min(1.0, confidence)), 3), left + x, upper + y, left + x + side, upper + y + side, round(share, 4))
+    confidence = round(max(0.0, min(1.0, confidence)), 3)
+    return BoxReading(ticked, confidence, left + x, upper + y, left + x + side, upper + y + side, round(share, 4))
 
 
 def ink_mask(grey: np.ndarray) -> np.ndarray:

@@ -81,13 +81,19 @@ def mark_ocr_fields(result: FormResult, reading: ScanReading, profile: FormProfi
         if confidence < LOW_CONFIDENCE:
             low = True
             codes.append(f"ocr.low_confidence:{key}:{confidence:.0f}")
-            messages.append(f"«{name}» er lest med OCR med lav sikkerhet ({confidence:.0f} %) og må kontrolleres mot bildet.")
+            messages.append(
+                f"«{name}» er lest med OCR med lav sikkerhet ({confidence:.0f} %) og må kontrolleres mot bildet."
+            )
         else:
             codes.append(f"ocr.field:{key}:{confidence:.0f}")
             messages.append(f"«{name}» er lest med OCR (sikkerhet {confidence:.0f} %).")
     status = "partial" if low or result.form_status == "partial" else "parsed"
     return result.model_copy(
-        update={"warnings": result.warnings + messages, "warning_codes": result.warning_codes + codes, "form_status": status}
+        update={
+            "warnings": result.warnings + messages,
+            "warning_codes": result.warning_codes + codes,
+            "form_status": status,
+        }
     )
 
 

@@ -234,7 +234,8 @@ def _option_edit(page_text: _PageText, match: LabelMatch, printed: str, key: str
         return _Edit(match.start, match.end, [label_item])
     if key:
         reading.box_confidences.setdefault(key, []).append(round(100 * box.confidence, 1))
-    glyph = _Item(CANONICAL_CHECKED if box.ticked else CANONICAL_UNCHECKED, box.x0, box.top, box.x1, box.bottom, 100 * box.confidence, True)
+    mark = CANONICAL_CHECKED if box.ticked else CANONICAL_UNCHECKED
+    glyph = _Item(mark, box.x0, box.top, box.x1, box.bottom, 100 * box.confidence, True)
     label_item.x0 = max(label_item.x0, box.x1 + 1)
     edit = _Edit(match.start, match.end, [glyph, label_item], drop_glued_prefix=glued)
     # Words on the line that sit on the box (the box and its tick read as letters) go with it.
@@ -302,7 +303,7 @@ def _pdf_lines(lines: list[list[_Item]], page: OcrPage, page_index: int) -> list
     heights = [statistics.median(i.bottom - i.top for i in items) for items in lines]
     typical = statistics.median(heights)
     result = []
-    for items, height in zip(lines, heights):
+    for items, height in zip(lines, heights, strict=True):
         # One size for all body lines: the layout step compares line pitch per size, and OCR boxes
         # vary with ascenders and descenders where a PDF's font size would not.
         low, high = BODY_HEIGHT_RANGE
@@ -333,7 +334,8 @@ def _page_number_digits(text: str) -> str:
     match = _PAGE_NUMBER_READ.match(text)
     if match is None:
         return text
-    return f"{match.group(1)} {match.group(2).translate(_AS_DIGIT)} {match.group(3)} {match.group(4).translate(_AS_DIGIT)}"
+    word, number, of, total = match.groups()
+    return f"{word} {number.translate(_AS_DIGIT)} {of} {total.translate(_AS_DIGIT)}"
 
 
 # --- where the page images come from ----------------------------------------------------------
@@ -434,4 +436,5 @@ def open_page_images(data: bytes, max_pages: int) -> list[tuple[Image.Image, flo
 
 
 def image_scanned_pages(data: bytes, max_pages: int, *, timeout_s: float) -> list[tuple[int, OcrPage]]:
-    return [(index, ocr_page(image, dpi, timeout_s=timeout_s)) for index, (image, dpi) in enumerate(open_page_images(data, max_pages))]
+    images = open_page_images(data, max_pages)
+    return [(index, ocr_page(image, dpi, timeout_s=timeout_s)) for index, (image, dpi) in enumerate(images)]

@@ -49,7 +49,8 @@ def degrade(page: Image.Image, kind: ScanKind, seed: int = 0) -> Image.Image:
     if kind.photo:
         image = _photo_light(image, rng)
     if kind.rotate_degrees:
-        image = image.rotate(kind.rotate_degrees, resample=Image.BICUBIC, expand=True, fillcolor=235 if kind.photo else 255)
+        background = 235 if kind.photo else 255
+        image = image.rotate(kind.rotate_degrees, resample=Image.BICUBIC, expand=True, fillcolor=background)
     if kind.photo:
         # A phone held a little off-parallel: the top edge narrower than the bottom.
         w, h = image.size

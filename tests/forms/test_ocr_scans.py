@@ -15,20 +15,27 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image, ImageDraw
-
 from postmottak.parsers.forms import DocumentInput, analyse_documents, parse_form
 from postmottak.parsers.forms.label_locator import find_label
 from postmottak.parsers.forms.ocr import clean_page, estimate_skew, tesseract_available
 from postmottak.parsers.forms.scan_boxes import read_box_before
+
 from tests.forms.corpus import BAD, FIXTURES
-from tests.forms.make_scans import SCAN_KINDS, degrade, render_pages, scan_of, scanned_pdf
+from tests.forms.make_scans import (
+    SCAN_KINDS,
+    degrade,
+    render_pages,
+    scan_of,
+    scanned_pdf,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 PAGE_ONE_FIELDS = ("organisation_type", "organisation_types_checked", "organisation_name", "contact_person", "email",
                    "q1_choice", "q1_text")
 
 needs_tesseract = pytest.mark.skipif(
-    not tesseract_available() and os.environ.get("CI") != "true", reason="Tesseract with Norwegian data is not installed"
+    not tesseract_available() and os.environ.get("CI") != "true",
+    reason="Tesseract with Norwegian data is not installed",
 )
 
 
@@ -74,7 +81,9 @@ def test_grey_scan_reads_page_one_fields_exactly(grey_scan_result) -> None:
 def test_every_ocr_field_is_marked_with_its_confidence(grey_scan_result) -> None:
     codes = grey_scan_result.warning_codes
     assert "ocr.document" in codes
-    marked = {code.split(":")[1]: float(code.split(":")[2]) for code in codes if code.startswith(("ocr.field:", "ocr.low"))}
+    marked = {
+        code.split(":")[1]: float(code.split(":")[2]) for code in codes if code.startswith(("ocr.field:", "ocr.low"))
+    }
     assert set(marked) >= {"organisation_type", "organisation_name", "contact_person", "email", "q1_choice", "q1_text"}
     assert all(0 <= value <= 100 for value in marked.values())
     assert len(grey_scan_result.warnings) == len(codes)
@@ -101,7 +110,8 @@ def test_crooked_black_and_white_scan_with_two_boxes_ticked(crooked_bw_result) -
     assert crooked_bw_result.organisation_types_checked == want["organisation_types_checked"]
     assert crooked_bw_result.organisation_type is None
     assert "checkbox.several_ticked:organisation_type" in crooked_bw_result.warning_codes
-    assert crooked_bw_result.q1_choice is None and "checkbox.several_ticked:q1_choice" in crooked_bw_result.warning_codes
+    assert crooked_bw_result.q1_choice is None
+    assert "checkbox.several_ticked:q1_choice" in crooked_bw_result.warning_codes
     assert crooked_bw_result.organisation_name == want["organisation_name"]
 
 
@@ -134,6 +144,8 @@ def test_only_the_image_pages_of_a_mixed_pdf_are_ocr_read() -> None:
     marked = {code.split(":")[1] for code in result.warning_codes if code.startswith(("ocr.field:", "ocr.low"))}
     assert "organisation_name" not in marked and "goal_5" in marked  # page 1 from text, page 2 by OCR
     assert result.goal_5 == want["goal_5"]
+    low = [code for code in result.warning_codes if code.startswith("ocr.low_confidence:")]
+    assert result.form_status == ("partial" if low else "parsed")
 
 
 # --- Tesseract absent ---------------------------------------------------------------------------
@@ -163,19 +175,21 @@ def test_without_tesseract_a_scan_is_unreadable_with_one_clear_warning(tmp_path:
 def test_without_tesseract_the_worker_registers_the_scanned_response(tmp_path: Path) -> None:
     """`postmottak run --once` in a process whose PATH has no Tesseract: the mail is registered, its form
     is `unreadable` with the manual-entry warning, and the born-digital response beside it is parsed."""
+    from postmottak.casefile import models as m
     from sqlalchemy import create_engine, select
     from sqlalchemy.orm import Session
 
-    from postmottak.casefile import models as m
     from tests import mailfactory as mf
     from tests.intake.test_folder_intake import settings_for
 
     folder = tmp_path / "innboks"
     folder.mkdir()
     scan = scanned_pdf(render_pages((FIXTURES / "form_org01_ja.pdf").read_bytes(), 100)[:1], 100)
-    (folder / "1.eml").write_bytes(mf.response_mail(org="Bærum kommune", attachments=[("skanning.pdf", "application/pdf", scan)]))
+    scanned_mail = mf.response_mail(org="Bærum kommune", attachments=[("skanning.pdf", "application/pdf", scan)])
+    (folder / "1.eml").write_bytes(scanned_mail)
     photo = Image.new("L", (900, 1200), 255)
-    (folder / "2.eml").write_bytes(mf.response_mail(org="NITO", attachments=[("bilde.jpg", "image/jpeg", _jpeg(photo))]))
+    blank_photo = mf.response_mail(org="NITO", attachments=[("bilde.jpg", "image/jpeg", _jpeg(photo))])
+    (folder / "2.eml").write_bytes(blank_photo)
     settings_for(tmp_path, folder)
     environment = {**os.environ, "PATH": _path_without_tesseract(tmp_path)}
     run = subprocess.run(
@@ -240,7 +254,8 @@ def test_no_box_before_plain_text() -> None:
 
 
 def test_labels_are_found_despite_ocr_letter_errors() -> None:
-    text = "Kryss av for type organisasjon/virksomhet:\nXIStatlig etat, ombud eller fagrad\nFylkeskommune/Statsforvalteren\n" \
+    text = "Kryss av for type organisasjon/virksomhet:\nXIStatlig etat, ombud eller fagrad\n" \
+           "Fylkeskommune/Statsforvalteren\n" \
            "Kommune/KS\nKontaktpersan: Ola Nordmann\nMal 1: Aktiv medvirkning i egen og neres helse"
     org = find_label(text, "Kryss av for type organisasjon/virksomhet:")
     assert org is not None and org.start == 0
