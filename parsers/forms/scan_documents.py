@@ -43,7 +43,10 @@ def ocr_pdf(
     chars_by_page: dict[int, int] = {}
     for line in text_lines:
         chars_by_page[line.page] = chars_by_page.get(line.page, 0) + sum(1 for c in line.text if not c.isspace())
-    scanned = pdf_image_only_pages(data, chars_by_page, pages_read, min_chars)
+    try:
+        scanned = pdf_image_only_pages(data, chars_by_page, pages_read, min_chars)
+    except Exception:  # pdfium could read the text but not the page objects: keep the text reading
+        return None
     if not scanned:
         return None
     some_text = sum(chars_by_page.values()) >= min_chars
