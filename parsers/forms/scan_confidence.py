@@ -36,27 +36,31 @@ def field_confidences(result: FormResult, reading: ScanReading, profile: FormPro
         if section.kind in ("inline", "text") and section.field:
             value = values.get(section.field)
             if isinstance(value, str) and value.strip():
-                confidence = _text_confidence(value, reading.tokens)
+                confidence = _text_confidence(value, reading.tokens, short=section.kind == "inline")
                 if confidence is not None:
                     confidences[section.field] = confidence
     return confidences
 
 
-def _text_confidence(value: str, tokens: list[tuple[str, float]]) -> float | None:
-    """Length-weighted mean confidence of the OCR words the value was made of."""
+def _text_confidence(value: str, tokens: list[tuple[str, float]], *, short: bool = False) -> float | None:
+    """Length-weighted mean confidence of the OCR words the value was made of. For a short value (a name, an
+    address) one doubtful word is a wrong value: the mean is pulled halfway to its least sure word."""
     wanted = value.split()
     words = [text for text, _confidence in tokens]
     matcher = difflib.SequenceMatcher(None, words, wanted, autojunk=False)
     total = weighted = 0.0
+    least = 100.0
     for block in matcher.get_matching_blocks():
         for offset in range(block.size):
             text, confidence = tokens[block.a + offset]
             total += len(text)
             weighted += len(text) * confidence
+            least = min(least, confidence)
     # Only a value mostly made of OCR words was read by OCR (a text page's value may share a few words).
     if not total or total < MIN_MATCHED_SHARE * sum(len(word) for word in wanted):
         return None
-    return round(weighted / total, 1)
+    mean = weighted / total
+    return round((mean + least) / 2 if short else mean, 1)
 
 
 def mark_ocr_fields(result: FormResult, reading: ScanReading, profile: FormProfile) -> FormResult:

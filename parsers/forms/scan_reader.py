@@ -35,6 +35,8 @@ MIN_PAGE_PIXELS = 400_000
 MAX_IMAGE_PIXELS = 80_000_000
 # Assumed paper width (A4, inches) when an image says nothing of its resolution.
 A4_WIDTH_INCHES = 8.27
+# Words of punctuation only ("|", ".") below this confidence are specks, not text.
+MIN_PUNCTUATION_CONFIDENCE = 60.0
 # Lines whose height is within this share of the page's typical line height count as body text.
 BODY_HEIGHT_RANGE = (0.75, 1.3)
 
@@ -113,6 +115,8 @@ def _group_lines(page: OcrPage) -> list[list[_Item]]:
     separate blocks), top to bottom, words left to right."""
     grouped: dict[tuple[int, int, int], list[_Item]] = {}
     for word in page.words:
+        if word.confidence < MIN_PUNCTUATION_CONFIDENCE and not any(c.isalnum() for c in word.text):
+            continue  # a speck or a box edge read as "|", "." or "'"
         grouped.setdefault(word.line_key, []).append(
             _Item(word.text, word.x0, word.top, word.x1, word.bottom, word.confidence)
         )
@@ -325,7 +329,7 @@ def _pdf_lines(lines: list[list[_Item]], page: OcrPage, page_index: int) -> list
     return result
 
 
-_PAGE_NUMBER_READ = re.compile(r"(?i)^(side|page|s\.)\s+([\dlIO|]{1,4})\s+(av|of)\s+([\dlIO|]{1,4})$")
+_PAGE_NUMBER_READ = re.compile(r"(?i)^(side|page|s\.)\s*([\dlIO|]{1,4})\s*(av|of)\s*([\dlIO|]{1,4})\W?$")
 _AS_DIGIT = str.maketrans({"l": "1", "I": "1", "|": "1", "O": "0"})
 
 

@@ -288,3 +288,19 @@ def test_deskew_finds_the_rotation() -> None:
     assert pixels.shape[1] > 2 * rotated.width
 
 
+
+
+def test_page_numbers_misread_by_ocr_are_still_page_numbers() -> None:
+    from postmottak.parsers.forms.scan_reader import _page_number_digits
+
+    assert [_page_number_digits(t) for t in ("Side lav 2", "Side 2av 2.", "Side l av 2", "Sidene 2 av 3")] == [
+        "Side 1 av 2", "Side 2 av 2", "Side 1 av 2", "Sidene 2 av 3"]
+
+
+def test_one_doubtful_word_makes_a_short_value_doubtful() -> None:
+    from postmottak.parsers.forms.scan_confidence import LOW_CONFIDENCE, _text_confidence
+
+    tokens = [("Kontaktperson:", 95.0), ("Den", 96.0), ("a", 20.0), ("legeforening", 95.0), ("Vi", 94.0)]
+    assert _text_confidence("Den a legeforening", tokens, short=True) < LOW_CONFIDENCE
+    assert _text_confidence("Den legeforening", tokens, short=True) > LOW_CONFIDENCE
+    assert _text_confidence("Noe helt annet her", tokens) is None  # not made of OCR words
