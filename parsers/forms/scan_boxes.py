@@ -17,7 +17,7 @@ MAX_SIDE = 1.45
 # Search strip: this many text heights left of the label's first word, and into it (glued boxes).
 SEARCH_LEFT = 3.0
 SEARCH_INTO = 1.6
-SEARCH_VERTICAL = 0.6
+SEARCH_VERTICAL = 0.35
 # Share of a square's outline that must be ink for it to be a box.
 MIN_OUTLINE = 0.72
 # Share of the box interior (outline trimmed off) that is ink: above this, ticked.
