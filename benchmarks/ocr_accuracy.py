@@ -113,20 +113,43 @@ def measure_accuracy(form_names: list[str], kinds: list[str]) -> dict[str, Tally
 
 
 def measure_worker_cost(pages: int = 3) -> dict[str, float]:
+    """Wall time through the isolated reader (the worker's path); CPU and peak RSS from a child process that runs
+    the same analysis under the same memory limit (the isolated reader's process is the forkserver's child, so its
+    usage does not reach ours)."""
+    import subprocess
+    import tempfile
+
     from postmottak.intake.form_worker import analyse_documents_isolated
 
     pdf = (FIXTURES / "form_long_multipage.pdf").read_bytes()
     data, _suffix = scan_of(pdf, SCAN_KINDS["grey_150"], max_pages=pages)
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     analysis = analyse_documents_isolated([DocumentInput("skanning.pdf", "application/pdf", data)], timeout_s=600)
     wall = time.perf_counter() - started
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    return {
-        "pages": pages, "wall_s": round(wall, 1), "cpu_s": round(cpu, 1), "peak_rss_mb": round(after.ru_maxrss / 1024),
-        "status": analysis.document_statuses[0], "scan_bytes": len(data),
-    }
+    with tempfile.NamedTemporaryFile(suffix=".pdf") as scan:
+        scan.write(data)
+        scan.flush()
+        child = subprocess.run([sys.executable, "-m", "benchmarks.ocr_accuracy", "--cost-child", scan.name],
+                               capture_output=True, text=True, check=True)
+    usage = json.loads(child.stdout)
+    return {"pages": pages, "wall_s": round(wall, 1), **usage, "status": analysis.document_statuses[0],
+            "scan_bytes": len(data)}
+
+
+def cost_child(path: Path) -> None:
+    """Analyse one file as the form reader does (same memory limit) and print its CPU time and peak RSS."""
+    from postmottak.intake.form_worker import DEFAULT_MEMORY_MB, _limit_memory
+    from postmottak.parsers.forms import analyse_single_document
+
+    _limit_memory(DEFAULT_MEMORY_MB)
+    analyse_single_document(DocumentInput(path.name, "application/pdf", path.read_bytes()))
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    tesseract = resource.getrusage(resource.RUSAGE_CHILDREN)
+    print(json.dumps({
+        "cpu_s": round(own.ru_utime + own.ru_stime + tesseract.ru_utime + tesseract.ru_stime, 1),
+        "reader_cpu_s": round(own.ru_utime + own.ru_stime, 1),
+        "peak_rss_mb": round(own.ru_maxrss / 1024), "tesseract_peak_rss_mb": round(tesseract.ru_maxrss / 1024),
+    }))
 
 
 def table(tallies: dict[str, Tally], cost: dict[str, float] | None) -> str:
@@ -145,7 +168,9 @@ def table(tallies: dict[str, Tally], cost: dict[str, float] | None) -> str:
         lines.append("")
         lines.append(
             f"Form reader for one {cost['pages']}-page scan (grey, 150 dpi, isolated reader as the worker runs it): "
-            f"{cost['wall_s']} s wall, {cost['cpu_s']} s CPU (reader + Tesseract), peak RSS {cost['peak_rss_mb']} MB."
+            f"{cost['wall_s']} s wall on the loaded machine; {cost['cpu_s']} s CPU ({cost['reader_cpu_s']} s of it "
+            f"cleaning, boxes and parsing, the rest Tesseract); peak RSS {cost['peak_rss_mb']} MB for the reader, "
+            f"{cost['tesseract_peak_rss_mb']} MB for Tesseract."
         )
     return "\n".join(lines)
 
@@ -168,7 +193,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-cost", action="store_true", help="skip the 3-page worker cost")
     parser.add_argument("--json", type=Path, help="also write the raw figures here")
     parser.add_argument("--table-from", type=Path, nargs="*", help="only print the table of earlier --json files")
+    parser.add_argument("--cost-child", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.cost_child:
+        cost_child(args.cost_child)
+        return 0
     if args.table_from:
         tallies, cost = {}, None
         for path in args.table_from:
