@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 # Box side relative to the label's text height (ascender to descender).
-MIN_SIDE = 0.55
+MIN_SIDE = 0.7
 MAX_SIDE = 1.45
 # Search strip: this many text heights left of the label's first word, and into it (glued boxes).
 SEARCH_LEFT = 3.0
