@@ -148,7 +148,8 @@ def cost_child(path: Path) -> None:
     print(json.dumps({
         "cpu_s": round(own.ru_utime + own.ru_stime + tesseract.ru_utime + tesseract.ru_stime, 1),
         "reader_cpu_s": round(own.ru_utime + own.ru_stime, 1),
-        "peak_rss_mb": round(own.ru_maxrss / 1024), "tesseract_peak_rss_mb": round(tesseract.ru_maxrss / 1024),
+        # Tesseract's own peak is not separable: a child's ru_maxrss starts from its parent's RSS at the fork.
+        "peak_rss_mb": round(own.ru_maxrss / 1024),
     }))
 
 
@@ -169,8 +170,7 @@ def table(tallies: dict[str, Tally], cost: dict[str, float] | None) -> str:
         lines.append(
             f"Form reader for one {cost['pages']}-page scan (grey, 150 dpi, isolated reader as the worker runs it): "
             f"{cost['wall_s']} s wall on the loaded machine; {cost['cpu_s']} s CPU ({cost['reader_cpu_s']} s of it "
-            f"cleaning, boxes and parsing, the rest Tesseract); peak RSS {cost['peak_rss_mb']} MB for the reader, "
-            f"{cost['tesseract_peak_rss_mb']} MB for Tesseract."
+            f"cleaning, boxes and parsing, the rest Tesseract); peak RSS of the reader {cost['peak_rss_mb']} MB."
         )
     return "\n".join(lines)
 
