@@ -169,7 +169,7 @@ def table(tallies: dict[str, Tally], cost: dict[str, float] | None) -> str:
         lines.append("")
         lines.append(
             f"Form reader for one {cost['pages']}-page scan (grey, 150 dpi, isolated reader as the worker runs it): "
-            f"{cost['wall_s']} s wall on the loaded machine; {cost['cpu_s']} s CPU ({cost['reader_cpu_s']} s of it "
+            f"{cost['wall_s']} s wall; {cost['cpu_s']} s CPU ({cost['reader_cpu_s']} s of it "
             f"cleaning, boxes and parsing, the rest Tesseract); peak RSS of the reader {cost['peak_rss_mb']} MB."
         )
     return "\n".join(lines)
