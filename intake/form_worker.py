@@ -9,6 +9,7 @@ beside it still parses. Nothing here raises: failures come back as document stat
 from __future__ import annotations
 
 import concurrent.futures
+import logging
 import multiprocessing
 import multiprocessing.connection
 import os
@@ -20,6 +21,8 @@ from typing import Any, Sequence
 
 from postmottak.parsers.forms import DocumentInput, DocumentsAnalysis, SingleDocumentAnalysis, combine_analyses
 from postmottak.parsers.forms.models import FormResult
+
+log = logging.getLogger(__name__)
 
 DEFAULT_TIMEOUT_S = 30.0
 DEFAULT_MEMORY_MB = 1024
@@ -224,6 +227,7 @@ class FormWorkerPool:
         memory_mb: int = DEFAULT_MEMORY_MB,
         max_tasks_per_worker: int = 500,
     ) -> None:
+        warn_once_if_no_ocr()
         self.size = max(1, size or os.cpu_count() or 1)
         self.timeout_s = timeout_s
         self.memory_mb = memory_mb
@@ -304,3 +308,23 @@ class FormWorkerPool:
 
     def __exit__(self, *exc_info) -> None:
         self.close()
+
+
+_ocr_checked = False
+
+
+def warn_once_if_no_ocr() -> bool:
+    """Log once per process when Tesseract is missing: scans are still registered, staff type them in."""
+    global _ocr_checked
+    if _ocr_checked:
+        return True
+    _ocr_checked = True
+    from postmottak.parsers.forms.ocr import tesseract_available
+
+    if tesseract_available():
+        return True
+    log.warning(
+        "Tesseract (OCR) er ikke installert: skannede høringssvar registreres, men feltene må føres inn manuelt "
+        "(scans will need manual entry). Installer tesseract-ocr og tesseract-ocr-nor."
+    )
+    return False

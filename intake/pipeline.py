@@ -547,12 +547,19 @@ class Intake:
             mailboxes.mark_moved(session, self.source.source_key, box.uidvalidity, uids)
 
 
+# Photos and scans of a printed form: read by OCR when they look like a page (logos are skipped there).
+SCAN_IMAGE_TYPES = ("image/jpeg", "image/png", "image/tiff")
+SCAN_IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff")
+
+
 def _parseable(attachment: Attachment) -> bool:
     name = (attachment.filename or "").lower()
     return (
         attachment.is_pdf
         or attachment.content_type in PARSEABLE_TYPES
         or name.endswith((".pdf", ".docx"))
+        or attachment.content_type in SCAN_IMAGE_TYPES
+        or name.endswith(SCAN_IMAGE_SUFFIXES)
     )
 
 

@@ -11,8 +11,11 @@ from pydantic import BaseModel, Field
 from .docx_reader import DocxReadError, is_docx, read_docx
 from .form_parser import count_labels, parse_text
 from .models import DocumentInput, DocumentsAnalysis, FormResult
-from .pdf_reader import PdfReadError, read_pdf
+from .pdf_reader import DEFAULT_MAX_PAGES, PdfReadError, read_pdf
 from .profile import FormProfile, resolve_profile
+from .scan_confidence import mark_ocr_fields
+from .scan_documents import ScannedText, ocr_image, ocr_pdf
+from .scan_reader import ScanReading, is_image
 from .text_lines import TextLine, lines_to_text, normalise_line
 
 MAX_DOCUMENT_BYTES = 40 * 1024 * 1024
@@ -30,6 +33,10 @@ class ReadDocument:
     lines: list[TextLine] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     page_count: int | None = None
+    # Set when pages were read by OCR: the evidence for per-field confidence.
+    ocr: ScanReading | None = None
+    # A scan that cannot be read here (no OCR installed): staff type it in.
+    needs_manual_entry: bool = False
 
 
 def sniff_format(data: bytes, filename: str | None = None, content_type: str | None = None) -> str:
@@ -39,13 +46,18 @@ def sniff_format(data: bytes, filename: str | None = None, content_type: str | N
         return "pdf"
     if is_docx(data):
         return "docx"
+    if is_image(data):
+        return "image"
     name = (filename or "").lower()
     if (content_type or "").lower().startswith("text/plain") or name.endswith(_TEXT_SUFFIXES):
         return "text"
     return "unknown"
 
 
-def read_document(data: bytes, filename: str | None = None, content_type: str | None = None) -> ReadDocument:
+def read_document(
+    data: bytes, filename: str | None = None, content_type: str | None = None, profile: FormProfile | None = None
+) -> ReadDocument:
+    """Lines of the document; pages without usable text are read by OCR (labels located with `profile`)."""
     kind = sniff_format(data, filename, content_type)
     name = filename or "dokumentet"
     if kind == "empty":
@@ -58,6 +70,9 @@ def read_document(data: bytes, filename: str | None = None, content_type: str | 
         except PdfReadError as exc:
             return ReadDocument(kind, exc.status, warnings=[f"{name}: {exc.message}"])
         warnings = [f"{name}: {w}" for w in layout.warnings]
+        scanned = ocr_pdf(data, name, layout.lines, layout.page_count, layout.pages_read, MIN_TEXT_CHARS, resolve_profile(profile))
+        if scanned is not None:
+            return _scanned_document(kind, scanned, warnings, layout.page_count)
         visible = sum(1 for line in layout.lines for c in line.text if not c.isspace())
         if visible < MIN_TEXT_CHARS and layout.page_count > 0:
             warnings.append(f"{name} har ikke noe tekstlag (skannet bilde?) og kan ikke leses maskinelt.")
@@ -70,12 +85,23 @@ def read_document(data: bytes, filename: str | None = None, content_type: str | 
             return ReadDocument(kind, exc.status, warnings=[f"{name}: {exc.message}"])
     if kind == "text":
         return ReadDocument(kind, "ok", _text_lines(data.decode("utf-8", errors="replace")))
+    if kind == "image":
+        scanned = ocr_image(data, name, DEFAULT_MAX_PAGES, resolve_profile(profile))
+        if scanned is None:  # a logo, a signature: not a page
+            return ReadDocument(kind, "unsupported")
+        return _scanned_document(kind, scanned, [], None)
     lowered = (filename or "").lower()
     if lowered.endswith(".pdf"):
         return ReadDocument(kind, "unreadable", warnings=[f"{name} heter .pdf, men er ikke en PDF."])
     if lowered.endswith(".docx"):
         return ReadDocument(kind, "unreadable", warnings=[f"{name} heter .docx, men er ikke en Word-fil."])
     return ReadDocument(kind, "unsupported")
+
+
+def _scanned_document(kind: str, scanned: ScannedText, warnings: list[str], page_count: int | None) -> ReadDocument:
+    return ReadDocument(
+        kind, scanned.status, scanned.lines, warnings + scanned.warnings, page_count, scanned.reading, scanned.needs_manual_entry
+    )
 
 
 def _text_lines(text: str) -> list[TextLine]:
@@ -100,7 +126,7 @@ def extract_text(data: bytes, filename: str | None = None, max_chars: int = DEFA
 def parse_form(data: bytes, filename: str | None = None, profile: FormProfile | str | None = None) -> FormResult:
     """Parse one document as the form. Pure, in-process; never raises on bad input."""
     resolved = resolve_profile(profile)
-    document = read_document(data, filename)
+    document = read_document(data, filename, profile=resolved)
     return form_from_document(document, data, resolved)
 
 
@@ -114,7 +140,7 @@ def form_from_document(document: ReadDocument, data: bytes, profile: FormProfile
             page_count=document.page_count,
         )
     outcome = parse_text(lines_to_text(document.lines), profile)
-    if document.format == "pdf" and outcome.options_without_glyph:
+    if document.format == "pdf" and outcome.options_without_glyph and document.ocr is None:
         # Labels without glyphs: the boxes may be drawn as vector squares; read the geometry.
         try:
             vector = parse_text(
@@ -125,6 +151,8 @@ def form_from_document(document: ReadDocument, data: bytes, profile: FormProfile
         if vector is not None and vector.options_without_glyph < outcome.options_without_glyph:
             outcome = vector
     result = outcome.result
+    if document.ocr is not None:
+        result = mark_ocr_fields(result, document.ocr, profile)
     extra_warnings = [w for w in document.warnings]
     return result.model_copy(
         update={
@@ -149,10 +177,12 @@ class SingleDocumentAnalysis(BaseModel):
 def analyse_single_document(doc: DocumentInput, profile: FormProfile | str | None = None, max_chars: int = DEFAULT_MAX_CHARS) -> SingleDocumentAnalysis:
     resolved = resolve_profile(profile)
     filename, content_type, data = doc
-    document = read_document(data, filename, content_type)
+    document = read_document(data, filename, content_type, resolved)
     text = lines_to_text(document.lines)
     if document.status != "ok":
-        return SingleDocumentAnalysis(text=text[:max_chars], status=document.status, warnings=document.warnings)
+        # A scan nobody can read here is shown to staff as an unreadable form to type in.
+        manual = form_from_document(document, data, resolved) if document.needs_manual_entry else None
+        return SingleDocumentAnalysis(text=text[:max_chars], status=document.status, warnings=document.warnings, form=manual)
     if document.format == "unknown":
         return SingleDocumentAnalysis(status="unsupported")
     labels = count_labels(text, resolved)
@@ -165,12 +195,14 @@ def analyse_single_document(doc: DocumentInput, profile: FormProfile | str | Non
 def combine_analyses(singles: list[SingleDocumentAnalysis], filenames: list[str | None]) -> DocumentsAnalysis:
     """Pick the form among the documents: the one with the most of the profile's labels."""
     candidates = [i for i, single in enumerate(singles) if single.form is not None and single.form.form_status != "not_a_form"]
-    form_index = max(candidates, key=lambda i: (singles[i].labels_found, -i)) if candidates else None
+    # A scan left for manual entry (an unreadable form) is the form only when nothing readable is.
+    readable = [i for i in candidates if singles[i].form.form_status != "unreadable"]
+    form_index = max(readable or candidates, key=lambda i: (singles[i].labels_found, -i)) if candidates else None
     statuses = [single.status for single in singles]
     warnings: list[str] = []
     if form_index is not None:
         statuses[form_index] = "form"
-        others = [i for i in candidates if i != form_index]
+        others = [i for i in readable if i != form_index]
         if others:
             names = ", ".join(filenames[i] or f"dokument {i + 1}" for i in others)
             warnings.append(f"Flere dokumenter ser ut som skjemaet; brukte {filenames[form_index] or f'dokument {form_index + 1}'}, ikke {names}.")

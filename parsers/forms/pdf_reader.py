@@ -425,3 +425,16 @@ def _drop_page_furniture(pages: list[tuple[list[PdfLine], tuple[float, float]]])
             kept.append(line)
         result.append(kept)
     return result
+
+
+# --- for readers that build the same pages another way (OCR of scanned pages) -----------------
+
+
+def pdf_pages(data: bytes, pages_read: int) -> list[tuple[list[PdfLine], tuple[float, float]]]:
+    """Per page: its visual lines and its size in points (pdfium text)."""
+    return _pdfium_pages(data, pages_read)
+
+
+def layout_pages(pages: list[tuple[list[PdfLine], tuple[float, float]]]) -> list[TextLine]:
+    """Page furniture dropped, paragraphs and page breaks decided: the document's TextLines."""
+    return _layout(pages)
