@@ -44,18 +44,22 @@ def main() -> None:
     intake.close()
     closed = time.perf_counter()
     usage = resource.getrusage(resource.RUSAGE_SELF)
-    print(json.dumps({
-        "startup_s": ready - started,
-        "cycle_s": cycled - ready,
-        "close_s": closed - cycled,
-        "fetched": report.fetched,
-        "counts": dict(report.counts),
-        "errors": report.errors,
-        "timings": dict(intake.timings),
-        "smtp_s": smtp_seconds[0],
-        "main_cpu_s": usage.ru_utime + usage.ru_stime,
-        "main_peak_rss_kb": _peak_rss_kb(),
-    }))
+    print(
+        json.dumps(
+            {
+                "startup_s": ready - started,
+                "cycle_s": cycled - ready,
+                "close_s": closed - cycled,
+                "fetched": report.fetched,
+                "counts": dict(report.counts),
+                "errors": report.errors,
+                "timings": dict(intake.timings),
+                "smtp_s": smtp_seconds[0],
+                "main_cpu_s": usage.ru_utime + usage.ru_stime,
+                "main_peak_rss_kb": _peak_rss_kb(),
+            }
+        )
+    )
 
 
 def _peak_rss_kb() -> int:

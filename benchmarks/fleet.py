@@ -43,17 +43,36 @@ def config(directory: Path, db_url: str, imap: Any) -> Path:
     password = directory / "imap-password"
     password.write_text(imap.password, encoding="utf-8")
     lines = [
-        "[database]", f'url = "{db_url}"', "[storage]", f'path = "{directory / "documents"}"',
-        "[schedule]", "interval_seconds = 1", "[intake]", "parse_workers = 1",
-        "[receipts]", "enabled = false",
-        "[leases]", f"seconds = {LEASE_S}", f"renew_seconds = {RENEW_S}",
-        "[[cases]]", 'number = "22/414"', f'title = "{mf.CASE_TITLE}"', 'deadline = "2022-10-01"',
+        "[database]",
+        f'url = "{db_url}"',
+        "[storage]",
+        f'path = "{directory / "documents"}"',
+        "[schedule]",
+        "interval_seconds = 1",
+        "[intake]",
+        "parse_workers = 1",
+        "[receipts]",
+        "enabled = false",
+        "[leases]",
+        f"seconds = {LEASE_S}",
+        f"renew_seconds = {RENEW_S}",
+        "[[cases]]",
+        'number = "22/414"',
+        f'title = "{mf.CASE_TITLE}"',
+        'deadline = "2022-10-01"',
     ]
     for folder in FOLDERS:
         lines += [
-            "[[mailboxes]]", f'name = "{folder.lower()}"', "[mailboxes.imap]", f'host = "{imap.host}"',
-            f"port = {imap.port}", 'security = "none"', f'username = "{imap.username}"',
-            f'password_file = "{password}"', f'folder = "{folder}"', "idle = false",
+            "[[mailboxes]]",
+            f'name = "{folder.lower()}"',
+            "[mailboxes.imap]",
+            f'host = "{imap.host}"',
+            f"port = {imap.port}",
+            'security = "none"',
+            f'username = "{imap.username}"',
+            f'password_file = "{password}"',
+            f'folder = "{folder}"',
+            "idle = false",
         ]
     path = directory / "postmottak.toml"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
@@ -63,8 +82,12 @@ def config(directory: Path, db_url: str, imap: Any) -> Path:
 def start_worker(config_path: Path, log: Path) -> subprocess.Popen[bytes]:
     with log.open("ab") as handle:
         return subprocess.Popen(
-            [sys.executable, "-m", "postmottak", "--config", str(config_path), "run"], cwd=REPO,
-            stdout=handle, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+            [sys.executable, "-m", "postmottak", "--config", str(config_path), "run"],
+            cwd=REPO,
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
         )
 
 
@@ -117,8 +140,9 @@ def one_run(work: Path, n: int, workers: int, forms: list[tuple[str, bytes]], *,
                 last_record = session.scalar(select(func.max(m.IntakeRecord.created_at)))
                 holders = {row.mailbox: row.holder for row in session.scalars(select(m.MailboxLease))}
             seconds = (last_record - appended_at).total_seconds()
-            result.update(seconds=round(seconds, 2), mails_per_s=round(total / seconds, 2),
-                          holders=len(set(holders.values())))
+            result.update(
+                seconds=round(seconds, 2), mails_per_s=round(total / seconds, 2), holders=len(set(holders.values()))
+            )
             result["peak_rss_mb"] = [round(_memory_kb(p.pid)[1] / 1024) for p in processes]
             if takeover and workers > 1:
                 victim_id = next(iter(holders.values()))  # a worker that holds a mailbox
@@ -170,7 +194,8 @@ def main(argv: list[str] | None = None) -> None:
     results = {
         "measured_at": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "load_average_at_end": os.getloadavg(),
-        "one_worker": one, "two_workers": two,
+        "one_worker": one,
+        "two_workers": two,
         "throughput_ratio": round(two["mails_per_s"] / one["mails_per_s"], 2),
     }
     print(json.dumps(results, indent=2))

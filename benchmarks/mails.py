@@ -85,7 +85,9 @@ def big_pdf(size: int) -> bytes:
         f"/Resources << /XObject << /Im0 5 0 R >> >> /Contents 4 0 R >>".encode(),
         b"<< /Length %d >>\nstream\n" % len(content) + content + b"\nendstream",
         f"<< /Type /XObject /Subtype /Image /Width {width} /Height {height} /ColorSpace /DeviceRGB "
-        f"/BitsPerComponent 8 /Length {len(image)} >>\nstream\n".encode() + image + b"\nendstream",
+        f"/BitsPerComponent 8 /Length {len(image)} >>\nstream\n".encode()
+        + image
+        + b"\nendstream",
     ]
     out = bytearray(b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n")
     offsets = []

@@ -22,14 +22,25 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from postmottak.parsers.forms import DocumentInput, load_profile, parse_form
 from rapidfuzz.distance import Levenshtein
 
+from postmottak.parsers.forms import DocumentInput, load_profile, parse_form
 from tests.forms.corpus import FIXTURES, expectations
 from tests.forms.make_scans import SCAN_KINDS, scan_of
 
-TEXT_FIELDS = ("organisation_name", "contact_person", "email", "q1_text", "goal_1", "goal_2", "goal_3", "goal_4",
-               "goal_5", "q3_text", "q4_text")
+TEXT_FIELDS = (
+    "organisation_name",
+    "contact_person",
+    "email",
+    "q1_text",
+    "goal_1",
+    "goal_2",
+    "goal_3",
+    "goal_4",
+    "goal_5",
+    "q3_text",
+    "q4_text",
+)
 # Fields printed on page 1 of every generated form (what a photo of page 1 can show).
 PAGE_ONE_FIELDS = ("organisation_name", "contact_person", "email")
 
@@ -50,8 +61,19 @@ class Tally:
     misses: list[str] = field(default_factory=list)
 
     def add(self, other: "Tally") -> None:
-        for name in ("boxes", "boxes_right", "chars", "char_errors", "fields", "fields_exact", "low_confidence_fields",
-                     "ocr_marked_fields", "forms", "forms_parsed", "seconds"):
+        for name in (
+            "boxes",
+            "boxes_right",
+            "chars",
+            "char_errors",
+            "fields",
+            "fields_exact",
+            "low_confidence_fields",
+            "ocr_marked_fields",
+            "forms",
+            "forms_parsed",
+            "seconds",
+        ):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.misses.extend(other.misses)
 
@@ -107,8 +129,11 @@ def measure_accuracy(form_names: list[str], kinds: list[str]) -> dict[str, Tally
             result = parse_form(data, f"{name}{suffix}").model_dump()
             expected = cases[name]
             tallies[kind].add(score(name, kind, result, expected, time.perf_counter() - started))
-            print(f"  {kind:18} {name:28} {result['form_status']:10} {time.perf_counter() - started:5.1f} s",
-                  file=sys.stderr, flush=True)
+            print(
+                f"  {kind:18} {name:28} {result['form_status']:10} {time.perf_counter() - started:5.1f} s",
+                file=sys.stderr,
+                flush=True,
+            )
     return tallies
 
 
@@ -129,11 +154,20 @@ def measure_worker_cost(pages: int = 3) -> dict[str, float]:
     with tempfile.NamedTemporaryFile(suffix=".pdf") as scan:
         scan.write(data)
         scan.flush()
-        child = subprocess.run([sys.executable, "-m", "benchmarks.ocr_accuracy", "--cost-child", scan.name],
-                               capture_output=True, text=True, check=True)
+        child = subprocess.run(
+            [sys.executable, "-m", "benchmarks.ocr_accuracy", "--cost-child", scan.name],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
     usage = json.loads(child.stdout)
-    return {"pages": pages, "wall_s": round(wall, 1), **usage, "status": analysis.document_statuses[0],
-            "scan_bytes": len(data)}
+    return {
+        "pages": pages,
+        "wall_s": round(wall, 1),
+        **usage,
+        "status": analysis.document_statuses[0],
+        "scan_bytes": len(data),
+    }
 
 
 def cost_child(path: Path) -> None:
@@ -145,12 +179,16 @@ def cost_child(path: Path) -> None:
     analyse_single_document(DocumentInput(path.name, "application/pdf", path.read_bytes()))
     own = resource.getrusage(resource.RUSAGE_SELF)
     tesseract = resource.getrusage(resource.RUSAGE_CHILDREN)
-    print(json.dumps({
-        "cpu_s": round(own.ru_utime + own.ru_stime + tesseract.ru_utime + tesseract.ru_stime, 1),
-        "reader_cpu_s": round(own.ru_utime + own.ru_stime, 1),
-        # Tesseract's own peak is not separable: a child's ru_maxrss starts from its parent's RSS at the fork.
-        "peak_rss_mb": round(own.ru_maxrss / 1024),
-    }))
+    print(
+        json.dumps(
+            {
+                "cpu_s": round(own.ru_utime + own.ru_stime + tesseract.ru_utime + tesseract.ru_stime, 1),
+                "reader_cpu_s": round(own.ru_utime + own.ru_stime, 1),
+                # Tesseract's own peak is not separable: a child's ru_maxrss starts from its parent's RSS at the fork.
+                "peak_rss_mb": round(own.ru_maxrss / 1024),
+            }
+        )
+    )
 
 
 def table(tallies: dict[str, Tally], cost: dict[str, float] | None) -> str:
@@ -181,8 +219,10 @@ def _row(kind: str, tally: Tally) -> str:
     exact = f"{tally.fields_exact}/{tally.fields}"
     low = f"{tally.low_confidence_fields}/{tally.ocr_marked_fields}"
     per_form = tally.seconds / tally.forms if tally.forms else 0.0
-    return (f"| {kind} | {tally.forms} | {boxes:.2f} % ({tally.boxes_right}/{tally.boxes}) | {chars:.2f} % "
-            f"| {exact} | {low} | {per_form:.1f} |")
+    return (
+        f"| {kind} | {tally.forms} | {boxes:.2f} % ({tally.boxes_right}/{tally.boxes}) | {chars:.2f} % "
+        f"| {exact} | {low} | {per_form:.1f} |"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -66,9 +66,9 @@ def write_config(
     path.write_text(
         f"""# written by benchmarks/run.py (throwaway servers on 127.0.0.1)
 [database]
-url = "sqlite:///{directory / 'postmottak.db'}"
+url = "sqlite:///{directory / "postmottak.db"}"
 [storage]
-path = "{directory / 'documents'}"
+path = "{directory / "documents"}"
 [imap]
 {imap_section}[smtp]
 {smtp_section}sender = "postmottak@ehelse.no"
@@ -125,7 +125,10 @@ def run_cycle(label: str, config: Path, mails_expected: int, cpus: str = "") -> 
     began = time.perf_counter()
     child = subprocess.Popen(
         [PYTHON, "-m", "benchmarks.cycle", str(config), cpus],
-        cwd=REPO, stdout=subprocess.PIPE, stderr=open(config.parent / "worker.log", "wb"), text=True,
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=open(config.parent / "worker.log", "wb"),
+        text=True,
     )
     sampler = TreeSampler(child.pid).start()
     stdout, _ = child.communicate()
@@ -261,7 +264,9 @@ def idle_polls(imap: Any, work: Path, small: int, large: int) -> dict[str, Any]:
 
 
 def git_commit() -> str:
-    return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True).stdout.strip()
+    return subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True
+    ).stdout.strip()
 
 
 def git_dirty() -> bool:
@@ -309,7 +314,12 @@ def import_folder(work: Path, n: int, forms: list[tuple[str, bytes]]) -> dict[st
     began = time.perf_counter()
     process = subprocess.Popen(
         [PYTHON, "-m", "postmottak", "--config", str(config), "import", str(export)],
-        cwd=REPO, stdin=slave, stdout=slave, stderr=slave, env=env, close_fds=True,
+        cwd=REPO,
+        stdin=slave,
+        stdout=slave,
+        stderr=slave,
+        env=env,
+        close_fds=True,
     )
     os.close(slave)
     output = bytearray()
@@ -402,7 +412,9 @@ def main(argv: list[str] | None = None) -> None:
 
     if not dovecot_available():
         raise SystemExit("Dovecot is not installed; run scripts/ensure-system-packages")
-    command = "scripts/benchmark" + ("" if argv is None and len(sys.argv) == 1 else " " + " ".join(argv or sys.argv[1:]))
+    command = "scripts/benchmark" + (
+        "" if argv is None and len(sys.argv) == 1 else " " + " ".join(argv or sys.argv[1:])
+    )
     started = time.perf_counter()
     work = Path(tempfile.mkdtemp(prefix="postmottak-bench-"))
     results: dict[str, Any] = {

@@ -87,9 +87,15 @@ def export_csv(session: Session, criteria: AuditFilter) -> tuple[bytes, int]:
     writer = csv.writer(buffer, delimiter=";", lineterminator="\r\n")
     writer.writerow(["Tidspunkt", "Hvem", "Handling", "Post", "Før", "Etter", "Merknad"])
     for event in found.events:
-        writer.writerow([
-            local_time(event.at, "%d.%m.%Y %H:%M:%S"), event.actor, action_label(event.action), event.intake_id or "",
-            changes(event.before) if event.before is not None else "",
-            changes(event.after) if event.after is not None else "", event.note or "",
-        ])
+        writer.writerow(
+            [
+                local_time(event.at, "%d.%m.%Y %H:%M:%S"),
+                event.actor,
+                action_label(event.action),
+                event.intake_id or "",
+                changes(event.before) if event.before is not None else "",
+                changes(event.after) if event.after is not None else "",
+                event.note or "",
+            ]
+        )
     return buffer.getvalue().encode("utf-8-sig"), len(found.events)

@@ -118,7 +118,7 @@ class DatabaseStore:
             raise StorageError("content does not match the given SHA-256")
         relative = self.relative_path(digest)
         view = memoryview(data)
-        self.put_chunks(relative, (view[start:start + CHUNK] for start in range(0, len(data), CHUNK)), digest)
+        self.put_chunks(relative, (view[start : start + CHUNK] for start in range(0, len(data), CHUNK)), digest)
         return digest, relative
 
     def put_chunks(self, relative: str, pieces: Iterable[bytes | memoryview], sha256: str) -> None:

@@ -12,7 +12,7 @@ from postmottak.casefile import models as m
 
 
 def split_case_number(number: str) -> tuple[int, int]:
-    """"22/414" -> (2022, 414); "2022/414" -> (2022, 414)."""
+    """ "22/414" -> (2022, 414); "2022/414" -> (2022, 414)."""
     year_text, sequence_text = number.strip().split("/", 1)
     year = int(year_text)
     return (2000 + year if year < 100 else year), int(sequence_text)
@@ -26,8 +26,13 @@ def sync_cases(session: Session, configured: Iterable[tuple[str, str, date, str,
             year, sequence = split_case_number(number)
             session.add(
                 m.Case(
-                    number=number, year=year, sequence=sequence, title=title, deadline=deadline,
-                    timezone=tz, form_profile=form_profile,
+                    number=number,
+                    year=year,
+                    sequence=sequence,
+                    title=title,
+                    deadline=deadline,
+                    timezone=tz,
+                    form_profile=form_profile,
                 )
             )
         elif case.status == "open":

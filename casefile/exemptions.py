@@ -82,13 +82,18 @@ def _document_id(session: Session, intake_id: int, document_number: int | None) 
 def _snapshot(row: m.PublicationExemption | None, document_number: int | None) -> dict[str, Any] | None:
     if row is None:
         return None
-    return {"unntatt_offentlighet": row.legal_basis, "tilgangsrestriksjon": row.access_code,
-            "navn_skjermet": row.screen_names, "dokument": document_number}
+    return {
+        "unntatt_offentlighet": row.legal_basis,
+        "tilgangsrestriksjon": row.access_code,
+        "navn_skjermet": row.screen_names,
+        "dokument": document_number,
+    }
 
 
 def find(session: Session, intake_id: int, document_id: int | None) -> m.PublicationExemption | None:
     condition = (
-        m.PublicationExemption.document_id.is_(None) if document_id is None
+        m.PublicationExemption.document_id.is_(None)
+        if document_id is None
         else m.PublicationExemption.document_id == document_id
     )
     return session.scalar(
@@ -97,8 +102,15 @@ def find(session: Session, intake_id: int, document_id: int | None) -> m.Publica
 
 
 def mark_exempt(
-    session: Session, intake_id: int, legal_basis: str, actor: str, *, document_number: int | None = None,
-    screen_names: bool = False, access_code: str | None = None, note: str | None = None,
+    session: Session,
+    intake_id: int,
+    legal_basis: str,
+    actor: str,
+    *,
+    document_number: int | None = None,
+    screen_names: bool = False,
+    access_code: str | None = None,
+    note: str | None = None,
 ) -> m.PublicationExemption:
     """Exempt a response (or one of its documents) from publication; changing an existing decision is allowed."""
     basis = (legal_basis or "").strip()
@@ -115,16 +127,24 @@ def mark_exempt(
     row.screen_names, row.decided_by, row.decided_at = screen_names, actor, datetime.now(timezone.utc)
     row.note = (note or "").strip() or None
     session.flush()
-    session.add(m.AuditEvent(
-        actor=actor, action=EXEMPTED, intake_id=intake_id, case_id=record.case_id, before=before,
-        after=_snapshot(row, document_number), note=row.note,
-    ))
+    session.add(
+        m.AuditEvent(
+            actor=actor,
+            action=EXEMPTED,
+            intake_id=intake_id,
+            case_id=record.case_id,
+            before=before,
+            after=_snapshot(row, document_number),
+            note=row.note,
+        )
+    )
     session.flush()
     return row
 
 
-def lift(session: Session, intake_id: int, actor: str, *, document_number: int | None = None,
-         note: str | None = None) -> None:
+def lift(
+    session: Session, intake_id: int, actor: str, *, document_number: int | None = None, note: str | None = None
+) -> None:
     record = _record(session, intake_id)
     document_id = _document_id(session, intake_id, document_number)
     row = find(session, intake_id, document_id)
@@ -132,13 +152,25 @@ def lift(session: Session, intake_id: int, actor: str, *, document_number: int |
         raise ExemptionError(f"Post {intake_id} er ikke unntatt offentlighet.")
     before = _snapshot(row, document_number)
     session.delete(row)
-    session.add(m.AuditEvent(actor=actor, action=EXEMPTION_LIFTED, intake_id=intake_id, case_id=record.case_id,
-                             before=before, after=None, note=(note or "").strip() or None))
+    session.add(
+        m.AuditEvent(
+            actor=actor,
+            action=EXEMPTION_LIFTED,
+            intake_id=intake_id,
+            case_id=record.case_id,
+            before=before,
+            after=None,
+            note=(note or "").strip() or None,
+        )
+    )
     session.flush()
 
 
 def for_record(session: Session, intake_id: int) -> list[m.PublicationExemption]:
-    return list(session.scalars(
-        select(m.PublicationExemption).where(m.PublicationExemption.intake_id == intake_id)
-        .order_by(m.PublicationExemption.document_id.is_not(None), m.PublicationExemption.id)
-    ))
+    return list(
+        session.scalars(
+            select(m.PublicationExemption)
+            .where(m.PublicationExemption.intake_id == intake_id)
+            .order_by(m.PublicationExemption.document_id.is_not(None), m.PublicationExemption.id)
+        )
+    )

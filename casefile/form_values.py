@@ -27,7 +27,8 @@ def load_corrections(session: Session, intake_ids: Iterable[int]) -> dict[int, l
     for start in range(0, len(ids), 500):
         chunk = ids[start : start + 500]
         for correction in session.scalars(
-            select(m.FieldCorrection).where(m.FieldCorrection.intake_id.in_(chunk))
+            select(m.FieldCorrection)
+            .where(m.FieldCorrection.intake_id.in_(chunk))
             .order_by(m.FieldCorrection.corrected_at, m.FieldCorrection.id)
         ):
             grouped.setdefault(correction.intake_id, []).append(correction)
@@ -65,9 +66,7 @@ def corrected_form(record: m.IntakeRecord, corrections: list[m.FieldCorrection])
     latest = latest_corrections(corrections)
     data.update(latest)
     specs = {spec.key: spec for spec in specs_named(form.profile)}
-    stored = [
-        {"key": a.key, "label": a.label, "kind": a.kind, "value": a.value} for a in form.answers
-    ] or [
+    stored = [{"key": a.key, "label": a.label, "kind": a.kind, "value": a.value} for a in form.answers] or [
         {"key": spec.key, "label": spec.label, "kind": spec.kind, "value": answer_value(spec, data)}
         for spec in specs.values()
     ]

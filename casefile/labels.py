@@ -92,15 +92,23 @@ REASON_PATTERNS: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"^mailing list \((.+)\)$"), r"e-postliste (\1)"),
     (re.compile(r"^null sender \(Return-Path: <>\)$"), "tom avsender (Return-Path: <>), typisk en returmelding"),
     (re.compile(r"^delivery or disposition report \((.+)\)$"), r"leverings- eller lesebekreftelse (\1)"),
-    (re.compile(r"^the sender asked for no automatic replies \((.+)\)$"),
-     r"avsenderen har bedt om ingen automatiske svar (\1)"),
-    (re.compile(r"^rate limit: (\d+) receipts already sent to this address in the last (\S+) hours \(limit (\d+)\)$"),
-     r"grense for kvitteringer: \1 kvitteringer er allerede sendt til denne adressen de siste \2 timene "
-     r"(grense \3)"),
+    (
+        re.compile(r"^the sender asked for no automatic replies \((.+)\)$"),
+        r"avsenderen har bedt om ingen automatiske svar (\1)",
+    ),
+    (
+        re.compile(
+            r"^rate limit: (\d+) receipts already sent to this address in the last (\S+) hours \(limit (\d+)\)$"
+        ),
+        r"grense for kvitteringer: \1 kvitteringer er allerede sendt til denne adressen de siste \2 timene "
+        r"(grense \3)",
+    ),
     (re.compile(r"^bounced: (.+)$", re.S), r"returnert: \1"),
     (re.compile(r"^refused by the SMTP server at (.+?): (.+)$", re.S), r"avvist av e-posttjeneren ved \1: \2"),
-    (re.compile(r"^the mail is not registered to a case; no receipt is sent$"),
-     "e-posten er ikke registrert på en sak; ingen kvittering sendes"),
+    (
+        re.compile(r"^the mail is not registered to a case; no receipt is sent$"),
+        "e-posten er ikke registrert på en sak; ingen kvittering sendes",
+    ),
     (re.compile(r"^cannot reach SMTP server (.+)$", re.S), r"når ikke e-posttjeneren \1"),
     # parsers.machine's reasons
     (re.compile(r"^MAILER-DAEMON address$"), "MAILER-DAEMON-adresse (returmeldinger)"),
@@ -110,15 +118,19 @@ REASON_PATTERNS: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"^list owner address \(owner-\)$"), "adresse for eier av e-postliste (owner-)"),
     (re.compile(r"^bounce address$"), "adresse for returmeldinger"),
     (re.compile(r"^disposition notification \(multipart/report\)$"), "lesebekreftelse (multipart/report)"),
-    (re.compile(r"^delivery status notification \(multipart/report\)$"),
-     "melding om levering eller retur (multipart/report)"),
+    (
+        re.compile(r"^delivery status notification \(multipart/report\)$"),
+        "melding om levering eller retur (multipart/report)",
+    ),
     (re.compile(r"^null sender$"), "tom avsender (typisk en returmelding)"),
     (re.compile(r"^auto-submitted: (.+)$"), r"automatisk sendt (Auto-Submitted: \1)"),
     (re.compile(r"^Auto-Submitted: (.+)$"), r"automatisk sendt (Auto-Submitted: \1)"),
     (re.compile(r"^precedence: (.+)$", re.I), r"masseutsendelse (Precedence: \1)"),
     (re.compile(r"^list mail \((.+)\)$"), r"e-post fra en e-postliste (\1)"),
-    (re.compile(r"^auto-reply \(x-auto-response-suppress and an auto-reply subject\)$"),
-     "automatisk svar (X-Auto-Response-Suppress og emne som et automatisk svar)"),
+    (
+        re.compile(r"^auto-reply \(x-auto-response-suppress and an auto-reply subject\)$"),
+        "automatisk svar (X-Auto-Response-Suppress og emne som et automatisk svar)",
+    ),
     (re.compile(r"^x-auto-response-suppress$"), "automatisk svar (X-Auto-Response-Suppress)"),
     (re.compile(r"^sender is MAILER-DAEMON$"), "avsender er MAILER-DAEMON (returmelding)"),
     (re.compile(r"^sender is postmaster$"), "avsender er postmaster"),

@@ -102,7 +102,9 @@ def renew(session: Session, mailbox: str, worker_id: str, token: int, seconds: f
     result = session.execute(
         update(m.MailboxLease)
         .where(
-            m.MailboxLease.mailbox == mailbox, m.MailboxLease.holder == worker_id, m.MailboxLease.token == token,
+            m.MailboxLease.mailbox == mailbox,
+            m.MailboxLease.holder == worker_id,
+            m.MailboxLease.token == token,
             m.MailboxLease.expires_at > now,
         )
         .values(expires_at=now + timedelta(seconds=seconds))
@@ -129,7 +131,8 @@ def try_acquire(session: Session, mailbox: str, worker_id: str, seconds: float) 
     result = session.execute(
         update(m.MailboxLease)
         .where(
-            m.MailboxLease.mailbox == mailbox, m.MailboxLease.token == lease.token,
+            m.MailboxLease.mailbox == mailbox,
+            m.MailboxLease.token == lease.token,
             or_(m.MailboxLease.holder.is_(None), m.MailboxLease.expires_at <= now),
         )
         .values(holder=worker_id, token=lease.token + 1, acquired_at=now, expires_at=now + timedelta(seconds=seconds))
@@ -138,8 +141,15 @@ def try_acquire(session: Session, mailbox: str, worker_id: str, seconds: float) 
     if not result.rowcount:  # type: ignore[attr-defined]
         return None
     session.add(
-        m.LeaseGrant(mailbox=mailbox, token=lease.token + 1, worker_id=worker_id, previous_holder=previous,
-                     previous_expired_at=previous_expiry if previous else None, acquired_at=now, commits=0)
+        m.LeaseGrant(
+            mailbox=mailbox,
+            token=lease.token + 1,
+            worker_id=worker_id,
+            previous_holder=previous,
+            previous_expired_at=previous_expiry if previous else None,
+            acquired_at=now,
+            commits=0,
+        )
     )
     return lease.token + 1
 
@@ -162,7 +172,9 @@ def fence(session: Session, mailbox: str, worker_id: str, token: int) -> None:
     result = session.execute(
         update(m.MailboxLease)
         .where(
-            m.MailboxLease.mailbox == mailbox, m.MailboxLease.holder == worker_id, m.MailboxLease.token == token,
+            m.MailboxLease.mailbox == mailbox,
+            m.MailboxLease.holder == worker_id,
+            m.MailboxLease.token == token,
             m.MailboxLease.expires_at > now,
         )
         .values(holder=worker_id)
@@ -209,12 +221,20 @@ def overview(session: Session, *, since: datetime | None = None) -> tuple[list[W
     if since is not None:
         query = query.where(or_(m.Worker.stopped_at.is_(None), m.Worker.stopped_at > since))
     workers = [
-        WorkerRow(w.id, w.host, w.pid, w.started_at, w.heartbeat_at, w.stopped_at, int(commits.get(w.id) or 0),
-                  w.rejected, tuple(held.get(w.id, ())))
+        WorkerRow(
+            w.id,
+            w.host,
+            w.pid,
+            w.started_at,
+            w.heartbeat_at,
+            w.stopped_at,
+            int(commits.get(w.id) or 0),
+            w.rejected,
+            tuple(held.get(w.id, ())),
+        )
         for w in session.scalars(query)
     ]
     return workers, rows
-
 
 
 def limit_idle_transactions(db: Database, seconds: float) -> None:

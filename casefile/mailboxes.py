@@ -116,7 +116,12 @@ def server_problems(session: Session) -> list[ServerProblem]:
         )
         counts = (last.counts or {}) if last is not None else {}
         if last is not None and counts.get(SERVER_PROBLEM):
-            problems.append(ServerProblem(
-                source_key, str(counts[SERVER_PROBLEM]), int(counts.get(MOVES_PENDING, 0)), last.finished_at,
-            ))
+            problems.append(
+                ServerProblem(
+                    source_key,
+                    str(counts[SERVER_PROBLEM]),
+                    int(counts.get(MOVES_PENDING, 0)),
+                    last.finished_at,
+                )
+            )
     return problems

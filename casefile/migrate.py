@@ -154,8 +154,13 @@ def upgrade(url: str, script_location: str | Path | None = None, *, roll_back_da
 
 
 def _repair_first(
-    connection: Connection, script: ScriptDirectory, location: str, report: MigrationReport, *,
-    roll_back_data: bool, url: str,
+    connection: Connection,
+    script: ScriptDirectory,
+    location: str,
+    report: MigrationReport,
+    *,
+    roll_back_data: bool,
+    url: str,
 ) -> None:
     diagnosis = schema_state.diagnose(connection, script, location)
     report.start = diagnosis.version
@@ -206,7 +211,9 @@ def _run_migrations(connection: Connection, config: AlembicConfig, url: str, rep
 
     config.attributes["connection"] = connection
     config.attributes["configure_options"] = {
-        "transaction_per_migration": True, "transactional_ddl": True, "on_version_apply": [applied],
+        "transaction_per_migration": True,
+        "transactional_ddl": True,
+        "on_version_apply": [applied],
     }
     event.listen(connection, "before_cursor_execute", before)
     event.listen(connection, "after_cursor_execute", after)
@@ -320,7 +327,8 @@ def backup_sqlite(url: str, label: str) -> Path | None:
 
 def _holds_rows(connection: sqlite3.Connection) -> bool:
     tables = [
-        row[0] for row in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+        row[0]
+        for row in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
         if not row[0].startswith("sqlite_") and row[0] != schema_state.VERSION_TABLE
     ]
     return any(connection.execute(f'SELECT EXISTS (SELECT 1 FROM "{table}")').fetchone()[0] for table in tables)
@@ -343,6 +351,6 @@ def plan(url: str, script_location: str | Path | None = None) -> Plan:
     start = diagnosis.revision if diagnosis.kind in (schema_state.STAMP, schema_state.ROLL_BACK) else diagnosis.version
     if diagnosis.kind in (schema_state.UNKNOWN_REVISION, schema_state.MISMATCH):
         return Plan(diagnosis, [])
-    pending = order[order.index(start) + 1:] if start in order else order
+    pending = order[order.index(start) + 1 :] if start in order else order
     messages = {rev: (script.get_revision(rev).doc or "").strip().splitlines() for rev in pending}
     return Plan(diagnosis, [(rev, messages[rev][0] if messages[rev] else "") for rev in pending])

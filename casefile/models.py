@@ -145,7 +145,9 @@ class IntakeRecord(Base):
     raw_size: Mapped[int] = mapped_column(BigInteger)
     raw_path: Mapped[str] = mapped_column(String(255))  # relative to the storage root
     received_at: Mapped[datetime]  # server receive time (IMAP INTERNALDATE), tz-aware
-    received_at_source: Mapped[str] = mapped_column(String(32))  # internaldate | received-header | date-header | file-mtime
+    received_at_source: Mapped[str] = mapped_column(
+        String(32)
+    )  # internaldate | received-header | date-header | file-mtime
     date_header: Mapped[datetime | None]
     sender_name: Mapped[str | None] = mapped_column(Text)
     sender_address: Mapped[str | None] = mapped_column(String(512), index=True)
@@ -397,8 +399,11 @@ Index("ix_intake_case_status", IntakeRecord.case_id, IntakeRecord.status)
 # Migration 0002: the receipts rate limit compares lower(to_address); pending IMAP moves are the few unmoved rows.
 Index("ix_receipts_to_address_lower", func.lower(Receipt.to_address))
 Index(
-    "ix_mail_locations_pending_move", MailLocation.source_key, MailLocation.uidvalidity,
-    sqlite_where=MailLocation.moved_at.is_(None), postgresql_where=MailLocation.moved_at.is_(None),
+    "ix_mail_locations_pending_move",
+    MailLocation.source_key,
+    MailLocation.uidvalidity,
+    sqlite_where=MailLocation.moved_at.is_(None),
+    postgresql_where=MailLocation.moved_at.is_(None),
 )
 
 
@@ -468,6 +473,8 @@ class StoredFileChunk(Base):
     relative_path: Mapped[str] = mapped_column(String(255), primary_key=True)
     seq: Mapped[int] = mapped_column(Integer, primary_key=True)
     data: Mapped[bytes] = mapped_column(LargeBinary)
+
+
 class FormAnswer(Base):
     """One field of a parsed form (parsers.forms.answers.FieldAnswer): the generic, per-field result.
 
@@ -491,6 +498,8 @@ class FormAnswer(Base):
     form_result: Mapped[FormResultRow] = relationship(back_populates="answers")
 
     __table_args__ = (UniqueConstraint("form_result_id", "key", name="uq_form_answer_key"),)
+
+
 # Records and privacy (migration 0004): archival versions, exemption from publication, tombstones of deleted content.
 
 
@@ -548,6 +557,8 @@ class ContentTombstone(Base):
     deleted_at: Mapped[datetime] = mapped_column(default=utcnow)
     files: Mapped[list[Any]] = mapped_column(JSON, default=list)  # [{"path", "sha256", "kind"}] as they were
     completed_at: Mapped[datetime | None]
+
+
 class NotificationState(Base):
     """Staff notifications: one row per incident kind ("stall", "failed_mail", "smtp_refused") and the digest.
 

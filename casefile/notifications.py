@@ -42,23 +42,28 @@ class DigestFacts:
 def digest_facts(session: Session, since: datetime) -> DigestFacts:
     facts = DigestFacts(since=since)
     for case in session.scalars(select(m.Case).where(m.Case.status == "open").order_by(m.Case.number)):
-        registered = select(m.IntakeRecord).where(
-            m.IntakeRecord.case_id == case.id, m.IntakeRecord.status == m.REGISTERED
-        ).subquery()
+        registered = (
+            select(m.IntakeRecord)
+            .where(m.IntakeRecord.case_id == case.id, m.IntakeRecord.status == m.REGISTERED)
+            .subquery()
+        )
         total = session.scalar(select(func.count()).select_from(registered)) or 0
         new_rows = session.execute(
-            select(m.IntakeRecord.on_time, func.count()).where(
-                m.IntakeRecord.case_id == case.id, m.IntakeRecord.status == m.REGISTERED,
+            select(m.IntakeRecord.on_time, func.count())
+            .where(
+                m.IntakeRecord.case_id == case.id,
+                m.IntakeRecord.status == m.REGISTERED,
                 m.IntakeRecord.created_at >= since,
-            ).group_by(m.IntakeRecord.on_time)
+            )
+            .group_by(m.IntakeRecord.on_time)
         ).all()
         on_time = sum(n for flag, n in new_rows if flag)
         late = sum(n for flag, n in new_rows if flag is False)
         facts.cases.append(CaseDay(case.number, case.title, on_time + late, on_time, late, total))
     facts.review_queue = review_count(session)
-    facts.failed_mails = session.scalar(
-        select(func.count()).select_from(m.IntakeRecord).where(m.IntakeRecord.status == m.FAILED)
-    ) or 0
+    facts.failed_mails = (
+        session.scalar(select(func.count()).select_from(m.IntakeRecord).where(m.IntakeRecord.status == m.FAILED)) or 0
+    )
     counts = outbox.counts_by_status(session)
     facts.receipts_failed = counts.get(outbox.FAILED, 0)
     facts.receipts_bounced = counts.get(outbox.BOUNCED, 0)
@@ -72,18 +77,18 @@ def last_success(session: Session) -> tuple[bool, datetime | None]:
 
 
 def failed_mail_ids(session: Session) -> list[int]:
-    return list(session.scalars(
-        select(m.IntakeRecord.id).where(m.IntakeRecord.status == m.FAILED).order_by(m.IntakeRecord.id)
-    ))
+    return list(
+        session.scalars(select(m.IntakeRecord.id).where(m.IntakeRecord.status == m.FAILED).order_by(m.IntakeRecord.id))
+    )
 
 
 def smtp_refusals(session: Session) -> list[tuple[int, str]]:
     """Receipts the SMTP server refused or could not take (failed, or waiting for a retry): (receipt id, reason)."""
     reasons = or_(*[m.Receipt.reason.startswith(prefix) for prefix in SMTP_REASONS])
     rows = session.execute(
-        select(m.Receipt.id, m.Receipt.reason).where(
-            m.Receipt.status.in_([outbox.FAILED, outbox.PENDING]), reasons
-        ).order_by(m.Receipt.id)
+        select(m.Receipt.id, m.Receipt.reason)
+        .where(m.Receipt.status.in_([outbox.FAILED, outbox.PENDING]), reasons)
+        .order_by(m.Receipt.id)
     ).all()
     return [(row.id, row.reason or "") for row in rows]
 

@@ -142,10 +142,14 @@ def stored_message_id(session: Session, receipt_id: int) -> str | None:
 
 def sent_recently(session: Session, address: str, since: datetime, *, excluding: int | None = None) -> int:
     """Receipts handed to the SMTP server for this address (any letter case) since `since`."""
-    query = select(func.count()).select_from(m.Receipt).where(
-        func.lower(m.Receipt.to_address) == address.lower(),
-        m.Receipt.sent_at.is_not(None),
-        m.Receipt.sent_at >= since,
+    query = (
+        select(func.count())
+        .select_from(m.Receipt)
+        .where(
+            func.lower(m.Receipt.to_address) == address.lower(),
+            m.Receipt.sent_at.is_not(None),
+            m.Receipt.sent_at >= since,
+        )
     )
     if excluding is not None:
         query = query.where(m.Receipt.id != excluding)
@@ -208,7 +212,9 @@ def schedule_retry(
             update(m.Receipt)
             .where(m.Receipt.id == receipt_id, m.Receipt.status == PENDING)
             .values(
-                status=FAILED, attempts=attempts, next_attempt_at=None,
+                status=FAILED,
+                attempts=attempts,
+                next_attempt_at=None,
                 reason=_clip(f"gave up after {attempts} attempts; last error: {reason}"),
                 smtp_response=_clip(smtp_response),
             )
@@ -220,7 +226,8 @@ def schedule_retry(
         update(m.Receipt)
         .where(m.Receipt.id == receipt_id, m.Receipt.status == PENDING)
         .values(
-            attempts=attempts, next_attempt_at=now + timedelta(seconds=delay),
+            attempts=attempts,
+            next_attempt_at=now + timedelta(seconds=delay),
             reason=_clip(f"temporary failure (attempt {attempts} of {max_attempts}): {reason}"),
             smtp_response=_clip(smtp_response),
         )
@@ -246,7 +253,10 @@ def link_bounce(session: Session, message_id: str, bounce_intake_id: int, now: d
         update(m.Receipt)
         .where(m.Receipt.id == receipt_id)
         .values(
-            status=BOUNCED, bounced_at=now, bounce_intake_id=bounce_intake_id, reason=_clip(reason),
+            status=BOUNCED,
+            bounced_at=now,
+            bounce_intake_id=bounce_intake_id,
+            reason=_clip(reason),
             next_attempt_at=None,
         )
         .execution_options(synchronize_session=False)
@@ -274,7 +284,9 @@ def requeue(session: Session, receipt_id: int, now: datetime, to_address: str | 
     if receipt is None:
         raise ResendRefused(f"no receipt #{receipt_id}")
     if receipt.status not in (FAILED, BOUNCED, SUPPRESSED):
-        raise ResendRefused(f"receipt #{receipt_id} is {receipt.status}; only failed, bounced or suppressed ones can be resent")
+        raise ResendRefused(
+            f"receipt #{receipt_id} is {receipt.status}; only failed, bounced or suppressed ones can be resent"
+        )
     intake = session.get(m.IntakeRecord, receipt.intake_id)
     if intake is None or intake.status != m.REGISTERED:
         raise ResendRefused(f"receipt #{receipt_id} belongs to a mail that is not registered")
@@ -311,8 +323,16 @@ def list_receipts(session: Session, status: str | None = None, limit: int = 100)
         query = query.where(m.Receipt.status == status)
     return [
         ReceiptRow(
-            r.id, r.intake_id, r.status, r.to_address, r.reason, r.attempts, r.sent_at, r.next_attempt_at,
-            r.smtp_response, r.message_id,
+            r.id,
+            r.intake_id,
+            r.status,
+            r.to_address,
+            r.reason,
+            r.attempts,
+            r.sent_at,
+            r.next_attempt_at,
+            r.smtp_response,
+            r.message_id,
         )
         for r in session.scalars(query)
     ]

@@ -113,11 +113,15 @@ def _fields(record: m.IntakeRecord, corrections: list[m.FieldCorrection], needle
 def find(session: Session, query: str) -> FindResult:
     needle, is_address = _normalise(query)
     records = session.scalars(
-        select(m.IntakeRecord).options(
-            selectinload(m.IntakeRecord.documents), selectinload(m.IntakeRecord.form),
-            selectinload(m.IntakeRecord.receipt), selectinload(m.IntakeRecord.case),
+        select(m.IntakeRecord)
+        .options(
+            selectinload(m.IntakeRecord.documents),
+            selectinload(m.IntakeRecord.form),
+            selectinload(m.IntakeRecord.receipt),
+            selectinload(m.IntakeRecord.case),
             selectinload(m.IntakeRecord.journal_entry).selectinload(m.JournalEntry.case),
-        ).order_by(m.IntakeRecord.received_at, m.IntakeRecord.id)
+        )
+        .order_by(m.IntakeRecord.received_at, m.IntakeRecord.id)
     )
     corrections: dict[int, list[m.FieldCorrection]] = {}
     for correction in session.scalars(select(m.FieldCorrection)):
@@ -132,22 +136,41 @@ def find(session: Session, query: str) -> FindResult:
         duty = None
         if entry is not None:
             duty = ARCHIVAL_DUTY.format(journal=entry.journal_number, case=entry.case.number)
-        result.hits.append(Hit(
-            intake_id=record.id, status=record.status, received_at=record.received_at.isoformat(), fields=where,
-            documents=[d.filename or d.title for d in record.documents],
-            journal_number=entry.journal_number if entry else None,
-            case_number=entry.case.number if entry else (record.case.number if record.case else None),
-            content_deleted=record.id in tombstoned, archival_duty=duty,
-        ))
+        result.hits.append(
+            Hit(
+                intake_id=record.id,
+                status=record.status,
+                received_at=record.received_at.isoformat(),
+                fields=where,
+                documents=[d.filename or d.title for d in record.documents],
+                journal_number=entry.journal_number if entry else None,
+                case_number=entry.case.number if entry else (record.case.number if record.case else None),
+                content_deleted=record.id in tombstoned,
+                archival_duty=duty,
+            )
+        )
     return result
 
 
-def _audit(session: Session, actor: str, action: str, result: FindResult, note: str | None = None,
-           intake_id: int | None = None, after: Any = None) -> None:
+def _audit(
+    session: Session,
+    actor: str,
+    action: str,
+    result: FindResult,
+    note: str | None = None,
+    intake_id: int | None = None,
+    after: Any = None,
+) -> None:
     # The query itself is personal data: the audit trail keeps which records were involved, not who was asked for.
-    session.add(m.AuditEvent(actor=actor, action=action, intake_id=intake_id,
-                             after=after if after is not None else {"poster": [h.intake_id for h in result.hits]},
-                             note=note))
+    session.add(
+        m.AuditEvent(
+            actor=actor,
+            action=action,
+            intake_id=intake_id,
+            after=after if after is not None else {"poster": [h.intake_id for h in result.hits]},
+            note=note,
+        )
+    )
 
 
 def record_find(session: Session, query: str, actor: str) -> FindResult:
@@ -179,18 +202,34 @@ def export(session: Session, store: DocumentStore, query: str, output: Path, act
                     name = f"dokument-{document.number}-{_safe_name(document.filename or document.title)}"
                     (folder / name).write_bytes(store.read(document.storage_path))
                     files.append(f"filer/{record.id}/{name}")
-            records.append({
-                **asdict(hit), "avsender": record.sender_name, "avsenderadresse": record.sender_address,
-                "emne": record.subject, "e-posttekst": record.body_text,
-                "skjema": record.form.data if record.form else None,
-                "kvittering": ({"til": record.receipt.to_address, "status": record.receipt.status,
-                                "tekst": record.receipt.body} if record.receipt else None),
-                "filer": files,
-            })
-        document = {"sok": result.query, "laget": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                    "poster": records}
-        (staging / "innsyn.json").write_text(json.dumps(document, ensure_ascii=False, indent=2) + "\n",
-                                             encoding="utf-8")
+            records.append(
+                {
+                    **asdict(hit),
+                    "avsender": record.sender_name,
+                    "avsenderadresse": record.sender_address,
+                    "emne": record.subject,
+                    "e-posttekst": record.body_text,
+                    "skjema": record.form.data if record.form else None,
+                    "kvittering": (
+                        {
+                            "til": record.receipt.to_address,
+                            "status": record.receipt.status,
+                            "tekst": record.receipt.body,
+                        }
+                        if record.receipt
+                        else None
+                    ),
+                    "filer": files,
+                }
+            )
+        document = {
+            "sok": result.query,
+            "laget": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "poster": records,
+        }
+        (staging / "innsyn.json").write_text(
+            json.dumps(document, ensure_ascii=False, indent=2) + "\n", encoding="utf-8"
+        )
         if output.exists():
             output.rmdir()
         staging.replace(output)
@@ -235,8 +274,11 @@ def erase(db: Database, store: DocumentStore, query: str, actor: str, *, dry_run
             if record.journal_entry is not None:  # journalled since the search: keep it
                 continue
             existing = session.scalar(select(m.ContentTombstone).where(m.ContentTombstone.intake_id == intake_id))
-            tombstone_id = existing.id if existing else retention.tombstone(
-                session, record, ERASE_RULE, actor, note="krav om sletting (art. 17)").id
+            tombstone_id = (
+                existing.id
+                if existing
+                else retention.tombstone(session, record, ERASE_RULE, actor, note="krav om sletting (art. 17)").id
+            )
             if existing is not None:
                 existing.completed_at = None  # run the deletes again: they were done or are harmless
             record.sender_name, record.sender_address, record.subject, record.body_text = None, None, ERASED, ""
@@ -247,10 +289,23 @@ def erase(db: Database, store: DocumentStore, query: str, actor: str, *, dry_run
             own = select(m.FieldCorrection).where(m.FieldCorrection.intake_id == intake_id)
             for correction in session.scalars(own):
                 correction.parsed_value, correction.corrected_value = None, None
-            session.add(m.AuditEvent(actor=actor, action=ERASE_ACTION, intake_id=intake_id,
-                                     after={"slettet": True}, note="krav om sletting (art. 17)"))
+            session.add(
+                m.AuditEvent(
+                    actor=actor,
+                    action=ERASE_ACTION,
+                    intake_id=intake_id,
+                    after={"slettet": True},
+                    note="krav om sletting (art. 17)",
+                )
+            )
         retention.complete(db, store, tombstone_id, started)
     with db.session() as session:
-        _audit(session, actor, ERASE_ACTION, found, note="krav om sletting (art. 17) behandlet",
-               after={"slettet": result.erased, "beholdt": [intake_id for intake_id, _ in result.kept]})
+        _audit(
+            session,
+            actor,
+            ERASE_ACTION,
+            found,
+            note="krav om sletting (art. 17) behandlet",
+            after={"slettet": result.erased, "beholdt": [intake_id for intake_id, _ in result.kept]},
+        )
     return result

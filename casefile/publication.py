@@ -204,13 +204,22 @@ def private_sources(session: Session, case_number: str) -> list[SourceFile]:
     for item in source.entries:
         if item.is_private_person and item.exemption is None:
             text = _private_text(item, source.case.title, _private_name(item))
-            sources.append(SourceFile(f"publisering:{item.entry.journal_number}", text.encode("utf-8"),
-                                      "text/plain; charset=utf-8", "svar.txt"))
+            sources.append(
+                SourceFile(
+                    f"publisering:{item.entry.journal_number}",
+                    text.encode("utf-8"),
+                    "text/plain; charset=utf-8",
+                    "svar.txt",
+                )
+            )
     return sources
 
 
 def write(
-    session: Session, store: DocumentStore, publication: PublicationPlan, output: Path,
+    session: Session,
+    store: DocumentStore,
+    publication: PublicationPlan,
+    output: Path,
     rendered: dict[str, Converted] | None = None,
 ) -> list[str]:
     """Write the package; returns the files written (relative paths). `rendered`: private persons' PDFs made
@@ -273,8 +282,16 @@ def _csv(publication: PublicationPlan) -> bytes:
     writer.writerow(["journalnummer", "mottatt", "avsender", "type", "status", "fil"])
     kinds = {"organisation": "Virksomhet", "private": "Privatperson", "exempt": "Unntatt"}
     for planned in publication.responses:
-        writer.writerow([planned.journal_number, planned.received, planned.name, kinds[planned.kind],
-                         _status(planned), planned.filename or ""])
+        writer.writerow(
+            [
+                planned.journal_number,
+                planned.received,
+                planned.name,
+                kinds[planned.kind],
+                _status(planned),
+                planned.filename or "",
+            ]
+        )
     return ("\ufeff" + buffer.getvalue()).encode("utf-8")
 
 
@@ -283,8 +300,10 @@ def _html(publication: PublicationPlan) -> str:
     rows = []
     for planned in publication.responses:
         link = f'<a href="{e(planned.filename)}">Les svaret (PDF)</a>' if planned.filename else e(_status(planned))
-        rows.append(f"<tr><td>{e(planned.journal_number)}</td><td>{e(planned.received)}</td>"
-                    f"<td>{e(planned.name)}</td><td>{link}</td></tr>")
+        rows.append(
+            f"<tr><td>{e(planned.journal_number)}</td><td>{e(planned.received)}</td>"
+            f"<td>{e(planned.name)}</td><td>{link}</td></tr>"
+        )
     title = f"Høringssvar - {publication.case_title} (sak {publication.case_number})"
     return (
         '<!DOCTYPE html>\n<html lang="nb">\n<head>\n<meta charset="utf-8">\n'
@@ -294,7 +313,8 @@ def _html(publication: PublicationPlan) -> str:
         "<table>\n<caption>Høringsinstanser og svar</caption>\n"
         '<thead><tr><th scope="col">Journalnummer</th><th scope="col">Mottatt</th>'
         '<th scope="col">Avsender</th><th scope="col">Svar</th></tr></thead>\n<tbody>\n'
-        + "\n".join(rows) + "\n</tbody>\n</table>\n</main>\n</body>\n</html>\n"
+        + "\n".join(rows)
+        + "\n</tbody>\n</table>\n</main>\n</body>\n</html>\n"
     )
 
 
@@ -304,4 +324,3 @@ def published_kinds(publication: PublicationPlan) -> dict[str, int]:
         key = planned.kind if planned.filename or planned.kind == "exempt" else "not_published"
         counts[key] = counts.get(key, 0) + 1
     return counts
-

@@ -81,8 +81,13 @@ def status_summary(session: Session) -> StatusSummary:
         last_error="; ".join(errors) or None,
         retrying=retrying or 0,
         sources=[
-            {"source": s.source_key, "uidvalidity": s.uidvalidity, "last_uid": s.last_uid,
-             "last_poll_at": s.last_poll_at, "last_error": s.last_error}
+            {
+                "source": s.source_key,
+                "uidvalidity": s.uidvalidity,
+                "last_uid": s.last_uid,
+                "last_poll_at": s.last_poll_at,
+                "last_error": s.last_error,
+            }
             for s in states
         ],
         server_problems=[
@@ -107,7 +112,9 @@ def receipt_dict(receipt: m.Receipt | None) -> dict[str, Any] | None:
     }
 
 
-def iter_records(session: Session, *, case_number: str | None = None, tz: str = "Europe/Oslo") -> Iterator[m.IntakeRecord]:
+def iter_records(
+    session: Session, *, case_number: str | None = None, tz: str = "Europe/Oslo"
+) -> Iterator[m.IntakeRecord]:
     query = (
         select(m.IntakeRecord)
         .options(
@@ -124,7 +131,9 @@ def iter_records(session: Session, *, case_number: str | None = None, tz: str = 
     yield from session.scalars(query)
 
 
-def export_records(session: Session, *, case_number: str | None = None, tz: str = "Europe/Oslo") -> list[dict[str, Any]]:
+def export_records(
+    session: Session, *, case_number: str | None = None, tz: str = "Europe/Oslo"
+) -> list[dict[str, Any]]:
     """One object per intake record: the JSON export contract."""
     corrections = load_corrections(session, session.scalars(select(m.FieldCorrection.intake_id).distinct()))
     rows = []

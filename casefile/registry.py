@@ -111,9 +111,7 @@ def bump_high_water_mark(session: Session, source_key: str, uidvalidity: int, ui
     if state is None or state.uidvalidity != uidvalidity:
         return
     session.execute(
-        update(m.MailboxState)
-        .where(m.MailboxState.id == state.id, m.MailboxState.last_uid < uid)
-        .values(last_uid=uid)
+        update(m.MailboxState).where(m.MailboxState.id == state.id, m.MailboxState.last_uid < uid).values(last_uid=uid)
     )
 
 
@@ -167,7 +165,10 @@ def register(session: Session, mail: IncomingMail) -> Outcome:
     original = _existing_original(session, keys)
     status, reason = mail.status, mail.reason
     if original is not None:
-        status, reason = m.DUPLICATE, f"same {'content' if _same_content(session, original, mail) else 'Message-ID'} as intake #{original}"
+        status, reason = (
+            m.DUPLICATE,
+            f"same {'content' if _same_content(session, original, mail) else 'Message-ID'} as intake #{original}",
+        )
 
     record = _new_record(mail, status, reason, duplicate_of=original)
     session.add(record)
@@ -184,7 +185,11 @@ def register(session: Session, mail: IncomingMail) -> Outcome:
         except IntegrityError:
             # Another worker registered the same mail a moment ago: this copy is the duplicate.
             original = _existing_original(session, keys)
-            record.status, record.reason, record.duplicate_of_id = m.DUPLICATE, f"same mail as intake #{original}", original
+            record.status, record.reason, record.duplicate_of_id = (
+                m.DUPLICATE,
+                f"same mail as intake #{original}",
+                original,
+            )
             record.case_id = None
             record.on_time = None
             status = m.DUPLICATE
@@ -192,7 +197,10 @@ def register(session: Session, mail: IncomingMail) -> Outcome:
     _add_documents(session, record, mail)
     if status == m.REGISTERED:
         add_journal_entry(
-            session, record, case_number=mail.case_number, on_time=bool(mail.on_time),
+            session,
+            record,
+            case_number=mail.case_number,
+            on_time=bool(mail.on_time),
             private_person=mail.sender_is_private_person,
         )
         if mail.receipt is not None:
@@ -236,9 +244,15 @@ def register(session: Session, mail: IncomingMail) -> Outcome:
         for position, answer in enumerate(form_answers(mail.form)):
             form_row.answers.append(
                 m.FormAnswer(
-                    intake_id=record.id, position=position, key=answer["key"], label=answer["label"],
-                    kind=answer["kind"], value=answer.get("value"), read_by=answer.get("read_by") or "unknown",
-                    text_value=answer.get("value") if answer["kind"] == "text" and isinstance(answer.get("value"), str)
+                    intake_id=record.id,
+                    position=position,
+                    key=answer["key"],
+                    label=answer["label"],
+                    kind=answer["kind"],
+                    value=answer.get("value"),
+                    read_by=answer.get("read_by") or "unknown",
+                    text_value=answer.get("value")
+                    if answer["kind"] == "text" and isinstance(answer.get("value"), str)
                     else None,
                     warnings=list(answer.get("warnings") or []),
                 )
@@ -330,7 +344,12 @@ def _form_document_id(record: m.IntakeRecord, mail: IncomingMail) -> int | None:
 
 
 def add_journal_entry(
-    session: Session, record: m.IntakeRecord, *, case_number: str | None, on_time: bool, private_person: bool | None,
+    session: Session,
+    record: m.IntakeRecord,
+    *,
+    case_number: str | None,
+    on_time: bool,
+    private_person: bool | None,
     created_by: str = "postmottak",
 ) -> m.JournalEntry:
     """Journal a record to a case: next journal sequence of the receive year, next document number in the case.
@@ -375,7 +394,9 @@ def record_failure(
     )
     now = datetime.now(timezone.utc)
     if failure is None:
-        failure = m.ProcessingFailure(source_key=source_key, uidvalidity=uidvalidity, uid=uid, attempts=0, last_error=error)
+        failure = m.ProcessingFailure(
+            source_key=source_key, uidvalidity=uidvalidity, uid=uid, attempts=0, last_error=error
+        )
         session.add(failure)
     failure.attempts += 1
     failure.last_error = error[:4000]

@@ -63,8 +63,12 @@ def candidates(session: Session, days: dict[str, int | None], now: datetime) -> 
     oldest_cutoff = now - timedelta(days=min(configured.values()))
     query = (
         select(m.IntakeRecord)
-        .where(m.IntakeRecord.status.in_([m.IGNORED, m.DUPLICATE]), m.IntakeRecord.created_at < oldest_cutoff,
-               _no_tombstone(), ~exists().where(m.JournalEntry.intake_id == m.IntakeRecord.id))
+        .where(
+            m.IntakeRecord.status.in_([m.IGNORED, m.DUPLICATE]),
+            m.IntakeRecord.created_at < oldest_cutoff,
+            _no_tombstone(),
+            ~exists().where(m.JournalEntry.intake_id == m.IntakeRecord.id),
+        )
         .order_by(m.IntakeRecord.id)
     )
     due = []
@@ -81,9 +85,13 @@ def record_files(session: Session, record: m.IntakeRecord) -> list[dict[str, str
     files = [{"kind": "raw", "path": record.raw_path, "sha256": record.raw_sha256}]
     for document in record.documents:
         files.append({"kind": "document", "path": document.storage_path, "sha256": document.sha256})
-    versions = session.scalars(
-        select(m.ArchivalVersion).where(m.ArchivalVersion.document_id.in_([d.id for d in record.documents]))
-    ) if record.documents else []
+    versions = (
+        session.scalars(
+            select(m.ArchivalVersion).where(m.ArchivalVersion.document_id.in_([d.id for d in record.documents]))
+        )
+        if record.documents
+        else []
+    )
     for version in versions:
         if version.storage_path and version.sha256:
             files.append({"kind": "archival", "path": version.storage_path, "sha256": version.sha256})
@@ -94,7 +102,8 @@ def path_in_use(session: Session, path: str) -> bool:
     """Is this stored file still used by a record whose content has not been deleted?"""
     live_raw = select(m.IntakeRecord.id).where(m.IntakeRecord.raw_path == path, _no_tombstone())
     live_document = (
-        select(m.Document.id).join(m.IntakeRecord, m.IntakeRecord.id == m.Document.intake_id)
+        select(m.Document.id)
+        .join(m.IntakeRecord, m.IntakeRecord.id == m.Document.intake_id)
         .where(m.Document.storage_path == path, _no_tombstone())
     )
     live_archival = (
@@ -146,11 +155,17 @@ def tombstone(
     row = m.ContentTombstone(intake_id=record.id, rule=rule, deleted_by=actor, files=record_files(session, record))
     session.add(row)
     record.body_text = ""
-    session.add(m.AuditEvent(
-        actor=actor, action=DELETE_ACTION, intake_id=record.id, case_id=record.case_id,
-        before={"status": record.status, "raw_sha256": record.raw_sha256, "filer": len(row.files)},
-        after={"innhold": "slettet", "regel": rule}, note=note,
-    ))
+    session.add(
+        m.AuditEvent(
+            actor=actor,
+            action=DELETE_ACTION,
+            intake_id=record.id,
+            case_id=record.case_id,
+            before={"status": record.status, "raw_sha256": record.raw_sha256, "filer": len(row.files)},
+            after={"innhold": "slettet", "regel": rule},
+            note=note,
+        )
+    )
     session.flush()
     return row
 
@@ -164,8 +179,15 @@ def repair(db: Database, store: DocumentStore, started: float) -> int:
     return len(pending)
 
 
-def run(db: Database, store: DocumentStore, days: dict[str, int | None], actor: str, *, dry_run: bool,
-        now: datetime | None = None) -> RetentionReport:
+def run(
+    db: Database,
+    store: DocumentStore,
+    days: dict[str, int | None],
+    actor: str,
+    *,
+    dry_run: bool,
+    now: datetime | None = None,
+) -> RetentionReport:
     now = now or datetime.now(timezone.utc)
     report = RetentionReport(dry_run=dry_run)
     started = time.time()
@@ -181,8 +203,10 @@ def run(db: Database, store: DocumentStore, days: dict[str, int | None], actor: 
     for record_id, kind, rule_days in due:
         with db.session() as session:
             record = session.get(m.IntakeRecord, record_id)
-            if record is None or kind_of(record) != kind or session.scalar(
-                select(m.ContentTombstone.id).where(m.ContentTombstone.intake_id == record_id)
+            if (
+                record is None
+                or kind_of(record) != kind
+                or session.scalar(select(m.ContentTombstone.id).where(m.ContentTombstone.intake_id == record_id))
             ):
                 continue  # changed since it was selected (staff registered it, another run took it)
             tombstone_id = tombstone(session, record, f"retention.{kind}_days={rule_days}", actor).id
@@ -191,10 +215,19 @@ def run(db: Database, store: DocumentStore, days: dict[str, int | None], actor: 
         report.deleted_files += deleted
         report.kept_files += kept
     with db.session() as session:
-        session.add(m.AuditEvent(actor=actor, action=RUN_ACTION, after={
-            "poster": report.deleted_records, "filer": report.deleted_files, "beholdt": report.kept_files,
-            "reparert": report.repaired, **{f"{k}_days": v for k, v in days.items()},
-        }))
+        session.add(
+            m.AuditEvent(
+                actor=actor,
+                action=RUN_ACTION,
+                after={
+                    "poster": report.deleted_records,
+                    "filer": report.deleted_files,
+                    "beholdt": report.kept_files,
+                    "reparert": report.repaired,
+                    **{f"{k}_days": v for k, v in days.items()},
+                },
+            )
+        )
     return report
 
 

@@ -139,7 +139,7 @@ def _json_text(session: Session, column: Any) -> Any:
 
 
 def _journal_number_condition(text: str) -> Any | None:
-    """"2022/414-5" (or "22/414-5", or a whole case "2022/414") as a condition on the record's journal entry."""
+    """ "2022/414-5" (or "22/414-5", or a whole case "2022/414") as a condition on the record's journal entry."""
     match = _JOURNAL_NUMBER.match(text.replace(" ", ""))
     if match is None:
         return None
@@ -159,8 +159,12 @@ def _search_condition(session: Session, text: str) -> Any:
     """Sender, subject, mail text, journal number and every form answer, folding case for all letters."""
     fold_sql, fold = _folding(session)
     pattern = _like(fold(text))
-    columns = [m.IntakeRecord.sender_address, m.IntakeRecord.sender_name, m.IntakeRecord.subject,
-               m.IntakeRecord.body_text]
+    columns = [
+        m.IntakeRecord.sender_address,
+        m.IntakeRecord.sender_name,
+        m.IntakeRecord.subject,
+        m.IntakeRecord.body_text,
+    ]
     text_matches = [fold_sql(column).like(pattern, escape="\\") for column in columns]
     corrected = select(m.FieldCorrection.intake_id).where(
         fold_sql(_json_text(session, m.FieldCorrection.corrected_value)).like(pattern, escape="\\")
@@ -199,9 +203,7 @@ def search_intake(session: Session, criteria: IntakeFilter) -> IntakePage:
     if criteria.status:
         conditions.append(m.IntakeRecord.status == criteria.status)
     if criteria.case_number:
-        conditions.append(
-            m.IntakeRecord.case_id.in_(select(m.Case.id).where(m.Case.number == criteria.case_number))
-        )
+        conditions.append(m.IntakeRecord.case_id.in_(select(m.Case.id).where(m.Case.number == criteria.case_number)))
     if criteria.timeliness == "on_time":
         conditions.append(m.IntakeRecord.on_time.is_(True))
     elif criteria.timeliness == "late":
@@ -228,19 +230,11 @@ def search_intake(session: Session, criteria: IntakeFilter) -> IntakePage:
     total = session.scalar(count_query) or 0
     page = max(1, criteria.page)
     per_page = max(1, min(criteria.per_page, 500))
-    records = list(
-        session.scalars(
-            query.order_by(*_ordering(criteria))
-            .offset((page - 1) * per_page)
-            .limit(per_page)
-        )
-    )
+    records = list(session.scalars(query.order_by(*_ordering(criteria)).offset((page - 1) * per_page).limit(per_page)))
     corrections = load_corrections(session, [r.id for r in records])
     forms = {r.id: corrected_form(r, corrections.get(r.id, [])) or {} for r in records}
     respondents = {r.id: respondent_of(layout_of(r), forms[r.id]) for r in records}
-    return IntakePage(
-        records=records, total=total, page=page, per_page=per_page, forms=forms, respondents=respondents
-    )
+    return IntakePage(records=records, total=total, page=page, per_page=per_page, forms=forms, respondents=respondents)
 
 
 def respondent_of(layout: FormLayout, form: dict[str, Any]) -> tuple[str, str]:
@@ -289,14 +283,14 @@ def history(session: Session, intake_id: int) -> list[m.AuditEvent]:
 
 
 def recent_events(session: Session, limit: int = 100) -> list[m.AuditEvent]:
-    return list(session.scalars(select(m.AuditEvent).order_by(m.AuditEvent.at.desc(), m.AuditEvent.id.desc()).limit(limit)))
+    return list(
+        session.scalars(select(m.AuditEvent).order_by(m.AuditEvent.at.desc(), m.AuditEvent.id.desc()).limit(limit))
+    )
 
 
 def document_of(session: Session, intake_id: int, document_id: int) -> m.Document:
     """A document, only through the record it belongs to (ids in a URL cannot reach another mail's files)."""
-    document = session.scalar(
-        select(m.Document).where(m.Document.id == document_id, m.Document.intake_id == intake_id)
-    )
+    document = session.scalar(select(m.Document).where(m.Document.id == document_id, m.Document.intake_id == intake_id))
     if document is None:
         raise LookupError(f"no document {document_id} in intake record {intake_id}")
     return document
@@ -336,7 +330,9 @@ def review_queue(session: Session) -> ReviewQueue:
     )
     needs = list(
         session.scalars(
-            select(m.IntakeRecord).where(m.IntakeRecord.status == m.NEEDS_REVIEW).options(*options)
+            select(m.IntakeRecord)
+            .where(m.IntakeRecord.status == m.NEEDS_REVIEW)
+            .options(*options)
             .order_by(m.IntakeRecord.received_at, m.IntakeRecord.id)
         )
     )
@@ -359,7 +355,8 @@ def review_count(session: Session) -> int:
 def form_checked(session: Session, intake_id: int) -> bool:
     return bool(
         session.scalar(
-            select(func.count()).select_from(m.AuditEvent)
+            select(func.count())
+            .select_from(m.AuditEvent)
             .where(m.AuditEvent.intake_id == intake_id, m.AuditEvent.action == FORM_CHECKED)
         )
     )
@@ -391,12 +388,24 @@ def _receipt_snapshot(receipt: m.Receipt | None) -> dict[str, Any] | None:
 
 
 def _audit(
-    session: Session, *, actor: str, action: str, record: m.IntakeRecord, before: Any, after: Any,
+    session: Session,
+    *,
+    actor: str,
+    action: str,
+    record: m.IntakeRecord,
+    before: Any,
+    after: Any,
     note: str | None = None,
 ) -> m.AuditEvent:
     event = m.AuditEvent(
-        at=_now(), actor=actor, action=action, intake_id=record.id, case_id=record.case_id,
-        before=before, after=after, note=note,
+        at=_now(),
+        actor=actor,
+        action=action,
+        intake_id=record.id,
+        case_id=record.case_id,
+        before=before,
+        after=after,
+        note=note,
     )
     session.add(event)
     session.flush()
@@ -415,8 +424,14 @@ def _claim(session: Session, intake_id: int, allowed: tuple[str, ...], **values:
 
 
 def register_to_case(
-    session: Session, intake_id: int, case_number: str, actor: str, *, send_receipt: bool = True,
-    note: str | None = None, receipt_check: ReceiptCheck | None = None,
+    session: Session,
+    intake_id: int,
+    case_number: str,
+    actor: str,
+    *,
+    send_receipt: bool = True,
+    note: str | None = None,
+    receipt_check: ReceiptCheck | None = None,
 ) -> m.IntakeRecord:
     """Journal a mail from the review queue to a case, with a receipt to the sender unless told otherwise, or
     unless the receipt policy (`receipt_check`, the worker's) says this sender must not be answered."""
@@ -514,8 +529,10 @@ def normalise_value(field: str, value: str | None, layout: FormLayout | None = N
     if spec.kind == "text":
         return cleaned
     if spec.kind == "choice":
-        parts = [part.strip() for part in (cleaned or "").split(";") if part.strip()] if spec.multiple else (
-            [cleaned] if cleaned else []
+        parts = (
+            [part.strip() for part in (cleaned or "").split(";") if part.strip()]
+            if spec.multiple
+            else ([cleaned] if cleaned else [])
         )
         labels = [_option_label(spec, part) for part in parts]
         return flat_value(spec, labels)
@@ -553,8 +570,12 @@ def correct_field(session: Session, intake_id: int, field: str, value: str | Non
         raise ReviewError("Verdien er uendret.")
     parsed = {**(record.form.data.get("extra_fields") or {}), **record.form.data}.get(field)
     correction = m.FieldCorrection(
-        intake_id=record.id, field=field, parsed_value=parsed, corrected_value=new_value,
-        corrected_by=actor, corrected_at=_now(),
+        intake_id=record.id,
+        field=field,
+        parsed_value=parsed,
+        corrected_value=new_value,
+        corrected_by=actor,
+        corrected_at=_now(),
     )
     session.add(correction)
     respondent_type = layout.respondent_type
@@ -563,8 +584,13 @@ def correct_field(session: Session, intake_id: int, field: str, value: str | Non
         record.journal_entry.correspondent_is_private_person = layout.is_private_person({field: new_value})
     session.flush()
     _audit(
-        session, actor=actor, action="correct_field", record=record,
-        before={field: current}, after={field: new_value}, note=f"tolket verdi: {_shown(parsed)}",
+        session,
+        actor=actor,
+        action="correct_field",
+        record=record,
+        before={field: current},
+        after={field: new_value},
+        note=f"tolket verdi: {_shown(parsed)}",
     )
     return correction
 
@@ -602,7 +628,9 @@ def resend_receipt(session: Session, intake_id: int, actor: str) -> m.Receipt:
         except outbox.ResendRefused as exc:
             raise ReviewError(f"Kvitteringen kan ikke sendes på nytt: {exc}") from None
     session.flush()
-    _audit(session, actor=actor, action="resend_receipt", record=record, before=before, after=_receipt_snapshot(receipt))
+    _audit(
+        session, actor=actor, action="resend_receipt", record=record, before=before, after=_receipt_snapshot(receipt)
+    )
     return receipt
 
 
@@ -614,20 +642,28 @@ def confirm_form(session: Session, intake_id: int, actor: str, note: str | None 
     if form_checked(session, intake_id):
         raise ReviewError("Skjemaet er allerede kontrollert.")
     return _audit(
-        session, actor=actor, action=FORM_CHECKED, record=record,
-        before={"warnings": list(record.form.warnings)}, after={"checked": True}, note=(note or "").strip() or None,
+        session,
+        actor=actor,
+        action=FORM_CHECKED,
+        record=record,
+        before={"warnings": list(record.form.warnings)},
+        after={"checked": True},
+        note=(note or "").strip() or None,
     )
 
 
 def record_login(session: Session, *, actor: str, ok: bool, client: str | None) -> None:
     """Logins and failed logins in the audit trail (never the password)."""
-    session.add(
-        m.AuditEvent(at=_now(), actor=actor[:128], action="login" if ok else "login_failed", note=client)
-    )
+    session.add(m.AuditEvent(at=_now(), actor=actor[:128], action="login" if ok else "login_failed", note=client))
 
 
 def record_access(
-    session: Session, *, actor: str, action: str, intake_id: int | None = None, case_id: int | None = None,
+    session: Session,
+    *,
+    actor: str,
+    action: str,
+    intake_id: int | None = None,
+    case_id: int | None = None,
     note: str | None = None,
 ) -> None:
     """Exports and document downloads in the audit trail (personal data leaving the system)."""
@@ -672,14 +708,25 @@ def undo_last(session: Session, intake_id: int, actor: str) -> m.AuditEvent:
         field, previous = next(iter((event.before or {}).items()), (None, None))
         if field is None:
             raise ReviewError("Korreksjonen kan ikke angres.")
-        session.add(m.FieldCorrection(
-            intake_id=record.id, field=field, parsed_value=record.form.data.get(field) if record.form else None,
-            corrected_value=previous, corrected_by=actor, corrected_at=_now(),
-        ))
+        session.add(
+            m.FieldCorrection(
+                intake_id=record.id,
+                field=field,
+                parsed_value=record.form.data.get(field) if record.form else None,
+                corrected_value=previous,
+                corrected_by=actor,
+                corrected_at=_now(),
+            )
+        )
         if field == "organisation_type" and record.journal_entry is not None:
             record.journal_entry.correspondent_is_private_person = previous == "Privatperson" if previous else None
     session.flush()
     return _audit(
-        session, actor=actor, action=UNDO, record=record, before=event.after,
-        after={"undone": event.id}, note=f"angret: {action_label(event.action).lower()}",
+        session,
+        actor=actor,
+        action=UNDO,
+        record=record,
+        before=event.after,
+        after={"undone": event.id},
+        note=f"angret: {action_label(event.action).lower()}",
     )

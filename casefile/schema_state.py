@@ -83,7 +83,8 @@ def object_names(objects: Iterable[SchemaObject]) -> list[str]:
     tables = {obj[1] for obj in objects if obj[0] == "table"}
     words = {"table": "tabell", "column": "kolonne", "index": "indeks"}
     return [
-        f"{words[kind]} {'.'.join(rest) if kind != 'table' else rest[0]}" for kind, *rest in objects
+        f"{words[kind]} {'.'.join(rest) if kind != 'table' else rest[0]}"
+        for kind, *rest in objects
         if kind == "table" or rest[0] not in tables
     ]
 
@@ -185,12 +186,20 @@ def diagnose(connection: Connection, script: ScriptDirectory, script_location: s
             extra = tuple(sorted(found - before))
             rows = _rows_in(connection, extra)
             return Diagnosis(
-                ROLL_BACK, version, revision=version, interrupted=order[position], extra=extra,
-                rows_in_extra=rows, stray_temp_tables=stray,
+                ROLL_BACK,
+                version,
+                revision=version,
+                interrupted=order[position],
+                extra=extra,
+                rows_in_extra=rows,
+                stray_temp_tables=stray,
             )
     expected = references.get(version, frozenset())
     return Diagnosis(
-        MISMATCH, version, extra=tuple(sorted(found - expected)), missing=tuple(sorted(expected - found)),
+        MISMATCH,
+        version,
+        extra=tuple(sorted(found - expected)),
+        missing=tuple(sorted(expected - found)),
         stray_temp_tables=stray,
     )
 
@@ -201,7 +210,7 @@ def _has_tables(connection: Connection) -> bool:
 
 def _is_stray_copy(table: str, present: frozenset[SchemaObject]) -> bool:
     """A batch-mode copy whose original is still there (the copy was not finished: the original holds the data)."""
-    return table.startswith(BATCH_TEMP_PREFIX) and ("table", table[len(BATCH_TEMP_PREFIX):]) in present
+    return table.startswith(BATCH_TEMP_PREFIX) and ("table", table[len(BATCH_TEMP_PREFIX) :]) in present
 
 
 def _rows_in(connection: Connection, objects: Iterable[SchemaObject]) -> int:
@@ -252,8 +261,10 @@ def stamp(connection: Connection, revision: str) -> None:
     """Set the version row to `revision` (creating the version table if needed), in the caller's transaction."""
     if not inspect(connection).has_table(VERSION_TABLE):
         connection.execute(
-            text(f"CREATE TABLE {VERSION_TABLE} (version_num VARCHAR(32) NOT NULL, "
-                 f"CONSTRAINT {VERSION_TABLE}_pkc PRIMARY KEY (version_num))")
+            text(
+                f"CREATE TABLE {VERSION_TABLE} (version_num VARCHAR(32) NOT NULL, "
+                f"CONSTRAINT {VERSION_TABLE}_pkc PRIMARY KEY (version_num))"
+            )
         )
     connection.execute(text(f"DELETE FROM {VERSION_TABLE}"))
     connection.execute(text(f"INSERT INTO {VERSION_TABLE} (version_num) VALUES (:v)"), {"v": revision})

@@ -156,4 +156,6 @@ def export_csv(session: Session, case_number: str | None = None) -> bytes:
 
 
 def export_xlsx(session: Session, case_number: str | None = None) -> bytes:
-    return to_xlsx(rows(session, case_number), f"Høringssvar {case_number}".replace("/", "-") if case_number else "Høringssvar")
+    return to_xlsx(
+        rows(session, case_number), f"Høringssvar {case_number}".replace("/", "-") if case_number else "Høringssvar"
+    )

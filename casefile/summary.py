@@ -140,8 +140,10 @@ def responses(session: Session, case_number: str | None = None) -> list[Response
         tz = ZoneInfo(record.case.timezone if record.case else "Europe/Oslo")
         record_corrections = corrections.get(record.id, [])
         form = corrected_form(record, record_corrections) or {}
-        profile_name = record.case.form_profile if record.case and record.case.form_profile else (
-            record.form.profile if record.form else None
+        profile_name = (
+            record.case.form_profile
+            if record.case and record.case.form_profile
+            else (record.form.profile if record.form else None)
         )
         result.append(
             Response(
@@ -240,13 +242,15 @@ def consultation_summary(session: Session, case_number: str) -> ConsultationSumm
         responses=items,
         by_respondent_type=[(t, by_type[t]) for t in types],
         choices=[
-            _choice_summary(spec, items, types) for spec in layout.specs
+            _choice_summary(spec, items, types)
+            for spec in layout.specs
             if spec.kind == "choice" and spec.key != respondent_key
         ],
         matrices=[_matrix_summary(spec, with_form) for spec in layout.specs if spec.kind == "matrix"],
         texts=[
             TextAnswers(spec, [(r, str(r.form[spec.key])) for r in with_form if r.form.get(spec.key)])
-            for spec in layout.specs if spec.kind == "text" and spec.multiline
+            for spec in layout.specs
+            if spec.kind == "text" and spec.multiline
         ],
         late=[r for r in items if not r.on_time],
         per_day=per_day(items, case.deadline),
@@ -284,13 +288,18 @@ def worker_health(session: Session, *, stale_after: timedelta, now: datetime | N
     )
     failed_runs = list(
         session.scalars(
-            select(m.PollRun).where(m.PollRun.ok.is_(False), m.PollRun.finished_at.is_not(None))
-            .order_by(m.PollRun.started_at.desc()).limit(10)
+            select(m.PollRun)
+            .where(m.PollRun.ok.is_(False), m.PollRun.finished_at.is_not(None))
+            .order_by(m.PollRun.started_at.desc())
+            .limit(10)
         )
     )
-    retrying = session.scalar(
-        select(func.count()).select_from(m.ProcessingFailure).where(m.ProcessingFailure.resolved_at.is_(None))
-    ) or 0
+    retrying = (
+        session.scalar(
+            select(func.count()).select_from(m.ProcessingFailure).where(m.ProcessingFailure.resolved_at.is_(None))
+        )
+        or 0
+    )
     return WorkerHealth(
         last_poll_at=last_poll,
         last_success_at=last_success,
@@ -342,9 +351,12 @@ def metrics_snapshot(session: Session) -> MetricsSnapshot:
     last_success = session.scalar(select(func.max(m.MailboxState.last_success_at)))
     if isinstance(last_success, datetime) and last_success.tzinfo is None:
         last_success = last_success.replace(tzinfo=timezone.utc)
-    retrying = session.scalar(
-        select(func.count()).select_from(m.ProcessingFailure).where(m.ProcessingFailure.resolved_at.is_(None))
-    ) or 0
+    retrying = (
+        session.scalar(
+            select(func.count()).select_from(m.ProcessingFailure).where(m.ProcessingFailure.resolved_at.is_(None))
+        )
+        or 0
+    )
     return MetricsSnapshot(
         records_by_status=by_status,
         registered_by_case=by_case,

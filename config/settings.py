@@ -352,10 +352,10 @@ class Settings(BaseSettings):
         if oauth2.flow == "refresh_token" and not has_refresh_token:
             missing.append("refresh_token (or refresh_token_file)")
         if missing:
-            raise ValueError(f"[{'] and ['.join(users)}] auth = \"oauth2\" needs [oauth2] {', '.join(missing)}")
+            raise ValueError(f'[{"] and [".join(users)}] auth = "oauth2" needs [oauth2] {", ".join(missing)}')
         for name, section in (("imap", self.imap), ("smtp", self.smtp)):
             if section.auth == "oauth2" and section.configured and not section.username:
-                raise ValueError(f"[{name}] auth = \"oauth2\" needs [{name}] username (the mailbox address)")
+                raise ValueError(f'[{name}] auth = "oauth2" needs [{name}] username (the mailbox address)')
         return self
 
     # Resolved paths and URLs -------------------------------------------------------------
@@ -369,7 +369,7 @@ class Settings(BaseSettings):
         url = self.database.url
         prefix = "sqlite:///"
         if url.startswith(prefix) and url != "sqlite:///:memory:" and not url.startswith("sqlite:////"):
-            return prefix + str(self.resolve(url[len(prefix):]))
+            return prefix + str(self.resolve(url[len(prefix) :]))
         return url
 
     @property
@@ -492,6 +492,8 @@ def check_token_url(url: str) -> str:
     raise ValueError(
         "token_url must be an https:// URL (the client secret is sent to it; http only to a loopback host)"
     )
+
+
 def form_reference(settings: Settings, form: str | None) -> str | None:
     """A case's `form` as the parsers load it: a packaged profile's name, or a profile file's path (a relative path
     is relative to the config file)."""

@@ -92,14 +92,18 @@ def healthz(request: Request) -> Response:
 def metrics(request: Request) -> Response:
     token = request.app.state.metrics_token
     header = request.headers.get("authorization", "")
-    bearer_ok = bool(token) and header.startswith("Bearer ") and hmac.compare_digest(
-        header[7:].strip().encode(), str(token).encode()
+    bearer_ok = (
+        bool(token)
+        and header.startswith("Bearer ")
+        and hmac.compare_digest(header[7:].strip().encode(), str(token).encode())
     )
     if not bearer_ok:
         try:
             current_user(request)
         except LoginRequired:
             return PlainTextResponse(
-                "Innlogging eller token kreves.", status_code=401, headers={"WWW-Authenticate": 'Bearer realm="metrics"'}
+                "Innlogging eller token kreves.",
+                status_code=401,
+                headers={"WWW-Authenticate": 'Bearer realm="metrics"'},
             )
     return Response(render_metrics(request.app.state.metrics), media_type="text/plain; version=0.0.4; charset=utf-8")

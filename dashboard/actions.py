@@ -19,8 +19,13 @@ router = APIRouter(dependencies=[Depends(csrf_protect)])
 
 # Longest accepted input per form field: a correction is an answer text, the rest are short.
 LIMITS = {"value": 20_000, "reason": 1_000, "note": 1_000, "case_number": 32, "field": 64}
-LIMIT_NAMES = {"value": "Verdien", "reason": "Begrunnelsen", "note": "Merknaden", "case_number": "Saksnummeret",
-               "field": "Feltnavnet"}
+LIMIT_NAMES = {
+    "value": "Verdien",
+    "reason": "Begrunnelsen",
+    "note": "Merknaden",
+    "case_number": "Saksnummeret",
+    "field": "Feltnavnet",
+}
 
 
 def too_long(**values: str) -> str | None:
@@ -33,7 +38,11 @@ def too_long(**values: str) -> str | None:
 
 
 def _act(
-    request: Request, intake_id: int, next_url: str, success: str, action: Callable[[Session], Any],
+    request: Request,
+    intake_id: int,
+    next_url: str,
+    success: str,
+    action: Callable[[Session], Any],
     **inputs: str,
 ) -> Response:
     target = safe_next(next_url, f"/intake/{intake_id}")
@@ -64,12 +73,21 @@ def register(
     user: StaffUser = Depends(require_archivist),
 ) -> Response:
     return _act(
-        request, intake_id, next, f"Post {intake_id} er registrert på sak {case_number}.",
+        request,
+        intake_id,
+        next,
+        f"Post {intake_id} er registrert på sak {case_number}.",
         lambda s: review.register_to_case(
-            s, intake_id, case_number, user.username, send_receipt=bool(send_receipt), note=note.strip() or None,
+            s,
+            intake_id,
+            case_number,
+            user.username,
+            send_receipt=bool(send_receipt),
+            note=note.strip() or None,
             receipt_check=request.app.state.receipt_check,
         ),
-        case_number=case_number, note=note,
+        case_number=case_number,
+        note=note,
     )
 
 
@@ -82,7 +100,10 @@ def ignore(
     user: StaffUser = Depends(require_archivist),
 ) -> Response:
     return _act(
-        request, intake_id, next, f"Post {intake_id} er markert som ignorert.",
+        request,
+        intake_id,
+        next,
+        f"Post {intake_id} er markert som ignorert.",
         lambda s: review.mark_ignored(s, intake_id, reason, user.username),
         reason=reason,
     )
@@ -98,9 +119,13 @@ def correct(
     user: StaffUser = Depends(require_archivist),
 ) -> Response:
     return _act(
-        request, intake_id, next, "Korreksjonen er lagret.",
+        request,
+        intake_id,
+        next,
+        "Korreksjonen er lagret.",
         lambda s: review.correct_field(s, intake_id, field, value, user.username),
-        field=field, value=value,
+        field=field,
+        value=value,
     )
 
 
@@ -109,7 +134,10 @@ def resend_receipt(
     request: Request, intake_id: int, next: str = Form(""), user: StaffUser = Depends(require_archivist)
 ) -> Response:
     return _act(
-        request, intake_id, next, "Kvitteringen sendes på nytt ved neste kjøring.",
+        request,
+        intake_id,
+        next,
+        "Kvitteringen sendes på nytt ved neste kjøring.",
         lambda s: review.resend_receipt(s, intake_id, user.username),
     )
 
@@ -123,7 +151,10 @@ def confirm_form(
     user: StaffUser = Depends(require_archivist),
 ) -> Response:
     return _act(
-        request, intake_id, next, "Skjemaet er merket som kontrollert.",
+        request,
+        intake_id,
+        next,
+        "Skjemaet er merket som kontrollert.",
         lambda s: review.confirm_form(s, intake_id, user.username, note),
         note=note,
     )
@@ -134,6 +165,9 @@ def undo(
     request: Request, intake_id: int, next: str = Form(""), user: StaffUser = Depends(require_archivist)
 ) -> Response:
     return _act(
-        request, intake_id, next, "Den siste beslutningen er angret.",
+        request,
+        intake_id,
+        next,
+        "Den siste beslutningen er angret.",
         lambda s: review.undo_last(s, intake_id, user.username),
     )

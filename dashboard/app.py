@@ -46,12 +46,12 @@ def create_app(
     app.state.receipt_check = receipt_check
     app.state.store = open_store(settings.storage.backend, settings.storage_path, db)
     app.state.templates = Jinja2Templates(env=make_environment())
-    app.state.throttle = LoginThrottle(web.login_max_failures, web.login_max_failures_per_client, web.login_window_seconds)
+    app.state.throttle = LoginThrottle(
+        web.login_max_failures, web.login_max_failures_per_client, web.login_window_seconds
+    )
     app.state.metrics = metrics_registry(db)
     app.state.metrics_token = metrics_token(web)
-    app.state.stale_after = timedelta(
-        seconds=web.stale_after_seconds or settings.schedule.interval_seconds * 3 + 60
-    )
+    app.state.stale_after = timedelta(seconds=web.stale_after_seconds or settings.schedule.interval_seconds * 3 + 60)
 
     # Middleware added last runs first: the session must be decoded before the login gate looks at it.
     app.add_middleware(LoginGate)
@@ -79,10 +79,14 @@ def create_app(
         return response
 
     static = {
-        "/static/style.css": ("text/css; charset=utf-8", app.state.templates.env.loader.get_source(
-            app.state.templates.env, "style.css")[0]),
-        "/static/print.js": ("text/javascript; charset=utf-8", app.state.templates.env.loader.get_source(
-            app.state.templates.env, "print.js")[0]),
+        "/static/style.css": (
+            "text/css; charset=utf-8",
+            app.state.templates.env.loader.get_source(app.state.templates.env, "style.css")[0],
+        ),
+        "/static/print.js": (
+            "text/javascript; charset=utf-8",
+            app.state.templates.env.loader.get_source(app.state.templates.env, "print.js")[0],
+        ),
     }
 
     def _static(path: str) -> Callable[[], Response]:
@@ -117,8 +121,12 @@ def create_app(
 
     @app.exception_handler(CsrfFailed)
     async def _csrf_failed(request: Request, exc: CsrfFailed) -> Response:
-        log.warning("CSRF check failed for %s %s from %s", request.method, request.url.path,
-                    request.client.host if request.client else "unknown")
+        log.warning(
+            "CSRF check failed for %s %s from %s",
+            request.method,
+            request.url.path,
+            request.client.host if request.client else "unknown",
+        )
         message = "Skjemaet var utløpt eller ugyldig. Last siden på nytt og prøv igjen."
         return render(request, "error.html", {"title": "Ugyldig skjema", "message": message}, 403)
 
@@ -135,7 +143,9 @@ def create_app(
     async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
         titles = {404: "Finnes ikke", 405: "Ikke tillatt", 400: "Ugyldig forespørsel"}
         title = titles.get(exc.status_code, "Feil")
-        message = exc.detail if isinstance(exc.detail, str) and exc.status_code != 404 else "Siden eller posten finnes ikke."
+        message = (
+            exc.detail if isinstance(exc.detail, str) and exc.status_code != 404 else "Siden eller posten finnes ikke."
+        )
         return render(request, "error.html", {"title": title, "message": message}, exc.status_code)
 
     return app

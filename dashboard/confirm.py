@@ -25,41 +25,75 @@ def _record(session, intake_id: int):  # type: ignore[no-untyped-def]
 
 @router.get("/intake/{intake_id}/register/confirm")
 def confirm_register(
-    request: Request, intake_id: int, case_number: str = "", send_receipt: str = "", note: str = "", next: str = "",
+    request: Request,
+    intake_id: int,
+    case_number: str = "",
+    send_receipt: str = "",
+    note: str = "",
+    next: str = "",
     user: StaffUser = Depends(require_archivist),
 ) -> Response:
     request.state.user = user
     with request.app.state.db.session() as session:
         record = _record(session, intake_id)
         plan = review.receipt_preview(session, record, request.app.state.receipt_check) if send_receipt else None
-        return render(request, "confirm.html", {
-            "record": record, "kind": "register", "case_number": case_number[:32], "send_receipt": bool(send_receipt),
-            "note": note, "plan": plan, "problem": too_long(case_number=case_number, note=note),
-            "back": safe_next(next, f"/intake/{intake_id}"),
-        })
+        return render(
+            request,
+            "confirm.html",
+            {
+                "record": record,
+                "kind": "register",
+                "case_number": case_number[:32],
+                "send_receipt": bool(send_receipt),
+                "note": note,
+                "plan": plan,
+                "problem": too_long(case_number=case_number, note=note),
+                "back": safe_next(next, f"/intake/{intake_id}"),
+            },
+        )
 
 
 @router.get("/intake/{intake_id}/ignore/confirm")
 def confirm_ignore(
-    request: Request, intake_id: int, reason: str = "", next: str = "", user: StaffUser = Depends(require_archivist),
+    request: Request,
+    intake_id: int,
+    reason: str = "",
+    next: str = "",
+    user: StaffUser = Depends(require_archivist),
 ) -> Response:
     request.state.user = user
     with request.app.state.db.session() as session:
         record = _record(session, intake_id)
         problem = too_long(reason=reason) or (None if reason.strip() else "Oppgi en begrunnelse.")
-        return render(request, "confirm.html", {
-            "record": record, "kind": "ignore", "reason": reason, "problem": problem,
-            "back": safe_next(next, f"/intake/{intake_id}"),
-        })
+        return render(
+            request,
+            "confirm.html",
+            {
+                "record": record,
+                "kind": "ignore",
+                "reason": reason,
+                "problem": problem,
+                "back": safe_next(next, f"/intake/{intake_id}"),
+            },
+        )
 
 
 @router.get("/intake/{intake_id}/resend-receipt/confirm")
 def confirm_resend(
-    request: Request, intake_id: int, next: str = "", user: StaffUser = Depends(require_archivist),
+    request: Request,
+    intake_id: int,
+    next: str = "",
+    user: StaffUser = Depends(require_archivist),
 ) -> Response:
     request.state.user = user
     with request.app.state.db.session() as session:
         record = _record(session, intake_id)
-        return render(request, "confirm.html", {
-            "record": record, "kind": "resend", "back": safe_next(next, f"/intake/{intake_id}"),
-        })
+        return render(
+            request,
+            "confirm.html",
+            {
+                "record": record,
+                "kind": "resend",
+                "back": safe_next(next, f"/intake/{intake_id}"),
+            },
+        )

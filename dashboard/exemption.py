@@ -29,10 +29,17 @@ def exemption_page(request: Request, intake_id: int, user: StaffUser = Depends(s
         rows = exemptions.for_record(session, intake_id)
         numbers = {d.id: d.number for d in record.documents}
         suggestion = exemptions.suggest(form, record.case.form_profile if record.case else None)
-        return render(request, "exemption.html", {
-            "record": record, "rows": rows, "numbers": numbers, "suggestion": suggestion,
-            "default_basis": suggestion.legal_basis if suggestion else "",
-        })
+        return render(
+            request,
+            "exemption.html",
+            {
+                "record": record,
+                "rows": rows,
+                "numbers": numbers,
+                "suggestion": suggestion,
+                "default_basis": suggestion.legal_basis if suggestion else "",
+            },
+        )
 
 
 def _back(intake_id: int) -> RedirectResponse:
@@ -41,14 +48,25 @@ def _back(intake_id: int) -> RedirectResponse:
 
 @actions.post("/intake/{intake_id}/exemption")
 def exemption_set(
-    request: Request, intake_id: int, basis: str = Form(""), document: str = Form(""), screen_names: str = Form(""),
-    note: str = Form(""), user: StaffUser = Depends(require_archivist),
+    request: Request,
+    intake_id: int,
+    basis: str = Form(""),
+    document: str = Form(""),
+    screen_names: str = Form(""),
+    note: str = Form(""),
+    user: StaffUser = Depends(require_archivist),
 ) -> Response:
     try:
         with request.app.state.db.session() as session:
-            exemptions.mark_exempt(session, intake_id, basis, user.username,
-                                   document_number=int(document) if document.strip().isdigit() else None,
-                                   screen_names=bool(screen_names), note=note)
+            exemptions.mark_exempt(
+                session,
+                intake_id,
+                basis,
+                user.username,
+                document_number=int(document) if document.strip().isdigit() else None,
+                screen_names=bool(screen_names),
+                note=note,
+            )
     except LookupError:
         raise HTTPException(404) from None
     except exemptions.ExemptionError as exc:
@@ -60,12 +78,16 @@ def exemption_set(
 
 @actions.post("/intake/{intake_id}/exemption/lift")
 def exemption_lift(
-    request: Request, intake_id: int, document: str = Form(""), user: StaffUser = Depends(require_archivist),
+    request: Request,
+    intake_id: int,
+    document: str = Form(""),
+    user: StaffUser = Depends(require_archivist),
 ) -> Response:
     try:
         with request.app.state.db.session() as session:
-            exemptions.lift(session, intake_id, user.username,
-                            document_number=int(document) if document.strip().isdigit() else None)
+            exemptions.lift(
+                session, intake_id, user.username, document_number=int(document) if document.strip().isdigit() else None
+            )
     except LookupError:
         raise HTTPException(404) from None
     except exemptions.ExemptionError as exc:

@@ -46,7 +46,10 @@ def _record(request: Request, user: StaffUser, action: str, *, intake_id: int, n
 
 @router.get("/intake/{intake_id}/documents/{document_id}")
 def document(
-    request: Request, intake_id: int, document_id: int, download: bool = False,
+    request: Request,
+    intake_id: int,
+    document_id: int,
+    download: bool = False,
     user: StaffUser = Depends(current_user),
 ) -> Response:
     with request.app.state.db.session() as session:
@@ -81,7 +84,9 @@ def raw_mail(request: Request, intake_id: int, user: StaffUser = Depends(current
     data = _read(request, relative)
     _record(request, user, "download", intake_id=intake_id, note="original e-post (.eml)")
     return Response(
-        data, media_type="message/rfc822", headers={"Content-Disposition": _disposition("attachment", f"post-{intake_id}.eml")}
+        data,
+        media_type="message/rfc822",
+        headers={"Content-Disposition": _disposition("attachment", f"post-{intake_id}.eml")},
     )
 
 
@@ -90,10 +95,12 @@ def export_csv(request: Request, key: str, user: StaffUser = Depends(current_use
     with request.app.state.db.session() as session:
         case = find_case(session, key)
         data = spreadsheet.export_csv(session, case.number)
-        review.record_access(session, actor=user.username, action="export", case_id=case.id,
-                             note=f"CSV, sak {case.number}")
+        review.record_access(
+            session, actor=user.username, action="export", case_id=case.id, note=f"CSV, sak {case.number}"
+        )
     return Response(
-        data, media_type="text/csv; charset=utf-8",
+        data,
+        media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": _disposition("attachment", f"hoeringssvar-{case_key(case.number)}.csv")},
     )
 
@@ -103,9 +110,11 @@ def export_xlsx(request: Request, key: str, user: StaffUser = Depends(current_us
     with request.app.state.db.session() as session:
         case = find_case(session, key)
         data = spreadsheet.export_xlsx(session, case.number)
-        review.record_access(session, actor=user.username, action="export", case_id=case.id,
-                             note=f"XLSX, sak {case.number}")
+        review.record_access(
+            session, actor=user.username, action="export", case_id=case.id, note=f"XLSX, sak {case.number}"
+        )
     return Response(
-        data, media_type=XLSX,
+        data,
+        media_type=XLSX,
         headers={"Content-Disposition": _disposition("attachment", f"hoeringssvar-{case_key(case.number)}.xlsx")},
     )

@@ -21,7 +21,8 @@ class FleetCollector(Collector):
             workers, rows = leases.overview(session)
             polls = leases.mailbox_polls(session)
         success = GaugeMetricFamily(
-            "postmottak_mailbox_last_success_timestamp_seconds", "Unix time of the last successful poll, per source.",
+            "postmottak_mailbox_last_success_timestamp_seconds",
+            "Unix time of the last successful poll, per source.",
             labels=["source"],
         )
         failing = GaugeMetricFamily(
@@ -41,11 +42,13 @@ class FleetCollector(Collector):
             held.add_metric([row.mailbox], 1 if live else 0)
         yield held
         age = GaugeMetricFamily(
-            "postmottak_worker_heartbeat_age_seconds", "Seconds since each running worker's last heartbeat.",
+            "postmottak_worker_heartbeat_age_seconds",
+            "Seconds since each running worker's last heartbeat.",
             labels=["worker", "host"],
         )
         refused = GaugeMetricFamily(
-            "postmottak_worker_refused_registrations", "Registrations the lease fence refused, per worker.",
+            "postmottak_worker_refused_registrations",
+            "Registrations the lease fence refused, per worker.",
             labels=["worker", "host"],
         )
         for worker in workers:

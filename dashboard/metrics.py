@@ -27,7 +27,9 @@ class CaseDatabaseCollector(Collector):
             records.add_metric([status], snap.records_by_status.get(status, 0))
         yield records
         registered = GaugeMetricFamily(
-            "postmottak_registered_responses", "Registered responses by case and timeliness.", labels=["case", "on_time"]
+            "postmottak_registered_responses",
+            "Registered responses by case and timeliness.",
+            labels=["case", "on_time"],
         )
         for case, on_time, count in snap.registered_by_case:
             registered.add_metric([case, "true" if on_time else "false"], count)
@@ -40,15 +42,19 @@ class CaseDatabaseCollector(Collector):
         cycles.add_metric(["ok"], snap.cycles_by_outcome.get(True, 0))
         cycles.add_metric(["failed"], snap.cycles_by_outcome.get(False, 0))
         yield cycles
-        yield CounterMetricFamily("postmottak_mails_fetched", "Mails fetched by all worker cycles.", value=snap.fetched_total)
+        yield CounterMetricFamily(
+            "postmottak_mails_fetched", "Mails fetched by all worker cycles.", value=snap.fetched_total
+        )
         if snap.last_cycle_duration_s is not None:
             yield GaugeMetricFamily(
-                "postmottak_last_cycle_duration_seconds", "Duration of the last finished worker cycle.",
+                "postmottak_last_cycle_duration_seconds",
+                "Duration of the last finished worker cycle.",
                 value=snap.last_cycle_duration_s,
             )
         if snap.last_success_at is not None:
             yield GaugeMetricFamily(
-                "postmottak_last_success_timestamp_seconds", "Unix time of the last successful poll.",
+                "postmottak_last_success_timestamp_seconds",
+                "Unix time of the last successful poll.",
                 value=snap.last_success_at.timestamp(),
             )
         yield GaugeMetricFamily(
@@ -66,7 +72,8 @@ class CaseDatabaseCollector(Collector):
             pending.add_metric([problem.source_key], problem.moves_pending)
         yield pending
         yield GaugeMetricFamily(
-            "postmottak_server_problems", "Sources whose server refused a step after registration in the last cycle.",
+            "postmottak_server_problems",
+            "Sources whose server refused a step after registration in the last cycle.",
             value=len(problems),
         )
 

@@ -25,15 +25,19 @@ def notification_settings(request: Request, user: StaffUser = Depends(_user)) ->
     config = request.app.state.settings.notifications
     with request.app.state.db.session() as session:
         out = user.username in notes.opted_out(session)
-    return render(request, "notifications.html", {
-        "address": config.recipients.get(user.username), "opted_out": out, "config": config,
-    })
+    return render(
+        request,
+        "notifications.html",
+        {
+            "address": config.recipients.get(user.username),
+            "opted_out": out,
+            "config": config,
+        },
+    )
 
 
 @router.post("/notifications", dependencies=[Depends(csrf_protect)])
-def change_notifications(
-    request: Request, receive: str = Form(""), user: StaffUser = Depends(_user)
-) -> Response:
+def change_notifications(request: Request, receive: str = Form(""), user: StaffUser = Depends(_user)) -> Response:
     with request.app.state.db.session() as session:
         notes.set_opt_out(session, user.username, not receive, datetime.now(timezone.utc))
     flash(request, "Du får e-postvarsler." if receive else "Du får ikke lenger e-postvarsler.")

@@ -94,12 +94,23 @@ def intake_list(
             descending=order != "asc",
         )
         result = review.search_intake(session, criteria)
-        ordering = {} if criteria.sort == "received" and criteria.descending else {
-            "sort": criteria.sort, "order": "desc" if criteria.descending else "asc"
+        ordering = (
+            {}
+            if criteria.sort == "received" and criteria.descending
+            else {"sort": criteria.sort, "order": "desc" if criteria.descending else "asc"}
+        )
+        params = {
+            k: v
+            for k, v in {
+                "status": status,
+                "case": case,
+                "timeliness": timeliness,
+                "receipt": receipt,
+                "org_type": org_type,
+                "q": q,
+            }.items()
+            if v
         }
-        params = {k: v for k, v in
-                  {"status": status, "case": case, "timeliness": timeliness, "receipt": receipt,
-                   "org_type": org_type, "q": q}.items() if v}
         return render(
             request,
             "intake_list.html",
@@ -112,10 +123,18 @@ def intake_list(
                 "timeliness": TIMELINESS,
                 "organisation_types": review.respondent_type_options(session),
                 "page_url": lambda n: "/intake?" + urlencode({**params, **ordering, "page": n}),
-                "sort_url": lambda key: "/intake?" + urlencode(
-                    {**params, "sort": key, "order": "asc" if criteria.sort == key and criteria.descending else "desc"}
+                "sort_url": lambda key: (
+                    "/intake?"
+                    + urlencode(
+                        {
+                            **params,
+                            "sort": key,
+                            "order": "asc" if criteria.sort == key and criteria.descending else "desc",
+                        }
+                    )
                 ),
-                "sort": criteria.sort, "descending": criteria.descending,
+                "sort": criteria.sort,
+                "descending": criteria.descending,
             },
         )
 
@@ -147,7 +166,8 @@ def intake_detail(request: Request, intake_id: int, user: StaffUser = Depends(st
                 "undoable": review.last_decision(session, intake_id),
                 "receipt_plan": (
                     review.receipt_preview(session, record, request.app.state.receipt_check)
-                    if record.status in review.REGISTRABLE else None
+                    if record.status in review.REGISTRABLE
+                    else None
                 ),
                 "ignorable": record.status in review.IGNORABLE,
             },
@@ -186,7 +206,8 @@ def case_summary(request: Request, key: str, user: StaffUser = Depends(staff)) -
                 "summary": result,
                 "choice_charts": [
                     stacked_bars(
-                        choice.by_respondent_type or [("Alle svar", dict(choice_counts(choice)))], choice.series,
+                        choice.by_respondent_type or [("Alle svar", dict(choice_counts(choice)))],
+                        choice.series,
                         f"Svar på «{choice.spec.column}»",
                     )
                     for choice in result.choices
@@ -203,7 +224,14 @@ def case_summary(request: Request, key: str, user: StaffUser = Depends(staff)) -
 
 
 def _audit_criteria(
-    session, actor: str, action: str, case: str, intake: str, since: str, until: str, page: str,  # type: ignore[no-untyped-def]
+    session,
+    actor: str,
+    action: str,
+    case: str,
+    intake: str,
+    since: str,
+    until: str,
+    page: str,  # type: ignore[no-untyped-def]
     per_page: int = 50,
 ) -> tuple[audit.AuditFilter, list[str]]:
     """The audit filters from the address; values that cannot be read are named back to staff, not a 422."""
@@ -225,7 +253,9 @@ def _audit_criteria(
         actor=actor[:128] or None,
         action=action if action in ACTION_LABELS else None,
         case_number=case if case in review.case_numbers(session) else None,
-        intake_id=intake_id, since=day(since, "Fra-datoen"), until=day(until, "Til-datoen"),
+        intake_id=intake_id,
+        since=day(since, "Fra-datoen"),
+        until=day(until, "Til-datoen"),
         page=int(page) if page.isdigit() and len(page) < 7 else 1,
         per_page=per_page,
     )
@@ -237,8 +267,15 @@ AUDIT_PARAMS = ("actor", "action", "case", "intake", "since", "until")
 
 @router.get("/audit")
 def audit_log(
-    request: Request, actor: str = "", action: str = "", case: str = "", intake: str = "", since: str = "",
-    until: str = "", page: str = "1", user: StaffUser = Depends(staff),
+    request: Request,
+    actor: str = "",
+    action: str = "",
+    case: str = "",
+    intake: str = "",
+    since: str = "",
+    until: str = "",
+    page: str = "1",
+    user: StaffUser = Depends(staff),
 ) -> Response:
     values = {"actor": actor, "action": action, "case": case, "intake": intake, "since": since, "until": until}
     with request.app.state.db.session() as session:
@@ -251,8 +288,12 @@ def audit_log(
             request,
             "audit.html",
             {
-                "result": result, "filters": params, "problems": problems,
-                "actors": audit.actors(session), "actions": ACTION_LABELS, "cases": review.case_numbers(session),
+                "result": result,
+                "filters": params,
+                "problems": problems,
+                "actors": audit.actors(session),
+                "actions": ACTION_LABELS,
+                "cases": review.case_numbers(session),
                 "page_url": lambda n: "/audit?" + urlencode({**params, "page": n}),
                 "export_url": "/audit/export.csv" + ("?" + urlencode(params) if params else ""),
             },
@@ -261,15 +302,22 @@ def audit_log(
 
 @router.get("/audit/export.csv")
 def audit_export(
-    request: Request, actor: str = "", action: str = "", case: str = "", intake: str = "", since: str = "",
-    until: str = "", user: StaffUser = Depends(staff),
+    request: Request,
+    actor: str = "",
+    action: str = "",
+    case: str = "",
+    intake: str = "",
+    since: str = "",
+    until: str = "",
+    user: StaffUser = Depends(staff),
 ) -> Response:
     with request.app.state.db.session() as session:
         criteria, _problems = _audit_criteria(session, actor, action, case, intake, since, until, "1")
         data, rows = audit.export_csv(session, criteria)
         review.record_access(session, actor=user.username, action="export", note=f"logg som CSV, {rows} rader")
     return Response(
-        data, media_type="text/csv; charset=utf-8",
+        data,
+        media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": 'attachment; filename="logg.csv"'},
     )
 

@@ -72,7 +72,7 @@ READ_BY_LABELS = {
 
 
 def case_key(number: str) -> str:
-    """"22/414" -> "22-414" for URLs."""
+    """ "22/414" -> "22-414" for URLs."""
     return number.replace("/", "-")
 
 
@@ -108,7 +108,9 @@ def make_environment() -> Environment:
     return env
 
 
-def render(request: Request, template: str, context: dict[str, Any] | None = None, status_code: int = 200) -> HTMLResponse:
+def render(
+    request: Request, template: str, context: dict[str, Any] | None = None, status_code: int = 200
+) -> HTMLResponse:
     templates: Jinja2Templates = request.app.state.templates
     values = {
         "request": request,

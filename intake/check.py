@@ -60,11 +60,14 @@ def run_checks(settings: Settings) -> list[Step]:
         else:
             left = token.expires_at - datetime.now(timezone.utc).timestamp()
             expires = token.expires.astimezone().strftime("%Y-%m-%d %H:%M:%S %Z")
-            steps.append(Step(
-                "OAuth2 token", True,
-                f"issued by {settings.oauth2.token_url} ({settings.oauth2.flow}); expires {expires} "
-                f"(in {_duration(left)}); renewed automatically",
-            ))
+            steps.append(
+                Step(
+                    "OAuth2 token",
+                    True,
+                    f"issued by {settings.oauth2.token_url} ({settings.oauth2.flow}); expires {expires} "
+                    f"(in {_duration(left)}); renewed automatically",
+                )
+            )
     steps.extend(_check_source(settings, tokens, token_failed and settings.imap.auth == "oauth2"))
     steps.append(_check_smtp(settings, tokens, token_failed and settings.smtp.auth == "oauth2"))
     return steps
@@ -102,13 +105,26 @@ def _check_source(settings: Settings, tokens, skip: bool) -> list[Step]:  # type
         steps.append(_server_offer(client, settings))
         idle = client.has_capability("IDLE")
         if imap.idle and not idle:
-            steps.append(Step("IMAP IDLE", True, "not offered by the server: new mail waits for the poll "
-                              f"(every {settings.schedule.interval_seconds} s)", warning=True))
+            steps.append(
+                Step(
+                    "IMAP IDLE",
+                    True,
+                    "not offered by the server: new mail waits for the poll "
+                    f"(every {settings.schedule.interval_seconds} s)",
+                    warning=True,
+                )
+            )
         elif imap.idle:
             behaviour = idle_behaviour(client.welcome)
-            steps.append(Step("IMAP IDLE", True, f"offered: new mail is processed at once; IDLE is renewed every "
-                              f"{imap.idle_timeout_seconds} s" + (f". {behaviour}" if behaviour else ""),
-                              warning=bool(behaviour)))
+            steps.append(
+                Step(
+                    "IMAP IDLE",
+                    True,
+                    f"offered: new mail is processed at once; IDLE is renewed every "
+                    f"{imap.idle_timeout_seconds} s" + (f". {behaviour}" if behaviour else ""),
+                    warning=bool(behaviour),
+                )
+            )
         steps.append(_check_folder(client, imap.folder, settings))
         if imap.processed_folder:
             steps.append(_check_processed_folder(client, imap.folder, imap.processed_folder))
@@ -129,7 +145,9 @@ def _check_folder(client, folder: str, settings: Settings) -> Step:  # type: ign
         names = sorted(_folder_name(entry) for entry in client.list_folders())
         shown = ", ".join(repr(name) for name in names[:20]) + (" ..." if len(names) > 20 else "")
         return Step(
-            "IMAP folder", False, f"{folder!r}: {_text(exc)}",
+            "IMAP folder",
+            False,
+            f"{folder!r}: {_text(exc)}",
             f"the folder {folder!r} does not exist for this user; folders found: {shown or 'none'}. "
             "Check [imap] folder (and the username: for a shared mailbox, its own address)",
         )
@@ -147,11 +165,12 @@ def _server_offer(client, settings: Settings) -> Step:  # type: ignore[no-untype
     else:
         uses.append(f"polling every {settings.schedule.interval_seconds} s")
     uses.append("NAMESPACE for folder names" if offer.has("NAMESPACE") else "folder names as written")
-    detail = (f"offers {offer.summary()}; postmottak uses {', '.join(uses)} "
-              "(CONDSTORE and LITERAL+ are not needed)")
+    detail = f"offers {offer.summary()}; postmottak uses {', '.join(uses)} (CONDSTORE and LITERAL+ are not needed)"
     if offer.gmail:
-        detail += ("; Gmail: labels are folders, one message in several labels is fetched once per folder "
-                   "polled and recognised as a duplicate by Message-ID and content hash")
+        detail += (
+            "; Gmail: labels are folders, one message in several labels is fetched once per folder "
+            "polled and recognised as a duplicate by Message-ID and content hash"
+        )
     return Step("IMAP server", True, detail)
 
 
@@ -169,13 +188,16 @@ def _check_processed_folder(client, inbox: str, configured: str) -> Step:  # typ
     if source_rights is not None:
         lacking = missing_rights(source_rights, RIGHT_DELETE_MESSAGE + RIGHT_EXPUNGE)
         if lacking:
-            problems.append(f"the user may not take mail out of {inbox!r} (rights {source_rights!r} lack "
-                            f"{', '.join(lacking)}): the server will refuse the move")
+            problems.append(
+                f"the user may not take mail out of {inbox!r} (rights {source_rights!r} lack "
+                f"{', '.join(lacking)}): the server will refuse the move"
+            )
     if client.folder_exists(target):
         rights = my_rights(client, target)
         if rights is not None and missing_rights(rights, RIGHT_INSERT):
-            problems.append(f"the user may not put mail into {target!r} (rights {rights!r} lack i): "
-                            "the server will refuse the move")
+            problems.append(
+                f"the user may not put mail into {target!r} (rights {rights!r} lack i): the server will refuse the move"
+            )
         state = f"{where} exists"
     else:
         state = f"{where} does not exist yet; `postmottak run` creates it (check creates nothing)"
@@ -185,19 +207,29 @@ def _check_processed_folder(client, inbox: str, configured: str) -> Step:  # typ
         rights = my_rights(client, parent) if parent else None
         other = next((prefix for prefix in namespace.others if target.startswith(prefix)), None)
         if parent is None and other is not None:
-            problems.append(f"it lies outside the user's own folders (under {other!r}, where nothing above it "
-                            "exists): the server will probably refuse to create it; write the name without a "
-                            "prefix to use the user's own folders")
+            problems.append(
+                f"it lies outside the user's own folders (under {other!r}, where nothing above it "
+                "exists): the server will probably refuse to create it; write the name without a "
+                "prefix to use the user's own folders"
+            )
         elif parent and rights is None and client.has_capability("ACL"):
-            problems.append(f"the rights on the folder above it, {parent!r}, cannot be read: the server will "
-                            "probably refuse to create it")
+            problems.append(
+                f"the rights on the folder above it, {parent!r}, cannot be read: the server will "
+                "probably refuse to create it"
+            )
         elif rights is not None and missing_rights(rights, RIGHT_CREATE):
-            notes.append(f"the rights on {parent!r} ({rights!r}) lack k (create): the server may refuse to "
-                         "create it; create it by hand or grant the right")
+            notes.append(
+                f"the rights on {parent!r} ({rights!r}) lack k (create): the server may refuse to "
+                "create it; create it by hand or grant the right"
+            )
     if problems:
-        return Step("Processed folder", False, f"{state}; " + "; ".join(problems),
-                    "mail is still registered, but stays in the inbox until this is fixed: ask the mail "
-                    "administrator for the rights, or change [imap] processed_folder")
+        return Step(
+            "Processed folder",
+            False,
+            f"{state}; " + "; ".join(problems),
+            "mail is still registered, but stays in the inbox until this is fixed: ask the mail "
+            "administrator for the rights, or change [imap] processed_folder",
+        )
     if notes:
         return Step("Processed folder", True, f"{state}; " + "; ".join(notes), warning=True)
     return Step("Processed folder", True, state, warning="does not exist" in state)
@@ -218,7 +250,7 @@ def _explain_imap(exc: BaseException, settings: Settings) -> str:
     if isinstance(root, LoginError):
         return (
             "the server refused the username or password: check [imap] username and password (password_file or "
-            "POSTMOTTAK_IMAP__PASSWORD). Exchange Online and Google refuse passwords: use auth = \"oauth2\""
+            'POSTMOTTAK_IMAP__PASSWORD). Exchange Online and Google refuse passwords: use auth = "oauth2"'
         )
     network = _explain_network(root, imap.host, imap.port, "[imap]")
     if network:

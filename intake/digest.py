@@ -43,8 +43,9 @@ def _digest(facts: notes.DigestFacts, now: datetime) -> Outgoing:
     lines = [f"Daglig sammendrag fra postmottak, {local_time(now)} (siden {local_time(facts.since)}).", ""]
     for case in facts.cases:
         lines.append(f"Sak {case.number} {case.title}")
-        lines.append(f"  Nye høringssvar: {case.new} ({case.on_time} i tide, {case.late} for sent); "
-                     f"i alt {case.total}.")
+        lines.append(
+            f"  Nye høringssvar: {case.new} ({case.on_time} i tide, {case.late} for sent); i alt {case.total}."
+        )
     if not facts.cases:
         lines.append("Ingen åpne høringer.")
     lines += [
@@ -60,7 +61,13 @@ def _digest(facts: notes.DigestFacts, now: datetime) -> Outgoing:
 
 
 def _incident(
-    session, key: str, active: bool, growth: int, text: str, cleared: str, now: datetime,  # type: ignore[no-untyped-def]
+    session,
+    key: str,
+    active: bool,
+    growth: int,
+    text: str,
+    cleared: str,
+    now: datetime,  # type: ignore[no-untyped-def]
     period: timedelta,
 ) -> Outgoing | None:
     """Once when it opens, again (rate-limited) when it grows, one all-clear when it ends."""
@@ -77,8 +84,10 @@ def _incident(
     if row.active:
         since = local_time(row.opened_at)
         row.active, row.last_sent_at, row.seen = False, now, 0
-        return Outgoing(f"Postmottak: i orden igjen – {cleared}",
-                        f"{cleared} (varslet første gang {since}).\n\nForrige varsel:\n{row.detail or ''}" + _footer())
+        return Outgoing(
+            f"Postmottak: i orden igjen – {cleared}",
+            f"{cleared} (varslet første gang {since}).\n\nForrige varsel:\n{row.detail or ''}" + _footer(),
+        )
     return None
 
 
@@ -98,21 +107,47 @@ def collect(settings: Settings, db: Database, now: datetime) -> tuple[list[Outgo
         stalled = polled and (success is None or now - success > timedelta(minutes=config.stall_minutes))
         stall_text = (
             f"innhentingen står stille: ingen vellykket henting siden {local_time(success)}"
-            if success else "innhentingen har aldri hentet e-post"
+            if success
+            else "innhentingen har aldri hentet e-post"
         ) + f" (grense {config.stall_minutes} minutter)."
-        item = _incident(session, "stall", stalled, 1 if stalled else 0, stall_text[0].upper() + stall_text[1:],
-                         "innhentingen henter e-post igjen", now, period)
+        item = _incident(
+            session,
+            "stall",
+            stalled,
+            1 if stalled else 0,
+            stall_text[0].upper() + stall_text[1:],
+            "innhentingen henter e-post igjen",
+            now,
+            period,
+        )
         out += [item] if item else []
         failed = notes.failed_mail_ids(session)
         failed_text = f"{len(failed)} e-post(er) feilet i behandlingen: post " + ", ".join(map(str, failed[:20]))
-        item = _incident(session, "failed_mail", bool(failed), max(failed, default=0), failed_text,
-                         "ingen e-post står som feilet", now, period)
+        item = _incident(
+            session,
+            "failed_mail",
+            bool(failed),
+            max(failed, default=0),
+            failed_text,
+            "ingen e-post står som feilet",
+            now,
+            period,
+        )
         out += [item] if item else []
         refusals = notes.smtp_refusals(session)
-        refusal_text = (f"E-posttjeneren avviser eller svarer ikke for {len(refusals)} kvittering(er): "
-                        + (reason_text(refusals[0][1]) if refusals else ""))
-        item = _incident(session, "smtp_refused", bool(refusals), max((r[0] for r in refusals), default=0),
-                         refusal_text, "kvitteringene går gjennom igjen", now, period)
+        refusal_text = f"E-posttjeneren avviser eller svarer ikke for {len(refusals)} kvittering(er): " + (
+            reason_text(refusals[0][1]) if refusals else ""
+        )
+        item = _incident(
+            session,
+            "smtp_refused",
+            bool(refusals),
+            max((r[0] for r in refusals), default=0),
+            refusal_text,
+            "kvitteringene går gjennom igjen",
+            now,
+            period,
+        )
         out += [item] if item else []
         if config.digest:
             row = notes.state(session, notes.DIGEST)

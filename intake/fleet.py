@@ -108,8 +108,9 @@ class Fleet:
             with self.db.session() as session:
                 kept = leases.renew(session, held.mailbox, self.worker_id, held.token, self.lease_seconds)
             if not kept:
-                log.warning("worker %s: lease on %s lost (token %d); stopping it", self.worker_id, held.mailbox,
-                            held.token)
+                log.warning(
+                    "worker %s: lease on %s lost (token %d); stopping it", self.worker_id, held.mailbox, held.token
+                )
                 held.stop.set()
                 self._forget(held, release=False)
         if not self._settled:  # first round: only be seen, so workers started together share from the start
@@ -118,8 +119,13 @@ class Fleet:
         share = fair_share(live, self.worker_id, len(self.mailboxes))
         keeping = [h for h in self.held.values() if not h.stop.is_set()]
         for held in keeping[share:]:  # more than the share: finish the cycle, then give it back
-            log.info("worker %s: giving %s back (share %d of %d live workers)", self.worker_id, held.mailbox, share,
-                     len(live))
+            log.info(
+                "worker %s: giving %s back (share %d of %d live workers)",
+                self.worker_id,
+                held.mailbox,
+                share,
+                len(live),
+            )
             held.stop.set()
         if len(keeping) < share:
             self._take(share - len(keeping))
@@ -157,8 +163,10 @@ class Fleet:
     def _take(self, wanted: int, *, thread: bool = True) -> None:
         with self.db.session() as session:
             free = [
-                row.mailbox for row in leases.leases(session)
-                if row.mailbox in self.mailboxes and row.mailbox not in self.held
+                row.mailbox
+                for row in leases.leases(session)
+                if row.mailbox in self.mailboxes
+                and row.mailbox not in self.held
                 and (row.holder is None or row.expires_at is None or row.expires_at <= leases.db_now(session))
             ]
         for mailbox in free:
@@ -208,8 +216,7 @@ class Fleet:
             try:
                 held.intake.run_cycle()
             except LeaseLost as exc:
-                log.warning("worker %s: %s; the registration was refused and the mailbox is left", self.worker_id,
-                            exc)
+                log.warning("worker %s: %s; the registration was refused and the mailbox is left", self.worker_id, exc)
                 self._count_rejection()
                 held.stop.set()
                 break

@@ -80,7 +80,9 @@ def _worker_main(connection: multiprocessing.connection.Connection, memory_mb: i
             return  # the worker that asked is gone (killed or shut down): nothing to answer
 
 
-def _failure(doc: DocumentInput, status: str, detail: str | None = None, timeout_s: float | None = None) -> SingleDocumentAnalysis:
+def _failure(
+    doc: DocumentInput, status: str, detail: str | None = None, timeout_s: float | None = None
+) -> SingleDocumentAnalysis:
     name = doc.filename or "dokumentet"
     limit = f" (over {timeout_s:g} s)" if timeout_s is not None else ""
     messages = {
@@ -108,7 +110,9 @@ class _Worker:
         child_end.close()
         self.tasks_done = 0
 
-    def run(self, doc: DocumentInput, profile: str | None, timeout_s: float, kind: str = "analyse") -> SingleDocumentAnalysis:
+    def run(
+        self, doc: DocumentInput, profile: str | None, timeout_s: float, kind: str = "analyse"
+    ) -> SingleDocumentAnalysis:
         """Analyse one document; on timeout or death the worker is killed (the caller replaces it).
         With kind="parse" a successful reply carries parse_form's FormResult in `.form`."""
         try:
@@ -178,7 +182,7 @@ def analyse_documents_isolated(
                     continue
             singles.append(worker.run(doc, _profile_name(profile), timeout_s))
     except Exception as exc:
-        singles.extend(_failure(doc, "crashed", f"{type(exc).__name__}") for doc in inputs[len(singles):])
+        singles.extend(_failure(doc, "crashed", f"{type(exc).__name__}") for doc in inputs[len(singles) :])
     finally:
         if worker is not None:
             worker.close()
@@ -186,8 +190,12 @@ def analyse_documents_isolated(
 
 
 def parse_form_isolated(
-    data: bytes, filename: str | None = None, profile: str | None = None, *,
-    timeout_s: float = DEFAULT_TIMEOUT_S, memory_mb: int = DEFAULT_MEMORY_MB,
+    data: bytes,
+    filename: str | None = None,
+    profile: str | None = None,
+    *,
+    timeout_s: float = DEFAULT_TIMEOUT_S,
+    memory_mb: int = DEFAULT_MEMORY_MB,
 ) -> FormResult:
     """parse_form for one untrusted file (e.g. `postmottak parse FILE`), with the same limits. Never raises."""
     from postmottak.parsers.forms.profile import resolve_profile
@@ -197,7 +205,12 @@ def parse_form_isolated(
         profile_name = resolve_profile(profile).name
         worker = _Worker(memory_mb)
     except Exception as exc:
-        return FormResult(form_status="unreadable", profile=str(profile or ""), warnings=[f"Kunne ikke starte lesingen ({type(exc).__name__})."], warning_codes=["document.crashed"])
+        return FormResult(
+            form_status="unreadable",
+            profile=str(profile or ""),
+            warnings=[f"Kunne ikke starte lesingen ({type(exc).__name__})."],
+            warning_codes=["document.crashed"],
+        )
     try:
         single = worker.run(doc, profile_name, timeout_s, kind="parse")
     finally:
@@ -205,7 +218,9 @@ def parse_form_isolated(
     if single.form is not None:
         return single.form
     return FormResult(
-        form_status="unreadable", profile=profile_name, warnings=single.warnings,
+        form_status="unreadable",
+        profile=profile_name,
+        warnings=single.warnings,
         warning_codes=[f"document.{single.status}"] * len(single.warnings),
     )
 
@@ -234,7 +249,9 @@ class FormWorkerPool:
         self.max_tasks_per_worker = max_tasks_per_worker
         self._tasks: queue.Queue = queue.Queue()
         self._closed = False
-        self._threads = [threading.Thread(target=self._serve, name=f"form-worker-{i}", daemon=True) for i in range(self.size)]
+        self._threads = [
+            threading.Thread(target=self._serve, name=f"form-worker-{i}", daemon=True) for i in range(self.size)
+        ]
         for thread in self._threads:
             thread.start()
 
@@ -281,7 +298,10 @@ class FormWorkerPool:
                 remaining[0] -= 1
                 if remaining[0]:
                     return
-            singles = [p.result() if not p.cancelled() else _failure(d, "crashed", "cancelled") for p, d in zip(parts, inputs, strict=False)]
+            singles = [
+                p.result() if not p.cancelled() else _failure(d, "crashed", "cancelled")
+                for p, d in zip(parts, inputs, strict=False)
+            ]
             combined.set_result(combine_analyses(singles, [doc.filename for doc in inputs]))
 
         if not parts:

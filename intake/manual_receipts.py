@@ -66,7 +66,8 @@ def receipt_check(settings: Settings, store: DocumentStore) -> ReceiptCheck:
         recent = outbox.sent_recently(session, plan.to_address, since)
         if recent >= config.rate_limit_count:
             return ReceiptPlan(
-                "suppressed", plan.to_address,
+                "suppressed",
+                plan.to_address,
                 f"rate limit: {recent} receipts already sent to this address in the last "
                 f"{config.rate_limit_hours:g} hours (limit {config.rate_limit_count})",
             )

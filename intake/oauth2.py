@@ -126,8 +126,11 @@ class TokenClient:
         started = self._clock()
         try:
             response = httpx.post(
-                config.token_url, data=form, headers={"Accept": "application/json"},
-                timeout=config.timeout_seconds, verify=ssl.create_default_context() if config.verify_tls else False,
+                config.token_url,
+                data=form,
+                headers={"Accept": "application/json"},
+                timeout=config.timeout_seconds,
+                verify=ssl.create_default_context() if config.verify_tls else False,
             )
         except httpx.HTTPError as exc:
             raise _transport_error(config.token_url, exc) from None
@@ -228,7 +231,10 @@ def _endpoint_error(url: str, status: int, payload: dict[str, Any]) -> OAuth2Err
         detail += f": {description.splitlines()[0][:300]}"
     return OAuth2Error(
         f"the token endpoint {url} refused ({status}): {detail}",
-        status=status, error=error, description=description, codes=unique,
+        status=status,
+        error=error,
+        description=description,
+        codes=unique,
     )
 
 
@@ -306,8 +312,13 @@ def token_client(settings: Settings) -> TokenClient:
     config = settings.oauth2
     path = settings.resolve(config.refresh_token_file) if config.refresh_token_file else None
     key = (
-        config.token_url, config.client_id, config.scope, config.flow, str(path),
-        _digest(config.client_secret.get_secret_value()), _digest(config.refresh_token.get_secret_value()),
+        config.token_url,
+        config.client_id,
+        config.scope,
+        config.flow,
+        str(path),
+        _digest(config.client_secret.get_secret_value()),
+        _digest(config.refresh_token.get_secret_value()),
     )
     with _clients_lock:
         client = _clients.get(key)

@@ -156,7 +156,9 @@ class Intake:
             return prepared
         return self.register(prepared, rules)
 
-    def prepare(self, mail: FetchedMail, uidvalidity: int, *, check_known: bool = True) -> "Prepared | registry.Outcome":
+    def prepare(
+        self, mail: FetchedMail, uidvalidity: int, *, check_known: bool = True
+    ) -> "Prepared | registry.Outcome":
         """Store the bytes, parse the envelope, and start reading the documents (in the form worker pool).
 
         `check_known=False` skips the look-up of the location (for IMAP UIDs above the high-water mark, which no
@@ -177,11 +179,14 @@ class Intake:
         analysis: Future[DocumentsAnalysis] | None = None
         if candidates:
             inputs = [
-                DocumentInput(envelope.attachments[i].filename, envelope.attachments[i].content_type,
-                              envelope.attachments[i].data)
+                DocumentInput(
+                    envelope.attachments[i].filename, envelope.attachments[i].content_type, envelope.attachments[i].data
+                )
                 for i in candidates
             ]
-            mail_text = "\n".join([envelope.subject, envelope.body_text, *(a.filename or "" for a in envelope.attachments)])
+            mail_text = "\n".join(
+                [envelope.subject, envelope.body_text, *(a.filename or "" for a in envelope.attachments)]
+            )
             analysis = self.form_pool().submit(inputs, self.form_profile_for(mail_text))
             del inputs
         for attachment in envelope.attachments:  # stored and handed to the pool: the bytes are not needed here
@@ -329,8 +334,13 @@ class Intake:
             sha, path = self.store.put(body)
             documents.append(
                 DocumentIn(
-                    filename="e-post.txt", content_type="text/plain; charset=utf-8", size=len(body), sha256=sha,
-                    storage_path=path, title=envelope.subject or "E-post", kind="body",
+                    filename="e-post.txt",
+                    content_type="text/plain; charset=utf-8",
+                    size=len(body),
+                    sha256=sha,
+                    storage_path=path,
+                    title=envelope.subject or "E-post",
+                    kind="body",
                 )
             )
         return documents
@@ -343,7 +353,11 @@ class Intake:
         with self.db.session() as session:
             self._fenced(session)
             failure = registry.record_failure(
-                session, source_key=source_key, uidvalidity=uidvalidity, uid=mail.uid, error=error,
+                session,
+                source_key=source_key,
+                uidvalidity=uidvalidity,
+                uid=mail.uid,
+                error=error,
                 retry_base_seconds=self.settings.intake.retry_base_seconds,
             )
             attempts = failure.attempts
@@ -354,12 +368,28 @@ class Intake:
         raw_sha, raw_path = self.store.put(mail.raw)
         received = mail.internaldate or mail.file_mtime or datetime.now(timezone.utc)
         incoming = IncomingMail(
-            source_key=source_key, uidvalidity=uidvalidity, uid=mail.uid, raw_sha256=raw_sha, raw_size=len(mail.raw),
-            raw_path=raw_path, message_id=None, received_at=received,
-            received_at_source="internaldate" if mail.internaldate else "file-mtime", date_header=None,
-            sender_name=None, sender_address=None, subject="", body_text="", in_reply_to=[], references=[],
-            machine_reason=None, parse_defects=[], status="failed", reason=f"processing failed: {error}",
-            case_number=None, on_time=None,
+            source_key=source_key,
+            uidvalidity=uidvalidity,
+            uid=mail.uid,
+            raw_sha256=raw_sha,
+            raw_size=len(mail.raw),
+            raw_path=raw_path,
+            message_id=None,
+            received_at=received,
+            received_at_source="internaldate" if mail.internaldate else "file-mtime",
+            date_header=None,
+            sender_name=None,
+            sender_address=None,
+            subject="",
+            body_text="",
+            in_reply_to=[],
+            references=[],
+            machine_reason=None,
+            parse_defects=[],
+            status="failed",
+            reason=f"processing failed: {error}",
+            case_number=None,
+            on_time=None,
         )
         with self.db.session() as session:
             self._fenced(session)
@@ -422,9 +452,13 @@ class Intake:
             try:
                 with self.db.session() as session:
                     mailboxes.finish_poll(
-                        session, run_id, ok=report.ok, fetched=report.fetched,
-                        counts=mailboxes.with_server_problem(dict(report.counts), report.server_problem,
-                                                             report.moves_pending),
+                        session,
+                        run_id,
+                        ok=report.ok,
+                        fetched=report.fetched,
+                        counts=mailboxes.with_server_problem(
+                            dict(report.counts), report.server_problem, report.moves_pending
+                        ),
                         error="; ".join(report.errors) or None,
                     )
             except DatabaseUnavailable as exc:
@@ -470,7 +504,12 @@ class Intake:
             self._move_processed(box, report)
 
     def _work_through(
-        self, box: MailboxSession, wanted: list[str], last_uid: int, rules: Sequence[CaseRule], report: CycleReport,
+        self,
+        box: MailboxSession,
+        wanted: list[str],
+        last_uid: int,
+        rules: Sequence[CaseRule],
+        report: CycleReport,
         preparing: ThreadPoolExecutor,
     ) -> None:
         """Fetch in UID order, prepare a few mails ahead in threads, register strictly in UID order here."""
@@ -486,9 +525,7 @@ class Intake:
                 if self.progress:
                     self.progress(report.fetched, len(wanted))
                 above_mark = box.incremental and mail.uid.isdigit() and int(mail.uid) > last_uid
-                window.append(
-                    (mail, preparing.submit(self.prepare, mail, uidvalidity, check_known=not above_mark))
-                )
+                window.append((mail, preparing.submit(self.prepare, mail, uidvalidity, check_known=not above_mark)))
                 window_bytes += len(mail.raw)
             # Documents of the next mails are read in the pool while earlier ones are registered, in UID order.
             full = len(window) >= self.window_size or window_bytes >= WINDOW_BYTES

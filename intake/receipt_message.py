@@ -29,12 +29,33 @@ RECEIPT_MESSAGE_ID_PREFIX = "kvittering-"
 DEFAULT_TEMPLATE = Path(__file__).resolve().parents[1] / "config" / "receipt_template.txt"
 SECTIONS = ("kvittering", "i tide", "for sent", "vedlegg", "ingen vedlegg")
 PLACEHOLDERS = frozenset(
-    {"saksnummer", "sakstittel", "mottatt", "frist", "fristsetning", "journalnummer", "emne", "vedlegg", "kontaktadresse"}
+    {
+        "saksnummer",
+        "sakstittel",
+        "mottatt",
+        "frist",
+        "fristsetning",
+        "journalnummer",
+        "emne",
+        "vedlegg",
+        "kontaktadresse",
+    }
 )
 ATTACHMENT_PLACEHOLDERS = PLACEHOLDERS | {"filnavn", "storrelse"}
 HEADER_TEXT_LIMIT = 200
 MONTHS = (
-    "januar", "februar", "mars", "april", "mai", "juni", "juli", "august", "september", "oktober", "november", "desember",
+    "januar",
+    "februar",
+    "mars",
+    "april",
+    "mai",
+    "juni",
+    "juli",
+    "august",
+    "september",
+    "oktober",
+    "november",
+    "desember",
 )
 _ENCODED_WORD = re.compile(r"=\?[^?\s]+\?[bBqQ]\?[^?\s]*\?=")
 _LDH_LABEL = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
@@ -99,7 +120,9 @@ def ascii_domain(domain: str) -> str:
         try:
             encoded = domain.encode("idna").decode("ascii")
         except UnicodeError as exc:
-            raise UnsendableAddress(f"the domain {sanitise_text(domain)!r} is not a valid domain name ({exc})") from None
+            raise UnsendableAddress(
+                f"the domain {sanitise_text(domain)!r} is not a valid domain name ({exc})"
+            ) from None
     encoded = encoded.lower()
     labels = encoded.split(".")
     if not labels or any(not _LDH_LABEL.match(label) for label in labels) or len(encoded) > 253:
@@ -196,7 +219,9 @@ class ReceiptTemplate:
                 continue
             if current is None:
                 if line.strip():
-                    raise TemplateError(f"{source}, line {number}: text before the first section; start with [kvittering]")
+                    raise TemplateError(
+                        f"{source}, line {number}: text before the first section; start with [kvittering]"
+                    )
                 continue
             current.append(line.rstrip())
         missing = [name for name in SECTIONS if name not in sections]

@@ -89,7 +89,8 @@ def tls_context(smtp: SmtpSettings) -> ssl.SSLContext:
     if not smtp.verify_tls:
         log.warning(
             "TLS certificate verification is OFF for the SMTP server %s ([smtp] verify_tls = false); "
-            "receipts could be sent to an impostor", smtp.host,
+            "receipts could be sent to an impostor",
+            smtp.host,
         )
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
@@ -127,7 +128,7 @@ def connect(smtp: SmtpSettings, tokens: TokenClient | None = None) -> smtplib.SM
 
 
 def _missing_tokens() -> TokenClient:
-    raise OAuth2Error("[smtp] auth = \"oauth2\" but no token client was given", kind="config")
+    raise OAuth2Error('[smtp] auth = "oauth2" but no token client was given', kind="config")
 
 
 def _close(connection: smtplib.SMTP | None) -> None:
@@ -158,9 +159,7 @@ def _describe(exc: BaseException, smtp: SmtpSettings) -> str:
     return f"cannot reach SMTP server {where}: {text}"
 
 
-def transact(
-    connection: smtplib.SMTP, envelope_from: str, recipient: str, data: bytes, options: list[str]
-) -> str:
+def transact(connection: smtplib.SMTP, envelope_from: str, recipient: str, data: bytes, options: list[str]) -> str:
     """One mail transaction (MAIL, RCPT, DATA); returns the server's final reply, raises SmtpReply on refusal."""
     code, reply = connection.mail(envelope_from, options)
     if code != 250:
@@ -266,9 +265,15 @@ class _Sender:
         with self.session() as session:
             for receipt_id in ids:
                 result = outbox.schedule_retry(
-                    session, receipt_id, now=now, reason=reason, smtp_response=None,
-                    base_seconds=config.retry_base_seconds, max_delay_seconds=config.retry_max_seconds,
-                    max_attempts=config.max_attempts, count_attempt=True,
+                    session,
+                    receipt_id,
+                    now=now,
+                    reason=reason,
+                    smtp_response=None,
+                    base_seconds=config.retry_base_seconds,
+                    max_delay_seconds=config.retry_max_seconds,
+                    max_attempts=config.max_attempts,
+                    count_attempt=True,
                 )
                 self.counts[result] += 1
 
@@ -334,8 +339,15 @@ class _Sender:
         use_utf8 = recipient.needs_smtputf8 or sender.needs_smtputf8
         try:
             data = build_message(
-                sender=sender, sender_name=self.smtp.sender_name, recipient=recipient, recipient_name=job.to_name,
-                subject=subject, body=body, message_id=message_id, in_reply_to=job.original_message_id, date=now,
+                sender=sender,
+                sender_name=self.smtp.sender_name,
+                recipient=recipient,
+                recipient_name=job.to_name,
+                subject=subject,
+                body=body,
+                message_id=message_id,
+                in_reply_to=job.original_message_id,
+                date=now,
                 smtputf8=use_utf8,
             )
         except (ValueError, TypeError, LookupError) as exc:  # a value the email package refuses
@@ -366,7 +378,8 @@ class _Sender:
         recent = outbox.sent_recently(session, job.to_address or "", since, excluding=job.receipt_id)
         if recent >= config.rate_limit_count:
             outbox.mark_suppressed(
-                session, job.receipt_id,
+                session,
+                job.receipt_id,
                 f"rate limit: {recent} receipts already sent to this address in the last "
                 f"{config.rate_limit_hours:g} hours (limit {config.rate_limit_count})",
             )
@@ -402,7 +415,9 @@ class _Sender:
         if refusal.permanent:
             with self.session() as session:
                 outbox.mark_failed(
-                    session, job.receipt_id, f"refused by the SMTP server at {refusal.stage}: {refusal.reply}",
+                    session,
+                    job.receipt_id,
+                    f"refused by the SMTP server at {refusal.stage}: {refusal.reply}",
                     smtp_response=refusal.reply,
                 )
             self.counts["failed"] += 1
@@ -414,9 +429,15 @@ class _Sender:
         config = self.settings.receipts
         with self.session() as session:
             result = outbox.schedule_retry(
-                session, job.receipt_id, now=_now(), reason=reason, smtp_response=response,
-                base_seconds=config.retry_base_seconds, max_delay_seconds=config.retry_max_seconds,
-                max_attempts=config.max_attempts, count_attempt=False,
+                session,
+                job.receipt_id,
+                now=_now(),
+                reason=reason,
+                smtp_response=response,
+                base_seconds=config.retry_base_seconds,
+                max_delay_seconds=config.retry_max_seconds,
+                max_attempts=config.max_attempts,
+                count_attempt=False,
             )
         self.counts[result] += 1
         log.warning("receipt #%d: temporary failure (%s): %s", job.receipt_id, result, reason)

@@ -28,6 +28,10 @@ def run_if_due(settings: Settings, db: Database, store: DocumentStore) -> retent
             return None
     report = retention.run(db, store, days, WORKER_ACTOR, dry_run=False)
     if report.deleted_records or report.repaired:
-        log.info("retention: content of %d records deleted (%d files), %d unfinished completed",
-                 report.deleted_records, report.deleted_files, report.repaired)
+        log.info(
+            "retention: content of %d records deleted (%d files), %d unfinished completed",
+            report.deleted_records,
+            report.deleted_files,
+            report.repaired,
+        )
     return report

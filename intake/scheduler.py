@@ -77,8 +77,13 @@ def wake_scheduler(scheduler: BaseScheduler, serial: SerialCycle) -> Callable[[]
         try:
             # replace_existing: wake-ups not yet started collapse into one; a few may wait on the lock at most.
             scheduler.add_job(
-                serial.drain, "date", run_date=datetime.now(timezone.utc), id=WAKE_JOB_ID, replace_existing=True,
-                max_instances=3, misfire_grace_time=None,
+                serial.drain,
+                "date",
+                run_date=datetime.now(timezone.utc),
+                id=WAKE_JOB_ID,
+                replace_existing=True,
+                max_instances=3,
+                misfire_grace_time=None,
             )
         except Exception:
             log.debug("cannot schedule a wake-up cycle", exc_info=True)

@@ -722,9 +722,7 @@ def _decode_transfer_encoding(data: bytes | memoryview, encoding: str | None, de
     return bytes(data)
 
 
-def _split_multipart(
-    body: memoryview, boundary: str, budget: _Budget, defects: list[str]
-) -> list[memoryview] | None:
+def _split_multipart(body: memoryview, boundary: str, budget: _Budget, defects: list[str]) -> list[memoryview] | None:
     """The parts between boundary lines (views into ``body``), or None when no boundary line is present."""
     delimiter = re.compile(
         rb"^--" + re.escape(boundary.encode("utf-8", errors="replace")) + rb"(--)?[ \t]*\r?$", re.MULTILINE
@@ -737,7 +735,7 @@ def _split_multipart(
             end = match.start()
             if end > start and body[end - 1 : end] == b"\n":
                 end -= 2 if body[end - 2 : end] == b"\r\n" else 1
-            parts.append(body[start:max(start, end)])
+            parts.append(body[start : max(start, end)])
             if budget.parts + len(parts) >= MAX_PARTS:
                 if not budget.exhausted:
                     defects.append(f"more than {MAX_PARTS} MIME parts; the rest was not read")

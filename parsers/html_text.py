@@ -15,9 +15,30 @@ _HIDDEN_CONTENT = frozenset({"script", "style", "title", "template", "noscript",
 # Elements that end a line.
 _LINE_BREAK = frozenset(
     {
-        "div", "tr", "dd", "dt", "hr", "section", "article", "header", "footer", "nav", "aside",
-        "main", "figure", "figcaption", "address", "form", "fieldset", "center", "caption", "tbody",
-        "thead", "tfoot", "body", "html",
+        "div",
+        "tr",
+        "dd",
+        "dt",
+        "hr",
+        "section",
+        "article",
+        "header",
+        "footer",
+        "nav",
+        "aside",
+        "main",
+        "figure",
+        "figcaption",
+        "address",
+        "form",
+        "fieldset",
+        "center",
+        "caption",
+        "tbody",
+        "thead",
+        "tfoot",
+        "body",
+        "html",
     }
 )
 # Elements that separate paragraphs (blank line).

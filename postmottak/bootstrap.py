@@ -24,8 +24,14 @@ if TYPE_CHECKING:
     from postmottak.intake.fleet import Fleet
 
 __all__ = [
-    "ConfigError", "DatabaseUnavailable", "build_fleet", "build_mailbox_worker", "build_worker",
-    "document_store", "load_settings", "mail_source",
+    "ConfigError",
+    "DatabaseUnavailable",
+    "build_fleet",
+    "build_mailbox_worker",
+    "build_worker",
+    "document_store",
+    "load_settings",
+    "mail_source",
     "open_database",
 ]
 
@@ -54,9 +60,16 @@ def mail_source(settings: Settings, folder: Path | None = None) -> MailSource:
         imap = settings.imap
         return ImapSource(
             ImapConfig(
-                host=imap.host, port=imap.port, security=imap.security, username=imap.username,
-                password=imap.password.get_secret_value(), folder=imap.folder, processed_folder=imap.processed_folder,
-                verify_tls=imap.verify_tls, timeout=imap.timeout_seconds, batch_size=imap.batch_size,
+                host=imap.host,
+                port=imap.port,
+                security=imap.security,
+                username=imap.username,
+                password=imap.password.get_secret_value(),
+                folder=imap.folder,
+                processed_folder=imap.processed_folder,
+                verify_tls=imap.verify_tls,
+                timeout=imap.timeout_seconds,
+                batch_size=imap.batch_size,
                 tokens=token_client(settings) if imap.auth == "oauth2" else None,
             )
         )

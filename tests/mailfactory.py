@@ -541,7 +541,7 @@ def bounce(
         f"Date: {format_datetime(sent)}\r\n"
         f"Message-ID: {original_message_id}\r\n"
         "MIME-Version: 1.0\r\n"
-        "Content-Type: text/plain; charset=\"utf-8\"\r\n"
+        'Content-Type: text/plain; charset="utf-8"\r\n'
         "Content-Transfer-Encoding: quoted-printable\r\n"
     )
     text = (

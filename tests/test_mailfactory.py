@@ -353,8 +353,15 @@ def test_mailbox_is_varied(mailbox: list[mf.MailboxItem]) -> None:
     assert b"outlook.com>" in raws
     assert re.search(rb"^Date: .*\+0000\r$", raws, re.MULTILINE)
     categories = {item.category for item in responses}
-    assert {mf.CATEGORY_MUNICIPALITY, mf.CATEGORY_HEALTH_TRUST, mf.CATEGORY_UNION, mf.CATEGORY_PATIENT,
-            mf.CATEGORY_RESEARCH, mf.CATEGORY_PRIVATE_PERSON, mf.CATEGORY_COMPANY} <= categories
+    assert {
+        mf.CATEGORY_MUNICIPALITY,
+        mf.CATEGORY_HEALTH_TRUST,
+        mf.CATEGORY_UNION,
+        mf.CATEGORY_PATIENT,
+        mf.CATEGORY_RESEARCH,
+        mf.CATEGORY_PRIVATE_PERSON,
+        mf.CATEGORY_COMPANY,
+    } <= categories
     auto_kinds = {parse(i.raw)["Subject"].split(":")[0] for i in mailbox if i.kind == mf.KIND_AUTO_REPLY}
     assert {"Automatisk svar", "Fraværsmelding", "Re"} <= auto_kinds
 

@@ -63,7 +63,10 @@ def versions_by_document(session: Session, document_ids: list[int]) -> dict[int,
 
 
 def prepare_case(
-    db: Database, store: DocumentStore, case_number: str, actor: str = "postmottak",
+    db: Database,
+    store: DocumentStore,
+    case_number: str,
+    actor: str = "postmottak",
     extra_sources: Sequence[SourceFile] = (),
 ) -> ArchivalSummary:
     """Make the archival version of every document of the case that has none yet (or whose last try failed).
@@ -141,6 +144,12 @@ def failures_for_case(session: Session, case_number: str) -> list[Failure]:
     for entry, document in pairs:
         version = versions.get(document.id)
         if version is not None and version.status == FAILED:
-            failures.append(Failure(entry.journal_number, document.number,
-                                    document.title or document.filename or "Dokument", version.error or ""))
+            failures.append(
+                Failure(
+                    entry.journal_number,
+                    document.number,
+                    document.title or document.filename or "Dokument",
+                    version.error or "",
+                )
+            )
     return failures

@@ -25,8 +25,12 @@ def close(session: Session, number: str, user: str) -> m.Case:
     case = close_case(session, number, user)
     session.add(
         m.AuditEvent(
-            at=case.closed_at, actor=user, action=CASE_CLOSED, case_id=case.id,
-            before={"saksstatus": STATUS_OPEN}, after={"saksstatus": STATUS_CLOSED},
+            at=case.closed_at,
+            actor=user,
+            action=CASE_CLOSED,
+            case_id=case.id,
+            before={"saksstatus": STATUS_OPEN},
+            after={"saksstatus": STATUS_CLOSED},
         )
     )
     session.flush()
@@ -40,8 +44,11 @@ def reopen(session: Session, number: str, user: str) -> m.Case:
     case = reopen_case(session, number)
     session.add(
         m.AuditEvent(
-            actor=user, action=CASE_REOPENED, case_id=case.id,
-            before={"saksstatus": STATUS_CLOSED}, after={"saksstatus": STATUS_OPEN},
+            actor=user,
+            action=CASE_REOPENED,
+            case_id=case.id,
+            before={"saksstatus": STATUS_CLOSED},
+            after={"saksstatus": STATUS_OPEN},
         )
     )
     session.flush()

@@ -99,8 +99,9 @@ def convert_all(sources: Sequence[SourceFile]) -> dict[str, Converted]:
         elif kind == "office":
             office.append(source)
         else:
-            results[source.key] = Converted(source.key, None, None,
-                                            f"formatet {source.content_type!r} kan ikke konverteres til PDF/A")
+            results[source.key] = Converted(
+                source.key, None, None, f"formatet {source.content_type!r} kan ikke konverteres til PDF/A"
+            )
     if office:
         results.update(_office(office))
     return results
@@ -159,8 +160,13 @@ def _pdfa_definition(icc: Path) -> str:
 def _run(command: list[str], timeout: float, cwd: Path) -> tuple[int | None, str]:
     """Run in its own process group; on timeout the whole group is killed. Returns (exit code or None, stderr)."""
     process = subprocess.Popen(
-        command, cwd=cwd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        start_new_session=True, env={**os.environ, "HOME": str(cwd)},
+        command,
+        cwd=cwd,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+        env={**os.environ, "HOME": str(cwd)},
     )
     try:
         _out, err = process.communicate(timeout=timeout)
@@ -194,9 +200,20 @@ def _ghostscript(key: str, data: bytes, tool_name: str) -> Converted:
         (work / "in.pdf").write_bytes(data)
         (work / "pdfa.ps").write_text(_pdfa_definition(icc), encoding="latin-1")
         command = [
-            "gs", "-q", "-dBATCH", "-dNOPAUSE", "-dSAFER", f"--permit-file-read={icc}",
-            "-sDEVICE=pdfwrite", "-dPDFA=2", "-dPDFACompatibilityPolicy=1", "-sColorConversionStrategy=RGB",
-            "-dAutoRotatePages=/None", "-sOutputFile=out.pdf", "pdfa.ps", "in.pdf",
+            "gs",
+            "-q",
+            "-dBATCH",
+            "-dNOPAUSE",
+            "-dSAFER",
+            f"--permit-file-read={icc}",
+            "-sDEVICE=pdfwrite",
+            "-dPDFA=2",
+            "-dPDFACompatibilityPolicy=1",
+            "-sColorConversionStrategy=RGB",
+            "-dAutoRotatePages=/None",
+            "-sOutputFile=out.pdf",
+            "pdfa.ps",
+            "in.pdf",
         ]
         code, stderr = _run(command, PDF_TIMEOUT_SECONDS, work)
         output = work / "out.pdf"
@@ -270,9 +287,16 @@ def _office(sources: list[SourceFile]) -> dict[str, Converted]:
             (work / "in" / f"{name}.{suffix}").write_bytes(source.data)
             names[source.key] = name
         command = [
-            binary, "--headless", "--norestore", "--nolockcheck", "--nodefault",
+            binary,
+            "--headless",
+            "--norestore",
+            "--nolockcheck",
+            "--nodefault",
             f"-env:UserInstallation={(work / 'profile').as_uri()}",
-            "--convert-to", OFFICE_FILTER, "--outdir", str(work / "out"),
+            "--convert-to",
+            OFFICE_FILTER,
+            "--outdir",
+            str(work / "out"),
             *sorted(str(p) for p in (work / "in").iterdir()),
         ]
         timeout = OFFICE_START_SECONDS + OFFICE_PER_DOCUMENT_SECONDS * len(sources)

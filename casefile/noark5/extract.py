@@ -60,7 +60,14 @@ ARCHIVAL_SUFFIX = "-arkivformat.pdf"  # DOKUMENT/2022-17-1-arkivformat.pdf besid
 EMPTY_VALUE = "(tom)"  # tidligereVerdi/nyVerdi must not be empty
 # Form keys that describe the parse, not the response: kept out of virksomhetsspesifikkeMetadata.
 _FORM_META_KEYS = {
-    "warnings", "warning_codes", "form_status", "profile", "source_format", "page_count", "extra_fields", "fields",
+    "warnings",
+    "warning_codes",
+    "form_status",
+    "profile",
+    "source_format",
+    "page_count",
+    "extra_fields",
+    "fields",
 }
 
 
@@ -153,12 +160,14 @@ def export_case(
             changes=changes[1],
             screened=sum(1 for item in source.entries if item.is_private_person or item.exemption is not None),
             not_archive_format=[
-                item.relative for item in planned
+                item.relative
+                for item in planned
                 if not item.fmt.is_archive_format and item.archival_data is None and not item.archival_as_received
             ],
             conversion_failures=[
                 f"{item.entry.entry.journal_number} dokument {item.document.number}: {item.archival.error}"
-                for item in planned if item.archival is not None and item.archival.status == ARCHIVAL_FAILED
+                for item in planned
+                if item.archival is not None and item.archival.status == ARCHIVAL_FAILED
             ],
         )
         (staging / "arkivuttrekk.xml").write_bytes(_arkivuttrekk(staging, source, result, options, journals))
@@ -396,8 +405,11 @@ def _dokumentbeskrivelse(b: Builder, post: ET.Element, planned: PlannedFile, tz:
     b.sub(conversion, "konvertertTilFormat", version.to_format or "fmt/477")
     if version.tool:
         b.sub(conversion, "konverteringsverktoey", version.tool)
-    b.sub(conversion, "konverteringskommentar",
-          f"Arkivversjon av {planned.fmt.details} ({planned.relative}), kontrollert som PDF/A-2b.")
+    b.sub(
+        conversion,
+        "konverteringskommentar",
+        f"Arkivversjon av {planned.fmt.details} ({planned.relative}), kontrollert som PDF/A-2b.",
+    )
 
 
 def _skjerming(b: Builder, parent: ET.Element, exemption: m.PublicationExemption, metadata: list[str]) -> None:
@@ -460,8 +472,14 @@ def _changes(source: CaseSource) -> list[Change]:
         for correction in item.corrections:
             before = previous.get(correction.field, correction.parsed_value)
             changes.append(
-                Change(correction.corrected_at, item.entry.system_id, f"virksomhetsspesifikkeMetadata/{correction.field}",
-                       correction.corrected_by, _change_text(before), _change_text(correction.corrected_value))
+                Change(
+                    correction.corrected_at,
+                    item.entry.system_id,
+                    f"virksomhetsspesifikkeMetadata/{correction.field}",
+                    correction.corrected_by,
+                    _change_text(before),
+                    _change_text(correction.corrected_value),
+                )
             )
             previous[correction.field] = correction.corrected_value
     corrected_intakes = {item.intake.id for item in source.entries if item.corrections}
@@ -469,7 +487,11 @@ def _changes(source: CaseSource) -> list[Change]:
     for event in source.audit_events:
         if "correct" in event.action and event.intake_id in corrected_intakes:
             continue  # the same correction is already logged from field_corrections
-        if event.action == closing.CASE_CLOSED and case.closed_at and abs(event.at - case.closed_at) < timedelta(seconds=1):
+        if (
+            event.action == closing.CASE_CLOSED
+            and case.closed_at
+            and abs(event.at - case.closed_at) < timedelta(seconds=1)
+        ):
             close_logged = True
         target = by_intake.get(event.intake_id) if event.intake_id is not None else None
         reference = target.entry.system_id if target is not None else case.system_id
@@ -478,14 +500,38 @@ def _changes(source: CaseSource) -> list[Change]:
         if before or after:
             for key in sorted(set(before) | set(after)):
                 if before.get(key) != after.get(key):
-                    changes.append(Change(event.at, reference, key, event.actor,
-                                          _change_text(before.get(key)), _change_text(after.get(key))))
+                    changes.append(
+                        Change(
+                            event.at,
+                            reference,
+                            key,
+                            event.actor,
+                            _change_text(before.get(key)),
+                            _change_text(after.get(key)),
+                        )
+                    )
         else:
-            changes.append(Change(event.at, reference, event.action, event.actor,
-                                  _change_text(event.before), _change_text(event.after if event.after is not None else event.note)))
+            changes.append(
+                Change(
+                    event.at,
+                    reference,
+                    event.action,
+                    event.actor,
+                    _change_text(event.before),
+                    _change_text(event.after if event.after is not None else event.note),
+                )
+            )
     if not close_logged and case.closed_at is not None:
-        changes.append(Change(case.closed_at, case.system_id, "saksstatus", case.closed_by or SYSTEM_USER,
-                              closing.STATUS_OPEN, closing.STATUS_CLOSED))
+        changes.append(
+            Change(
+                case.closed_at,
+                case.system_id,
+                "saksstatus",
+                case.closed_by or SYSTEM_USER,
+                closing.STATUS_OPEN,
+                closing.STATUS_CLOSED,
+            )
+        )
     return sorted(changes, key=lambda c: (c.at, c.reference, c.metadata))
 
 
@@ -555,7 +601,9 @@ class _Addml:
         self.prop(occurrence, "value", value, data_type="integer")
 
 
-def _arkivuttrekk(folder: Path, source: CaseSource, result: ExtractResult, options: ArchiveOptions, journals: bool) -> bytes:
+def _arkivuttrekk(
+    folder: Path, source: CaseSource, result: ExtractResult, options: ArchiveOptions, journals: bool
+) -> bytes:
     a = _Addml()
     b = a.b
     root = b.root("addml", "addml.xsd", name="Noark 5-arkivuttrekk")
@@ -624,8 +672,10 @@ def _report(source: CaseSource, planned: list[PlannedFile], result: ExtractResul
         verdict = "godkjent arkivformat" if item.fmt.is_archive_format else "IKKE godkjent arkivformat"
         lines.append(f"  {item.relative}  {item.fmt.format}  {item.fmt.details}  - {verdict}")
         if item.archival_relative and item.archival is not None:
-            lines.append(f"    arkivversjon {item.archival_relative}  {item.archival.to_format}  "
-                         f"{item.archival.format_details}  (konvertert med {item.archival.tool})")
+            lines.append(
+                f"    arkivversjon {item.archival_relative}  {item.archival.to_format}  "
+                f"{item.archival.format_details}  (konvertert med {item.archival.tool})"
+            )
         elif item.archival_as_received:
             lines.append("    mottatt i arkivformat (PDF/A): ingen konvertering")
     if result.conversion_failures:

@@ -15,13 +15,25 @@ _PDFA_PART = re.compile(rb"pdfaid:part(?:>|\s*=\s*[\"'])\s*(\d)")
 _PDFA_CONFORMANCE = re.compile(rb"pdfaid:conformance(?:>|\s*=\s*[\"'])\s*([ABUabu])")
 
 _PDF_PUID = {
-    "1.0": "fmt/14", "1.1": "fmt/15", "1.2": "fmt/16", "1.3": "fmt/17", "1.4": "fmt/18",
-    "1.5": "fmt/19", "1.6": "fmt/20", "1.7": "fmt/276", "2.0": "fmt/1129",
+    "1.0": "fmt/14",
+    "1.1": "fmt/15",
+    "1.2": "fmt/16",
+    "1.3": "fmt/17",
+    "1.4": "fmt/18",
+    "1.5": "fmt/19",
+    "1.6": "fmt/20",
+    "1.7": "fmt/276",
+    "2.0": "fmt/1129",
 }
 _PDFA_PUID = {
-    ("1", "A"): "fmt/95", ("1", "B"): "fmt/354",
-    ("2", "A"): "fmt/476", ("2", "B"): "fmt/477", ("2", "U"): "fmt/478",
-    ("3", "A"): "fmt/479", ("3", "B"): "fmt/480", ("3", "U"): "fmt/481",
+    ("1", "A"): "fmt/95",
+    ("1", "B"): "fmt/354",
+    ("2", "A"): "fmt/476",
+    ("2", "B"): "fmt/477",
+    ("2", "U"): "fmt/478",
+    ("3", "A"): "fmt/479",
+    ("3", "B"): "fmt/480",
+    ("3", "U"): "fmt/481",
 }
 PDFA_PUIDS = frozenset(_PDFA_PUID.values())
 # Archive formats for PDF (riksarkivarens forskrift § 5-17): PDF/A-1a/1b/2a/2b/2u. PDF/A-3 allows embedded files.
@@ -56,8 +68,9 @@ def identify(data: bytes, content_type: str) -> FileFormat:
             part = part_match.group(1).decode()
             conformance = conformance_match.group(1).decode().upper() if conformance_match else "B"
             puid = _PDFA_PUID.get((part, conformance), _PDF_PUID.get(version, "application/pdf"))
-            return FileFormat(puid, f"PDF/A-{part}{conformance.lower()} (PDF {version})", True,
-                              (part, conformance) in _ARCHIVE_PDFA)
+            return FileFormat(
+                puid, f"PDF/A-{part}{conformance.lower()} (PDF {version})", True, (part, conformance) in _ARCHIVE_PDFA
+            )
         return FileFormat(_PDF_PUID.get(version, "application/pdf"), f"PDF {version} (ikke PDF/A)", True, False)
     puid, archival = _SIMPLE.get(mime, (mime, False))
     return FileFormat(puid, content_type.strip() or mime, False, archival)
@@ -69,8 +82,13 @@ def extension_for(filename: str | None, content_type: str, fmt: FileFormat) -> s
         return "pdf"
     mime = content_type.split(";", 1)[0].strip().lower()
     known = {
-        "text/plain": "txt", "image/png": "png", "image/jpeg": "jpg", "image/tiff": "tif",
-        "application/xml": "xml", "text/xml": "xml", "text/html": "html",
+        "text/plain": "txt",
+        "image/png": "png",
+        "image/jpeg": "jpg",
+        "image/tiff": "tif",
+        "application/xml": "xml",
+        "text/xml": "xml",
+        "text/html": "html",
         "application/vnd.openxmlformats-officedocument.wordprocessingml.document": "docx",
         "application/msword": "doc",
     }

@@ -87,7 +87,9 @@ def _replace_casefold(text: str, needle: str, replacement: str) -> str:
 
 
 def is_private_person(
-    entry: m.JournalEntry, form: dict[str, Any] | None, corrections: list[m.FieldCorrection],
+    entry: m.JournalEntry,
+    form: dict[str, Any] | None,
+    corrections: list[m.FieldCorrection],
     layout: FormLayout | None = None,
 ) -> bool:
     """Private person if registered as one, or if staff corrected the form's respondent type to say so; when
@@ -120,7 +122,8 @@ def load_case(session: Session, number: str) -> CaseSource:
             .where(m.JournalEntry.case_id == case.id)
             .options(
                 selectinload(m.JournalEntry.intake).selectinload(m.IntakeRecord.documents),
-                selectinload(m.JournalEntry.intake).selectinload(m.IntakeRecord.form)
+                selectinload(m.JournalEntry.intake)
+                .selectinload(m.IntakeRecord.form)
                 .selectinload(m.FormResultRow.answers),
                 selectinload(m.JournalEntry.case),
             )
@@ -160,5 +163,7 @@ def load_case(session: Session, number: str) -> CaseSource:
     audit_filter = [m.AuditEvent.case_id == case.id]
     if intake_ids:
         audit_filter.append(m.AuditEvent.intake_id.in_(intake_ids))
-    events = list(session.scalars(select(m.AuditEvent).where(or_(*audit_filter)).order_by(m.AuditEvent.at, m.AuditEvent.id)))
+    events = list(
+        session.scalars(select(m.AuditEvent).where(or_(*audit_filter)).order_by(m.AuditEvent.at, m.AuditEvent.id))
+    )
     return CaseSource(case=case, entries=sources, audit_events=events)

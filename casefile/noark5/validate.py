@@ -190,7 +190,10 @@ def _check_document_files(folder: Path, arkivstruktur: ET.Element | None, report
         label = f"dokumentobjekt {system_id}"
         relative = _safe_relative(reference)
         if relative is None:
-            report.error("arkivstruktur.xml", f"{label}: referanseDokumentfil {reference!r} is not a relative path inside the extract")
+            report.error(
+                "arkivstruktur.xml",
+                f"{label}: referanseDokumentfil {reference!r} is not a relative path inside the extract",
+            )
             continue
         key = relative.as_posix()
         if key in referenced:
@@ -232,8 +235,9 @@ def _check_archival_file(path: Path, key: str, obj: ET.Element, label: str, repo
         report.error(key, f"not valid PDF/A ({label}): {problem}")
     declared = (obj.findtext(f"{_AS}format") or "").strip()
     if check.ok and declared not in PDFA_PUIDS:
-        report.error("arkivstruktur.xml",
-                     f"{label}: format {declared!r} is not a PDF/A format code, the file is {check.level}")
+        report.error(
+            "arkivstruktur.xml", f"{label}: format {declared!r} is not a PDF/A format code, the file is {check.level}"
+        )
 
 
 def _check_archival_variants(arkivstruktur: ET.Element, report: ValidationReport) -> None:
@@ -309,14 +313,18 @@ def _check_arkivuttrekk(folder: Path, trees: dict[str, ET.Element], report: Vali
                 namespace = tree.tag.split("}")[0] + "}"
                 actual = sum(1 for _ in tree.iter(f"{namespace}{element}"))
                 if not listed.isdigit() or int(listed) != actual:
-                    report.error("arkivuttrekk.xml", f"{xml_name} has {actual} {element}, arkivuttrekk.xml says {listed}")
+                    report.error(
+                        "arkivuttrekk.xml", f"{xml_name} has {actual} {element}, arkivuttrekk.xml says {listed}"
+                    )
     for prop in root.iter(f"{_ADDML}property"):
         if prop.get("name") == "antallDokumentfiler":
             listed = (prop.findtext(f"{_ADDML}value") or "").strip()
             documents = folder / DOCUMENT_DIR
             actual = sum(1 for p in documents.rglob("*") if p.is_file()) if documents.is_dir() else 0
             if not listed.isdigit() or int(listed) != actual:
-                report.error("arkivuttrekk.xml", f"{DOCUMENT_DIR} holds {actual} files, antallDokumentfiler says {listed}")
+                report.error(
+                    "arkivuttrekk.xml", f"{DOCUMENT_DIR} holds {actual} files, antallDokumentfiler says {listed}"
+                )
 
 
 def _check_top_level(folder: Path, report: ValidationReport) -> None:

@@ -18,7 +18,6 @@ case_app = typer.Typer(help="Close and reopen cases (saksmapper).", no_args_is_h
 archive_app = typer.Typer(help="Noark 5 archival extract: export and validate.", no_args_is_help=True)
 
 
-
 def _default_user() -> str:
     try:
         return getpass.getuser()
@@ -47,7 +46,9 @@ def case_close(
         err.print(f"[red]{exc}[/red]", highlight=False)
         raise typer.Exit(1) from None
     assert closed_at is not None
-    console.print(f"Sak {number} er avsluttet {closed_at.isoformat(timespec='seconds')} av {closed_by}.", highlight=False)
+    console.print(
+        f"Sak {number} er avsluttet {closed_at.isoformat(timespec='seconds')} av {closed_by}.", highlight=False
+    )
     if archival:
         _prepare_archival_versions(ctx, number, closed_by or _default_user())
 
@@ -67,7 +68,8 @@ def _prepare_archival_versions(ctx: typer.Context, number: str, actor: str) -> N
         console.print(
             f"[yellow]Konvertering feilet: {failure.journal_number} dokument {failure.document_number} "
             f"«{failure.title}»: {failure.error}[/yellow]",
-            highlight=False, soft_wrap=True,
+            highlight=False,
+            soft_wrap=True,
         )
 
 
@@ -106,9 +108,12 @@ def archive_export(
     creator_id: Optional[str] = typer.Option(None, "--creator-id", help="arkivskaperID (organisation number)."),
     creator_name: Optional[str] = typer.Option(None, "--creator-name", help="arkivskaperNavn."),
     unit: Optional[str] = typer.Option(None, "--unit", help="administrativEnhet."),
-    case_officer: Optional[str] = typer.Option(None, "--case-officer", help="saksansvarlig (default: who closed the case)."),
+    case_officer: Optional[str] = typer.Option(
+        None, "--case-officer", help="saksansvarlig (default: who closed the case)."
+    ),
     archival: bool = typer.Option(
-        True, "--archival-versions/--no-archival-versions",
+        True,
+        "--archival-versions/--no-archival-versions",
         help="Make missing PDF/A-2b versions first (done once per document; failed ones are tried again).",
     ),
 ) -> None:

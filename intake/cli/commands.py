@@ -118,17 +118,23 @@ def print_status(summary) -> None:  # type: ignore[no-untyped-def]
         cases.add_column(column, no_wrap=True)
     for case in summary.cases:
         cases.add_row(
-            case.number, ".".join(reversed(case.deadline.split("-"))), str(case.registered), str(case.on_time), str(case.late),
+            case.number,
+            ".".join(reversed(case.deadline.split("-"))),
+            str(case.registered),
+            str(case.on_time),
+            str(case.late),
             "åpen" if case.status == "open" else "avsluttet",
         )
     console.print(cases)
     for case in summary.cases:
         console.print(f"  {case.number}: {case.title}", highlight=False)
-    receipts = ", ".join(
-        f"{RECEIPT_LABELS.get(k, k).lower()} {v}" for k, v in sorted(summary.receipts.items())
-    ) or "ingen"
+    receipts = (
+        ", ".join(f"{RECEIPT_LABELS.get(k, k).lower()} {v}" for k, v in sorted(summary.receipts.items())) or "ingen"
+    )
     console.print(f"Kvitteringer: {receipts}", highlight=False)
-    console.print(f"Til vurdering: {summary.pending_review}   Feilet: {summary.failed}   Prøves igjen: {summary.retrying}")
+    console.print(
+        f"Til vurdering: {summary.pending_review}   Feilet: {summary.failed}   Prøves igjen: {summary.retrying}"
+    )
     last = local_time(summary.last_poll_at, CLI_TIME, empty="aldri")
     ok = local_time(summary.last_success_at, CLI_TIME, empty="aldri")
     console.print(f"Siste henting: {last}   Siste vellykkede: {ok}", highlight=False)
@@ -142,7 +148,9 @@ def print_status(summary) -> None:  # type: ignore[no-untyped-def]
 def export(
     ctx: typer.Context,
     format: str = typer.Option(
-        "json", "--format", "-f",
+        "json",
+        "--format",
+        "-f",
         help="json (every intake record) | csv | xlsx (one row per registered response, corrections applied)",
     ),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="File to write (default: standard output)."),
@@ -190,7 +198,9 @@ def parse(
     file: Path = typer.Argument(..., exists=True, dir_okay=False, help="A form as PDF or DOCX."),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
     profile: Optional[str] = typer.Option(
-        None, "--profile", help="Form profile: a packaged profile's name or a profile TOML file (default: the packaged default)."
+        None,
+        "--profile",
+        help="Form profile: a packaged profile's name or a profile TOML file (default: the packaged default).",
     ),
 ) -> None:
     """Parse one form file and print its fields: every key of the profile, and `fields` in form order."""

@@ -19,10 +19,9 @@ from postmottak.casefile.clock import local_time
 from postmottak.intake.cli.context import CLI_TIME, cli, console, err
 
 users_app = typer.Typer(help="Staff users of the web app (archivist acts, reader sees).", no_args_is_help=True)
-review_app = typer.Typer(help="Resolve review items: register, ignore, correct a field, resend a receipt.",
-                         no_args_is_help=True)
-
-
+review_app = typer.Typer(
+    help="Resolve review items: register, ignore, correct a field, resend a receipt.", no_args_is_help=True
+)
 
 
 ROLE_WORDS = {"archivist": "arkivar", "reader": "leser"}
@@ -101,7 +100,12 @@ def users_list(ctx: typer.Context) -> None:
         table.add_column(column)
     with db.session() as session:
         for user in list_users(session):
-            table.add_row(user.username, ROLE_WORDS.get(user.role, user.role), _local(user.created_at), "sperret" if user.disabled else "aktiv")
+            table.add_row(
+                user.username,
+                ROLE_WORDS.get(user.role, user.role),
+                _local(user.created_at),
+                "sperret" if user.disabled else "aktiv",
+            )
     console.print(table)
 
 
@@ -122,7 +126,9 @@ def users_password(ctx: typer.Context, username: str = typer.Argument(...)) -> N
 
 
 @users_app.command("disable")
-def users_disable(ctx: typer.Context, username: str = typer.Argument(...), enable: bool = typer.Option(False, "--enable")) -> None:
+def users_disable(
+    ctx: typer.Context, username: str = typer.Argument(...), enable: bool = typer.Option(False, "--enable")
+) -> None:
     """Lock a user out (their sessions end at the next request), or let them in again with --enable."""
     from postmottak.casefile.users import UserError, set_disabled
 
@@ -141,7 +147,9 @@ def users_disable(ctx: typer.Context, username: str = typer.Argument(...), enabl
 
 def list_records(
     ctx: typer.Context,
-    status: Optional[str] = typer.Option(None, "--status", help="registered | needs_review | ignored | duplicate | failed"),
+    status: Optional[str] = typer.Option(
+        None, "--status", help="registered | needs_review | ignored | duplicate | failed"
+    ),
     case: Optional[str] = typer.Option(None, "--case", help="Case number, e.g. 22/414."),
     late: Optional[bool] = typer.Option(None, "--late/--on-time", help="Only late, or only on-time responses."),
     receipt: Optional[str] = typer.Option(None, "--receipt", help="Receipt status."),
@@ -155,8 +163,14 @@ def list_records(
 
     db = cli(ctx).database()
     criteria = review.IntakeFilter(
-        status=status, case_number=case, timeliness=None if late is None else ("late" if late else "on_time"),
-        receipt_status=receipt, organisation_type=org_type, search=search, page=page, per_page=per_page,
+        status=status,
+        case_number=case,
+        timeliness=None if late is None else ("late" if late else "on_time"),
+        receipt_status=receipt,
+        organisation_type=org_type,
+        search=search,
+        page=page,
+        per_page=per_page,
     )
     with db.session() as session:
         result = review.search_intake(session, criteria)
@@ -166,9 +180,13 @@ def list_records(
         for record in result.records:
             timely = "" if record.status != "registered" else ("i tide" if record.on_time else "for sent")
             table.add_row(
-                str(record.id), _local(record.received_at), record.sender_address or "", record.subject,
+                str(record.id),
+                _local(record.received_at),
+                record.sender_address or "",
+                record.subject,
                 labels.status_word(record.status),
-                record.journal_entry.journal_number if record.journal_entry else "", timely,
+                record.journal_entry.journal_number if record.journal_entry else "",
+                timely,
                 labels.receipt_label(record.receipt.status).lower() if record.receipt else "",
             )
     console.print(table)
@@ -195,7 +213,8 @@ def show_record(ctx: typer.Context, intake_id: int = typer.Argument(..., help="I
             f"Fra:        {record.sender_name or ''} <{record.sender_address or ''}>",
             f"Mottatt:    {_local(record.received_at)} (Europe/Oslo, {record.received_at_source})",
             f"Message-ID: {record.message_id or '-'}",
-            f"Status:     {labels.status_word(record.status)}" + (f" ({labels.reason_text(record.reason)})" if record.reason else ""),
+            f"Status:     {labels.status_word(record.status)}"
+            + (f" ({labels.reason_text(record.reason)})" if record.reason else ""),
         ]
         if record.case:
             lines.append(f"Sak:        {record.case.number} {record.case.title}")
@@ -204,7 +223,9 @@ def show_record(ctx: typer.Context, intake_id: int = typer.Argument(..., help="I
             lines.append(f"Journalnr.: {record.journal_entry.journal_number} ({timely})")
         lines.append("Dokumenter:")
         for doc in record.documents:
-            lines.append(f"  {doc.number}. {doc.filename or doc.title} ({doc.content_type}, {doc.size} B, sha256 {doc.sha256[:12]})")
+            lines.append(
+                f"  {doc.number}. {doc.filename or doc.title} ({doc.content_type}, {doc.size} B, sha256 {doc.sha256[:12]})"
+            )
         if form is not None:
             lines.append(f"Skjema ({labels.form_status_label(record.form.form_status) if record.form else ''}):")
             corrected = {c.field for c in corrections}
@@ -216,7 +237,10 @@ def show_record(ctx: typer.Context, intake_id: int = typer.Argument(..., help="I
                 lines.append(f"  ADVARSEL: {warning}")
         if record.receipt:
             rc = record.receipt
-            lines.append(f"Kvittering: {labels.receipt_label(rc.status).lower()} til {rc.to_address or '-'}" + (f", sendt {_local(rc.sent_at)}" if rc.sent_at else ""))
+            lines.append(
+                f"Kvittering: {labels.receipt_label(rc.status).lower()} til {rc.to_address or '-'}"
+                + (f", sendt {_local(rc.sent_at)}" if rc.sent_at else "")
+            )
             if rc.reason:
                 lines.append(f"  Hvorfor: {labels.reason_text(rc.reason)}")
             if rc.subject:
@@ -226,9 +250,11 @@ def show_record(ctx: typer.Context, intake_id: int = typer.Argument(..., help="I
         if events:
             lines.append("Historikk:")
             for event in events:
-                lines.append(f"  {_local(event.at)} {event.actor} {labels.action_label(event.action)}: "
-                             f"{labels.changes(event.before)} -> {labels.changes(event.after)}"
-                             + (f" ({event.note})" if event.note else ""))
+                lines.append(
+                    f"  {_local(event.at)} {event.actor} {labels.action_label(event.action)}: "
+                    f"{labels.changes(event.before)} -> {labels.changes(event.after)}"
+                    + (f" ({event.note})" if event.note else "")
+                )
     console.print("\n".join(lines), highlight=False, markup=False)
 
 
@@ -267,11 +293,21 @@ def review_queue(ctx: typer.Context) -> None:
         for column in ("ID", "Mottatt", "Avsender", "Emne", "Hvorfor"):
             table.add_column(column, overflow="fold")
         for record in queue.needs_review:
-            table.add_row(str(record.id), _local(record.received_at), record.sender_address or "", record.subject,
-                          labels.reason_text(record.reason))
+            table.add_row(
+                str(record.id),
+                _local(record.received_at),
+                record.sender_address or "",
+                record.subject,
+                labels.reason_text(record.reason),
+            )
         for record in queue.form_warnings:
-            table.add_row(str(record.id), _local(record.received_at), record.sender_address or "", record.subject,
-                          "; ".join(record.form.warnings if record.form else []))
+            table.add_row(
+                str(record.id),
+                _local(record.received_at),
+                record.sender_address or "",
+                record.subject,
+                "; ".join(record.form.warnings if record.form else []),
+            )
     console.print(table)
 
 
@@ -324,7 +360,11 @@ def review_ignore(
     """Mark a mail as ignored, with a reason."""
     from postmottak.casefile import review
 
-    _run_action(ctx, lambda s: review.mark_ignored(s, intake_id, reason, _actor(user)), f"post {intake_id} er markert som ignorert")
+    _run_action(
+        ctx,
+        lambda s: review.mark_ignored(s, intake_id, reason, _actor(user)),
+        f"post {intake_id} er markert som ignorert",
+    )
 
 
 @review_app.command("correct")
@@ -338,7 +378,11 @@ def review_correct(
     """Correct a parsed form field; the parsed value is kept beside the correction."""
     from postmottak.casefile import review
 
-    _run_action(ctx, lambda s: review.correct_field(s, intake_id, field, value, _actor(user)), f"feltet {field} i post {intake_id} er korrigert")
+    _run_action(
+        ctx,
+        lambda s: review.correct_field(s, intake_id, field, value, _actor(user)),
+        f"feltet {field} i post {intake_id} er korrigert",
+    )
 
 
 @review_app.command("resend-receipt")
@@ -346,19 +390,28 @@ def review_resend(ctx: typer.Context, intake_id: int = typer.Argument(...), user
     """Put a mail's receipt back in the outbox (pending)."""
     from postmottak.casefile import review
 
-    _run_action(ctx, lambda s: review.resend_receipt(s, intake_id, _actor(user)), f"kvitteringen for post {intake_id} sendes på nytt ved neste kjøring")
+    _run_action(
+        ctx,
+        lambda s: review.resend_receipt(s, intake_id, _actor(user)),
+        f"kvitteringen for post {intake_id} sendes på nytt ved neste kjøring",
+    )
 
 
 @review_app.command("confirm-form")
 def review_confirm(
     ctx: typer.Context,
-    intake_id: int = typer.Argument(...), note: Optional[str] = typer.Option(None, "--note"),
+    intake_id: int = typer.Argument(...),
+    note: Optional[str] = typer.Option(None, "--note"),
     user: Optional[str] = UserOption,
 ) -> None:
     """Mark a form's warnings as checked (it leaves the review queue)."""
     from postmottak.casefile import review
 
-    _run_action(ctx, lambda s: review.confirm_form(s, intake_id, _actor(user), note), f"skjemaet i post {intake_id} er merket som kontrollert")
+    _run_action(
+        ctx,
+        lambda s: review.confirm_form(s, intake_id, _actor(user), note),
+        f"skjemaet i post {intake_id} er merket som kontrollert",
+    )
 
 
 def register_dashboard_commands(app: typer.Typer) -> None:

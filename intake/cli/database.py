@@ -37,7 +37,8 @@ def print_plan(url: str) -> int:
     if plan.pending and url.startswith("sqlite"):
         console.print(
             "SQLite: sikkerhetskopi tas før første setning som endrer eksisterende rader eller bygger om en tabell",
-            highlight=False, soft_wrap=True,
+            highlight=False,
+            soft_wrap=True,
         )
     return 0
 
@@ -63,7 +64,8 @@ def repair_command(
             err.print(
                 "ingen automatisk reparasjon: legg tilbake siste sikkerhetskopi (SQLite: <database>.*.bak), "
                 "eller rett skjemaet og kjør `postmottak db repair` igjen",
-                highlight=False, soft_wrap=True,
+                highlight=False,
+                soft_wrap=True,
             )
         raise typer.Exit(status)
     db = Database(url)

@@ -14,7 +14,11 @@ from postmottak.intake.cli.context import console, err
 forms_app = typer.Typer(help="Consultation forms: learn a form profile from the blank form.", no_args_is_help=True)
 
 KIND_NAMES = {
-    "heading": "overskrift", "inline": "tekstfelt", "text": "fritekst", "checkboxes": "avkrysning", "matrix": "tabell",
+    "heading": "overskrift",
+    "inline": "tekstfelt",
+    "text": "fritekst",
+    "checkboxes": "avkrysning",
+    "matrix": "tabell",
 }
 
 

@@ -11,10 +11,16 @@ import typer
 
 from postmottak.intake.cli.context import cli, console, err
 
-privacy_app = typer.Typer(help="Data subject requests: find, export (art. 15) and erase (art. 17).",
-                          no_args_is_help=True)
-STATUS_LABELS = {"registered": "registrert", "needs_review": "til kontroll", "ignored": "ignorert",
-                 "duplicate": "duplikat", "failed": "feilet"}
+privacy_app = typer.Typer(
+    help="Data subject requests: find, export (art. 15) and erase (art. 17).", no_args_is_help=True
+)
+STATUS_LABELS = {
+    "registered": "registrert",
+    "needs_review": "til kontroll",
+    "ignored": "ignorert",
+    "duplicate": "duplikat",
+    "failed": "feilet",
+}
 
 
 def _user(user: Optional[str]) -> str:
@@ -34,9 +40,12 @@ def _print_hits(result) -> None:  # type: ignore[no-untyped-def]
         where = ", ".join(hit.fields)
         journal = f" journalpost {hit.journal_number}" if hit.journal_number else ""
         deleted = " (innholdet er allerede slettet)" if hit.content_deleted else ""
-        console.print(f"Post {hit.intake_id} ({STATUS_LABELS.get(hit.status, hit.status)}{journal}, mottatt "
-                      f"{hit.received_at[:10]}): {where}; dokumenter: {', '.join(hit.documents) or 'ingen'}{deleted}",
-                      highlight=False, soft_wrap=True)
+        console.print(
+            f"Post {hit.intake_id} ({STATUS_LABELS.get(hit.status, hit.status)}{journal}, mottatt "
+            f"{hit.received_at[:10]}): {where}; dokumenter: {', '.join(hit.documents) or 'ingen'}{deleted}",
+            highlight=False,
+            soft_wrap=True,
+        )
 
 
 @privacy_app.command("find")
@@ -94,8 +103,9 @@ def privacy_erase(
         err.print(f"[red]{exc}[/red]", highlight=False)
         raise typer.Exit(2) from None
     verb = "slettet" if yes else "vil bli slettet"
-    console.print(f"{len(result.erased)} poster {verb}: {', '.join(map(str, result.erased)) or 'ingen'}.",
-                  highlight=False)
+    console.print(
+        f"{len(result.erased)} poster {verb}: {', '.join(map(str, result.erased)) or 'ingen'}.", highlight=False
+    )
     for intake_id, why in result.kept:
         console.print(f"Post {intake_id} beholdes: {why}", highlight=False, soft_wrap=True)
     if not yes:

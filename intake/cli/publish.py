@@ -64,9 +64,15 @@ def publish_command(
             assert output is not None
             written = write(session, store, publication, output, rendered)
             case_id = get_case(session, case).id
-            session.add(m.AuditEvent(actor=actor, action="publication_written", case_id=case_id,
-                                     after={"filer": len(written), "publisert": len(publication.published)},
-                                     note=str(output)))
+            session.add(
+                m.AuditEvent(
+                    actor=actor,
+                    action="publication_written",
+                    case_id=case_id,
+                    after={"filer": len(written), "publisert": len(publication.published)},
+                    note=str(output),
+                )
+            )
     except (LookupError, PublicationError) as exc:
         err.print(f"[red]{exc}[/red]", highlight=False)
         raise typer.Exit(1) from None
@@ -110,15 +116,24 @@ def exempt_set(
 
     try:
         with cli(ctx).database().session() as session:
-            row = mark_exempt(session, intake_id, basis, _user(user), document_number=document,
-                              screen_names=screen_names, access_code=code, note=note)
+            row = mark_exempt(
+                session,
+                intake_id,
+                basis,
+                _user(user),
+                document_number=document,
+                screen_names=screen_names,
+                access_code=code,
+                note=note,
+            )
             basis_text, access = row.legal_basis, row.access_code
     except (LookupError, ExemptionError) as exc:
         err.print(f"[red]{exc}[/red]", highlight=False)
         raise typer.Exit(1) from None
     target = f"dokument {document} i post {intake_id}" if document else f"post {intake_id}"
-    console.print(f"{target.capitalize()} er unntatt offentlighet: {basis_text} (tilgangskode {access}).",
-                  highlight=False)
+    console.print(
+        f"{target.capitalize()} er unntatt offentlighet: {basis_text} (tilgangskode {access}).", highlight=False
+    )
 
 
 @exempt_app.command("lift")
@@ -155,16 +170,21 @@ def exempt_list(ctx: typer.Context, case: str = typer.Option(..., "--case", help
         for item in source.entries:
             label = f"{item.entry.journal_number} (post {item.intake.id}) {item.sender_name}"
             if item.exemption is not None:
-                console.print(f"{label}: unntatt, {item.exemption.legal_basis}"
-                              + (", navn skjermet" if item.exemption.screen_names else ""), highlight=False)
+                console.print(
+                    f"{label}: unntatt, {item.exemption.legal_basis}"
+                    + (", navn skjermet" if item.exemption.screen_names else ""),
+                    highlight=False,
+                )
             for number, exemption in sorted(
                 ((d.number, item.document_exemptions[d.id]) for d in item.documents if d.id in item.document_exemptions)
             ):
                 console.print(f"{label}: dokument {number} unntatt, {exemption.legal_basis}", highlight=False)
             suggestion = suggest(item.form, source.case.form_profile)
             if suggestion is not None and item.exemption is None:
-                console.print(f"{label}: ber selv om unntak («{suggestion.reason}»); forslag: {suggestion.legal_basis}",
-                              highlight=False)
+                console.print(
+                    f"{label}: ber selv om unntak («{suggestion.reason}»); forslag: {suggestion.legal_basis}",
+                    highlight=False,
+                )
 
 
 def register_publication_commands(app: typer.Typer) -> None:

@@ -13,8 +13,9 @@ from rich.table import Table
 
 from postmottak.intake.cli.context import cli, console, err
 
-receipts_app = typer.Typer(help="Receipts (kvitteringer): send pending ones, list them, resend failed ones.",
-                           no_args_is_help=True)
+receipts_app = typer.Typer(
+    help="Receipts (kvitteringer): send pending ones, list them, resend failed ones.", no_args_is_help=True
+)
 
 
 STATUS_LABELS = {
@@ -76,8 +77,13 @@ def list_command(
         sent = row.sent_at.isoformat(timespec="seconds") if row.sent_at else ""
         detail = row.reason or row.smtp_response or ""
         table.add_row(
-            str(row.id), str(row.intake_id), f"{STATUS_LABELS.get(row.status, row.status)} ({row.status})",
-            row.to_address or "", str(row.attempts), sent, detail,
+            str(row.id),
+            str(row.intake_id),
+            f"{STATUS_LABELS.get(row.status, row.status)} ({row.status})",
+            row.to_address or "",
+            str(row.attempts),
+            sent,
+            detail,
         )
     console.print(table)
     summary = ", ".join(f"{STATUS_LABELS.get(k, k)} {v}" for k, v in sorted(counts.items())) or "ingen"

@@ -10,8 +10,9 @@ import typer
 
 from postmottak.intake.cli.context import cli, console, err
 
-retention_app = typer.Typer(help="Retention: delete raw mail that is not a response after the configured days.",
-                            no_args_is_help=True)
+retention_app = typer.Typer(
+    help="Retention: delete raw mail that is not a response after the configured days.", no_args_is_help=True
+)
 KIND_LABELS = {"ignored": "ignorert", "duplicate": "duplikat", "unrelated": "uten sak"}
 
 
@@ -29,8 +30,10 @@ def retention_run(
     settings = cli(ctx).settings()
     days = configured_days(settings)
     if all(value is None for value in days.values()):
-        err.print("Ingen oppbevaringsregler er satt ([retention] ignored_days, duplicate_days, unrelated_days).",
-                  highlight=False)
+        err.print(
+            "Ingen oppbevaringsregler er satt ([retention] ignored_days, duplicate_days, unrelated_days).",
+            highlight=False,
+        )
         raise typer.Exit(1)
     try:
         actor = user or getpass.getuser()
@@ -40,8 +43,11 @@ def retention_run(
     rules = ", ".join(f"{KIND_LABELS[k]} etter {v} dager" for k, v in days.items() if v is not None)
     counts = ", ".join(f"{KIND_LABELS[k]}: {n}" for k, n in sorted(report.candidates.items())) or "ingen"
     if dry_run:
-        console.print(f"Prøvekjøring ({rules}). Innholdet ville blitt slettet for {sum(report.candidates.values())} "
-                      f"poster ({counts}). Ingenting er endret.", highlight=False)
+        console.print(
+            f"Prøvekjøring ({rules}). Innholdet ville blitt slettet for {sum(report.candidates.values())} "
+            f"poster ({counts}). Ingenting er endret.",
+            highlight=False,
+        )
         if report.record_ids:
             console.print("Poster: " + ", ".join(str(i) for i in report.record_ids), highlight=False, soft_wrap=True)
         return

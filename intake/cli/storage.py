@@ -35,5 +35,8 @@ def migrate_command(
     if report.problems:
         raise typer.Exit(1)
     if settings.storage.backend != to:
-        console.print(f'Alle filer er kontrollert. Sett [storage] backend = "{to}", start arbeiderne på nytt, og kjør '
-                      "kommandoen en gang til for filer som kom til i mellomtiden.", highlight=False)
+        console.print(
+            f'Alle filer er kontrollert. Sett [storage] backend = "{to}", start arbeiderne på nytt, og kjør '
+            "kommandoen en gang til for filer som kom til i mellomtiden.",
+            highlight=False,
+        )

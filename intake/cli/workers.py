@@ -40,8 +40,9 @@ def run_fleet(settings: Settings, *, once: bool) -> None:
         raise typer.Exit(0 if fleet.run_once() else 1)
 
     def _stop(signum: int, _frame: object) -> None:
-        logging.getLogger("intake").info("received %s; finishing the running cycles and stopping",
-                                         signal.Signals(signum).name)
+        logging.getLogger("intake").info(
+            "received %s; finishing the running cycles and stopping", signal.Signals(signum).name
+        )
         fleet.stopping.set()
 
     if threading.current_thread() is threading.main_thread():
@@ -68,8 +69,17 @@ def workers_command(
         workers, rows = leases.overview(session, since=since)
     live_after = now.timestamp() - settings.leases.seconds
     table = Table(title="Arbeidere", show_header=True)
-    for column in ("Arbeider", "Vert", "PID", "Startet", "Siste livstegn", "Tilstand", "Postkasser", "Skrivinger",
-                   "Avvist"):
+    for column in (
+        "Arbeider",
+        "Vert",
+        "PID",
+        "Startet",
+        "Siste livstegn",
+        "Tilstand",
+        "Postkasser",
+        "Skrivinger",
+        "Avvist",
+    ):
         table.add_column(column)
     for worker in workers:
         if worker.stopped_at is not None:
@@ -79,9 +89,15 @@ def workers_command(
         else:
             state = "borte"
         table.add_row(
-            worker.id, worker.host, str(worker.pid), _local(worker.started_at),
+            worker.id,
+            worker.host,
+            str(worker.pid),
+            _local(worker.started_at),
             f"{_local(worker.heartbeat_at)} ({now.timestamp() - worker.heartbeat_at.timestamp():.0f} s siden)",
-            state, ", ".join(worker.mailboxes) or "-", str(worker.commits), str(worker.rejected),
+            state,
+            ", ".join(worker.mailboxes) or "-",
+            str(worker.commits),
+            str(worker.rejected),
         )
     console.print(table)
     boxes = Table(title="Postkasser", show_header=True)
@@ -93,7 +109,9 @@ def workers_command(
         row = by_name.get(name)
         expired = row is None or row.holder is None or row.expires_at is None or row.expires_at <= now
         boxes.add_row(
-            name, "ingen" if expired else str(row.holder), str(row.token) if row else "0",
+            name,
+            "ingen" if expired else str(row.holder),
+            str(row.token) if row else "0",
             "-" if expired else _local(row.expires_at),  # type: ignore[union-attr]
         )
     console.print(boxes)

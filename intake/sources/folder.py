@@ -46,7 +46,9 @@ class FolderSession:
     def all_uids(self) -> list[str]:
         if self.format == "eml":
             return sorted(
-                str(p.relative_to(self.path)) for p in self.path.rglob("*") if p.is_file() and p.suffix.lower() == ".eml"
+                str(p.relative_to(self.path))
+                for p in self.path.rglob("*")
+                if p.is_file() and p.suffix.lower() == ".eml"
             )
         if self.format == "maildir":
             box = mailbox.Maildir(self.path, factory=None, create=False)

@@ -108,8 +108,10 @@ def idle_behaviour(welcome: bytes | str | None) -> str:
     """What is known about how fast this server's IDLE reports new mail, from its greeting."""
     text = _text(welcome or b"")
     if re.search(r"cyrus", text, re.IGNORECASE):
-        return ("Cyrus IMAP: without its idled daemon it tells an idling client about new mail only every "
-                "imapidlepoll seconds (60 s unless configured); ask the administrator whether idled runs")
+        return (
+            "Cyrus IMAP: without its idled daemon it tells an idling client about new mail only every "
+            "imapidlepoll seconds (60 s unless configured); ask the administrator whether idled runs"
+        )
     return ""
 
 

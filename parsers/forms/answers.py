@@ -60,9 +60,7 @@ class FieldSpec:
         return next((o.label for o in self.options if o.value == value), value)
 
     def option_display(self, label_or_value: str) -> str:
-        return next(
-            (o.display for o in self.options if label_or_value in (o.label, o.value)), label_or_value
-        )
+        return next((o.display for o in self.options if label_or_value in (o.label, o.value)), label_or_value)
 
 
 def field_specs(profile: FormProfile) -> list[FieldSpec]:
@@ -73,14 +71,23 @@ def field_specs(profile: FormProfile) -> list[FieldSpec]:
         if section.kind == "checkboxes":
             specs.append(
                 FieldSpec(
-                    section.field, section.label, "choice", section.column or section.label, tuple(section.options),
-                    multiple=section.multiple, list_key=section.list_field,
+                    section.field,
+                    section.label,
+                    "choice",
+                    section.column or section.label,
+                    tuple(section.options),
+                    multiple=section.multiple,
+                    list_key=section.list_field,
                 )
             )
         elif section.kind == "matrix":
             specs.append(
                 FieldSpec(
-                    section.field, section.label, "matrix", section.column or section.label, tuple(section.options),
+                    section.field,
+                    section.label,
+                    "matrix",
+                    section.column or section.label,
+                    tuple(section.options),
                     rows=tuple(section.rows),
                 )
             )
@@ -88,13 +95,20 @@ def field_specs(profile: FormProfile) -> list[FieldSpec]:
             if section.choices and section.choice_field:
                 specs.append(
                     FieldSpec(
-                        section.choice_field, section.label, "choice", section.choice_column or section.label,
+                        section.choice_field,
+                        section.label,
+                        "choice",
+                        section.choice_column or section.label,
                         tuple(section.choices),
                     )
                 )
             specs.append(
                 FieldSpec(
-                    section.field, section.label, "text", section.column or section.label, compact=section.compact,
+                    section.field,
+                    section.label,
+                    "text",
+                    section.column or section.label,
+                    compact=section.compact,
                     multiline=section.kind == "text",
                 )
             )
@@ -144,7 +158,10 @@ def _option_value(spec: FieldSpec, label: str) -> str:
 
 
 def answers_from_values(
-    profile: FormProfile, values: dict[str, Any], *, read_by: dict[str, str] | str = "text",
+    profile: FormProfile,
+    values: dict[str, Any],
+    *,
+    read_by: dict[str, str] | str = "text",
     warnings: dict[str, list[str]] | None = None,
 ) -> list[FieldAnswer]:
     """Every field of the profile, in form order, from a flat dict of values (a FormResult dump, or stored data).
@@ -156,7 +173,11 @@ def answers_from_values(
         how = read_by if isinstance(read_by, str) else read_by.get(spec.key, "text")
         answers.append(
             FieldAnswer(
-                key=spec.key, label=spec.label, kind=spec.kind, value=answer_value(spec, merged), read_by=how,
+                key=spec.key,
+                label=spec.label,
+                kind=spec.kind,
+                value=answer_value(spec, merged),
+                read_by=how,
                 warnings=list((warnings or {}).get(spec.key, [])),
             )
         )

@@ -63,14 +63,18 @@ def read_document(
     if kind == "empty":
         return ReadDocument(kind, "empty", warnings=[f"{name} er tomt (0 byte)."])
     if len(data) > MAX_DOCUMENT_BYTES:
-        return ReadDocument(kind, "too_large", warnings=[f"{name} er for stort ({len(data) // (1024 * 1024)} MB) til å leses."])
+        return ReadDocument(
+            kind, "too_large", warnings=[f"{name} er for stort ({len(data) // (1024 * 1024)} MB) til å leses."]
+        )
     if kind == "pdf":
         try:
             layout = read_pdf(data)
         except PdfReadError as exc:
             return ReadDocument(kind, exc.status, warnings=[f"{name}: {exc.message}"])
         warnings = [f"{name}: {w}" for w in layout.warnings]
-        scanned = ocr_pdf(data, name, layout.lines, layout.page_count, layout.pages_read, MIN_TEXT_CHARS, resolve_profile(profile))
+        scanned = ocr_pdf(
+            data, name, layout.lines, layout.page_count, layout.pages_read, MIN_TEXT_CHARS, resolve_profile(profile)
+        )
         if scanned is not None:
             return _scanned_document(kind, scanned, warnings, layout.page_count)
         visible = sum(1 for line in layout.lines for c in line.text if not c.isspace())
@@ -100,7 +104,13 @@ def read_document(
 
 def _scanned_document(kind: str, scanned: ScannedText, warnings: list[str], page_count: int | None) -> ReadDocument:
     return ReadDocument(
-        kind, scanned.status, scanned.lines, warnings + scanned.warnings, page_count, scanned.reading, scanned.needs_manual_entry
+        kind,
+        scanned.status,
+        scanned.lines,
+        warnings + scanned.warnings,
+        page_count,
+        scanned.reading,
+        scanned.needs_manual_entry,
     )
 
 
@@ -135,8 +145,11 @@ def form_from_document(document: ReadDocument, data: bytes, profile: FormProfile
     if document.status != "ok":
         warnings = document.warnings or [f"Dokumentet kan ikke leses ({document.status})."]
         return FormResult(
-            form_status="unreadable", profile=profile.name, warnings=warnings,
-            warning_codes=[f"document.{document.status}"] * len(warnings), source_format=source,
+            form_status="unreadable",
+            profile=profile.name,
+            warnings=warnings,
+            warning_codes=[f"document.{document.status}"] * len(warnings),
+            source_format=source,
             page_count=document.page_count,
         )
     outcome = parse_text(lines_to_text(document.lines), profile)
@@ -174,7 +187,9 @@ class SingleDocumentAnalysis(BaseModel):
     form: FormResult | None = None
 
 
-def analyse_single_document(doc: DocumentInput, profile: FormProfile | str | None = None, max_chars: int = DEFAULT_MAX_CHARS) -> SingleDocumentAnalysis:
+def analyse_single_document(
+    doc: DocumentInput, profile: FormProfile | str | None = None, max_chars: int = DEFAULT_MAX_CHARS
+) -> SingleDocumentAnalysis:
     resolved = resolve_profile(profile)
     filename, content_type, data = doc
     document = read_document(data, filename, content_type, resolved)
@@ -182,7 +197,9 @@ def analyse_single_document(doc: DocumentInput, profile: FormProfile | str | Non
     if document.status != "ok":
         # A scan nobody can read here is shown to staff as an unreadable form to type in.
         manual = form_from_document(document, data, resolved) if document.needs_manual_entry else None
-        return SingleDocumentAnalysis(text=text[:max_chars], status=document.status, warnings=document.warnings, form=manual)
+        return SingleDocumentAnalysis(
+            text=text[:max_chars], status=document.status, warnings=document.warnings, form=manual
+        )
     if document.format == "unknown":
         return SingleDocumentAnalysis(status="unsupported")
     labels = count_labels(text, resolved)
@@ -194,7 +211,9 @@ def analyse_single_document(doc: DocumentInput, profile: FormProfile | str | Non
 
 def combine_analyses(singles: list[SingleDocumentAnalysis], filenames: list[str | None]) -> DocumentsAnalysis:
     """Pick the form among the documents: the one with the most of the profile's labels."""
-    candidates = [i for i, single in enumerate(singles) if single.form is not None and single.form.form_status != "not_a_form"]
+    candidates = [
+        i for i, single in enumerate(singles) if single.form is not None and single.form.form_status != "not_a_form"
+    ]
     # A scan left for manual entry (an unreadable form) is the form only when nothing readable is.
     readable = [i for i in candidates if singles[i].form.form_status != "unreadable"]
     form_index = max(readable or candidates, key=lambda i: (singles[i].labels_found, -i)) if candidates else None
@@ -205,7 +224,9 @@ def combine_analyses(singles: list[SingleDocumentAnalysis], filenames: list[str 
         others = [i for i in readable if i != form_index]
         if others:
             names = ", ".join(filenames[i] or f"dokument {i + 1}" for i in others)
-            warnings.append(f"Flere dokumenter ser ut som skjemaet; brukte {filenames[form_index] or f'dokument {form_index + 1}'}, ikke {names}.")
+            warnings.append(
+                f"Flere dokumenter ser ut som skjemaet; brukte {filenames[form_index] or f'dokument {form_index + 1}'}, ikke {names}."
+            )
     elif any(status not in ("other", "unsupported") for status in statuses):
         warnings.append("Fant ikke skjemaet; minst ett vedlegg kunne ikke leses.")
     return DocumentsAnalysis(

@@ -57,7 +57,9 @@ def read_docx(data: bytes, *, table_rows: bool = False) -> list[TextLine]:
     for paragraph in document.element.body.iter(f"{_W}p", f"{_W}tr"):
         if table_rows and paragraph.tag == f"{_W}tr":
             if not _has_ancestor(paragraph, (f"{_W}tr",)):
-                cells = [_cell_text(cell) for cell in paragraph.iter(f"{_W}tc") if _nearest(cell, f"{_W}tr") is paragraph]
+                cells = [
+                    _cell_text(cell) for cell in paragraph.iter(f"{_W}tc") if _nearest(cell, f"{_W}tr") is paragraph
+                ]
                 text = CELL_SEPARATOR.join(cells).strip()
                 if text.replace("\u00a6", "").strip():
                     lines.append(TextLine(text=text, paragraph_start=True))
@@ -106,8 +108,16 @@ def _is_own_textbox(paragraph) -> bool:
 
 
 _SKIPPED = {
-    f"{_W}delText", f"{_W}instrText", f"{_W}txbxContent", f"{_W}pPr", f"{_W}rPr", f"{_W}sdtPr",
-    f"{_MC}Fallback", f"{_W}del", f"{_W}footnoteReference", f"{_W}commentReference",
+    f"{_W}delText",
+    f"{_W}instrText",
+    f"{_W}txbxContent",
+    f"{_W}pPr",
+    f"{_W}rPr",
+    f"{_W}sdtPr",
+    f"{_MC}Fallback",
+    f"{_W}del",
+    f"{_W}footnoteReference",
+    f"{_W}commentReference",
 }
 
 

@@ -116,14 +116,20 @@ def parse_text(text: str, profile: FormProfile, *, checkbox_read_by: str = "glyp
         content = text[item.content_start : end]
         section = item.section
         if item.altered:
-            warnings.add(f"label_altered:{section.field or section.label}", f"Ledeteksten «{section.label}» er endret i skjemaet.")
+            warnings.add(
+                f"label_altered:{section.field or section.label}",
+                f"Ledeteksten «{section.label}» er endret i skjemaet.",
+            )
         if section.kind == "checkboxes":
             ticks, rest = _read_options(content, section.options, whole=True)
             ticks_by_section.append((section, ticks, section.field or ""))
             _warn_missing_options(section, section.options, ticks, warnings)
             leftover = clean_section_text(rest, placeholders, paragraphs=False)
             if leftover:
-                warnings.add(f"unplaced_text:{section.field}", f"Tekst ved «{section.display_name}» passer ikke i noe felt: «{_short(leftover)}»")
+                warnings.add(
+                    f"unplaced_text:{section.field}",
+                    f"Tekst ved «{section.display_name}» passer ikke i noe felt: «{_short(leftover)}»",
+                )
         elif section.kind == "matrix":
             table, unread = _read_matrix(content, section)
             values[section.field] = table
@@ -137,7 +143,10 @@ def parse_text(text: str, profile: FormProfile, *, checkbox_read_by: str = "glyp
         elif section.kind == "heading":
             leftover = clean_section_text(content, placeholders, paragraphs=False)
             if leftover:
-                warnings.add(f"unplaced_text:{section.label}", f"Tekst under «{_short(section.label, 60)}» passer ikke i noe felt: «{_short(leftover)}»")
+                warnings.add(
+                    f"unplaced_text:{section.label}",
+                    f"Tekst under «{_short(section.label, 60)}» passer ikke i noe felt: «{_short(leftover)}»",
+                )
         else:
             if section.choices:
                 ticks, content = _read_options(content, section.choices, whole=False)
@@ -149,7 +158,10 @@ def parse_text(text: str, profile: FormProfile, *, checkbox_read_by: str = "glyp
 
     unchecked_cid = _unchecked_cid_token(ticks_by_section)
     if unchecked_cid is not None:
-        warnings.add("checkbox.cid_glyphs", "Avkrysningsboksene mangler tekstkoding; avkrysningen er tolket ut fra glyfkodene og bør kontrolleres.")
+        warnings.add(
+            "checkbox.cid_glyphs",
+            "Avkrysningsboksene mangler tekstkoding; avkrysningen er tolket ut fra glyfkodene og bør kontrolleres.",
+        )
     ticked: dict[str, list[str]] = {}  # choice key -> every ticked option's printed label
     for section, ticks, _field in ticks_by_section:
         options_found += len(ticks)
@@ -158,7 +170,10 @@ def parse_text(text: str, profile: FormProfile, *, checkbox_read_by: str = "glyp
         ticked[_field] = [tick.option.label for tick in ticks if _is_checked(tick.token, unchecked_cid)]
         unknown = [tick.option.label for tick in ticks if tick.token is None]
         if unknown:
-            warnings.add(f"checkbox.no_box:{_field}", f"Fant ingen avkrysningsboks ved: {', '.join(unknown)} ({section.display_name}).")
+            warnings.add(
+                f"checkbox.no_box:{_field}",
+                f"Fant ingen avkrysningsboks ved: {', '.join(unknown)} ({section.display_name}).",
+            )
         if section.kind == "checkboxes":
             if section.list_field:
                 values[section.list_field] = checked
@@ -171,7 +186,10 @@ def parse_text(text: str, profile: FormProfile, *, checkbox_read_by: str = "glyp
         if not checked and ticks:
             warnings.add(f"checkbox.none_ticked:{_field}", f"Ingen avkrysning for {section.display_name}.")
         elif len(checked) > 1:
-            warnings.add(f"checkbox.several_ticked:{_field}", f"Flere avkrysninger for {section.display_name}: {', '.join(checked)}.")
+            warnings.add(
+                f"checkbox.several_ticked:{_field}",
+                f"Flere avkrysninger for {section.display_name}: {', '.join(checked)}.",
+            )
 
     missing = labels_found < len(profile.sections)
     result_values = {key: value for key, value in values.items() if key in _RESULT_FIELDS}
@@ -227,7 +245,7 @@ def _read_matrix(content: str, section: FormSection) -> tuple[dict[str, list[str
         stop = min(following) if following else len(content)
         tokens = re.findall(GLYPH_TOKEN_PATTERN, content[end:stop])[: len(columns)]
         unread += len(columns) - len(tokens)
-        table[row] = [column.value for column, token in zip(columns, tokens) if _is_checked(token, None)]
+        table[row] = [column.value for column, token in zip(columns, tokens, strict=False) if _is_checked(token, None)]
     return table, unread
 
 
@@ -240,7 +258,10 @@ def _read_options(content: str, options: list[ChoiceOption], *, whole: bool) -> 
     limit = len(content) if whole else min(len(content), sum(len(o.label) for o in options) + 40 * len(options) + 80)
     for option in options:
         pattern = re.compile(
-            r"(?P<glyph>" + GLYPH_TOKEN_PATTERN + r"|(?<!\S)[xX](?=[ \t]))?[ \t]*(?<![^\W\d_])" + flexible_pattern(option.label)
+            r"(?P<glyph>"
+            + GLYPH_TOKEN_PATTERN
+            + r"|(?<!\S)[xX](?=[ \t]))?[ \t]*(?<![^\W\d_])"
+            + flexible_pattern(option.label)
             + r"(?![^\W\d_])",
             re.IGNORECASE,
         )
@@ -256,7 +277,9 @@ def _read_options(content: str, options: list[ChoiceOption], *, whole: bool) -> 
     return ticks, rest
 
 
-def _warn_missing_options(section: FormSection, options: list[ChoiceOption], ticks: list[_Tick], warnings: _Warnings) -> None:
+def _warn_missing_options(
+    section: FormSection, options: list[ChoiceOption], ticks: list[_Tick], warnings: _Warnings
+) -> None:
     seen = {id(tick.option) for tick in ticks}
     missing = [option.label for option in options if id(option) not in seen]
     if missing:
@@ -268,7 +291,12 @@ def _warn_missing_options(section: FormSection, options: list[ChoiceOption], tic
 
 def _unchecked_cid_token(ticks_by_section) -> str | None:
     """For "(cid:N)" glyphs (font without a text map) the commonest code is taken as the empty box."""
-    tokens = [tick.token for _s, ticks, _f in ticks_by_section for tick in ticks if tick.token and tick.token.startswith("(cid:")]
+    tokens = [
+        tick.token
+        for _s, ticks, _f in ticks_by_section
+        for tick in ticks
+        if tick.token and tick.token.startswith("(cid:")
+    ]
     if not tokens:
         return None
     return Counter(tokens).most_common(1)[0][0]

@@ -7,20 +7,44 @@ import re
 CANONICAL_CHECKED = "\u2612"  # ☒
 CANONICAL_UNCHECKED = "\u2610"  # ☐
 
-CHECKED_GLYPHS = frozenset("\u2612\u2611\u2713\u2714\u2717\u2718\u22a0\u2297\u25a3\u25a0\u2613\U0001f5f9\U0001f5f7\U0001f5f8")
+CHECKED_GLYPHS = frozenset(
+    "\u2612\u2611\u2713\u2714\u2717\u2718\u22a0\u2297\u25a3\u25a0\u2613\U0001f5f9\U0001f5f7\U0001f5f8"
+)
 UNCHECKED_GLYPHS = frozenset("\u2610\u25a1\u25fb\u2751\u274f\u2752\u2750\u25a2\u2b1c\u25fd\u25ab")
 
 # Symbol fonts without a real Unicode mapping: font char code -> Unicode meaning.
 _WINGDINGS = {
-    0x6E: "\u25a0", 0x6F: "\u25a1", 0x70: "\u25fb", 0x71: "\u2751", 0x72: "\u2752",
-    0x78: "\u2612", 0xA8: "\u25fb", 0xFB: "\u2717", 0xFC: "\u2713", 0xFD: "\u2612", 0xFE: "\u2611",
+    0x6E: "\u25a0",
+    0x6F: "\u25a1",
+    0x70: "\u25fb",
+    0x71: "\u2751",
+    0x72: "\u2752",
+    0x78: "\u2612",
+    0xA8: "\u25fb",
+    0xFB: "\u2717",
+    0xFC: "\u2713",
+    0xFD: "\u2612",
+    0xFE: "\u2611",
 }
 _WINGDINGS_2 = {
-    0x4F: "\u2717", 0x50: "\u2713", 0x51: "\u2612", 0x52: "\u2611", 0x53: "\u2612", 0x54: "\u2612", 0xA3: "\u25a1",
+    0x4F: "\u2717",
+    0x50: "\u2713",
+    0x51: "\u2612",
+    0x52: "\u2611",
+    0x53: "\u2612",
+    0x54: "\u2612",
+    0xA3: "\u25a1",
 }
 _ZAPF_DINGBATS = {
-    0x33: "\u2713", 0x34: "\u2714", 0x37: "\u2717", 0x38: "\u2718",
-    0x6E: "\u25a0", 0x6F: "\u274f", 0x70: "\u2750", 0x71: "\u2751", 0x72: "\u2752",
+    0x33: "\u2713",
+    0x34: "\u2714",
+    0x37: "\u2717",
+    0x38: "\u2718",
+    0x6E: "\u25a0",
+    0x6F: "\u274f",
+    0x70: "\u2750",
+    0x71: "\u2751",
+    0x72: "\u2752",
 }
 # Characters that are only suspicious when they come from a symbol font (Latin-1 code points).
 SYMBOL_FONT_CODES = frozenset(chr(c) for table in (_WINGDINGS, _WINGDINGS_2, _ZAPF_DINGBATS) for c in table)

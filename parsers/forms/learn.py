@@ -72,8 +72,12 @@ def read_blank(data: bytes, filename: str | None = None) -> list[_Line]:
         # A wrapped line (no paragraph break before it) continues the label above it, or the first cell of a
         # table row whose label wrapped.
         if (
-            previous is not None and not line.paragraph_start and not current.cells and _options(current.text) is None
-            and (current.text[:1].islower() or previous.text.endswith("-")) and not previous.text.endswith((":", "?"))
+            previous is not None
+            and not line.paragraph_start
+            and not current.cells
+            and _options(current.text) is None
+            and (current.text[:1].islower() or previous.text.endswith("-"))
+            and not previous.text.endswith((":", "?"))
         ):
             if previous.cells:
                 previous.cells[0] = join_wrapped_lines([previous.cells[0], current.text])
@@ -113,13 +117,20 @@ def _options(text: str) -> list[str] | None:
 
 
 def _is_matrix_row(line: _Line) -> bool:
-    return len(line.cells) >= 3 and bool(line.cells[0]) and all(
-        _GLYPH.fullmatch(cell.strip()) for cell in line.cells[1:] if cell.strip()
-    ) and sum(1 for cell in line.cells[1:] if cell.strip()) >= 2
+    return (
+        len(line.cells) >= 3
+        and bool(line.cells[0])
+        and all(_GLYPH.fullmatch(cell.strip()) for cell in line.cells[1:] if cell.strip())
+        and sum(1 for cell in line.cells[1:] if cell.strip()) >= 2
+    )
 
 
 def learn_profile(
-    data: bytes, *, name: str, case_number: str | None = None, title: str | None = None,
+    data: bytes,
+    *,
+    name: str,
+    case_number: str | None = None,
+    title: str | None = None,
     filename: str | None = None,
 ) -> FormProfile:
     lines = read_blank(data, filename)
@@ -154,8 +165,11 @@ def learn_profile(
             pending_question = None
             sections.append(
                 FormSection(
-                    kind="matrix", label=label, field=_key(label, keys),
-                    options=[ChoiceOption(value=c, label=c) for c in columns], rows=rows,
+                    kind="matrix",
+                    label=label,
+                    field=_key(label, keys),
+                    options=[ChoiceOption(value=c, label=c) for c in columns],
+                    rows=rows,
                 )
             )
             continue
@@ -179,8 +193,11 @@ def learn_profile(
             if one_line and answer_space_follows(index):
                 sections.append(
                     FormSection(
-                        kind="text", label=question, field=_key(question, keys, "tekst"),
-                        choice_field=_key(question, keys), choices=choice_options,
+                        kind="text",
+                        label=question,
+                        field=_key(question, keys, "tekst"),
+                        choice_field=_key(question, keys),
+                        choices=choice_options,
                     )
                 )
                 index += 1
@@ -188,14 +205,19 @@ def learn_profile(
                 multiple = bool(re.search(MULTIPLE_CHOICE_WORDS, question, re.IGNORECASE))
                 sections.append(
                     FormSection(
-                        kind="checkboxes", label=question, field=_key(question, keys), options=choice_options,
+                        kind="checkboxes",
+                        label=question,
+                        field=_key(question, keys),
+                        options=choice_options,
                         multiple=multiple,
                     )
                 )
             continue
         # A table row "Label: | (empty)" or "Label: | placeholder": an inline field.
-        if line.cells and line.cells[0].endswith(":") and all(
-            not c or _is_placeholder(c, placeholders) for c in line.cells[1:]
+        if (
+            line.cells
+            and line.cells[0].endswith(":")
+            and all(not c or _is_placeholder(c, placeholders) for c in line.cells[1:])
         ):
             flush_heading()
             label = line.cells[0]
@@ -236,9 +258,12 @@ def learn_profile(
         )
     sections = _drop_leading_headings(sections)
     return FormProfile(
-        name=name, title=title or _first_heading(sections) or name, case_number=case_number,
+        name=name,
+        title=title or _first_heading(sections) or name,
+        case_number=case_number,
         min_labels_for_form=max(2, min(len(sections), (len(sections) + 1) // 2)),
-        placeholders=placeholders, sections=sections,
+        placeholders=placeholders,
+        sections=sections,
     )
 
 

@@ -146,8 +146,11 @@ def recognise(pixels: np.ndarray, dpi: float, *, timeout_s: float = PAGE_TIMEOUT
     os.environ.setdefault("OMP_THREAD_LIMIT", "1")
     try:
         data = pytesseract.image_to_data(
-            Image.fromarray(pixels), lang=LANGUAGES, config=f"--psm 3 --dpi {round(dpi)}",
-            output_type=pytesseract.Output.DICT, timeout=timeout_s,
+            Image.fromarray(pixels),
+            lang=LANGUAGES,
+            config=f"--psm 3 --dpi {round(dpi)}",
+            output_type=pytesseract.Output.DICT,
+            timeout=timeout_s,
         )
     except pytesseract.TesseractNotFoundError as exc:
         raise OcrUnavailable(str(exc)) from None
@@ -160,7 +163,12 @@ def recognise(pixels: np.ndarray, dpi: float, *, timeout_s: float = PAGE_TIMEOUT
         left, top, width, height = data["left"][i], data["top"][i], data["width"][i], data["height"][i]
         words.append(
             OcrWord(
-                text, confidence, left, top, left + width, top + height,
+                text,
+                confidence,
+                left,
+                top,
+                left + width,
+                top + height,
                 (data["block_num"][i], data["par_num"][i], data["line_num"][i]),
             )
         )

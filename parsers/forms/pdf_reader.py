@@ -37,7 +37,6 @@ class Char:
     baseline: float = 0.0
 
 
-
 _SPACE = Char(" ", 0, 0, 0, 0)
 
 
@@ -115,7 +114,9 @@ def _classify_pdfium_error(exc: Exception) -> PdfReadError:
 # --- pdfium backend -------------------------------------------------------------------------
 
 
-def _pdfium_pages(data: bytes, pages_read: int, cell_gap: float | None = None) -> list[tuple[list[PdfLine], tuple[float, float]]]:
+def _pdfium_pages(
+    data: bytes, pages_read: int, cell_gap: float | None = None
+) -> list[tuple[list[PdfLine], tuple[float, float]]]:
     import pypdfium2 as pdfium
     import pypdfium2.raw as pdfium_c
 
@@ -153,7 +154,15 @@ def _pdfium_pages(data: bytes, pages_read: int, cell_gap: float | None = None) -
                 pdfium_c.FPDFText_GetCharOrigin(raw, i, ctypes.byref(origin_x), ctypes.byref(origin_y))
                 size = pdfium_c.FPDFText_GetFontSize(raw, i)
                 chars.append(
-                    Char(text, rect.left, rect.right, height - rect.top, height - rect.bottom, size, height - origin_y.value)
+                    Char(
+                        text,
+                        rect.left,
+                        rect.right,
+                        height - rect.top,
+                        height - rect.bottom,
+                        size,
+                        height - origin_y.value,
+                    )
                 )
             textpage.close()
             page.close()
@@ -166,7 +175,9 @@ def _pdfium_pages(data: bytes, pages_read: int, cell_gap: float | None = None) -
 # --- pdfplumber backend (with vector checkbox detection) ------------------------------------
 
 
-def _pdfplumber_pages(data: bytes, pages_read: int, cell_gap: float | None = None) -> list[tuple[list[PdfLine], tuple[float, float]]]:
+def _pdfplumber_pages(
+    data: bytes, pages_read: int, cell_gap: float | None = None
+) -> list[tuple[list[PdfLine], tuple[float, float]]]:
     import pdfplumber
     from pdfminer.pdfdocument import PDFPasswordIncorrect
 
@@ -177,8 +188,13 @@ def _pdfplumber_pages(data: bytes, pages_read: int, cell_gap: float | None = Non
                 page_height = float(page.height)
                 chars = [
                     Char(
-                        decode_symbol_char(c["text"], c.get("fontname")), c["x0"], c["x1"], c["top"], c["bottom"],
-                        c["size"], page_height - c["matrix"][5],
+                        decode_symbol_char(c["text"], c.get("fontname")),
+                        c["x0"],
+                        c["x1"],
+                        c["top"],
+                        c["bottom"],
+                        c["size"],
+                        page_height - c["matrix"][5],
                     )
                     if not c["text"].isspace()
                     else _SPACE
@@ -218,7 +234,10 @@ def vector_checkbox_chars(page, text_chars: list[Char]) -> list[Char]:
 
     synthetic: list[Char] = []
     for x0, x1, top, bottom in boxes:
-        if any(c.text != " " and _overlap_fraction((c.x0, c.x1, c.top, c.bottom), (x0, x1, top, bottom)) > 0.5 for c in text_chars):
+        if any(
+            c.text != " " and _overlap_fraction((c.x0, c.x1, c.top, c.bottom), (x0, x1, top, bottom)) > 0.5
+            for c in text_chars
+        ):
             continue  # a glyph box already sits there
         size = max(x1 - x0, bottom - top)
         ticked = any(
@@ -318,7 +337,9 @@ def _group_lines(chars: list[Char], page_index: int, cell_gap: float | None = No
                     parts.append(" ")
                     if first_word_end is None:
                         first_word_end = previous.x1
-                elif gap < -0.6 * (char.x1 - char.x0) and char.text == parts[-1] and abs(gap + (char.x1 - char.x0)) < 0.5:
+                elif (
+                    gap < -0.6 * (char.x1 - char.x0) and char.text == parts[-1] and abs(gap + (char.x1 - char.x0)) < 0.5
+                ):
                     continue  # duplicated char drawn twice for a fake-bold effect
             parts.append(char.text)
             previous = char
@@ -339,7 +360,9 @@ def _group_lines(chars: list[Char], page_index: int, cell_gap: float | None = No
     return lines
 
 
-_PAGE_NUMBER = re.compile(r"^(?:(?:side|page|s\.)\s*)?[-–—]?\s*\d{1,4}\s*[-–—]?(?:\s*(?:av|of|/)\s*\d{1,4})?$", re.IGNORECASE)
+_PAGE_NUMBER = re.compile(
+    r"^(?:(?:side|page|s\.)\s*)?[-–—]?\s*\d{1,4}\s*[-–—]?(?:\s*(?:av|of|/)\s*\d{1,4})?$", re.IGNORECASE
+)
 _MARGIN_ZONE = 0.09
 _PAGE_NUMBER_ZONE = 0.15
 
@@ -402,6 +425,7 @@ def _wrap_pitch_by_height(lines: list[PdfLine]) -> dict[float, float]:
 def _drop_page_furniture(pages: list[tuple[list[PdfLine], tuple[float, float]]]) -> list[list[PdfLine]]:
     """Remove page headers, footers and page numbers: page-number lines near the top or bottom
     edge, and lines in the margin zones that repeat (digits ignored) on several pages."""
+
     def key(line: PdfLine) -> str:
         return re.sub(r"\d+", "#", normalise_line(line.text).lower())
 

@@ -36,7 +36,12 @@ class ScannedText:
 
 
 def ocr_pdf(
-    data: bytes, name: str, text_lines: list[TextLine], page_count: int, pages_read: int, min_chars: int,
+    data: bytes,
+    name: str,
+    text_lines: list[TextLine],
+    page_count: int,
+    pages_read: int,
+    min_chars: int,
     profile: FormProfile,
 ) -> ScannedText | None:
     """OCR of a PDF's image-only pages merged with its text pages; None when every page has text."""

@@ -207,8 +207,13 @@ def _label_edits(page_text: _PageText, profile: FormProfile, reading: ScanReadin
 
 def _union(items: list[_Item], text: str, confidence: float = 100.0, label: bool = True) -> _Item:
     return _Item(
-        text, min(i.x0 for i in items), min(i.top for i in items), max(i.x1 for i in items),
-        max(i.bottom for i in items), confidence, label,
+        text,
+        min(i.x0 for i in items),
+        min(i.top for i in items),
+        max(i.x1 for i in items),
+        max(i.bottom for i in items),
+        confidence,
+        label,
     )
 
 
@@ -334,7 +339,7 @@ _AS_DIGIT = str.maketrans({"l": "1", "I": "1", "|": "1", "O": "0"})
 
 
 def _page_number_digits(text: str) -> str:
-    """"Side l av 2" (OCR read 1 as l) -> "Side 1 av 2", so the layout step drops it as a page number."""
+    """ "Side l av 2" (OCR read 1 as l) -> "Side 1 av 2", so the layout step drops it as a page number."""
     match = _PAGE_NUMBER_READ.match(text)
     if match is None:
         return text

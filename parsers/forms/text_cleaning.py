@@ -42,7 +42,9 @@ def join_wrapped_lines(lines: list[str]) -> str:
     return text
 
 
-def clean_section_text(raw: str, placeholders: tuple[str, ...], *, paragraphs: bool = True, compact: bool = False) -> str | None:
+def clean_section_text(
+    raw: str, placeholders: tuple[str, ...], *, paragraphs: bool = True, compact: bool = False
+) -> str | None:
     pattern = placeholder_regex(placeholders)
     if pattern is not None:
         raw = pattern.sub(" ", raw)

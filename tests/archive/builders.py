@@ -120,10 +120,20 @@ def form_data(organisation: str | None, organisation_type: str, contact: str, em
         "email": email,
         "q1_choice": "ja",
         "q1_text": "Vi støtter visjonen.",
-        "goal_1": "Enig", "goal_2": None, "goal_3": None, "goal_4": None, "goal_5": None,
-        "q3_text": None, "q4_text": None,
-        "warnings": [], "warning_codes": [], "extra_fields": {},
-        "form_status": "parsed", "profile": "hoeringssvar-22-414", "source_format": "pdf", "page_count": 1,
+        "goal_1": "Enig",
+        "goal_2": None,
+        "goal_3": None,
+        "goal_4": None,
+        "goal_5": None,
+        "q3_text": None,
+        "q4_text": None,
+        "warnings": [],
+        "warning_codes": [],
+        "extra_fields": {},
+        "form_status": "parsed",
+        "profile": "hoeringssvar-22-414",
+        "source_format": "pdf",
+        "page_count": 1,
     }
 
 
@@ -154,7 +164,9 @@ class Response:
 
 def raw_mail(response: Response) -> bytes:
     message = EmailMessage()
-    message["From"] = f"{response.sender_name} <{response.sender_address}>" if response.sender_name else response.sender_address
+    message["From"] = (
+        f"{response.sender_name} <{response.sender_address}>" if response.sender_name else response.sender_address
+    )
     message["To"] = "postmottak@ehelse.no"
     message["Subject"] = response.subject
     message["Date"] = format_datetime(response.received_at)
@@ -175,8 +187,15 @@ def register_response(session: Any, store: DocumentStore, response: Response, ui
     for index, attachment in enumerate(response.attachments):
         sha, path = store.put(attachment.data)
         documents.append(
-            DocumentIn(filename=attachment.filename, content_type=attachment.content_type, size=len(attachment.data),
-                       sha256=sha, storage_path=path, title=attachment.filename, is_form=attachment.is_form)
+            DocumentIn(
+                filename=attachment.filename,
+                content_type=attachment.content_type,
+                size=len(attachment.data),
+                sha256=sha,
+                storage_path=path,
+                title=attachment.filename,
+                is_form=attachment.is_form,
+            )
         )
         if attachment.is_form:
             form_index = index
@@ -184,21 +203,46 @@ def register_response(session: Any, store: DocumentStore, response: Response, ui
         body = response.body.encode("utf-8")
         sha, path = store.put(body)
         documents.append(
-            DocumentIn(filename="e-post.txt", content_type="text/plain; charset=utf-8", size=len(body), sha256=sha,
-                       storage_path=path, title=response.subject or "E-post", kind="body")
+            DocumentIn(
+                filename="e-post.txt",
+                content_type="text/plain; charset=utf-8",
+                size=len(body),
+                sha256=sha,
+                storage_path=path,
+                title=response.subject or "E-post",
+                kind="body",
+            )
         )
     registered = response.status == m.REGISTERED
     on_time = None
     if registered:
         on_time = response.received_at.astimezone(OSLO).date() <= CASE_DEADLINE
     incoming = IncomingMail(
-        source_key="test:INBOX", uidvalidity=1, uid=uid, raw_sha256=raw_sha, raw_size=len(raw), raw_path=raw_path,
-        message_id=None, received_at=response.received_at, received_at_source="internaldate",
-        date_header=response.received_at, sender_name=response.sender_name, sender_address=response.sender_address,
-        subject=response.subject, body_text=response.body, in_reply_to=[], references=[], machine_reason=None,
-        parse_defects=[], status=response.status, reason=None if registered else "not a consultation response",
-        case_number=response.case_number if registered else None, on_time=on_time, documents=documents,
-        form=response.form, form_document_index=form_index,
+        source_key="test:INBOX",
+        uidvalidity=1,
+        uid=uid,
+        raw_sha256=raw_sha,
+        raw_size=len(raw),
+        raw_path=raw_path,
+        message_id=None,
+        received_at=response.received_at,
+        received_at_source="internaldate",
+        date_header=response.received_at,
+        sender_name=response.sender_name,
+        sender_address=response.sender_address,
+        subject=response.subject,
+        body_text=response.body,
+        in_reply_to=[],
+        references=[],
+        machine_reason=None,
+        parse_defects=[],
+        status=response.status,
+        reason=None if registered else "not a consultation response",
+        case_number=response.case_number if registered else None,
+        on_time=on_time,
+        documents=documents,
+        form=response.form,
+        form_document_index=form_index,
         receipt=ReceiptPlan("pending", response.sender_address) if registered else None,
         sender_is_private_person=response.private_person,
     )
@@ -223,55 +267,83 @@ def oslo(*args: int) -> datetime:
 
 
 def standard_responses() -> dict[str, Response]:
-    cover = make_pdf(["Oslo kommune", "Oversendelse av høringssvar til sak 22/414.", "Med hilsen Kari Nordmann"],
-                     "Følgebrev")
+    cover = make_pdf(
+        ["Oslo kommune", "Oversendelse av høringssvar til sak 22/414.", "Med hilsen Kari Nordmann"], "Følgebrev"
+    )
     return {
         "organisation": Response(
-            "Kari Nordmann", "kari.nordmann@oslo.kommune.no", "Høringssvar 22/414 - Oslo kommune",
-            "Vedlagt følger høringssvar fra Oslo kommune.", oslo(2022, 9, 12, 10, 15),
+            "Kari Nordmann",
+            "kari.nordmann@oslo.kommune.no",
+            "Høringssvar 22/414 - Oslo kommune",
+            "Vedlagt følger høringssvar fra Oslo kommune.",
+            oslo(2022, 9, 12, 10, 15),
             attachments=[
                 Attachment("Følgebrev.pdf", "application/pdf", cover),
-                Attachment("Høringssvarskjema Oslo kommune.pdf", "application/pdf",
-                           form_pdf("Oslo kommune", "Kommune", "Kari Nordmann", "kari.nordmann@oslo.kommune.no"),
-                           is_form=True),
+                Attachment(
+                    "Høringssvarskjema Oslo kommune.pdf",
+                    "application/pdf",
+                    form_pdf("Oslo kommune", "Kommune", "Kari Nordmann", "kari.nordmann@oslo.kommune.no"),
+                    is_form=True,
+                ),
             ],
             form=form_data("Oslo kommune", "Kommune", "Kari Nordmann", "kari.nordmann@oslo.kommune.no"),
             private_person=False,
         ),
         "private": Response(
-            "Ola Hansen", "ola.hansen@example.net", "Høringssvar fra Ola Hansen",
-            "Hei, her er mitt høringssvar.", oslo(2022, 9, 20, 21, 3),
+            "Ola Hansen",
+            "ola.hansen@example.net",
+            "Høringssvar fra Ola Hansen",
+            "Hei, her er mitt høringssvar.",
+            oslo(2022, 9, 20, 21, 3),
             attachments=[
-                Attachment("hoeringssvar.pdf", "application/pdf",
-                           form_pdf("", "Privatperson", "Ola Hansen", "ola.hansen@example.net"), is_form=True),
+                Attachment(
+                    "hoeringssvar.pdf",
+                    "application/pdf",
+                    form_pdf("", "Privatperson", "Ola Hansen", "ola.hansen@example.net"),
+                    is_form=True,
+                ),
             ],
             form=form_data(None, "Privatperson", "Ola Hansen", "ola.hansen@example.net"),
             private_person=True,
         ),
         "body_only": Response(
-            "Per Olsen", "per.olsen@example.org", "Innspill til e-helsestrategien (22/414)",
+            "Per Olsen",
+            "per.olsen@example.org",
+            "Innspill til e-helsestrategien (22/414)",
             "Jeg mener strategien bør legge mer vekt på pasientens egen journal.\nHilsen Per Olsen",
             oslo(2022, 9, 30, 23, 59, 30),
         ),
         "late": Response(
-            "Legeforeningen", "post@legeforeningen.no", "Høringssvar sak 22/414",
-            "Se vedlagte høringssvar.", oslo(2022, 10, 3, 8, 0),
+            "Legeforeningen",
+            "post@legeforeningen.no",
+            "Høringssvar sak 22/414",
+            "Se vedlagte høringssvar.",
+            oslo(2022, 10, 3, 8, 0),
             attachments=[
-                Attachment("Høringssvar Legeforeningen.pdf", "application/pdf",
-                           form_pdf("Legeforenigen", "Interesseorganisasjon", "Anne Lege", "post@legeforeningen.no"),
-                           is_form=True),
+                Attachment(
+                    "Høringssvar Legeforeningen.pdf",
+                    "application/pdf",
+                    form_pdf("Legeforenigen", "Interesseorganisasjon", "Anne Lege", "post@legeforeningen.no"),
+                    is_form=True,
+                ),
             ],
             form=form_data("Legeforenigen", "Interesseorganisasjon", "Anne Lege", "post@legeforeningen.no"),
             private_person=False,
         ),
         "ignored": Response(
-            None, "nyhetsbrev@example.com", "Ukens nyhetsbrev", "Reklame.", oslo(2022, 9, 14, 7, 0),
+            None,
+            "nyhetsbrev@example.com",
+            "Ukens nyhetsbrev",
+            "Reklame.",
+            oslo(2022, 9, 14, 7, 0),
             status=m.IGNORED,
         ),
     }
 
 
-def build_realistic_case(db: Database, store: DocumentStore, *, closed: bool = True, closed_by: str = "arkivar.anne") -> BuiltCase:
+def build_realistic_case(
+    db: Database, store: DocumentStore, *, closed: bool = True, closed_by: str = "arkivar.anne"
+) -> BuiltCase:
     responses = standard_responses()
     ids: dict[str, int] = {}
     with db.session() as session:
@@ -282,15 +354,36 @@ def build_realistic_case(db: Database, store: DocumentStore, *, closed: bool = T
     with db.session() as session:
         # A staff correction of a mis-parsed organisation name, logged in the audit trail as well.
         corrected_at = oslo(2022, 10, 4, 9, 30)
-        session.add(m.FieldCorrection(intake_id=ids["late"], field="organisation_name", parsed_value="Legeforenigen",
-                                      corrected_value="Den norske legeforening", corrected_by="saksbehandler.sara",
-                                      corrected_at=corrected_at))
-        session.add(m.AuditEvent(at=corrected_at, actor="saksbehandler.sara", action="field_corrected",
-                                 intake_id=ids["late"], before={"organisation_name": "Legeforenigen"},
-                                 after={"organisation_name": "Den norske legeforening"}))
-        session.add(m.FieldCorrection(intake_id=ids["organisation"], field="q1_text", parsed_value="Vi støtter visjonen.",
-                                      corrected_value="Vi støtter visjonen fullt ut.", corrected_by="saksbehandler.sara",
-                                      corrected_at=oslo(2022, 10, 4, 9, 45)))
+        session.add(
+            m.FieldCorrection(
+                intake_id=ids["late"],
+                field="organisation_name",
+                parsed_value="Legeforenigen",
+                corrected_value="Den norske legeforening",
+                corrected_by="saksbehandler.sara",
+                corrected_at=corrected_at,
+            )
+        )
+        session.add(
+            m.AuditEvent(
+                at=corrected_at,
+                actor="saksbehandler.sara",
+                action="field_corrected",
+                intake_id=ids["late"],
+                before={"organisation_name": "Legeforenigen"},
+                after={"organisation_name": "Den norske legeforening"},
+            )
+        )
+        session.add(
+            m.FieldCorrection(
+                intake_id=ids["organisation"],
+                field="q1_text",
+                parsed_value="Vi støtter visjonen.",
+                corrected_value="Vi støtter visjonen fullt ut.",
+                corrected_by="saksbehandler.sara",
+                corrected_at=oslo(2022, 10, 4, 9, 45),
+            )
+        )
     if closed:
         with db.session() as session:
             close(session, CASE_NUMBER, closed_by)

@@ -55,8 +55,14 @@ def pdf_version(version: str) -> bytes:
     source = make_pdf([f"Høringssvar i PDF {version}", "Vi støtter strategien."], f"PDF {version}")
     out = io.BytesIO()
     with pikepdf.open(io.BytesIO(source)) as pdf:
-        pdf.save(out, force_version=version, object_stream_mode=pikepdf.ObjectStreamMode.generate
-                 if version >= "1.5" else pikepdf.ObjectStreamMode.preserve, deterministic_id=True)
+        pdf.save(
+            out,
+            force_version=version,
+            object_stream_mode=pikepdf.ObjectStreamMode.generate
+            if version >= "1.5"
+            else pikepdf.ObjectStreamMode.preserve,
+            deterministic_id=True,
+        )
     data = out.getvalue()
     assert data.startswith(f"%PDF-{version}".encode())
     return data
@@ -104,10 +110,22 @@ def archived(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFa
         Attachment("skadet.pdf", "application/pdf", b"%PDF-1.4\n% truncated, nothing more\n"),
     ]
     responses = [
-        Response("Kari Nordmann", "kari@oslo.kommune.no", "Høringssvar 22/414 - Oslo kommune", "Se vedlegg.",
-                 oslo(2022, 9, 12, 10, 15), attachments=attachments, private_person=False),
-        Response("Per Olsen", "per.olsen@example.org", "Innspill til 22/414", "Bare tekst i e-posten.",
-                 oslo(2022, 9, 20, 9, 0)),
+        Response(
+            "Kari Nordmann",
+            "kari@oslo.kommune.no",
+            "Høringssvar 22/414 - Oslo kommune",
+            "Se vedlegg.",
+            oslo(2022, 9, 12, 10, 15),
+            attachments=attachments,
+            private_person=False,
+        ),
+        Response(
+            "Per Olsen",
+            "per.olsen@example.org",
+            "Innspill til 22/414",
+            "Bare tekst i e-posten.",
+            oslo(2022, 9, 20, 9, 0),
+        ),
     ]
     with database.db.session() as session:
         for uid, response in enumerate(responses, start=1):

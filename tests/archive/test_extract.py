@@ -32,7 +32,9 @@ def export(setup: Setup, name: str = "extract") -> Path:
     return output
 
 
-def test_every_xml_file_validates_against_the_official_schemas(setup: Setup, closed_case: BuiltCase, official_schemas: Path) -> None:
+def test_every_xml_file_validates_against_the_official_schemas(
+    setup: Setup, closed_case: BuiltCase, official_schemas: Path
+) -> None:
     import xmlschema
     from lxml import etree
 
@@ -85,7 +87,9 @@ def test_arkivstruktur_maps_the_case(setup: Setup, closed_case: BuiltCase) -> No
     posts = _journalposts(output)
     assert len(posts) == closed_case.registered == 4  # the ignored newsletter is not journalled
     by_subject = {_text(p, "tittel"): p for p in posts}
-    assert [int(_text(p, "journalsekvensnummer")) for p in posts] == sorted(int(_text(p, "journalsekvensnummer")) for p in posts)
+    assert [int(_text(p, "journalsekvensnummer")) for p in posts] == sorted(
+        int(_text(p, "journalsekvensnummer")) for p in posts
+    )
     for post in posts:
         assert _text(post, "journalposttype") == "Inngående dokument"
         assert _text(post, "journalaar") == _text(post, "journaldato")[:4]  # the year it was journalled (Noark 5)
@@ -142,12 +146,24 @@ def test_system_ids_and_files_are_stable_across_exports(setup: Setup, closed_cas
 def test_endringslogg_holds_corrections_and_closing(setup: Setup, closed_case: BuiltCase) -> None:
     output = export(setup)
     changes = ET.parse(output / "endringslogg.xml").getroot().findall(f"{EL}endring")
-    rows = [tuple((c.find(f"{EL}{tag}").text or "") for tag in ("referanseMetadata", "endretAv", "tidligereVerdi", "nyVerdi"))
-            for c in changes]
-    assert ("virksomhetsspesifikkeMetadata/organisation_name", "saksbehandler.sara", "Legeforenigen",
-            "Den norske legeforening") in rows
-    assert ("virksomhetsspesifikkeMetadata/q1_text", "saksbehandler.sara", "Vi støtter visjonen.",
-            "Vi støtter visjonen fullt ut.") in rows
+    rows = [
+        tuple(
+            (c.find(f"{EL}{tag}").text or "") for tag in ("referanseMetadata", "endretAv", "tidligereVerdi", "nyVerdi")
+        )
+        for c in changes
+    ]
+    assert (
+        "virksomhetsspesifikkeMetadata/organisation_name",
+        "saksbehandler.sara",
+        "Legeforenigen",
+        "Den norske legeforening",
+    ) in rows
+    assert (
+        "virksomhetsspesifikkeMetadata/q1_text",
+        "saksbehandler.sara",
+        "Vi støtter visjonen.",
+        "Vi støtter visjonen fullt ut.",
+    ) in rows
     assert ("saksstatus", "arkivar.anne", "Under behandling", "Avsluttet") in rows
     assert len(rows) == 3  # the audit event of the same correction is not logged twice
     posts = {p.find(f"{AS}systemID").text for p in _journalposts(output)}
@@ -159,8 +175,14 @@ def test_endringslogg_holds_corrections_and_closing(setup: Setup, closed_case: B
 def test_arkivuttrekk_lists_counts_and_checksums(setup: Setup, closed_case: BuiltCase) -> None:
     output = export(setup)
     text = (output / "arkivuttrekk.xml").read_text(encoding="utf-8")
-    for name in ["arkivstruktur.xml", "endringslogg.xml", "loependeJournal.xml", "offentligJournal.xml",
-                 "arkivstruktur.xsd", "metadatakatalog.xsd"]:
+    for name in [
+        "arkivstruktur.xml",
+        "endringslogg.xml",
+        "loependeJournal.xml",
+        "offentligJournal.xml",
+        "arkivstruktur.xsd",
+        "metadatakatalog.xsd",
+    ]:
         assert hashlib.sha256((output / name).read_bytes()).hexdigest() in text, name
     assert "<value>Direktoratet for e-helse</value>" in text
     assert '<property name="antallDokumentfiler" dataType="integer">' in text

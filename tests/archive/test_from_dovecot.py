@@ -50,8 +50,10 @@ def test_extract_of_a_case_registered_from_real_mail(
     assert validated.exit_code == 0, validated.output
 
     for xml_name, xsd_name in [
-        ("arkivstruktur.xml", "arkivstruktur.xsd"), ("endringslogg.xml", "endringslogg.xsd"),
-        ("loependeJournal.xml", "loependeJournal.xsd"), ("offentligJournal.xml", "offentligJournal.xsd"),
+        ("arkivstruktur.xml", "arkivstruktur.xsd"),
+        ("endringslogg.xml", "endringslogg.xsd"),
+        ("loependeJournal.xml", "loependeJournal.xsd"),
+        ("offentligJournal.xml", "offentligJournal.xsd"),
         ("arkivuttrekk.xml", "addml.xsd"),
     ]:
         xmlschema.XMLSchema10(str(official_schemas / xsd_name)).validate(str(output / xml_name))

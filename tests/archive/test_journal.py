@@ -46,7 +46,9 @@ def test_public_journal_rows(setup: Setup, closed_case: BuiltCase) -> None:
     assert [r["avsender"] for r in table] == senders
 
 
-def test_unknown_sender_without_organisation_is_screened_but_a_named_organisation_is_not(setup: Setup, closed_case: BuiltCase) -> None:
+def test_unknown_sender_without_organisation_is_screened_but_a_named_organisation_is_not(
+    setup: Setup, closed_case: BuiltCase
+) -> None:
     with setup.database.db.session() as session:
         source = load_case(session, CASE_NUMBER)
     by_title = {item.entry.title: item for item in source.entries}
@@ -66,7 +68,10 @@ def test_journal_files_in_the_extract(setup: Setup, closed_case: BuiltCase) -> N
     assert "Ola Hansen" in running  # the running journal keeps the name ...
     assert running.count("<skjermingMetadata>korrespondansepartNavn</skjermingMetadata>") == 4  # ... marked screened
     with setup.database.db.session() as session:
-        assert render_public_journal(load_case(session, CASE_NUMBER), "xml") == (output / "offentligJournal.xml").read_bytes()
+        assert (
+            render_public_journal(load_case(session, CASE_NUMBER), "xml")
+            == (output / "offentligJournal.xml").read_bytes()
+        )
 
 
 def test_unknown_format_and_case(setup: Setup, closed_case: BuiltCase) -> None:
@@ -91,6 +96,13 @@ def test_schemas_ship_as_package_data() -> None:
     from importlib import resources
 
     folder = resources.files("postmottak.casefile.noark5.schemas")
-    for name in ["arkivstruktur.xsd", "metadatakatalog.xsd", "addml.xsd", "SOURCE.md", "NOTES.md",
-                 "README.arkivverket-schemas.md", "LICENCE.noark5-standard"]:
+    for name in [
+        "arkivstruktur.xsd",
+        "metadatakatalog.xsd",
+        "addml.xsd",
+        "SOURCE.md",
+        "NOTES.md",
+        "README.arkivverket-schemas.md",
+        "LICENCE.noark5-standard",
+    ]:
         assert folder.joinpath(name).is_file(), name

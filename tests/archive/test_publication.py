@@ -31,8 +31,15 @@ from tests.archive.builders import (
 )
 from tests.archive.conftest import run_cli
 
-PRIVATE_SECRETS = ["912 34 567", "+47 22 33 44 55", "Bjørkeveien 12", "1410 Kolbotn", "kari.privat@example.net",
-                   "ola.hansen@example.net", "per.olsen@example.org"]
+PRIVATE_SECRETS = [
+    "912 34 567",
+    "+47 22 33 44 55",
+    "Bjørkeveien 12",
+    "1410 Kolbotn",
+    "kari.privat@example.net",
+    "ola.hansen@example.net",
+    "per.olsen@example.org",
+]
 EXEMPT_SECRETS = ["Legeforening", "Legeforenigen", "post@legeforeningen.no", "Anne Lege"]
 
 
@@ -66,20 +73,48 @@ def published(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathF
     form = form_data(None, "Privatperson", "Kari Privat", "kari.privat@example.net")
     form["q1_text"] = f"Jeg støtter målene. {contact} E-post: kari.privat@example.net"
     private = Response(
-        "Kari Privat", "kari.privat@example.net", "Høringssvar 22/414", f"Se vedlegg. {contact}",
+        "Kari Privat",
+        "kari.privat@example.net",
+        "Høringssvar 22/414",
+        f"Se vedlegg. {contact}",
         oslo(2022, 9, 25, 9, 0),
-        attachments=[Attachment("svar.pdf", "application/pdf",
-                                make_pdf(["Høringssvarskjema 22/414", "Kontaktperson: Kari Privat", contact], "Svar"),
-                                is_form=True)],
-        form=form, private_person=True,
+        attachments=[
+            Attachment(
+                "svar.pdf",
+                "application/pdf",
+                make_pdf(["Høringssvarskjema 22/414", "Kontaktperson: Kari Privat", contact], "Svar"),
+                is_form=True,
+            )
+        ],
+        form=form,
+        private_person=True,
     )
     with database.db.session() as session:
         ids = dict(built.intake_ids, kari=register_response(session, store, private, "9").id)
-    result = run_cli(config, "exempt", "set", str(ids["late"]), "--basis", "Offl. § 13 jf. fvl. § 13",
-                     "--screen-names", "--user", "arkivar.anne")
+    result = run_cli(
+        config,
+        "exempt",
+        "set",
+        str(ids["late"]),
+        "--basis",
+        "Offl. § 13 jf. fvl. § 13",
+        "--screen-names",
+        "--user",
+        "arkivar.anne",
+    )
     assert result.exit_code == 0, result.output
-    result = run_cli(config, "exempt", "set", str(ids["organisation"]), "--document", "1",
-                     "--basis", "Offl. § 26 femte ledd", "--user", "arkivar.anne")
+    result = run_cli(
+        config,
+        "exempt",
+        "set",
+        str(ids["organisation"]),
+        "--document",
+        "1",
+        "--basis",
+        "Offl. § 26 femte ledd",
+        "--user",
+        "arkivar.anne",
+    )
     assert result.exit_code == 0, result.output
     dry = run_cli(config, "publish", "--case", CASE_NUMBER, "--dry-run")
     assert dry.exit_code == 0, dry.output
@@ -115,7 +150,7 @@ def test_no_written_file_holds_a_private_persons_contact_data(published: Publish
             assert secret not in text and secret.encode() not in raw, (path.name, secret)
     listing = (published.output / "index.html").read_text(encoding="utf-8")
     assert "Ola Hansen" in listing and "Kari Privat" in listing  # private persons: by name
-    kari = (published.output / "svar" / "kari-privat.pdf")
+    kari = published.output / "svar" / "kari-privat.pdf"
     assert "Jeg støtter målene" in _text_of(kari)  # the answer itself is published
 
 
@@ -130,8 +165,10 @@ def test_exempt_responses_and_documents_are_left_out(published: Published) -> No
     assert len(exempt) == 1 and "Avsender skjermet" in exempt[0] and "Offl. § 13 jf. fvl. § 13" in exempt[0]
     oslo_pdf = _text_of(published.output / "svar" / "oslo-kommune.pdf")
     assert "Høringssvarskjema" in oslo_pdf
-    assert "unntatt (Offl. § 26 femte ledd)" in published.dry_run_output.replace("\n", " ").replace("│", " ") or \
-        "Offl. § 26" in published.dry_run_output
+    assert (
+        "unntatt (Offl. § 26 femte ledd)" in published.dry_run_output.replace("\n", " ").replace("│", " ")
+        or "Offl. § 26" in published.dry_run_output
+    )
 
 
 def test_public_journal_and_extract_honour_the_exemption(published: Published) -> None:
@@ -143,8 +180,9 @@ def test_public_journal_and_extract_honour_the_exemption(published: Published) -
     assert "<tilgangsrestriksjon>13</tilgangsrestriksjon>" in xml and "Legeforening" not in xml
     assert run_cli(published.config, "case", "close", CASE_NUMBER, "--no-archival-versions").exit_code == 0
     extract = published.tmp / "extract"
-    result = run_cli(published.config, "archive", "export", "--case", CASE_NUMBER, "--output", str(extract),
-                     "--no-archival-versions")
+    result = run_cli(
+        published.config, "archive", "export", "--case", CASE_NUMBER, "--output", str(extract), "--no-archival-versions"
+    )
     assert result.exit_code == 0, result.output
     structure = (extract / "arkivstruktur.xml").read_text(encoding="utf-8")
     assert structure.count("<skjerming>") == 2  # the response, and Oslo kommune's cover letter
@@ -159,15 +197,20 @@ def test_a_form_request_for_exemption_only_suggests(tmp_path: Path) -> None:
 
     source = (Path(profiles.__file__).parent / "profiles" / "hoeringssvar-22-414.toml").read_text(encoding="utf-8")
     profile = tmp_path / "med-unntak.toml"
-    profile.write_text(source.replace("min_labels_for_form = 4", 'min_labels_for_form = 4\n'
-                                      'exemption_field = "exemption_request"'), encoding="utf-8")
+    profile.write_text(
+        source.replace("min_labels_for_form = 4", 'min_labels_for_form = 4\nexemption_field = "exemption_request"'),
+        encoding="utf-8",
+    )
     suggestion = suggest({"exemption_request": "Ja, inneholder helseopplysninger"}, str(profile))
     assert suggestion is not None and suggestion.legal_basis == "Offl. § 13 jf. fvl. § 13"
     assert suggestion.reason == "Ja, inneholder helseopplysninger"
     assert suggest({"exemption_request": "Nei"}, str(profile)) is None
     assert suggest({"exemption_request": "Ja"}, None) is None  # the 22/414 form has no such question
-    assert (access_code_for("Offl. § 13 jf. fvl. § 13"), access_code_for("Offl. § 26 femte ledd"),
-            access_code_for("annet")) == ("13", "26", "UO")
+    assert (
+        access_code_for("Offl. § 13 jf. fvl. § 13"),
+        access_code_for("Offl. § 26 femte ledd"),
+        access_code_for("annet"),
+    ) == ("13", "26", "UO")
 
 
 def test_scrub_contact_data_removes_addresses_and_numbers() -> None:

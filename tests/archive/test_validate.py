@@ -62,7 +62,7 @@ def add_unreferenced_file(folder: Path) -> str:
 
 def edit_a_schema(folder: Path) -> str:
     path = folder / "endringslogg.xsd"
-    path.write_bytes(path.read_bytes().replace(b"maxOccurs=\"unbounded\"", b"maxOccurs=\"1000\""))
+    path.write_bytes(path.read_bytes().replace(b'maxOccurs="unbounded"', b'maxOccurs="1000"'))
     return r"endringslogg.xsd: differs from Arkivverket's official schema"
 
 
@@ -86,8 +86,15 @@ def break_a_reference(folder: Path) -> str:
 
 
 BREAKAGES: list[Callable[[Path], str]] = [
-    delete_document, change_a_byte, truncate_document, drop_an_element, add_unreferenced_file, edit_a_schema,
-    tamper_with_the_journal, delete_the_change_log, break_a_reference,
+    delete_document,
+    change_a_byte,
+    truncate_document,
+    drop_an_element,
+    add_unreferenced_file,
+    edit_a_schema,
+    tamper_with_the_journal,
+    delete_the_change_log,
+    break_a_reference,
 ]
 
 

@@ -38,7 +38,9 @@ def db(request: pytest.FixtureRequest, settings: Settings, tmp_path: Path) -> Da
         database = Database(url)
         database.upgrade()
         with database.session() as session:
-            case_store.sync_cases(session, [(c.number, c.title, c.deadline, c.timezone, c.form) for c in settings.cases])
+            case_store.sync_cases(
+                session, [(c.number, c.title, c.deadline, c.timezone, c.form) for c in settings.cases]
+            )
             add_user(session, "arkivar", PASSWORDS["arkivar"], "archivist")
             add_user(session, "leser", PASSWORDS["leser"], "reader")
         yield database
@@ -82,7 +84,8 @@ def login(client: TestClient, username: str, password: str | None = None) -> str
     page = client.get("/login")
     token = csrf_from(page.text)
     response = client.post(
-        "/login", data={"username": username, "password": password or PASSWORDS[username], "csrf_token": token, "next": "/"}
+        "/login",
+        data={"username": username, "password": password or PASSWORDS[username], "csrf_token": token, "next": "/"},
     )
     assert response.status_code == 303, response.text
     return csrf_from(client.get("/").text)

@@ -16,7 +16,13 @@ from postmottak.dashboard.app import create_app
 from postmottak.dashboard.web_settings import WebSettings
 from tests.dashboard.conftest import METRICS_TOKEN, PASSWORDS, csrf_from, login
 
-PUBLIC = {("GET", "/login"), ("POST", "/login"), ("GET", "/healthz"), ("GET", "/static/style.css"), ("GET", "/static/print.js")}
+PUBLIC = {
+    ("GET", "/login"),
+    ("POST", "/login"),
+    ("GET", "/healthz"),
+    ("GET", "/static/style.css"),
+    ("GET", "/static/print.js"),
+}
 ACTION_ROUTES = [
     "/intake/{intake_id}/register",
     "/intake/{intake_id}/ignore",
@@ -59,17 +65,32 @@ def test_every_route_refuses_anonymous_access(app, anon, seeded, db):
     routes = concrete_routes(app, seeded, db)
     templates = {(method, template) for method, template, _ in routes}
     # Guard: the routes this test must cover are really there (a renamed route cannot slip through untested).
-    for expected in [("GET", "/"), ("GET", "/intake"), ("GET", "/intake/{intake_id}"), ("GET", "/review"),
-                     ("GET", "/cases/{key}"), ("GET", "/cases/{key}/export.xlsx"), ("GET", "/cases/{key}/export.csv"),
-                     ("GET", "/intake/{intake_id}/documents/{document_id}"), ("GET", "/intake/{intake_id}/raw.eml"),
-                     ("GET", "/metrics"), ("POST", "/logout"), *[("POST", r) for r in ACTION_ROUTES]]:
+    for expected in [
+        ("GET", "/"),
+        ("GET", "/intake"),
+        ("GET", "/intake/{intake_id}"),
+        ("GET", "/review"),
+        ("GET", "/cases/{key}"),
+        ("GET", "/cases/{key}/export.xlsx"),
+        ("GET", "/cases/{key}/export.csv"),
+        ("GET", "/intake/{intake_id}/documents/{document_id}"),
+        ("GET", "/intake/{intake_id}/raw.eml"),
+        ("GET", "/metrics"),
+        ("POST", "/logout"),
+        *[("POST", r) for r in ACTION_ROUTES],
+    ]:
         assert expected in templates, expected
     checked = 0
     for method, template, path in routes:
         if (method, template) in PUBLIC:
             continue
-        response = anon.request(method, path, data={"csrf_token": "x", "case_number": "22/414", "reason": "x",
-                                                     "field": "email", "value": "x"} if method == "POST" else None)
+        response = anon.request(
+            method,
+            path,
+            data={"csrf_token": "x", "case_number": "22/414", "reason": "x", "field": "email", "value": "x"}
+            if method == "POST"
+            else None,
+        )
         if method == "GET":
             if template == "/metrics":
                 assert response.status_code == 401, path
@@ -95,8 +116,9 @@ def test_login_page_and_successful_login_redirects_to_next(anon, seeded):
     page = anon.get("/login?next=/review")
     assert page.status_code == 200 and "Brukernavn" in page.text
     token = csrf_from(page.text)
-    response = anon.post("/login", data={"username": "arkivar", "password": PASSWORDS["arkivar"],
-                                         "csrf_token": token, "next": "/review"})
+    response = anon.post(
+        "/login", data={"username": "arkivar", "password": PASSWORDS["arkivar"], "csrf_token": token, "next": "/review"}
+    )
     assert response.status_code == 303 and response.headers["location"] == "/review"
     assert anon.get("/review").status_code == 200
 
@@ -104,8 +126,9 @@ def test_login_page_and_successful_login_redirects_to_next(anon, seeded):
 @pytest.mark.parametrize("target", ["https://evil.example/", "//evil.example/x", "/\\evil.example"])
 def test_login_never_redirects_off_site(anon, seeded, target):
     token = csrf_from(anon.get("/login").text)
-    response = anon.post("/login", data={"username": "leser", "password": PASSWORDS["leser"], "csrf_token": token,
-                                         "next": target})
+    response = anon.post(
+        "/login", data={"username": "leser", "password": PASSWORDS["leser"], "csrf_token": token, "next": target}
+    )
     assert response.status_code == 303 and response.headers["location"] == "/"
 
 
@@ -113,8 +136,9 @@ def test_failed_logins_are_logged_without_password_and_rate_limited(anon, seeded
     caplog.set_level(logging.INFO, logger="postmottak.dashboard.auth")
     token = csrf_from(anon.get("/login").text)
     for attempt in range(5):
-        response = anon.post("/login", data={"username": "arkivar", "password": f"feil-passord-{attempt}",
-                                             "csrf_token": token})
+        response = anon.post(
+            "/login", data={"username": "arkivar", "password": f"feil-passord-{attempt}", "csrf_token": token}
+        )
         assert response.status_code == 401
         assert "Feil brukernavn eller passord" in response.text
     # The sixth try is refused even with the right password.
@@ -127,7 +151,9 @@ def test_failed_logins_are_logged_without_password_and_rate_limited(anon, seeded
     assert "failed login for user 'arkivar'" in log_text
     assert "feil-passord" not in log_text and PASSWORDS["arkivar"] not in log_text
     with db.session() as session:
-        failed = session.scalar(select(func.count()).select_from(m.AuditEvent).where(m.AuditEvent.action == "login_failed"))
+        failed = session.scalar(
+            select(func.count()).select_from(m.AuditEvent).where(m.AuditEvent.action == "login_failed")
+        )
     assert failed == 5
     # Another user is not locked out by someone guessing at "arkivar".
     response = anon.post("/login", data={"username": "leser", "password": PASSWORDS["leser"], "csrf_token": token})
@@ -154,8 +180,9 @@ def test_session_cookie_is_secure_httponly_and_samesite(settings, db, seeded):
         cookie = page.headers["set-cookie"].lower()
         assert "secure" in cookie and "httponly" in cookie and "samesite=lax" in cookie
         token = csrf_from(page.text)
-        response = client.post("/login", data={"username": "arkivar", "password": PASSWORDS["arkivar"],
-                                               "csrf_token": token})
+        response = client.post(
+            "/login", data={"username": "arkivar", "password": PASSWORDS["arkivar"], "csrf_token": token}
+        )
         assert response.status_code == 303
         assert client.get("/").status_code == 200
 
@@ -190,7 +217,9 @@ def test_a_disabled_user_is_logged_out_at_the_next_request(reader, db):
 def _state(db, intake_id):  # type: ignore[no-untyped-def]
     with db.session() as session:
         record = session.get(m.IntakeRecord, intake_id)
-        events = session.scalar(select(func.count()).select_from(m.AuditEvent).where(m.AuditEvent.intake_id == intake_id))
+        events = session.scalar(
+            select(func.count()).select_from(m.AuditEvent).where(m.AuditEvent.intake_id == intake_id)
+        )
         corrections = session.scalar(select(func.count()).select_from(m.FieldCorrection))
         receipt = session.scalar(select(m.Receipt.status).where(m.Receipt.intake_id == intake_id))
         return record.status, events, corrections, receipt
@@ -202,8 +231,14 @@ def test_a_reader_cannot_act(reader, seeded, db, route):
     before = _state(db, target)
     response = reader.post(
         route.replace("{intake_id}", str(target)),
-        data={"csrf_token": reader.csrf, "case_number": "22/414", "send_receipt": "1", "reason": "test",
-              "field": "organisation_name", "value": "Endret navn"},
+        data={
+            "csrf_token": reader.csrf,
+            "case_number": "22/414",
+            "send_receipt": "1",
+            "reason": "test",
+            "field": "organisation_name",
+            "value": "Endret navn",
+        },
     )
     assert response.status_code == 403
     assert "Bare arkivarer" in response.text
@@ -223,8 +258,13 @@ def test_a_reader_sees_no_action_forms(reader, seeded):
 def test_csrf_is_enforced_on_every_action(archivist, seeded, db, route, token):
     target = seeded.ids["review"] if route.endswith(("register", "ignore")) else seeded.ids["warned"]
     before = _state(db, target)
-    data = {"case_number": "22/414", "send_receipt": "1", "reason": "test", "field": "organisation_name",
-            "value": "Endret navn"}
+    data = {
+        "case_number": "22/414",
+        "send_receipt": "1",
+        "reason": "test",
+        "field": "organisation_name",
+        "value": "Endret navn",
+    }
     if token is not None:
         data["csrf_token"] = token
     response = archivist.post(route.replace("{intake_id}", str(target)), data=data)
@@ -235,7 +275,8 @@ def test_csrf_is_enforced_on_every_action(archivist, seeded, db, route, token):
 
 def test_csrf_token_in_a_header_is_accepted(archivist, seeded, db):
     response = archivist.post(
-        f"/intake/{seeded.ids['newsletter']}/ignore", data={"reason": "Reklame"},
+        f"/intake/{seeded.ids['newsletter']}/ignore",
+        data={"reason": "Reklame"},
         headers={"X-CSRF-Token": archivist.csrf},
     )
     assert response.status_code == 303
@@ -251,8 +292,9 @@ def test_the_csrf_token_of_another_session_is_refused(app, archivist, seeded, db
     with TestClient(app, follow_redirects=False) as other:
         other_token = login(other, "arkivar")
     assert other_token != archivist.csrf
-    response = archivist.post(f"/intake/{seeded.ids['newsletter']}/ignore",
-                              data={"reason": "Reklame", "csrf_token": other_token})
+    response = archivist.post(
+        f"/intake/{seeded.ids['newsletter']}/ignore", data={"reason": "Reklame", "csrf_token": other_token}
+    )
     assert response.status_code == 403
 
 

@@ -41,8 +41,18 @@ def cli_db(config: Path, monkeypatch):  # type: ignore[no-untyped-def]
     from postmottak.casefile import cases as case_store
 
     with database.session() as session:
-        case_store.sync_cases(session, [("22/414", "Høring - Nasjonal e-helsestrategi for helse- og omsorgssektoren",
-                                         date(2022, 10, 1), "Europe/Oslo", None)])
+        case_store.sync_cases(
+            session,
+            [
+                (
+                    "22/414",
+                    "Høring - Nasjonal e-helsestrategi for helse- og omsorgssektoren",
+                    date(2022, 10, 1),
+                    "Europe/Oslo",
+                    None,
+                )
+            ],
+        )
     yield database
     database.dispose()
 
@@ -80,8 +90,14 @@ def test_list_and_show(config, cli_seeded):
     assert "pasientforeningen" in late.output and "bergen" not in late.output
     shown = run(config, "show", str(cli_seeded.ids["bergen"]))
     assert shown.exit_code == 0, shown.output
-    for text in ["12.09.2022 10:15:00", "2022/414-1 (i tide)", "Høringssvar.pdf", "Kari Nordmann",
-                 "Kvittering: sendt til postmottak@bergen.kommune.no", "journalført som 2022/414-1"]:
+    for text in [
+        "12.09.2022 10:15:00",
+        "2022/414-1 (i tide)",
+        "Høringssvar.pdf",
+        "Kari Nordmann",
+        "Kvittering: sendt til postmottak@bergen.kommune.no",
+        "journalført som 2022/414-1",
+    ]:
         assert text in shown.output, text
     assert run(config, "show", "99999").exit_code == 1
 
@@ -136,9 +152,21 @@ def test_serve_runs_the_web_app_with_uvicorn(config, cli_db):
         port = probe.getsockname()[1]
     env = {**os.environ, "POSTMOTTAK_WEB__SECURE_COOKIES": "false"}
     process = subprocess.Popen(
-        [sys.executable, "-c", "from intake.cli import main; main()", "--config", str(config), "serve",
-         "--host", "127.0.0.1", "--port", str(port)],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        [
+            sys.executable,
+            "-c",
+            "from intake.cli import main; main()",
+            "--config",
+            str(config),
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
     )
     try:
         status = None
@@ -156,8 +184,13 @@ def test_serve_runs_the_web_app_with_uvicorn(config, cli_db):
             break
         assert status == 503, "no poll has run yet: the app must report stale"
         assert b'"status":"stale"' in body
-        opener = urllib.request.build_opener(type("NoRedirect", (urllib.request.HTTPRedirectHandler,), {
-            "redirect_request": lambda self, *args, **kwargs: None}))
+        opener = urllib.request.build_opener(
+            type(
+                "NoRedirect",
+                (urllib.request.HTTPRedirectHandler,),
+                {"redirect_request": lambda self, *args, **kwargs: None},
+            )
+        )
         with pytest.raises(urllib.error.HTTPError) as refused:
             opener.open(f"http://127.0.0.1:{port}/intake", timeout=5)
         assert refused.value.code == 303 and refused.value.headers["location"].startswith("/login")

@@ -21,8 +21,10 @@ def test_archivist_exempts_and_lifts_and_reader_cannot(db, seeded, archivist, re
     assert denied.status_code == 403
     empty = archivist.post(f"/intake/{intake_id}/exemption", data={"basis": " ", "csrf_token": archivist.csrf})
     assert empty.status_code == 303 and "Oppgi hjemmel" in archivist.get(f"/intake/{intake_id}/exemption").text
-    saved = archivist.post(f"/intake/{intake_id}/exemption", data={
-        "basis": "Offl. § 13 jf. fvl. § 13", "screen_names": "1", "csrf_token": archivist.csrf})
+    saved = archivist.post(
+        f"/intake/{intake_id}/exemption",
+        data={"basis": "Offl. § 13 jf. fvl. § 13", "screen_names": "1", "csrf_token": archivist.csrf},
+    )
     assert saved.status_code == 303
     text = archivist.get(f"/intake/{intake_id}/exemption").text
     assert "Offl. § 13 jf. fvl. § 13" in text and "<td>13</td>" in text

@@ -36,7 +36,7 @@ def test_overview_shows_counts_cases_receipts_worker_and_chart(reader, seeded):
     assert 'href="/intake?receipt=sent">1</a>' in html
     assert "<svg" in html and "Frist 01.10.2022" in html
     # 3 in the review queue: 2 needs_review mails + 1 form with warnings.
-    assert 'antall som venter: </span>3</span>' in html
+    assert "antall som venter: </span>3</span>" in html
 
 
 def test_overview_makes_a_stalled_failing_worker_obvious(settings, db, store, web):
@@ -51,7 +51,9 @@ def test_overview_makes_a_stalled_failing_worker_obvious(settings, db, store, we
 
 def test_intake_list_filters(reader, seeded):
     ids = seeded.ids
-    assert sorted(intake_ids(reader.get("/intake?status=needs_review").text)) == sorted([ids["review"], ids["newsletter"]])
+    assert sorted(intake_ids(reader.get("/intake?status=needs_review").text)) == sorted(
+        [ids["review"], ids["newsletter"]]
+    )
     assert intake_ids(reader.get("/intake?case=22/414&timeliness=late").text) == [ids["sent"]]
     assert intake_ids(reader.get("/intake?receipt=sent").text) == [ids["bergen"]]
     kommune = reader.get("/intake", params={"org_type": "Kommune/KS"}).text
@@ -77,8 +79,10 @@ def test_intake_search_covers_sender_organisation_subject_and_answers(reader, se
 
 def test_organisation_type_filter_follows_corrections(archivist, seeded):
     ids = seeded.ids
-    response = archivist.post(f"/intake/{ids['helsevest']}/correct", data={
-        "csrf_token": archivist.csrf, "field": "organisation_type", "value": "Kommune/KS"})
+    response = archivist.post(
+        f"/intake/{ids['helsevest']}/correct",
+        data={"csrf_token": archivist.csrf, "field": "organisation_type", "value": "Kommune/KS"},
+    )
     assert response.status_code == 303
     kommune = intake_ids(archivist.get("/intake", params={"org_type": "Kommune/KS"}).text)
     assert sorted(kommune) == sorted([ids["bergen"], ids["review"], ids["helsevest"]])
@@ -152,8 +156,18 @@ def test_a_senders_html_attachment_is_never_rendered_on_our_origin(reader, seede
     sha, path = store.put(html)
     with db.session() as session:
         record = session.get(m.IntakeRecord, seeded.ids["newsletter"])
-        record.documents.append(m.Document(number=2, role="attachment", title="tilbud.html", filename="tilbud.html",
-                                           content_type="text/html", size=len(html), sha256=sha, storage_path=path))
+        record.documents.append(
+            m.Document(
+                number=2,
+                role="attachment",
+                title="tilbud.html",
+                filename="tilbud.html",
+                content_type="text/html",
+                size=len(html),
+                sha256=sha,
+                storage_path=path,
+            )
+        )
         session.flush()
         doc_id = record.documents[-1].id
     response = reader.get(f"/intake/{seeded.ids['newsletter']}/documents/{doc_id}")
@@ -182,15 +196,20 @@ def test_review_page_lists_both_kinds_of_items(reader, seeded):
 def test_resolving_every_review_item_over_http(archivist, seeded, db):
     ids = seeded.ids
     token = archivist.csrf
-    r = archivist.post(f"/intake/{ids['review']}/register",
-                       data={"csrf_token": token, "case_number": "22/414", "send_receipt": "1", "next": "/review"})
+    r = archivist.post(
+        f"/intake/{ids['review']}/register",
+        data={"csrf_token": token, "case_number": "22/414", "send_receipt": "1", "next": "/review"},
+    )
     assert r.status_code == 303 and r.headers["location"] == "/review"
     assert "Post 7 er registrert på sak 22/414." in archivist.get("/review").text
-    r = archivist.post(f"/intake/{ids['newsletter']}/ignore",
-                       data={"csrf_token": token, "reason": "Reklame, ikke et høringssvar", "next": "/review"})
+    r = archivist.post(
+        f"/intake/{ids['newsletter']}/ignore",
+        data={"csrf_token": token, "reason": "Reklame, ikke et høringssvar", "next": "/review"},
+    )
     assert r.status_code == 303
-    r = archivist.post(f"/intake/{ids['warned']}/correct",
-                       data={"csrf_token": token, "field": "q1_choice", "value": "ja"})
+    r = archivist.post(
+        f"/intake/{ids['warned']}/correct", data={"csrf_token": token, "field": "q1_choice", "value": "ja"}
+    )
     assert r.status_code == 303 and r.headers["location"] == f"/intake/{ids['warned']}"
     r = archivist.post(f"/intake/{ids['warned']}/confirm-form", data={"csrf_token": token, "next": "/review"})
     assert r.status_code == 303
@@ -203,8 +222,12 @@ def test_resolving_every_review_item_over_http(archivist, seeded, db):
         assert tromso.journal_entry.journal_number == "2022/414-7"
         assert tromso.journal_entry.created_by == "arkivar"
         assert tromso.receipt.status == "pending" and tromso.receipt.to_address == "post@tromso.kommune.no"
-        actions = [e.action for e in session.scalars(select(m.AuditEvent).where(m.AuditEvent.intake_id.is_not(None))
-                                                       .order_by(m.AuditEvent.id))]
+        actions = [
+            e.action
+            for e in session.scalars(
+                select(m.AuditEvent).where(m.AuditEvent.intake_id.is_not(None)).order_by(m.AuditEvent.id)
+            )
+        ]
         assert actions == ["register", "ignore", "correct_field", "form_checked"]
     detail = archivist.get(f"/intake/{ids['warned']}").text
     assert "Korrigert av arkivar" in detail and "(tolket: «–»)" in detail
@@ -228,8 +251,10 @@ def test_a_refused_action_is_reported_not_applied(archivist, seeded, db):
 
 
 def test_an_action_never_redirects_off_site(archivist, seeded):
-    r = archivist.post(f"/intake/{seeded.ids['newsletter']}/ignore",
-                       data={"csrf_token": archivist.csrf, "reason": "Reklame", "next": "https://evil.example/"})
+    r = archivist.post(
+        f"/intake/{seeded.ids['newsletter']}/ignore",
+        data={"csrf_token": archivist.csrf, "reason": "Reklame", "next": "https://evil.example/"},
+    )
     assert r.headers["location"] == f"/intake/{seeded.ids['newsletter']}"
 
 
@@ -258,8 +283,10 @@ def test_case_summary_page(reader, seeded):
 
 
 def test_csv_and_xlsx_exports_have_one_row_per_response_with_corrections(archivist, seeded):
-    archivist.post(f"/intake/{seeded.ids['warned']}/correct", data={
-        "csrf_token": archivist.csrf, "field": "organisation_name", "value": "Universitetet i Oslo"})
+    archivist.post(
+        f"/intake/{seeded.ids['warned']}/correct",
+        data={"csrf_token": archivist.csrf, "field": "organisation_name", "value": "Universitetet i Oslo"},
+    )
     response = archivist.get("/cases/22-414/export.csv")
     assert response.headers["content-type"].startswith("text/csv")
     assert response.headers["content-disposition"].startswith('attachment; filename="hoeringssvar-22-414.csv"')
@@ -280,12 +307,21 @@ def test_csv_and_xlsx_exports_have_one_row_per_response_with_corrections(archivi
 
 
 def test_html_is_escaped(archivist, seeded, db, store):
-    add_mail(db, store, key="xss", seeded=seeded, sender="x@example.no", sender_name="<b>Navn</b>",
-             subject="<script>alert(1)</script>", body="tekst", when=oslo(20, 9, 12), status="needs_review",
-             reason="x", receipt=None)
+    add_mail(
+        db,
+        store,
+        key="xss",
+        seeded=seeded,
+        sender="x@example.no",
+        sender_name="<b>Navn</b>",
+        subject="<script>alert(1)</script>",
+        body="tekst",
+        when=oslo(20, 9, 12),
+        status="needs_review",
+        reason="x",
+        receipt=None,
+    )
     html = archivist.get(f"/intake/{seeded.ids['xss']}").text
     assert "<script>alert(1)</script>" not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
     listing = archivist.get("/intake").text
     assert "<b>Navn</b>" not in listing
-
-

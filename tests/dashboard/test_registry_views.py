@@ -17,10 +17,22 @@ def _search_ids(db, text: str) -> set[int]:  # type: ignore[no-untyped-def]
 
 def test_search_folds_case_for_norwegian_letters_and_finds_journal_numbers(db, store, seeded) -> None:  # type: ignore[no-untyped-def]
     odegard = add_mail(
-        db, store, key="odegard", seeded=seeded, sender="ase@odegard.no", sender_name="Åse Ødegård",
-        subject=f"Høringssvar {CASE}", body="Vedlagt.", when=oslo(21, 9, 9, 0), status=m.REGISTERED, on_time=True,
-        form=form_data(organisation_type="Privatperson", organisation_name="Ødegård Rådgivning",
-                       q4_text="Pasientjournal må være tilgjengelig på SÆRSKILT vis."),
+        db,
+        store,
+        key="odegard",
+        seeded=seeded,
+        sender="ase@odegard.no",
+        sender_name="Åse Ødegård",
+        subject=f"Høringssvar {CASE}",
+        body="Vedlagt.",
+        when=oslo(21, 9, 9, 0),
+        status=m.REGISTERED,
+        on_time=True,
+        form=form_data(
+            organisation_type="Privatperson",
+            organisation_name="Ødegård Rådgivning",
+            q4_text="Pasientjournal må være tilgjengelig på SÆRSKILT vis.",
+        ),
     )
     with db.session() as session:
         review.correct_field(session, odegard, "contact_person", "Øystein Ærø", "arkivar")
@@ -37,8 +49,11 @@ def test_search_folds_case_for_norwegian_letters_and_finds_journal_numbers(db, s
 def test_bad_addresses_give_a_norwegian_page_not_json(archivist, seeded) -> None:  # type: ignore[no-untyped-def]
     bergen = seeded.ids["bergen"]
     assert archivist.get("/intake?page=abc").status_code == 200  # read as page 1
-    for path, status in (("/intake/abc", 404), (f"/intake/{bergen}/documents/1?download=kanskje", 400),
-                         ("/intake/999999", 404)):
+    for path, status in (
+        ("/intake/abc", 404),
+        (f"/intake/{bergen}/documents/1?download=kanskje", 400),
+        ("/intake/999999", 404),
+    ):
         response = archivist.get(path)
         assert response.status_code == status, path
         assert response.headers["content-type"].startswith("text/html"), path
@@ -85,6 +100,7 @@ def test_audit_log_filters_pages_and_exports(archivist, db, seeded) -> None:  # 
             review.record_login(session, actor="leser", ok=True, client=f"10.0.0.{n}")
         old = m.AuditEvent(at=datetime.now(timezone.utc) - timedelta(days=40), actor="gammel", action="login")
         session.add(old)
+
     def table(path: str) -> str:
         return archivist.get(path).text.split('id="audit-table"')[1]
 
@@ -135,8 +151,10 @@ def test_the_last_ignore_or_correction_can_be_undone(archivist, db, seeded) -> N
         assert record.status == m.NEEDS_REVIEW and record.reason == "mentions 'e-helsestrategi' but no case number"
     assert 'id="undo"' not in archivist.get(f"/intake/{newsletter}").text
 
-    archivist.post(f"/intake/{warned}/correct",
-                   data={"csrf_token": archivist.csrf, "field": "organisation_name", "value": "Universitetet i Oslo"})
+    archivist.post(
+        f"/intake/{warned}/correct",
+        data={"csrf_token": archivist.csrf, "field": "organisation_name", "value": "Universitetet i Oslo"},
+    )
     archivist.post(f"/intake/{warned}/undo", data={"csrf_token": archivist.csrf})
     with db.session() as session:
         from postmottak.casefile.queries import corrected_form
@@ -149,8 +167,10 @@ def test_the_last_ignore_or_correction_can_be_undone(archivist, db, seeded) -> N
     page = archivist.get(f"/intake/{warned}")
     assert 'id="undo"' not in page.text  # an undo is not undone again
 
-    too_long = archivist.post(f"/intake/{warned}/correct",
-                              data={"csrf_token": archivist.csrf, "field": "organisation_name", "value": "x" * 100_000})
+    too_long = archivist.post(
+        f"/intake/{warned}/correct",
+        data={"csrf_token": archivist.csrf, "field": "organisation_name", "value": "x" * 100_000},
+    )
     assert too_long.status_code == 303
     assert "for lang" in archivist.get(f"/intake/{warned}").text
 

@@ -38,10 +38,34 @@ def test_register_allocates_the_next_journal_numbers_and_audits(db, seeded):
 
 def test_register_computes_lateness_in_the_case_timezone(db, store, seeded):
     # 00:30 on 2 October in Oslo is 22:30 UTC on 1 October: late.
-    add_mail(db, store, key="midnight", seeded=seeded, sender="a@example.no", sender_name="A", subject="Innspill",
-             body="x", when=oslo(2, 10, 0, 30), status="needs_review", reason="x", receipt=None)
-    add_mail(db, store, key="last-minute", seeded=seeded, sender="b@example.no", sender_name="B", subject="Innspill",
-             body="y", when=oslo(1, 10, 23, 59), status="needs_review", reason="x", receipt=None)
+    add_mail(
+        db,
+        store,
+        key="midnight",
+        seeded=seeded,
+        sender="a@example.no",
+        sender_name="A",
+        subject="Innspill",
+        body="x",
+        when=oslo(2, 10, 0, 30),
+        status="needs_review",
+        reason="x",
+        receipt=None,
+    )
+    add_mail(
+        db,
+        store,
+        key="last-minute",
+        seeded=seeded,
+        sender="b@example.no",
+        sender_name="B",
+        subject="Innspill",
+        body="y",
+        when=oslo(1, 10, 23, 59),
+        status="needs_review",
+        reason="x",
+        receipt=None,
+    )
     with db.session() as session:
         assert review.register_to_case(session, seeded.ids["midnight"], "22/414", "arkivar").on_time is False
         assert review.register_to_case(session, seeded.ids["last-minute"], "22/414", "arkivar").on_time is True
@@ -102,7 +126,9 @@ def test_correct_field_keeps_the_parsed_value(db, seeded):
         assert record.form.data["organisation_name"] == "Universitetet i Olso"  # parsed value untouched
         corrections = review.corrections_for(session, intake_id)
         assert [(c.parsed_value, c.corrected_value, c.corrected_by) for c in corrections] == [
-            ("Universitetet i Olso", "Universitetet i Oslo", "arkivar"), ("Universitetet i Olso", "UiO", "annen")]
+            ("Universitetet i Olso", "Universitetet i Oslo", "arkivar"),
+            ("Universitetet i Olso", "UiO", "annen"),
+        ]
         events = review.history(session, intake_id)
         assert [(e.before, e.after) for e in events] == [
             ({"organisation_name": "Universitetet i Olso"}, {"organisation_name": "Universitetet i Oslo"}),
@@ -115,8 +141,12 @@ def test_correct_field_keeps_the_parsed_value(db, seeded):
 
 def test_correct_field_validates(db, seeded):
     intake_id = seeded.ids["warned"]
-    cases = [("q1_choice", "kanskje", "Stiller seg bak målene"), ("organisation_type", "Forening", "Type organisasjon"),
-             ("password", "x", "Ukjent felt"), ("email", "eva.lie@uio.no", "uendret")]
+    cases = [
+        ("q1_choice", "kanskje", "Stiller seg bak målene"),
+        ("organisation_type", "Forening", "Type organisasjon"),
+        ("password", "x", "Ukjent felt"),
+        ("email", "eva.lie@uio.no", "uendret"),
+    ]
     for field, value, message in cases:
         with db.session() as session, pytest.raises(review.ReviewError, match=message):
             review.correct_field(session, intake_id, field, value, "arkivar")
@@ -174,8 +204,12 @@ def test_users_are_hashed_with_argon2_and_authenticated(db):
         assert authenticate(session, "ny.bruker", "et-langt-passord").username == "ny.bruker"
         assert authenticate(session, "ny.bruker", "feil") is None
         assert authenticate(session, "finnes.ikke", "et-langt-passord") is None
-        for name, password, role in [("ny.bruker", "et-langt-passord", "reader"), ("x y", "et-langt-passord", "reader"),
-                                     ("z", "kort", "reader"), ("z", "et-langt-passord", "admin")]:
+        for name, password, role in [
+            ("ny.bruker", "et-langt-passord", "reader"),
+            ("x y", "et-langt-passord", "reader"),
+            ("z", "kort", "reader"),
+            ("z", "et-langt-passord", "admin"),
+        ]:
             with pytest.raises(UserError):
                 add_user(session, name, password, role)
         set_disabled(session, "ny.bruker", True)
@@ -187,8 +221,13 @@ def test_consultation_summary(db, seeded):
         result = summary.consultation_summary(session, "22/414")
     assert len(result.responses) == 6 and result.with_form == 6
     assert dict(result.by_respondent_type) == {
-        "Kommune/KS": 1, "RHF/Helseforetak": 1, "Fag- og interesseorganisasjoner": 1,
-        "Pasient- og brukerorganisasjon": 1, "Forskning- og utdanningsorganisasjon": 1, "Privatperson": 1}
+        "Kommune/KS": 1,
+        "RHF/Helseforetak": 1,
+        "Fag- og interesseorganisasjoner": 1,
+        "Pasient- og brukerorganisasjon": 1,
+        "Forskning- og utdanningsorganisasjon": 1,
+        "Privatperson": 1,
+    }
     # Ordered as in the form.
     assert [t for t, _ in result.by_respondent_type][:2] == ["Kommune/KS", "RHF/Helseforetak"]
     assert [c.spec.key for c in result.choices] == ["q1_choice"]  # the respondent type is the grouping
@@ -198,7 +237,11 @@ def test_consultation_summary(db, seeded):
     assert q1["Privatperson"] == {"Vet ikke": 1}
     goal_1 = next(t for t in result.texts if t.spec.key == "goal_1")
     assert [r.respondent for r, _ in goal_1.answers] == [
-        "Bergen kommune", "Helse Vest RHF", "Ingrid Berg", "Pasientforeningen"]
+        "Bergen kommune",
+        "Helse Vest RHF",
+        "Ingrid Berg",
+        "Pasientforeningen",
+    ]
     assert [r.respondent for r in result.late] == ["Pasientforeningen"]
     days = {d.day: d for d in result.per_day}
     assert min(days) == date(2022, 9, 12) and max(days) == date(2022, 10, 3)
@@ -207,11 +250,33 @@ def test_consultation_summary(db, seeded):
 
 
 def test_summary_counts_responses_without_type_and_without_form(db, store, seeded):
-    add_mail(db, store, key="noform", seeded=seeded, sender="ola@example.no", sender_name="Ola", subject="Svar 22/414",
-             body="Jeg støtter strategien.", when=oslo(15, 9, 9), status="registered", on_time=True)
-    add_mail(db, store, key="notype", seeded=seeded, sender="org@example.no", sender_name="Org", subject="Svar 22/414",
-             body="Se vedlegg", when=oslo(16, 9, 9), status="registered", on_time=True,
-             form=form_data(organisation_name="Ukjent org", q1_choice="ja"))
+    add_mail(
+        db,
+        store,
+        key="noform",
+        seeded=seeded,
+        sender="ola@example.no",
+        sender_name="Ola",
+        subject="Svar 22/414",
+        body="Jeg støtter strategien.",
+        when=oslo(15, 9, 9),
+        status="registered",
+        on_time=True,
+    )
+    add_mail(
+        db,
+        store,
+        key="notype",
+        seeded=seeded,
+        sender="org@example.no",
+        sender_name="Org",
+        subject="Svar 22/414",
+        body="Se vedlegg",
+        when=oslo(16, 9, 9),
+        status="registered",
+        on_time=True,
+        form=form_data(organisation_name="Ukjent org", q1_choice="ja"),
+    )
     with db.session() as session:
         result = summary.consultation_summary(session, "22/414")
     assert result.with_form == 7 and len(result.responses) == 8
@@ -221,9 +286,20 @@ def test_summary_counts_responses_without_type_and_without_form(db, store, seede
 
 
 def test_spreadsheet_rows_columns_and_cell_safety(db, store, seeded):
-    add_mail(db, store, key="formula", seeded=seeded, sender="f@example.no", sender_name="F", subject="Svar",
-             body="x", when=oslo(16, 9, 9), status="registered", on_time=True,
-             form=form_data(organisation_name="=HYPERLINK(\"http://evil\")", q4_text="- punkt en\n- punkt to"))
+    add_mail(
+        db,
+        store,
+        key="formula",
+        seeded=seeded,
+        sender="f@example.no",
+        sender_name="F",
+        subject="Svar",
+        body="x",
+        when=oslo(16, 9, 9),
+        status="registered",
+        on_time=True,
+        form=form_data(organisation_name='=HYPERLINK("http://evil")', q4_text="- punkt en\n- punkt to"),
+    )
     with db.session() as session:
         rows = spreadsheet.rows(session, "22/414")
     assert len(rows) == 7 and len(rows.headers) == len(rows[0])

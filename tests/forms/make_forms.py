@@ -359,8 +359,16 @@ ORG_NAMES = [
     "Stiftelsen Åpne Standarder",
 ]
 PEOPLE = [
-    "Ola Nordmann", "Kari Hansen", "Øystein Ødegård", "Ingrid Æsøy", "Per Åsmund Berg",
-    "Sine Emborg Tolfsen", "Hanne Løvås", "Åse Ødegård", "Bjørn Kåre Sæther", "Mette Brå",
+    "Ola Nordmann",
+    "Kari Hansen",
+    "Øystein Ødegård",
+    "Ingrid Æsøy",
+    "Per Åsmund Berg",
+    "Sine Emborg Tolfsen",
+    "Hanne Løvås",
+    "Åse Ødegård",
+    "Bjørn Kåre Sæther",
+    "Mette Brå",
 ]
 CHOICE_CYCLE = ["ja", "nei", "vet_ikke"]
 
@@ -449,8 +457,10 @@ def corpus() -> list[FormSpec]:
             contact_person="Bjørg Æsøy Håland",
             email="bjorg.haland@epost.no",
             q1_choices=["nei"],
-            q1=["Jeg er ærlig talt bekymret for personvernet på Østlandet og i Ålesund.",
-                "Blåbærsyltetøy, rødgrøt og «e-helse» – æ ø å Æ Ø Å é ü."],
+            q1=[
+                "Jeg er ærlig talt bekymret for personvernet på Østlandet og i Ålesund.",
+                "Blåbærsyltetøy, rødgrøt og «e-helse» – æ ø å Æ Ø Å é ü.",
+            ],
             goals=[["Økt åpenhet rundt bruk av helsedata må være på plass før innføring."], None, None, None, None],
             q4=["Ha det bra fra Tromsø!"],
         )
@@ -511,9 +521,19 @@ def convert_to_pdf(docx_paths: list[Path], out_dir: Path) -> None:
         raise SystemExit("LibreOffice (soffice) not found: apt-get install -y libreoffice-writer-nogui")
     with tempfile.TemporaryDirectory() as profile:
         subprocess.run(
-            [soffice, f"-env:UserInstallation=file://{profile}", "--headless", "--convert-to", "pdf",
-             "--outdir", str(out_dir), *map(str, docx_paths)],
-            check=True, capture_output=True, timeout=600,
+            [
+                soffice,
+                f"-env:UserInstallation=file://{profile}",
+                "--headless",
+                "--convert-to",
+                "pdf",
+                "--outdir",
+                str(out_dir),
+                *map(str, docx_paths),
+            ],
+            check=True,
+            capture_output=True,
+            timeout=600,
         )
 
 

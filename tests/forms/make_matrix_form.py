@@ -51,16 +51,20 @@ class Answers:
 FILLED = {
     "bergen": Answers(
         contact=["Helse Bergen HF", "Åse Ødegård", "ase.odegard@helse-bergen.no"],
-        roles=["Tjenesteyter", "Leverandør"], ja_nei="Ja",
+        roles=["Tjenesteyter", "Leverandør"],
+        ja_nei="Ja",
         explanation="Felles journal gir bedre pasientsikkerhet, men krever tydelig tilgangsstyring.",
         matrix={
-            "§ 3 Journalplikt": ["Enig"], "§ 5 Tilgangsstyring": ["Delvis enig"], "§ 8 Logging av oppslag": ["Uenig"],
+            "§ 3 Journalplikt": ["Enig"],
+            "§ 5 Tilgangsstyring": ["Delvis enig"],
+            "§ 8 Logging av oppslag": ["Uenig"],
         },
         remarks="Vi ber om en overgangsperiode på to år.",
     ),
     "forening": Answers(
         contact=["Pasientforeningen Ærlig Talt", None, "post@aerligtalt.no"],
-        roles=["Pasient- eller brukerorganisasjon"], ja_nei="Nei",
+        roles=["Pasient- eller brukerorganisasjon"],
+        ja_nei="Nei",
         explanation=None,
         matrix={"§ 5 Tilgangsstyring": ["Uenig"], "§ 8 Logging av oppslag": ["Vet ikke"]},
     ),
@@ -143,7 +147,9 @@ def to_pdf(docx_bytes: bytes, name: str) -> bytes:
         source.write_bytes(docx_bytes)
         subprocess.run(
             ["soffice", "--headless", "--convert-to", "pdf", "--outdir", folder, str(source)],
-            check=True, capture_output=True, timeout=180,
+            check=True,
+            capture_output=True,
+            timeout=180,
         )
         return (Path(folder) / f"{name}.pdf").read_bytes()
 

@@ -101,12 +101,18 @@ def draw_vector_form(spec: mf.FormSpec) -> bytes:
         layout.line_with_boxes([("x" if label in spec.org_types else None, label)])
     layout.gap()
     layout.text(mf.CONTACT_HEADING, bold=True)
-    for label, value in ((mf.NAME_LABEL, spec.organisation_name), (mf.PERSON_LABEL, spec.contact_person), (mf.EMAIL_LABEL, spec.email)):
+    for label, value in (
+        (mf.NAME_LABEL, spec.organisation_name),
+        (mf.PERSON_LABEL, spec.contact_person),
+        (mf.EMAIL_LABEL, spec.email),
+    ):
         layout.text(f"{label} {value or mf.PLACEHOLDER}")
     layout.gap()
     layout.text(mf.Q1, bold=True)
     layout.gap(4)
-    layout.line_with_boxes([("tick" if value in spec.q1_choices else None, label) for value, label in mf.Q1_CHOICES.items()])
+    layout.line_with_boxes(
+        [("tick" if value in spec.q1_choices else None, label) for value, label in mf.Q1_CHOICES.items()]
+    )
 
     def answer(paragraphs: list[str] | None) -> None:
         for index, paragraph in enumerate(paragraphs or [mf.PLACEHOLDER]):
@@ -246,7 +252,9 @@ def main() -> int:
     BAD.mkdir(parents=True, exist_ok=True)
     spec = vector_spec()
     (FIXTURES / f"{spec.name}.pdf").write_bytes(draw_vector_form(spec))
-    (FIXTURES / f"{spec.name}.expected.json").write_text(json.dumps(spec.expected(), ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+    (FIXTURES / f"{spec.name}.expected.json").write_text(
+        json.dumps(spec.expected(), ensure_ascii=False, indent=2) + "\n", encoding="utf-8"
+    )
 
     source = (FIXTURES / "form_org01_ja.pdf").read_bytes()
     (BAD / "scan_image_only.pdf").write_bytes(image_only_copy(source))

@@ -65,7 +65,10 @@ def test_form_is_picked_among_attachments(tmp_path, monkeypatch) -> None:
         DocumentInput("brødtekst.txt", "text/plain", "Hei, vedlagt er vårt høringssvar i sak 22/414.".encode()),
         _doc(BAD / "letter_not_a_form.pdf"),
         _doc(BAD / "scan_image_only.pdf"),
-        _doc(FIXTURES / "docx" / "form_org05_nei.docx", "application/vnd.openxmlformats-officedocument.wordprocessingml.document"),
+        _doc(
+            FIXTURES / "docx" / "form_org05_nei.docx",
+            "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+        ),
         DocumentInput("logo.png", "image/png", b"\x89PNG\r\n\x1a\n" + b"\0" * 40),
     ]
     analysis = analyse_documents(docs)
@@ -80,7 +83,9 @@ def test_form_is_picked_among_attachments(tmp_path, monkeypatch) -> None:
 
 
 def test_no_form_among_attachments() -> None:
-    analysis = analyse_documents([_doc(BAD / "letter_not_a_form.pdf"), _doc(BAD / "encrypted.pdf"), _doc(BAD / "zero_bytes.pdf")])
+    analysis = analyse_documents(
+        [_doc(BAD / "letter_not_a_form.pdf"), _doc(BAD / "encrypted.pdf"), _doc(BAD / "zero_bytes.pdf")]
+    )
     assert analysis.form_index is None and analysis.form is None
     assert analysis.document_statuses == ["other", "encrypted", "empty"]
     assert analysis.warnings
@@ -102,8 +107,12 @@ def test_seed_text_from_a_real_response(shared_dir: Path) -> None:
     assert result.contact_person == "Sine Emborg Tolfsen"
     assert result.email == "sine.emborg.tolfsen@nito.no"
     assert result.q1_choice is None and "checkbox.none_ticked:q1_choice" in result.warning_codes
-    assert result.q1_text.startswith("Strategien peker på en retning for e-helse som helsesektoren er enige om og jobber mot. Samtidig")
-    assert result.q1_text.endswith("De nasjonale sikkerhetskravene skal ikke baseres på frivillighet fra helseforetakenes side.")
+    assert result.q1_text.startswith(
+        "Strategien peker på en retning for e-helse som helsesektoren er enige om og jobber mot. Samtidig"
+    )
+    assert result.q1_text.endswith(
+        "De nasjonale sikkerhetskravene skal ikke baseres på frivillighet fra helseforetakenes side."
+    )
     assert result.goal_1 is None and result.goal_5 is None and result.q4_text is None
     assert result.goal_2.split("\n\n")[1].startswith("Det bør gjøres gode vurderinger")
     assert "Nasjonal ehelse-monitor." in result.goal_2

@@ -25,17 +25,33 @@ Q1 = (
 )
 # Bergen kommune's answers as tests/dashboard/seed.py writes them.
 BERGEN_FIELDS_START = [
-    {"key": "organisation_type", "label": "Kryss av for type organisasjon/virksomhet:", "kind": "choice",
-     "value": ["Kommune/KS"]},
-    {"key": "organisation_name", "label": "Navn på virksomheten (statlig etat, kommune, privatperson osv.):",
-     "kind": "text", "value": "Bergen kommune"},
+    {
+        "key": "organisation_type",
+        "label": "Kryss av for type organisasjon/virksomhet:",
+        "kind": "choice",
+        "value": ["Kommune/KS"],
+    },
+    {
+        "key": "organisation_name",
+        "label": "Navn på virksomheten (statlig etat, kommune, privatperson osv.):",
+        "kind": "text",
+        "value": "Bergen kommune",
+    },
     {"key": "contact_person", "label": "Kontaktperson:", "kind": "text", "value": "Kari Nordmann"},
     {"key": "email", "label": "E-postadresse:", "kind": "text", "value": "kari.nordmann@bergen.kommune.no"},
     {"key": "q1_choice", "label": Q1, "kind": "choice", "value": ["Ja, utdyp gjerne"]},
-    {"key": "q1_text", "label": Q1, "kind": "text",
-     "value": "Bergen kommune stiller seg bak målene, men savner tydeligere prioritering."},
-    {"key": "goal_1", "label": "Mål 1: Aktiv medvirkning i egen og næres helse", "kind": "text",
-     "value": "Innbyggerne må få bedre tilgang til egne helseopplysninger i kommunale tjenester."},
+    {
+        "key": "q1_text",
+        "label": Q1,
+        "kind": "text",
+        "value": "Bergen kommune stiller seg bak målene, men savner tydeligere prioritering.",
+    },
+    {
+        "key": "goal_1",
+        "label": "Mål 1: Aktiv medvirkning i egen og næres helse",
+        "kind": "text",
+        "value": "Innbyggerne må få bedre tilgang til egne helseopplysninger i kommunale tjenester.",
+    },
 ]
 
 
@@ -69,8 +85,13 @@ def test_migration_0003_carries_every_form_over_and_the_export_adds_fields(kind:
             _migrate(db, "head", "up")
             with db.session() as session:
                 after = export_records(session)
-                rows = list(session.scalars(select(m.FormAnswer).where(m.FormAnswer.intake_id == ids["bergen"])
-                                            .order_by(m.FormAnswer.position)))
+                rows = list(
+                    session.scalars(
+                        select(m.FormAnswer)
+                        .where(m.FormAnswer.intake_id == ids["bergen"])
+                        .order_by(m.FormAnswer.position)
+                    )
+                )
                 forms = session.scalar(select(m.FormResultRow.id).where(m.FormResultRow.intake_id == ids["bergen"]))
                 correction = session.scalar(
                     select(m.FieldCorrection).where(m.FieldCorrection.intake_id == ids["bergen"])
@@ -90,12 +111,38 @@ def test_migration_0003_carries_every_form_over_and_the_export_adds_fields(kind:
     assert correction is not None and (correction.parsed_value, correction.corrected_value) == ("ja", "nei")
     # Before the correction: every flat key of the profile as before, and the fields in form order.
     parsed = exported[ids["bergen"]]["form"]
-    for key in ("organisation_type", "organisation_types_checked", "organisation_name", "contact_person", "email",
-                "q1_choice", "q1_text", "goal_1", "goal_2", "goal_3", "goal_4", "goal_5", "q3_text", "q4_text"):
+    for key in (
+        "organisation_type",
+        "organisation_types_checked",
+        "organisation_name",
+        "contact_person",
+        "email",
+        "q1_choice",
+        "q1_text",
+        "goal_1",
+        "goal_2",
+        "goal_3",
+        "goal_4",
+        "goal_5",
+        "q3_text",
+        "q4_text",
+    ):
         assert key in parsed
     assert parsed["q1_choice"] == "ja" and parsed["organisation_types_checked"] == ["Kommune/KS"]
     assert [f["key"] for f in parsed["fields"]] == [
-        "organisation_type", "organisation_name", "contact_person", "email", "q1_choice", "q1_text",
-        "goal_1", "goal_2", "goal_3", "goal_4", "goal_5", "q3_text", "q4_text"]
+        "organisation_type",
+        "organisation_name",
+        "contact_person",
+        "email",
+        "q1_choice",
+        "q1_text",
+        "goal_1",
+        "goal_2",
+        "goal_3",
+        "goal_4",
+        "goal_5",
+        "q3_text",
+        "q4_text",
+    ]
     assert parsed["fields"][:7] == BERGEN_FIELDS_START
     assert all(set(f) == {"key", "label", "kind", "value"} for f in parsed["fields"])

@@ -14,7 +14,11 @@ def _doc(path) -> DocumentInput:
 
 
 def test_isolated_matches_in_process() -> None:
-    docs = [_doc(BAD / "letter_not_a_form.pdf"), _doc(FIXTURES / "form_long_multipage.pdf"), _doc(BAD / "encrypted.pdf")]
+    docs = [
+        _doc(BAD / "letter_not_a_form.pdf"),
+        _doc(FIXTURES / "form_long_multipage.pdf"),
+        _doc(BAD / "encrypted.pdf"),
+    ]
     assert analyse_documents_isolated(docs) == analyse_documents(docs)
 
 

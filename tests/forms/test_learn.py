@@ -37,8 +37,12 @@ def test_matrix_form_learned_from_docx_and_pdf_is_one_profile(matrix_profiles) -
     assert from_docx == from_pdf
     kinds = [(s.kind, s.label) for s in from_docx.sections if s.kind != "heading"]
     assert kinds == [
-        *[("inline", label) for label in mm.CONTACT], ("checkboxes", mm.ROLES_QUESTION), ("text", mm.JA_NEI_QUESTION),
-        ("matrix", mm.MATRIX_QUESTION), ("text", mm.LAST_QUESTION)]
+        *[("inline", label) for label in mm.CONTACT],
+        ("checkboxes", mm.ROLES_QUESTION),
+        ("text", mm.JA_NEI_QUESTION),
+        ("matrix", mm.MATRIX_QUESTION),
+        ("text", mm.LAST_QUESTION),
+    ]
     matrix = next(s for s in from_docx.sections if s.kind == "matrix")
     assert matrix.rows == mm.PROPOSALS and [o.label for o in matrix.options] == mm.COLUMNS
     roles = next(s for s in from_docx.sections if s.kind == "checkboxes")
@@ -84,10 +88,21 @@ def test_learning_refuses_what_is_not_a_form(name: str) -> None:
 
 def test_forms_learn_command_prints_the_fields_and_writes_a_loadable_profile(tmp_path: Path) -> None:
     output = tmp_path / "hoeringssvar-23-1234.toml"
-    command = [sys.executable, "-m", "postmottak", "forms", "learn", str(mm.FIXTURES / "blank.pdf"),
-               "--case", "23/1234", "--output", str(output)]
-    result = subprocess.run(command, capture_output=True, text=True, cwd=REPO, timeout=120,
-                            env={"COLUMNS": "200", "PATH": "/usr/bin:/bin"})
+    command = [
+        sys.executable,
+        "-m",
+        "postmottak",
+        "forms",
+        "learn",
+        str(mm.FIXTURES / "blank.pdf"),
+        "--case",
+        "23/1234",
+        "--output",
+        str(output),
+    ]
+    result = subprocess.run(
+        command, capture_output=True, text=True, cwd=REPO, timeout=120, env={"COLUMNS": "200", "PATH": "/usr/bin:/bin"}
+    )
     assert result.returncode == 0, result.stderr
     for word in ("tabell", "avkrysning", "fritekst", "Tilgangsstyring", "Tjenesteyter"):
         assert word in result.stdout, word
@@ -95,8 +110,14 @@ def test_forms_learn_command_prints_the_fields_and_writes_a_loadable_profile(tmp
     assert profile.case_number == "23/1234" and tomllib.loads(output.read_text(encoding="utf-8"))["name"] == output.stem
     parsed = parse_form((mm.FIXTURES / "bergen.pdf").read_bytes(), "bergen.pdf", profile)
     assert [(f.label, f.kind, f.value) for f in parsed.fields] == mm.expected(mm.FILLED["bergen"])
-    refused = subprocess.run([*command[:5], str(FORMS / "bad" / "letter_not_a_form.pdf"), *command[6:]],
-                             capture_output=True, text=True, cwd=REPO, timeout=120, env={"PATH": "/usr/bin:/bin"})
+    refused = subprocess.run(
+        [*command[:5], str(FORMS / "bad" / "letter_not_a_form.pdf"), *command[6:]],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=120,
+        env={"PATH": "/usr/bin:/bin"},
+    )
     assert refused.returncode == 1 and "Fant ikke noe skjema" in refused.stderr
 
 
@@ -122,8 +143,10 @@ def test_the_form_read_is_the_one_of_the_case_the_mail_refers_to(tmp_path: Path)
     from postmottak.intake.pipeline import form_for_mail
 
     settings = Settings(
-        cases=[CaseSettings(number="22/414", title="E-helse", deadline=date(2022, 10, 1), form="hoeringssvar-22-414"),
-               CaseSettings(number="23/1234", title="Journal", deadline=date(2023, 3, 15), form="svar-23-1234.toml")],
+        cases=[
+            CaseSettings(number="22/414", title="E-helse", deadline=date(2022, 10, 1), form="hoeringssvar-22-414"),
+            CaseSettings(number="23/1234", title="Journal", deadline=date(2023, 3, 15), form="svar-23-1234.toml"),
+        ],
         base_dir=tmp_path,
     )
     assert form_for_mail(settings, "Høringssvar sak 23/1234 fra Helse Bergen") == str(tmp_path / "svar-23-1234.toml")

@@ -15,11 +15,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image, ImageDraw
+
 from postmottak.parsers.forms import DocumentInput, FormResult, analyse_documents, parse_form
 from postmottak.parsers.forms.label_locator import find_label
 from postmottak.parsers.forms.ocr import clean_page, estimate_skew, tesseract_available
 from postmottak.parsers.forms.scan_boxes import read_box_before
-
 from tests.forms.corpus import BAD, FIXTURES
 from tests.forms.make_scans import (
     SCAN_KINDS,
@@ -30,8 +30,15 @@ from tests.forms.make_scans import (
 )
 
 REPO = Path(__file__).resolve().parents[2]
-PAGE_ONE_FIELDS = ("organisation_type", "organisation_types_checked", "organisation_name", "contact_person", "email",
-                   "q1_choice", "q1_text")
+PAGE_ONE_FIELDS = (
+    "organisation_type",
+    "organisation_types_checked",
+    "organisation_name",
+    "contact_person",
+    "email",
+    "q1_choice",
+    "q1_text",
+)
 
 needs_tesseract = pytest.mark.skipif(
     not tesseract_available() and os.environ.get("CI") != "true",
@@ -55,7 +62,10 @@ def grey_scan_result(tmp_path_factory):
     scan.write_bytes(first_page_scan("form_org01_ja", "grey_150"))
     run = subprocess.run(
         [sys.executable, "-m", "postmottak", "parse", str(scan), "--json"],
-        capture_output=True, text=True, cwd=REPO, timeout=300,
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=300,
     )
     assert run.returncode == 0, run.stderr
     return FormResult.model_validate(json.loads(run.stdout))
@@ -184,10 +194,10 @@ def test_without_tesseract_a_scan_is_unreadable_with_one_clear_warning(tmp_path:
 def test_without_tesseract_the_worker_registers_the_scanned_response(tmp_path: Path) -> None:
     """`postmottak run --once` in a process whose PATH has no Tesseract: the mail is registered, its form
     is `unreadable` with the manual-entry warning, and the born-digital response beside it is parsed."""
-    from postmottak.casefile import models as m
     from sqlalchemy import create_engine, select
     from sqlalchemy.orm import Session
 
+    from postmottak.casefile import models as m
     from tests import mailfactory as mf
     from tests.intake.test_folder_intake import settings_for
 
@@ -203,7 +213,11 @@ def test_without_tesseract_the_worker_registers_the_scanned_response(tmp_path: P
     environment = {**os.environ, "PATH": _path_without_tesseract(tmp_path)}
     run = subprocess.run(
         [sys.executable, "-m", "postmottak", "--config", str(tmp_path / "postmottak.toml"), "run", "--once"],
-        capture_output=True, text=True, cwd=REPO, timeout=300, env=environment,
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=300,
+        env=environment,
     )
     assert run.returncode == 0, run.stderr
     assert run.stderr.count("scans will need manual entry") == 1  # said once, not per mail
@@ -263,9 +277,11 @@ def test_no_box_before_plain_text() -> None:
 
 
 def test_labels_are_found_despite_ocr_letter_errors() -> None:
-    text = "Kryss av for type organisasjon/virksomhet:\nXIStatlig etat, ombud eller fagrad\n" \
-           "Fylkeskommune/Statsforvalteren\n" \
-           "Kommune/KS\nKontaktpersan: Ola Nordmann\nMal 1: Aktiv medvirkning i egen og neres helse"
+    text = (
+        "Kryss av for type organisasjon/virksomhet:\nXIStatlig etat, ombud eller fagrad\n"
+        "Fylkeskommune/Statsforvalteren\n"
+        "Kommune/KS\nKontaktpersan: Ola Nordmann\nMal 1: Aktiv medvirkning i egen og neres helse"
+    )
     org = find_label(text, "Kryss av for type organisasjon/virksomhet:")
     assert org is not None and org.start == 0
     statlig = find_label(text, "Statlig etat, ombud eller fagråd", org.end, at_line_start=False)
@@ -288,13 +304,15 @@ def test_deskew_finds_the_rotation() -> None:
     assert pixels.shape[1] > 2 * rotated.width
 
 
-
-
 def test_page_numbers_misread_by_ocr_are_still_page_numbers() -> None:
     from postmottak.parsers.forms.scan_reader import _page_number_digits
 
     assert [_page_number_digits(t) for t in ("Side lav 2", "Side 2av 2.", "Side l av 2", "Sidene 2 av 3")] == [
-        "Side 1 av 2", "Side 2 av 2", "Side 1 av 2", "Sidene 2 av 3"]
+        "Side 1 av 2",
+        "Side 2 av 2",
+        "Side 1 av 2",
+        "Sidene 2 av 3",
+    ]
 
 
 def test_one_doubtful_word_makes_a_short_value_doubtful() -> None:

@@ -26,23 +26,45 @@ def _form_text(org_marks: list[str], choice_marks: list[str], q1: str = "Svar.")
         "1) Kan dere stille dere bak de fem strategiske målene, gitt strategiens rolle for å skape en",
         "felles langsiktig og forutsigbar retning for digitalisering på tvers av aktørene i helse- og",
         "omsorgssektoren?",
-        "  ".join(f"{mark} {label}" for mark, label in zip(choice_marks, ("Ja, utdyp gjerne", "Nei, utdyp gjerne", "Vet ikke, utdyp gjerne"), strict=False)),
+        "  ".join(
+            f"{mark} {label}"
+            for mark, label in zip(
+                choice_marks, ("Ja, utdyp gjerne", "Nei, utdyp gjerne", "Vet ikke, utdyp gjerne"), strict=False
+            )
+        ),
         q1,
         "2) Har dere tilbakemelding på de fem strategiske målene med målindikatorer?",
-        "Mål 1: Aktiv medvirkning i egen og næres helse", "Klikk eller trykk her for å skrive inn tekst.",
-        "Mål 2: Enklere arbeidshverdag", "Klikk eller trykk her for å skrive inn tekst.",
-        "Mål 3: Helsedata til fornying og forbedring", "Klikk eller trykk her for å skrive inn tekst.",
-        "Mål 4: Tilgjengelig informasjon og styrket samhandling", "Klikk eller trykk her for å skrive inn tekst.",
-        "Mål 5: Samarbeid og virkemidler som styrker gjennomføringskraft", "Klikk eller trykk her for å skrive inn tekst.",
-        "3) Har dere tilbakemeldinger på prosessen for hvordan strategien skal følges opp?", "Nei.",
-        "4) Andre innspill og tilbakemeldinger?", "Klikk eller trykk her for å skrive inn tekst.",
+        "Mål 1: Aktiv medvirkning i egen og næres helse",
+        "Klikk eller trykk her for å skrive inn tekst.",
+        "Mål 2: Enklere arbeidshverdag",
+        "Klikk eller trykk her for å skrive inn tekst.",
+        "Mål 3: Helsedata til fornying og forbedring",
+        "Klikk eller trykk her for å skrive inn tekst.",
+        "Mål 4: Tilgjengelig informasjon og styrket samhandling",
+        "Klikk eller trykk her for å skrive inn tekst.",
+        "Mål 5: Samarbeid og virkemidler som styrker gjennomføringskraft",
+        "Klikk eller trykk her for å skrive inn tekst.",
+        "3) Har dere tilbakemeldinger på prosessen for hvordan strategien skal følges opp?",
+        "Nei.",
+        "4) Andre innspill og tilbakemeldinger?",
+        "Klikk eller trykk her for å skrive inn tekst.",
     ]
     return "\n".join(lines)
 
 
 @pytest.mark.parametrize(
     ("checked", "unchecked"),
-    [("☒", "☐"), ("☑", "☐"), ("✓", "☐"), ("✔", "□"), ("✗", "☐"), ("\uf0fe", "\uf0a8"), ("\uf0fd", "\uf06f"), ("[X]", "[ ]"), ("X ", "")],
+    [
+        ("☒", "☐"),
+        ("☑", "☐"),
+        ("✓", "☐"),
+        ("✔", "□"),
+        ("✗", "☐"),
+        ("\uf0fe", "\uf0a8"),
+        ("\uf0fd", "\uf06f"),
+        ("[X]", "[ ]"),
+        ("X ", ""),
+    ],
 )
 def test_glyph_kinds(checked: str, unchecked: str) -> None:
     marks = [unchecked] * 10
@@ -70,7 +92,9 @@ def test_labels_without_boxes_warn() -> None:
 
 
 def test_text_that_fits_no_field_warns() -> None:
-    text = _form_text(["☐"] * 10, ["☐"] * 3).replace("Kontaktinformasjon\n", "Kontaktinformasjon\nVi svarer på vegne av tre kommuner.\n")
+    text = _form_text(["☐"] * 10, ["☐"] * 3).replace(
+        "Kontaktinformasjon\n", "Kontaktinformasjon\nVi svarer på vegne av tre kommuner.\n"
+    )
     result = parse_form(text.encode(), "skjema.txt")
     assert any(code.startswith("unplaced_text:") for code in result.warning_codes)
     assert any("tre kommuner" in w for w in result.warnings)

@@ -91,7 +91,10 @@ def test_migrate_both_ways_on_a_populated_store_keeps_every_file(tmp_path: Path,
             # The command line says the same and exits 0.
             result = subprocess.run(
                 [sys.executable, "-m", "postmottak", "--config", str(config), "storage", "migrate", "--to", "database"],
-                capture_output=True, text=True, cwd=REPO, timeout=120,
+                capture_output=True,
+                text=True,
+                cwd=REPO,
+                timeout=120,
             )
             assert result.returncode == 0, result.stderr
             assert f"Filer: {len(files)}" in result.stdout and "feil: 0" in result.stdout

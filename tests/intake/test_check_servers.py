@@ -19,16 +19,24 @@ def check(
     tmp_path: Path, server: ImapServer, processed_folder: str = "Behandlet", idle: bool = True
 ) -> dict[str, Step]:
     settings = settings_for(
-        tmp_path, imap=server, smtp=None, endpoint=None,
-        imap_extra={"auth": "password", "password": server.password, "processed_folder": processed_folder,
-                    "idle": idle},
+        tmp_path,
+        imap=server,
+        smtp=None,
+        endpoint=None,
+        imap_extra={
+            "auth": "password",
+            "password": server.password,
+            "processed_folder": processed_folder,
+            "idle": idle,
+        },
     )
     return {step.name: step for step in run_checks(settings)}
 
 
 @pytest.mark.parametrize("imap_server", ["dovecot", "cyrus-default", "cyrus-altnamespace"], indirect=True)
-def test_check_names_the_processed_folder_it_will_use_and_creates_nothing(imap_server: ImapServer,
-                                                                         tmp_path: Path) -> None:
+def test_check_names_the_processed_folder_it_will_use_and_creates_nothing(
+    imap_server: ImapServer, tmp_path: Path
+) -> None:
     steps = check(tmp_path, imap_server)
     target = imap_server.personal("Behandlet")
     folder = steps["Processed folder"]
@@ -73,9 +81,11 @@ def test_check_predicts_a_refused_create_that_run_then_meets(cyrus_server: Cyrus
     assert not folder.ok and "outside the user's own folders" in folder.detail, folder
     cyrus_server.append(mf.response_mail(org="NITO", attachments=[]), WHEN)
     settings = settings_for(
-        tmp_path, imap=cyrus_server, smtp=None, endpoint=None,
-        imap_extra={"auth": "password", "password": cyrus_server.password,
-                    "processed_folder": "user.arkiv.Behandlet"},
+        tmp_path,
+        imap=cyrus_server,
+        smtp=None,
+        endpoint=None,
+        imap_extra={"auth": "password", "password": cyrus_server.password, "processed_folder": "user.arkiv.Behandlet"},
     )
     intake = build_worker(settings)
     try:

@@ -61,12 +61,15 @@ def test_config_env_variable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
 @pytest.mark.parametrize(
     ("text", "named"),
     [
-        ('[imap]\nprot = 993\n', "imap.prot: unknown key"),
+        ("[imap]\nprot = 993\n", "imap.prot: unknown key"),
         ('[imap]\nsecurity = "tls"\n', "imap.security"),
         ('[[cases]]\nnumber = "22-414"\ntitle = "x"\ndeadline = "2022-10-01"\n', "cases.0.number"),
-        ('[[cases]]\nnumber = "22/414"\ntitle = "x"\ndeadline = "2022-10-01"\ntimezone = "Europe/Bergen"\n', "cases.0.timezone"),
+        (
+            '[[cases]]\nnumber = "22/414"\ntitle = "x"\ndeadline = "2022-10-01"\ntimezone = "Europe/Bergen"\n',
+            "cases.0.timezone",
+        ),
         ('[[cases]]\nnumber = "22/414"\ntitle = "x"\ndeadline = "1. oktober"\n', "cases.0.deadline"),
-        ('[schedule]\ninterval_seconds = 0\n', "schedule.interval_seconds"),
+        ("[schedule]\ninterval_seconds = 0\n", "schedule.interval_seconds"),
     ],
 )
 def test_bad_keys_are_named(tmp_path: Path, text: str, named: str) -> None:

@@ -24,9 +24,9 @@ def settings_for(tmp_path: Path, folder: Path, db_url: str | None = None):
     config.write_text(
         f"""
 [database]
-url = "{db_url or f'sqlite:///{tmp_path / "db.sqlite"}'}"
+url = "{db_url or f"sqlite:///{tmp_path / "db.sqlite"}"}"
 [storage]
-path = "{tmp_path / 'documents'}"
+path = "{tmp_path / "documents"}"
 [folder]
 path = "{folder}"
 [[cases]]
@@ -49,7 +49,9 @@ def with_received(raw: bytes, when: datetime) -> bytes:
 @pytest.mark.parametrize("kind", ["eml", "maildir", "mbox"])
 def test_folder_formats_register_once(tmp_path: Path, kind: str) -> None:
     raws = [
-        with_received(mf.response_mail(org="Bærum kommune", attachments=[]), datetime(2022, 10, 1, 23, 30, tzinfo=mf.OSLO)),
+        with_received(
+            mf.response_mail(org="Bærum kommune", attachments=[]), datetime(2022, 10, 1, 23, 30, tzinfo=mf.OSLO)
+        ),
         with_received(mf.response_mail(org="NITO", attachments=[]), datetime(2022, 10, 2, 0, 15, tzinfo=mf.OSLO)),
     ]
     folder = tmp_path / "export"
@@ -115,9 +117,13 @@ def test_sample_mailbox_demo_config(tmp_path: Path) -> None:
     with intake.db.session() as session:
         rows = export_records(session)
     expected = {
-        "response_on_time": ("registered", True), "response_late": ("registered", False),
-        "forwarded_response": ("registered", True), "needs_review": ("needs_review", None),
-        "auto_reply": ("ignored", None), "bounce": ("ignored", None), "unrelated": ("ignored", None),
+        "response_on_time": ("registered", True),
+        "response_late": ("registered", False),
+        "forwarded_response": ("registered", True),
+        "needs_review": ("needs_review", None),
+        "auto_reply": ("ignored", None),
+        "bounce": ("ignored", None),
+        "unrelated": ("ignored", None),
     }
     files = sorted(p.name for p in folder.glob("*.eml"))
     assert len(rows) == len(files)

@@ -33,7 +33,7 @@ def write_config(tmp_path: Path, server: ImapServer, db_url: str, processed_fold
 [database]
 url = "{db_url}"
 [storage]
-path = "{tmp_path / 'documents'}"
+path = "{tmp_path / "documents"}"
 [imap]
 host = "{server.host}"
 port = {server.port}
@@ -60,7 +60,11 @@ def cli(config: Path, *args: str, password: str) -> subprocess.CompletedProcess[
     env = {"POSTMOTTAK_IMAP__PASSWORD": password, "PATH": "/usr/bin:/bin", "HOME": str(config.parent)}
     return subprocess.run(
         [sys.executable, "-m", "postmottak", "--config", str(config), *args],
-        capture_output=True, text=True, cwd=REPO, env=env, timeout=300,
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env=env,
+        timeout=300,
     )
 
 
@@ -161,8 +165,19 @@ def test_deadline_edge_and_export_keys(imap_server: ImapServer, tmp_path: Path) 
         ("2022-10-01T23:30:00+02:00", True),
         ("2022-10-02T00:15:00+02:00", False),
     ]
-    for key in ("message_id", "received_at", "sender", "subject", "status", "case_number", "on_time",
-                "journal_number", "documents", "form", "receipt"):
+    for key in (
+        "message_id",
+        "received_at",
+        "sender",
+        "subject",
+        "status",
+        "case_number",
+        "on_time",
+        "journal_number",
+        "documents",
+        "form",
+        "receipt",
+    ):
         assert key in rows[0]
     # A body-only response is kept as a text document.
     assert rows[0]["documents"][0]["content_type"].startswith("text/plain")

@@ -38,7 +38,8 @@ def test_a_held_lease_is_not_taken_and_an_expired_one_is_with_a_new_token(databa
     with database.session() as session:
         grants = list(session.scalars(select(m.LeaseGrant).order_by(m.LeaseGrant.id)))
     assert [(g.worker_id, g.token, g.previous_holder) for g in grants] == [
-        ("worker-a", 1, None), ("worker-b", 2, "worker-a"),
+        ("worker-a", 1, None),
+        ("worker-b", 2, "worker-a"),
     ]
 
 
@@ -109,7 +110,10 @@ def _config(tmp_path: Path, body: str) -> Path:
 
 
 def test_mailboxes_section_gives_one_settings_view_per_mailbox(tmp_path: Path) -> None:
-    settings = load_settings(_config(tmp_path, """
+    settings = load_settings(
+        _config(
+            tmp_path,
+            """
 [imap]
 host = "imap.example.no"
 username = "postmottak@example.no"
@@ -125,13 +129,17 @@ processed_folder = "Behandlet"
 name = "eksport"
 [mailboxes.folder]
 path = "eksport"
-"""))
+""",
+        )
+    )
     assert settings.mailbox_names() == ["default", "horing", "eksport"]
     assert settings.uses_leases
     assert settings.for_mailbox("default") is settings
     horing = settings.for_mailbox("horing")
     assert (horing.imap.username, horing.imap.folder, horing.imap.processed_folder) == (
-        "horing@example.no", "Innboks", "Behandlet",
+        "horing@example.no",
+        "Innboks",
+        "Behandlet",
     )
     assert [case.number for case in horing.cases] == ["23/100"]
     eksport = settings.for_mailbox("eksport")
@@ -150,8 +158,11 @@ def test_single_imap_section_is_one_mailbox_without_leases(tmp_path: Path) -> No
     [
         ('[[mailboxes]]\nname = "a"\n', "exactly one of"),
         ('[[mailboxes]]\nname = "a"\ncases = ["99/1"]\n[mailboxes.folder]\npath = "x"\n', "99/1"),
-        ('[[mailboxes]]\nname = "a"\n[mailboxes.folder]\npath = "x"\n[[mailboxes]]\nname = "a"\n'
-         '[mailboxes.folder]\npath = "y"\n', "configured twice"),
+        (
+            '[[mailboxes]]\nname = "a"\n[mailboxes.folder]\npath = "x"\n[[mailboxes]]\nname = "a"\n'
+            '[mailboxes.folder]\npath = "y"\n',
+            "configured twice",
+        ),
     ],
 )
 def test_bad_mailboxes_are_named_in_the_error(tmp_path: Path, body: str, message: str) -> None:

@@ -28,7 +28,7 @@ def test_two_folder_mailboxes_are_read_once_each_and_listed(tmp_path: Path) -> N
     db_url = f"sqlite:///{tmp_path / 'db.sqlite'}"
     config.write_text(
         f'[database]\nurl = "{db_url}"\n[storage]\npath = "{tmp_path / "documents"}"\n'
-        '[intake]\nparse_workers = 1\n'
+        "[intake]\nparse_workers = 1\n"
         f'[[cases]]\nnumber = "22/414"\ntitle = "{mf.CASE_TITLE}"\ndeadline = "2022-10-01"\n'
         'keywords = ["e-helsestrategi"]\n'
         '[[cases]]\nnumber = "23/100"\ntitle = "Annen høring"\ndeadline = "2023-10-01"\n'

@@ -16,7 +16,10 @@ FORMS = REPO / "tests" / "fixtures" / "forms"
 def parse(path: Path, *extra: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "postmottak", "parse", str(path), *extra],
-        capture_output=True, text=True, cwd=REPO, timeout=300,
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=300,
     )
 
 
@@ -26,8 +29,22 @@ def test_parse_json_matches_the_expected_fields(path: Path) -> None:
     assert result.returncode == 0, result.stderr
     parsed = json.loads(result.stdout)
     expected = json.loads((FORMS / "form_long_multipage.expected.json").read_text(encoding="utf-8"))
-    for key in ("organisation_type", "organisation_name", "contact_person", "email", "q1_choice", "q1_text",
-                "goal_1", "goal_2", "goal_3", "goal_4", "goal_5", "q3_text", "q4_text", "form_status"):
+    for key in (
+        "organisation_type",
+        "organisation_name",
+        "contact_person",
+        "email",
+        "q1_choice",
+        "q1_text",
+        "goal_1",
+        "goal_2",
+        "goal_3",
+        "goal_4",
+        "goal_5",
+        "q3_text",
+        "q4_text",
+        "form_status",
+    ):
         assert parsed[key] == expected[key], key
 
 
@@ -39,8 +56,12 @@ def test_parse_table_output_is_readable() -> None:
 
 @pytest.mark.parametrize(
     ("name", "status"),
-    [("encrypted.pdf", "unreadable"), ("zero_bytes.pdf", "unreadable"), ("not_a_pdf.pdf", "unreadable"),
-     ("letter_not_a_form.pdf", "not_a_form")],
+    [
+        ("encrypted.pdf", "unreadable"),
+        ("zero_bytes.pdf", "unreadable"),
+        ("not_a_pdf.pdf", "unreadable"),
+        ("letter_not_a_form.pdf", "not_a_form"),
+    ],
 )
 def test_bad_files_give_a_status_not_a_crash(name: str, status: str) -> None:
     result = parse(FORMS / "bad" / name, "--json")

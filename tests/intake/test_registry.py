@@ -20,19 +20,44 @@ OSLO = ZoneInfo("Europe/Oslo")
 
 def sync(db: Database) -> None:
     with db.session() as session:
-        cases.sync_cases(session, [("22/414", "Høring - Nasjonal e-helsestrategi", date(2022, 10, 1), "Europe/Oslo", None)])
+        cases.sync_cases(
+            session, [("22/414", "Høring - Nasjonal e-helsestrategi", date(2022, 10, 1), "Europe/Oslo", None)]
+        )
 
 
-def mail(uid: str, *, message_id: str | None = "<a1@baerum.kommune.no>", sha: str = "a" * 64, uidvalidity: int = 7,
-         status: str = "registered", on_time: bool | None = True, source: str = "imap://test/INBOX") -> IncomingMail:
+def mail(
+    uid: str,
+    *,
+    message_id: str | None = "<a1@baerum.kommune.no>",
+    sha: str = "a" * 64,
+    uidvalidity: int = 7,
+    status: str = "registered",
+    on_time: bool | None = True,
+    source: str = "imap://test/INBOX",
+) -> IncomingMail:
     return IncomingMail(
-        source_key=source, uidvalidity=uidvalidity, uid=uid, raw_sha256=sha, raw_size=1234,
-        raw_path=f"sha256/{sha[:2]}/{sha[2:4]}/{sha}", message_id=message_id,
-        received_at=datetime(2022, 9, 20, 10, 2, tzinfo=OSLO), received_at_source="internaldate",
-        date_header=None, sender_name="Åse Ødegård", sender_address="ase@baerum.kommune.no",
-        subject="Høringssvar - sak 22/414", body_text="Se vedlagt.", in_reply_to=[], references=[],
-        machine_reason=None, parse_defects=[], status=status, reason=None,
-        case_number="22/414" if status == "registered" else None, on_time=on_time,
+        source_key=source,
+        uidvalidity=uidvalidity,
+        uid=uid,
+        raw_sha256=sha,
+        raw_size=1234,
+        raw_path=f"sha256/{sha[:2]}/{sha[2:4]}/{sha}",
+        message_id=message_id,
+        received_at=datetime(2022, 9, 20, 10, 2, tzinfo=OSLO),
+        received_at_source="internaldate",
+        date_header=None,
+        sender_name="Åse Ødegård",
+        sender_address="ase@baerum.kommune.no",
+        subject="Høringssvar - sak 22/414",
+        body_text="Se vedlagt.",
+        in_reply_to=[],
+        references=[],
+        machine_reason=None,
+        parse_defects=[],
+        status=status,
+        reason=None,
+        case_number="22/414" if status == "registered" else None,
+        on_time=on_time,
         documents=[DocumentIn("svar.pdf", "application/pdf", 10, "b" * 64, "sha256/bb/bb/" + "b" * 64, "svar.pdf")],
         receipt=ReceiptPlan("pending", "ase@baerum.kommune.no") if status == "registered" else None,
     )
@@ -120,7 +145,9 @@ def test_database_refuses_a_second_location_row(database: Database) -> None:
         first = registry.register(session, mail("1"))
     with pytest.raises(WriteConflict):
         with database.session() as session:
-            session.add(m.MailLocation(intake_id=first.intake_id, source_key="imap://test/INBOX", uidvalidity=7, uid="1"))
+            session.add(
+                m.MailLocation(intake_id=first.intake_id, source_key="imap://test/INBOX", uidvalidity=7, uid="1")
+            )
 
 
 def test_concurrent_registration_of_one_mail_gives_one_record_and_a_duplicate_or_a_refusal(database: Database) -> None:

@@ -31,7 +31,9 @@ def test_run_polls_on_schedule_and_stops_on_signal(tmp_path: Path, signum: int) 
     with log.open("w") as handle:
         process = subprocess.Popen(
             [sys.executable, "-m", "postmottak", "--config", str(config), "run"],
-            cwd=REPO, stdout=handle, stderr=subprocess.STDOUT,
+            cwd=REPO,
+            stdout=handle,
+            stderr=subprocess.STDOUT,
         )
     try:
         deadline = time.monotonic() + 60

@@ -8,17 +8,36 @@ import pytest
 from postmottak.intake.triage import CaseRule, decide, is_on_time
 
 OSLO = ZoneInfo("Europe/Oslo")
-CASE = CaseRule("22/414", "Høring - Nasjonal e-helsestrategi for helse- og omsorgssektoren", date(2022, 10, 1),
-                "Europe/Oslo", ("e-helsestrategi",))
+CASE = CaseRule(
+    "22/414",
+    "Høring - Nasjonal e-helsestrategi for helse- og omsorgssektoren",
+    date(2022, 10, 1),
+    "Europe/Oslo",
+    ("e-helsestrategi",),
+)
 OTHER = CaseRule("23/77", "Høring om noe annet", date(2023, 3, 1), "Europe/Oslo")
 
 
-def verdict(subject: str = "", body: str = "", texts=(), machine=None, has_form=False, when=None, cases=(CASE, OTHER),
-            reply=False):
+def verdict(
+    subject: str = "",
+    body: str = "",
+    texts=(),
+    machine=None,
+    has_form=False,
+    when=None,
+    cases=(CASE, OTHER),
+    reply=False,
+):
     return decide(
-        subject=subject, body=body, attachment_texts=list(texts), attachment_names=[], machine_reason=machine,
-        reply_to_our_receipt=reply, has_form=has_form,
-        received_at=when or datetime(2022, 9, 20, 10, 2, tzinfo=OSLO), cases=list(cases),
+        subject=subject,
+        body=body,
+        attachment_texts=list(texts),
+        attachment_names=[],
+        machine_reason=machine,
+        reply_to_our_receipt=reply,
+        has_form=has_form,
+        received_at=when or datetime(2022, 9, 20, 10, 2, tzinfo=OSLO),
+        cases=list(cases),
     )
 
 

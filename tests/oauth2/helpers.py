@@ -110,7 +110,9 @@ class TokenEndpoint:
             return _error(400, "invalid_request", 90002, f"Tenant '{tenant}' not found.")
         if form.get("client_id") != self.client_id:
             return _error(
-                400, "unauthorized_client", 700016,
+                400,
+                "unauthorized_client",
+                700016,
                 f"Application with identifier '{form.get('client_id')}' was not found in the directory '{tenant}'.",
             )
         if form.get("client_secret") != self.client_secret:
@@ -121,7 +123,9 @@ class TokenEndpoint:
         if grant == "client_credentials":
             if not self.consent_granted:
                 return _error(
-                    400, "invalid_grant", 65001,
+                    400,
+                    "invalid_grant",
+                    65001,
                     "The user or administrator has not consented to use the application.",
                 )
         elif grant == "refresh_token":
@@ -141,7 +145,8 @@ class TokenEndpoint:
             key = OTHER_KEY
         self.issued += 1
         body.update(
-            access_token=issue_jwt(self.subject, self.lifetime, key), token_type="Bearer",
+            access_token=issue_jwt(self.subject, self.lifetime, key),
+            token_type="Bearer",
             expires_in=int(self.lifetime),
         )
         return 200, body
@@ -166,19 +171,43 @@ def settings_for(
     data: dict[str, Any] = {
         "database": {"url": database_url or f"sqlite:///{tmp_path / 'postmottak.db'}"},
         "storage": {"path": str(tmp_path / "documents")},
-        "cases": [{"number": mf.CASE_NUMBER, "title": mf.CASE_TITLE, "deadline": "2022-10-01",
-                   "keywords": ["e-helsestrategi"]}],
+        "cases": [
+            {
+                "number": mf.CASE_NUMBER,
+                "title": mf.CASE_TITLE,
+                "deadline": "2022-10-01",
+                "keywords": ["e-helsestrategi"],
+            }
+        ],
         "receipts": {"retry_base_seconds": 0},
     }
     if imap is not None:
-        data["imap"] = {"host": imap.host, "port": imap.port, "security": "none", "username": imap.username,
-                        "auth": "oauth2", **(imap_extra or {})}
+        data["imap"] = {
+            "host": imap.host,
+            "port": imap.port,
+            "security": "none",
+            "username": imap.username,
+            "auth": "oauth2",
+            **(imap_extra or {}),
+        }
     if smtp is not None:
-        data["smtp"] = {"host": smtp.host, "port": smtp.port, "security": "none", "username": MAILBOX,
-                        "auth": "oauth2", "sender": mf.POSTMOTTAK, **(smtp_extra or {})}
+        data["smtp"] = {
+            "host": smtp.host,
+            "port": smtp.port,
+            "security": "none",
+            "username": MAILBOX,
+            "auth": "oauth2",
+            "sender": mf.POSTMOTTAK,
+            **(smtp_extra or {}),
+        }
     if endpoint is not None:
-        data["oauth2"] = {"token_url": endpoint.url(), "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET,
-                          "scope": SCOPE, **(oauth2_extra or {})}
+        data["oauth2"] = {
+            "token_url": endpoint.url(),
+            "client_id": CLIENT_ID,
+            "client_secret": CLIENT_SECRET,
+            "scope": SCOPE,
+            **(oauth2_extra or {}),
+        }
     return Settings(base_dir=tmp_path, **data)
 
 
@@ -192,7 +221,8 @@ def toml_config(settings: Settings, path: Path) -> Path:
         lines.extend(f"{key} = {json.dumps(value)}" for key, value in values.items() if value is not None)
     for case in settings.cases:
         lines.append("[[cases]]")
-        lines.extend(f"{key} = {json.dumps(value, default=str)}" for key, value in
-                     case.model_dump(exclude_defaults=True).items())
+        lines.extend(
+            f"{key} = {json.dumps(value, default=str)}" for key, value in case.model_dump(exclude_defaults=True).items()
+        )
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path

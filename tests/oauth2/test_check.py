@@ -38,12 +38,14 @@ def failure(steps: list[Step]) -> Step:
     return failed[0]
 
 
-def test_working_configuration(tmp_path: Path, dovecot_oauth2: DovecotServer, smtp_oauth2: SmtpSink,
-                               endpoint: TokenEndpoint) -> None:
+def test_working_configuration(
+    tmp_path: Path, dovecot_oauth2: DovecotServer, smtp_oauth2: SmtpSink, endpoint: TokenEndpoint
+) -> None:
     for n in range(3):
         dovecot_oauth2.append(mf.response_mail(message_id=f"<check-{n}@example.no>"), ON_TIME)
-    settings = settings_for(tmp_path, imap=dovecot_oauth2, smtp=smtp_oauth2, endpoint=endpoint,
-                            imap_extra={"processed_folder": "Behandlet"})
+    settings = settings_for(
+        tmp_path, imap=dovecot_oauth2, smtp=smtp_oauth2, endpoint=endpoint, imap_extra={"processed_folder": "Behandlet"}
+    )
     steps = by_name(run_checks(settings))
     assert all(step.ok for step in steps.values()), steps
     assert "expires" in steps["OAuth2 token"].detail
@@ -71,14 +73,16 @@ def test_working_configuration(tmp_path: Path, dovecot_oauth2: DovecotServer, sm
     ],
     ids=["wrong-tenant", "unknown-client", "wrong-secret", "consent-missing", "token-refused-by-imap"],
 )
-def test_oauth2_misconfigurations(tmp_path: Path, dovecot_oauth2: DovecotServer, endpoint: TokenEndpoint,
-                                  change: dict[str, Any], expected: str) -> None:
+def test_oauth2_misconfigurations(
+    tmp_path: Path, dovecot_oauth2: DovecotServer, endpoint: TokenEndpoint, change: dict[str, Any], expected: str
+) -> None:
     oauth2 = dict(change.get("oauth2", {}))
     if oauth2.get("token_url") == "tenant":
         oauth2["token_url"] = endpoint.url("feil-tenant")
     endpoint.consent_granted = change.get("consent", True)
-    settings = settings_for(tmp_path, imap=dovecot_oauth2, smtp=None, endpoint=endpoint, oauth2_extra=oauth2,
-                            imap_extra=change.get("imap"))
+    settings = settings_for(
+        tmp_path, imap=dovecot_oauth2, smtp=None, endpoint=endpoint, oauth2_extra=oauth2, imap_extra=change.get("imap")
+    )
     steps = run_checks(settings)
     first = failure(steps)
     assert expected in first.hint, first
@@ -87,11 +91,15 @@ def test_oauth2_misconfigurations(tmp_path: Path, dovecot_oauth2: DovecotServer,
         assert "not tried" in by_name(steps)["IMAP"].detail
 
 
-def test_password_misconfigurations(tmp_path: Path, dovecot_server: DovecotServer,
-                                    tls_listener: TlsSink) -> None:
+def test_password_misconfigurations(tmp_path: Path, dovecot_server: DovecotServer, tls_listener: TlsSink) -> None:
     def imap_check(**imap: Any) -> Step:
-        settings = settings_for(tmp_path, imap=dovecot_server, smtp=None, endpoint=None,
-                                imap_extra={"auth": "password", "password": dovecot_server.password, **imap})
+        settings = settings_for(
+            tmp_path,
+            imap=dovecot_server,
+            smtp=None,
+            endpoint=None,
+            imap_extra={"auth": "password", "password": dovecot_server.password, **imap},
+        )
         return failure(run_checks(settings))
 
     wrong = imap_check(password="feil-passord")
@@ -108,8 +116,13 @@ def test_password_misconfigurations(tmp_path: Path, dovecot_server: DovecotServe
 
 def test_smtp_misconfigurations(tmp_path: Path, smtp_sink_auth: SmtpSink, tls_listener: TlsSink) -> None:
     def smtp_check(sink: Any, **smtp: Any) -> Step:
-        settings = settings_for(tmp_path, imap=None, smtp=sink, endpoint=None,
-                                smtp_extra={"auth": "password", "username": "postmottak", **smtp})
+        settings = settings_for(
+            tmp_path,
+            imap=None,
+            smtp=sink,
+            endpoint=None,
+            smtp_extra={"auth": "password", "username": "postmottak", **smtp},
+        )
         settings.folder.path = str(tmp_path)  # a mail source, so only SMTP can fail
         return by_name(run_checks(settings))["SMTP"]
 
@@ -124,15 +137,22 @@ def test_smtp_misconfigurations(tmp_path: Path, smtp_sink_auth: SmtpSink, tls_li
     assert not refused.ok and "connection refused" in refused.hint
 
 
-def test_check_command(tmp_path: Path, dovecot_oauth2: DovecotServer, smtp_oauth2: SmtpSink,
-                       endpoint: TokenEndpoint) -> None:
+def test_check_command(
+    tmp_path: Path, dovecot_oauth2: DovecotServer, smtp_oauth2: SmtpSink, endpoint: TokenEndpoint
+) -> None:
     settings = settings_for(tmp_path, imap=dovecot_oauth2, smtp=smtp_oauth2, endpoint=endpoint)
     config = toml_config(settings, tmp_path / "postmottak.toml")
 
     def check(secret: str) -> subprocess.CompletedProcess[str]:
         env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "POSTMOTTAK_OAUTH2__CLIENT_SECRET": secret}
-        return subprocess.run([sys.executable, "-m", "postmottak", "--config", str(config), "check"],
-                              capture_output=True, text=True, cwd=REPO, env=env, timeout=120)
+        return subprocess.run(
+            [sys.executable, "-m", "postmottak", "--config", str(config), "check"],
+            capture_output=True,
+            text=True,
+            cwd=REPO,
+            env=env,
+            timeout=120,
+        )
 
     good = check(CLIENT_SECRET)
     assert good.returncode == 0, good.stdout + good.stderr

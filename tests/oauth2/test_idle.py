@@ -59,14 +59,25 @@ class Worker:
 
 
 @contextmanager
-def running_worker(tmp_path: Path, dovecot: DovecotServer | CyrusServer, sink: SmtpSink, endpoint: TokenEndpoint,
-                   interval_seconds: int = 3600) -> Iterator[Worker]:
+def running_worker(
+    tmp_path: Path,
+    dovecot: DovecotServer | CyrusServer,
+    sink: SmtpSink,
+    endpoint: TokenEndpoint,
+    interval_seconds: int = 3600,
+) -> Iterator[Worker]:
     """`postmottak run` in a subprocess (XOAUTH2 to both servers; password to Cyrus), stopped with SIGTERM."""
     password = isinstance(dovecot, CyrusServer)  # Cyrus's test instance has no XOAUTH2
     settings = settings_for(
-        tmp_path, imap=dovecot, smtp=sink, endpoint=endpoint,
-        imap_extra={"idle": True, "idle_timeout_seconds": 2,  # re-issued often, to exercise the renewal too
-                    **({"auth": "password"} if password else {})},
+        tmp_path,
+        imap=dovecot,
+        smtp=sink,
+        endpoint=endpoint,
+        imap_extra={
+            "idle": True,
+            "idle_timeout_seconds": 2,  # re-issued often, to exercise the renewal too
+            **({"auth": "password"} if password else {}),
+        },
     )
     settings.schedule.interval_seconds = interval_seconds
     settings.intake.parse_workers = 1
@@ -78,7 +89,10 @@ def running_worker(tmp_path: Path, dovecot: DovecotServer | CyrusServer, sink: S
     with log_path.open("wb") as log_file:
         process = subprocess.Popen(
             [sys.executable, "-m", "postmottak", "--config", str(config), "run"],
-            cwd=REPO, env=env, stdout=log_file, stderr=subprocess.STDOUT,
+            cwd=REPO,
+            env=env,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
         )
     try:
         yield Worker(process, log_path)
@@ -102,8 +116,9 @@ def idle_server(request: pytest.FixtureRequest) -> Iterator[DovecotServer | Cyru
 
 
 @pytest.fixture
-def worker(tmp_path: Path, idle_server: DovecotServer | CyrusServer, smtp_oauth2: SmtpSink,
-           endpoint: TokenEndpoint) -> Iterator[Worker]:
+def worker(
+    tmp_path: Path, idle_server: DovecotServer | CyrusServer, smtp_oauth2: SmtpSink, endpoint: TokenEndpoint
+) -> Iterator[Worker]:
     with running_worker(tmp_path, idle_server, smtp_oauth2, endpoint) as started:
         yield started
 
@@ -115,8 +130,9 @@ def append_response(server: DovecotServer | CyrusServer, n: int) -> float:
     return started
 
 
-def test_idle_answers_new_mail_within_seconds(worker: Worker, idle_server: DovecotServer | CyrusServer,
-                                              smtp_oauth2: SmtpSink) -> None:
+def test_idle_answers_new_mail_within_seconds(
+    worker: Worker, idle_server: DovecotServer | CyrusServer, smtp_oauth2: SmtpSink
+) -> None:
     worker.wait_for_log("IMAP IDLE on INBOX")
     worker.wait_for_log("nothing new")  # the start-up cycle is done
     delays: list[float] = []
@@ -144,8 +160,9 @@ def test_idle_answers_new_mail_within_seconds(worker: Worker, idle_server: Dovec
 
 
 @pytest.mark.parametrize("idle_server", ["dovecot", "cyrus-default"], indirect=True)  # namespace-neutral
-def test_idle_recovers_after_server_restart(worker: Worker, idle_server: DovecotServer | CyrusServer,
-                                            smtp_oauth2: SmtpSink) -> None:
+def test_idle_recovers_after_server_restart(
+    worker: Worker, idle_server: DovecotServer | CyrusServer, smtp_oauth2: SmtpSink
+) -> None:
     worker.wait_for_log("IMAP IDLE on INBOX")
     append_response(idle_server, 1)
     smtp_oauth2.wait_for(1, timeout=WAIT_SECONDS)
@@ -160,8 +177,9 @@ def test_idle_recovers_after_server_restart(worker: Worker, idle_server: Dovecot
 
 
 @pytest.mark.parametrize("idle_server", ["dovecot", "cyrus-default"], indirect=True)  # namespace-neutral
-def test_idle_recovers_after_server_crash(worker: Worker, idle_server: DovecotServer | CyrusServer,
-                                          smtp_oauth2: SmtpSink) -> None:
+def test_idle_recovers_after_server_crash(
+    worker: Worker, idle_server: DovecotServer | CyrusServer, smtp_oauth2: SmtpSink
+) -> None:
     """No BYE at all (killed): the watcher notices the closed socket and reconnects once the server is back."""
     worker.wait_for_log("IMAP IDLE on INBOX")
     idle_server.stop(graceful=False)

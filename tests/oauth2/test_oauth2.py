@@ -57,12 +57,18 @@ def test_client_credentials_login_imap_and_smtp_end_to_end(
     assert endpoint.grants == ["client_credentials"]
 
 
-def test_token_is_cached_and_renewed_before_expiry(tmp_path: Path, endpoint: TokenEndpoint,
-                                                   dovecot_oauth2: DovecotServer) -> None:
+def test_token_is_cached_and_renewed_before_expiry(
+    tmp_path: Path, endpoint: TokenEndpoint, dovecot_oauth2: DovecotServer
+) -> None:
     endpoint.lifetime = 600
     now = [1_000_000.0]
-    config = OAuth2Settings(token_url=endpoint.url(), client_id=CLIENT_ID, client_secret=CLIENT_SECRET,
-                            scope=SCOPE, renew_before_seconds=120)
+    config = OAuth2Settings(
+        token_url=endpoint.url(),
+        client_id=CLIENT_ID,
+        client_secret=CLIENT_SECRET,
+        scope=SCOPE,
+        renew_before_seconds=120,
+    )
     tokens = TokenClient(config, clock=lambda: now[0])
     first = tokens.token()
     assert first.expires_at == pytest.approx(now[0] + 600)
@@ -145,8 +151,9 @@ def test_wrong_secret_is_explained_and_never_logged(
     tmp_path: Path, dovecot_oauth2: DovecotServer, endpoint: TokenEndpoint, caplog: pytest.LogCaptureFixture
 ) -> None:
     wrong = "feil-hemmelighet-som-ikke-skal-logges"
-    settings = settings_for(tmp_path, imap=dovecot_oauth2, smtp=None, endpoint=endpoint,
-                            oauth2_extra={"client_secret": wrong})
+    settings = settings_for(
+        tmp_path, imap=dovecot_oauth2, smtp=None, endpoint=endpoint, oauth2_extra={"client_secret": wrong}
+    )
     caplog.set_level(logging.DEBUG)
     with pytest.raises(SourceError) as failed:
         mail_source(settings).connect()
@@ -158,10 +165,12 @@ def test_wrong_secret_is_explained_and_never_logged(
         assert wrong not in text and CLIENT_SECRET not in text
 
 
-def test_run_cycle_reports_token_failure(tmp_path: Path, dovecot_oauth2: DovecotServer,
-                                         endpoint: TokenEndpoint) -> None:
-    settings = settings_for(tmp_path, imap=dovecot_oauth2, smtp=None, endpoint=endpoint,
-                            oauth2_extra={"client_secret": "feil"})
+def test_run_cycle_reports_token_failure(
+    tmp_path: Path, dovecot_oauth2: DovecotServer, endpoint: TokenEndpoint
+) -> None:
+    settings = settings_for(
+        tmp_path, imap=dovecot_oauth2, smtp=None, endpoint=endpoint, oauth2_extra={"client_secret": "feil"}
+    )
     intake = build_worker(settings)
     try:
         report = intake.run_cycle(reconnects=0)
@@ -175,8 +184,9 @@ def test_smtp_token_failure_keeps_receipt_pending(
     tmp_path: Path, dovecot_oauth2: DovecotServer, smtp_oauth2: SmtpSink, endpoint: TokenEndpoint
 ) -> None:
     """No token for SMTP (endpoint refuses): the receipt waits for a retry, intake is not stopped."""
-    settings = settings_for(tmp_path, imap=None, smtp=smtp_oauth2, endpoint=endpoint,
-                            oauth2_extra={"client_id": "ukjent-klient"})
+    settings = settings_for(
+        tmp_path, imap=None, smtp=smtp_oauth2, endpoint=endpoint, oauth2_extra={"client_id": "ukjent-klient"}
+    )
     from postmottak.bootstrap import open_database
     from postmottak.intake.receipts import send_pending
     from tests.receipts.helpers import register
@@ -196,8 +206,13 @@ def test_refresh_token_flow_stores_rotated_token_privately(
     token_file = tmp_path / "secrets" / "refresh-token"
     token_file.parent.mkdir()
     token_file.write_text("rt-start\n", encoding="utf-8")
-    settings = settings_for(tmp_path, imap=dovecot_oauth2, smtp=None, endpoint=endpoint,
-                            oauth2_extra={"flow": "refresh_token", "refresh_token_file": "secrets/refresh-token"})
+    settings = settings_for(
+        tmp_path,
+        imap=dovecot_oauth2,
+        smtp=None,
+        endpoint=endpoint,
+        oauth2_extra={"flow": "refresh_token", "refresh_token_file": "secrets/refresh-token"},
+    )
     imap_login_works(settings)
     stored = token_file.read_text(encoding="utf-8").strip()
     assert stored != "rt-start" and stored in endpoint.refresh_tokens
@@ -212,11 +227,17 @@ def test_refresh_token_flow_stores_rotated_token_privately(
     assert [p.name for p in token_file.parent.iterdir()] == ["refresh-token"]
 
 
-def test_refresh_token_without_rotation_from_settings(tmp_path: Path, dovecot_oauth2: DovecotServer,
-                                                      endpoint: TokenEndpoint) -> None:
+def test_refresh_token_without_rotation_from_settings(
+    tmp_path: Path, dovecot_oauth2: DovecotServer, endpoint: TokenEndpoint
+) -> None:
     endpoint.refresh_tokens = {"rt-google-style"}
-    settings = settings_for(tmp_path, imap=dovecot_oauth2, smtp=None, endpoint=endpoint,
-                            oauth2_extra={"flow": "refresh_token", "refresh_token": "rt-google-style"})
+    settings = settings_for(
+        tmp_path,
+        imap=dovecot_oauth2,
+        smtp=None,
+        endpoint=endpoint,
+        oauth2_extra={"flow": "refresh_token", "refresh_token": "rt-google-style"},
+    )
     imap_login_works(settings)
     assert endpoint.grants == ["refresh_token"]
     endpoint.refresh_tokens = set()  # revoked
@@ -262,7 +283,7 @@ scope = "{SCOPE}"
         load_settings(broken)
     assert "needs [oauth2] token_url, client_id" in str(error.value)
     too_long = tmp_path / "idle.toml"
-    too_long.write_text('[imap]\nidle_timeout_seconds = 1800\n', encoding="utf-8")
+    too_long.write_text("[imap]\nidle_timeout_seconds = 1800\n", encoding="utf-8")
     with pytest.raises(ConfigError, match="idle_timeout_seconds"):
         load_settings(too_long)
     no_user = tmp_path / "no-user.toml"

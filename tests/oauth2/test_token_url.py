@@ -24,8 +24,13 @@ def write_config(tmp_path: Path, token_url: str) -> Path:
 
 @pytest.mark.parametrize(
     "token_url",
-    ["http://login.example.no/tenant/oauth2/v2.0/token", "http://192.0.2.10/token", "ftp://login.example.no/token",
-     "login.example.no/token", "https:///token"],
+    [
+        "http://login.example.no/tenant/oauth2/v2.0/token",
+        "http://192.0.2.10/token",
+        "ftp://login.example.no/token",
+        "login.example.no/token",
+        "https:///token",
+    ],
 )
 def test_token_url_without_tls_to_a_remote_host_is_a_config_error_naming_the_key(
     tmp_path: Path, token_url: str

@@ -54,9 +54,21 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
         shutil.copy2(REPO / name, source / name)
     out = tmp_path_factory.mktemp("wheel")
     result = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", str(source), "--no-deps", "--no-build-isolation", "--quiet",
-         "--wheel-dir", str(out)],
-        capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            str(source),
+            "--no-deps",
+            "--no-build-isolation",
+            "--quiet",
+            "--wheel-dir",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert result.returncode == 0, result.stderr
     (built,) = out.glob("postmottak-*.whl")
@@ -74,7 +86,9 @@ def installed(wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     target = tmp_path_factory.mktemp("site")
     result = subprocess.run(
         [sys.executable, "-m", "pip", "install", "--no-deps", "--quiet", "--target", str(target), str(wheel)],
-        capture_output=True, text=True, timeout=300,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert result.returncode == 0, result.stderr
     return target
@@ -97,6 +111,7 @@ def test_wheel_holds_every_file_of_the_source_folders(wheel_names: set[str]) -> 
 
 def test_wheel_carries_templates_migrations_schemas_profiles_and_the_receipt_template(wheel_names: set[str]) -> None:
     """The data files by kind, so an empty glob on both sides (folders moved away) does not pass unnoticed."""
+
     def count(prefix: str, suffix: str) -> int:
         return sum(1 for name in wheel_names if name.startswith(prefix) and name.endswith(suffix))
 
@@ -119,7 +134,12 @@ def installed_env(site: Path) -> dict[str, str]:
 
 def run_installed(site: Path, cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, *args], cwd=cwd, env=installed_env(site), capture_output=True, text=True, timeout=300,
+        [sys.executable, *args],
+        cwd=cwd,
+        env=installed_env(site),
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
 
 

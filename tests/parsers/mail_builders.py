@@ -47,9 +47,8 @@ def headers_block(
 
 def simple_mail(body: str = "Hei,\nvedlagt er vårt høringssvar.\n", charset: str = "utf-8", **headers: str) -> bytes:
     extra = headers.pop("extra", "")
-    content = (
-        f"Content-Type: text/plain; charset={charset}\nContent-Transfer-Encoding: 8bit\n"
-        + (extra.strip("\n") + "\n" if extra else "")
+    content = f"Content-Type: text/plain; charset={charset}\nContent-Transfer-Encoding: 8bit\n" + (
+        extra.strip("\n") + "\n" if extra else ""
     )
     head = headers_block(**headers, extra=content)
     return crlf(head + "\n\n") + body.replace("\n", "\r\n").encode(charset if charset != "bogus" else "utf-8")
@@ -75,8 +74,12 @@ def binary_part(data: bytes, headers: str) -> str:
     return (head + "\n" if head else "") + f"Content-Transfer-Encoding: base64\n\n{b64(data)}"
 
 
-def pdf_part(filename: str | None = "Høringssvar.pdf", content_type: str = "application/pdf",
-             disposition: str = "attachment", data: bytes = PDF_BYTES) -> str:
+def pdf_part(
+    filename: str | None = "Høringssvar.pdf",
+    content_type: str = "application/pdf",
+    disposition: str = "attachment",
+    data: bytes = PDF_BYTES,
+) -> str:
     disp = ""
     if disposition:
         disp = f"Content-Disposition: {disposition}" + (f'; filename="{filename}"' if filename else "")

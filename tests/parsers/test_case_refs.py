@@ -24,7 +24,9 @@ def test_normalise_case_number(number: str, expected: tuple[int, int]) -> None:
     assert normalise_case_number(number) == expected
 
 
-@pytest.mark.parametrize("number", ["", "22", "22/", "/414", "2/414", "022/414", "22/0", "22-414", "sak 22/414", "22/414-3", "ab/cd"])
+@pytest.mark.parametrize(
+    "number", ["", "22", "22/", "/414", "2/414", "022/414", "22/0", "22-414", "sak 22/414", "22/414-3", "ab/cd"]
+)
 def test_normalise_case_number_rejects(number: str) -> None:
     with pytest.raises(ValueError):
         normalise_case_number(number)

@@ -100,8 +100,14 @@ def test_latin1_raw_8bit_header_falls_back_to_cp1252() -> None:
     ("from_value", "expected"),
     [
         ('"Sykehuset Østfold HF" <postmottak@so-hf.no>', Address("Sykehuset Østfold HF", "postmottak@so-hf.no")),
-        ("=?ISO-8859-1?Q?Sykehuset_=D8stfold_HF?= <postmottak@so-hf.no>", Address("Sykehuset Østfold HF", "postmottak@so-hf.no")),
-        ("=?UTF-8?B?U3lrZWh1c2V0IMOYc3Rmb2xkIEhG?= <postmottak@so-hf.no>", Address("Sykehuset Østfold HF", "postmottak@so-hf.no")),
+        (
+            "=?ISO-8859-1?Q?Sykehuset_=D8stfold_HF?= <postmottak@so-hf.no>",
+            Address("Sykehuset Østfold HF", "postmottak@so-hf.no"),
+        ),
+        (
+            "=?UTF-8?B?U3lrZWh1c2V0IMOYc3Rmb2xkIEhG?= <postmottak@so-hf.no>",
+            Address("Sykehuset Østfold HF", "postmottak@so-hf.no"),
+        ),
         ("Bærum kommune <postmottak@bærum.kommune.no>", Address("Bærum kommune", "postmottak@bærum.kommune.no")),
         ("Bærum kommune <postmottak@xn--brum-voa.kommune.no>", Address("Bærum kommune", "postmottak@bærum.kommune.no")),
         ("postmottak@XN--BRUM-VOA.Kommune.NO", Address("", "postmottak@bærum.kommune.no")),
@@ -139,7 +145,9 @@ def test_to_cc_reply_to_lists_and_groups() -> None:
         "Reply-To: Svar <svar@so-hf.no>, svar2@so-hf.no"
     )
     env = parse_envelope(
-        simple_mail(to='postmottak@dir.example.no, "Leder, Ida" <ida@dir.example.no>, undisclosed-recipients:;', extra=extra)
+        simple_mail(
+            to='postmottak@dir.example.no, "Leder, Ida" <ida@dir.example.no>, undisclosed-recipients:;', extra=extra
+        )
     )
     assert env.to == [Address("", "postmottak@dir.example.no"), Address("Leder, Ida", "ida@dir.example.no")]
     assert env.cc == [
@@ -232,7 +240,10 @@ def test_dates_are_timezone_aware() -> None:
         ("Thu, 29 Sep 2022 23:59:59 -0000", datetime(2022, 9, 29, 23, 59, 59, tzinfo=timezone.utc)),
         ("29 Sep 2022 23:59:59 GMT", datetime(2022, 9, 29, 23, 59, 59, tzinfo=timezone.utc)),
         ("Fri, 30 Sep 22 08:00 +0100", datetime(2022, 9, 30, 8, 0, tzinfo=timezone(timedelta(hours=1)))),
-        ("Fri, 21 Nov 1997 09(comment):   55  :  06 -0600", datetime(1997, 11, 21, 9, 55, 6, tzinfo=timezone(timedelta(hours=-6)))),
+        (
+            "Fri, 21 Nov 1997 09(comment):   55  :  06 -0600",
+            datetime(1997, 11, 21, 9, 55, 6, tzinfo=timezone(timedelta(hours=-6))),
+        ),
         ("not a date", None),
         ("Thu, 32 Sep 2022 25:99:99 +0200", None),
         ("", None),
@@ -290,7 +301,9 @@ def test_header_with_space_before_colon() -> None:
 
 
 def test_one_mangled_header_line_does_not_lose_the_rest() -> None:
-    raw = crlf("Received: from x by y; Wed, 14 Sep 2022 10:15:02 +0200\nquite Delivered-To: z\nFrom: a@example.no\nSubject: Svar\n\nbody\n")
+    raw = crlf(
+        "Received: from x by y; Wed, 14 Sep 2022 10:15:02 +0200\nquite Delivered-To: z\nFrom: a@example.no\nSubject: Svar\n\nbody\n"
+    )
     env = parse_envelope(raw)
     assert env.sender == Address("", "a@example.no")
     assert env.subject == "Svar"
@@ -334,7 +347,9 @@ def test_quoted_printable_latin1_body() -> None:
 
 def test_base64_body_with_bad_padding_and_junk() -> None:
     encoded = b64("Hilsen Åse".encode()).strip().rstrip("=") + "!!"
-    raw = crlf(headers_block() + f"\nContent-Type: text/plain; charset=utf-8\nContent-Transfer-Encoding: base64\n\n{encoded}\n")
+    raw = crlf(
+        headers_block() + f"\nContent-Type: text/plain; charset=utf-8\nContent-Transfer-Encoding: base64\n\n{encoded}\n"
+    )
     assert parse_envelope(raw).body_text == "Hilsen Åse"
 
 
@@ -391,7 +406,9 @@ def test_related_html_body_with_inline_image() -> None:
         "rel",
         [
             text_part('<p>Se logo <img src="cid:logo@x"></p>', "html"),
-            binary_part(b"\x89PNG\r\n\x1a\nfake", "Content-Type: image/png\nContent-ID: <logo@x>\nContent-Disposition: inline"),
+            binary_part(
+                b"\x89PNG\r\n\x1a\nfake", "Content-Type: image/png\nContent-ID: <logo@x>\nContent-Disposition: inline"
+            ),
         ],
         "related",
     )
@@ -401,7 +418,11 @@ def test_related_html_body_with_inline_image() -> None:
     assert len(env.attachments) == 1
     image = env.attachments[0]
     assert (image.content_type, image.inline, image.filename, image.content_id, image.is_pdf) == (
-        "image/png", True, None, "<logo@x>", False
+        "image/png",
+        True,
+        None,
+        "<logo@x>",
+        False,
     )
 
 
@@ -457,18 +478,23 @@ def test_attachment_fields_exact() -> None:
         ("filename*=UTF-8''H%C3%B8ringssvar%20%C3%98stfold.pdf", "Høringssvar Østfold.pdf"),
         ("filename*=utf-8'no'H%C3%B8ringssvar.pdf", "Høringssvar.pdf"),
         ("filename*=iso-8859-1''H%F8ringssvar.pdf", "Høringssvar.pdf"),
-        ("filename*0*=UTF-8''H%C3%B8ringssvar%20;\n filename*1*=%C3%98stfold;\n filename*2=\".pdf\"", "Høringssvar Østfold.pdf"),
+        (
+            "filename*0*=UTF-8''H%C3%B8ringssvar%20;\n filename*1*=%C3%98stfold;\n filename*2=\".pdf\"",
+            "Høringssvar Østfold.pdf",
+        ),
         ('filename*1="del2.pdf"; filename*0="del1-"', "del1-del2.pdf"),
         ('filename="=?UTF-8?Q?H=C3=B8ringssvar_Sykehuset_=C3=98stfold.pdf?="', "Høringssvar Sykehuset Østfold.pdf"),
         ('filename="=?ISO-8859-1?B?SPhyaW5nc3N2YXIucGRm?="', "Høringssvar.pdf"),
         ('filename="Høringssvar fra Bærum.pdf"', "Høringssvar fra Bærum.pdf"),
-        ('filename="plain.pdf"; filename*=UTF-8\'\'%C3%A6%C3%B8%C3%A5.pdf', "æøå.pdf"),
+        ("filename=\"plain.pdf\"; filename*=UTF-8''%C3%A6%C3%B8%C3%A5.pdf", "æøå.pdf"),
         ("filename=unquoted.pdf", "unquoted.pdf"),
         ('filename="with \\"quotes\\".pdf"', 'with "quotes".pdf'),
     ],
 )
 def test_filename_decoding(disposition_params: str, expected: str) -> None:
-    part = binary_part(PDF_BYTES, f"Content-Type: application/pdf\nContent-Disposition: attachment;\n {disposition_params}")
+    part = binary_part(
+        PDF_BYTES, f"Content-Type: application/pdf\nContent-Disposition: attachment;\n {disposition_params}"
+    )
     env = parse_envelope(mixed_mail([text_part(), part]))
     assert env.attachments[0].filename == expected
 
@@ -486,7 +512,9 @@ def test_stdlib_generated_attachment_roundtrip() -> None:
     message["Subject"] = "Høringssvar – sak 22/414"
     message["Message-ID"] = "<svar-1@so-hf.no>"
     message.set_content("Vedlagt er høringssvaret vårt.\n")
-    message.add_attachment(PDF_BYTES, maintype="application", subtype="pdf", filename="Høringssvar Østfold – endelig.pdf")
+    message.add_attachment(
+        PDF_BYTES, maintype="application", subtype="pdf", filename="Høringssvar Østfold – endelig.pdf"
+    )
     env = parse_envelope(message.as_bytes())
     assert env.subject == "Høringssvar – sak 22/414"
     assert env.sender == Address("Sykehuset Østfold HF", "postmottak@so-hf.no")
@@ -521,14 +549,18 @@ def test_filename_sanitising(filename_param: str, expected: str | None) -> None:
 
 def test_overlong_filename_capped_keeping_extension() -> None:
     long_name = "a" * 1000 + ".pdf"
-    part = binary_part(PDF_BYTES, f'Content-Type: application/pdf\nContent-Disposition: attachment; filename="{long_name}"')
+    part = binary_part(
+        PDF_BYTES, f'Content-Type: application/pdf\nContent-Disposition: attachment; filename="{long_name}"'
+    )
     name = parse_envelope(mixed_mail([text_part(), part])).attachments[0].filename
     assert name == "a" * 251 + ".pdf"
 
 
 def test_overlong_multibyte_filename_capped_at_255_utf8_bytes() -> None:
     long_name = "ø" * 300 + ".pdf"
-    part = binary_part(PDF_BYTES, f'Content-Type: application/pdf\nContent-Disposition: attachment; filename="{long_name}"')
+    part = binary_part(
+        PDF_BYTES, f'Content-Type: application/pdf\nContent-Disposition: attachment; filename="{long_name}"'
+    )
     name = parse_envelope(mixed_mail([text_part(), part])).attachments[0].filename
     assert name == "ø" * 125 + ".pdf"
     assert len(name.encode("utf-8")) <= 255
@@ -539,20 +571,36 @@ def test_overlong_multibyte_filename_capped_at_255_utf8_bytes() -> None:
     [
         ("Content-Type: application/octet-stream", PDF_BYTES, None, "application/octet-stream", True),
         ("Content-Type: application/pdf\nContent-Disposition: inline", PDF_BYTES, None, "application/pdf", True),
-        ('Content-Type: application/vnd.openxmlformats-officedocument.wordprocessingml.document\n'
-         'Content-Disposition: attachment; filename="Høringssvar.docx"', PDF_BYTES, "Høringssvar.docx",
-         "application/vnd.openxmlformats-officedocument.wordprocessingml.document", False),
+        (
+            "Content-Type: application/vnd.openxmlformats-officedocument.wordprocessingml.document\n"
+            'Content-Disposition: attachment; filename="Høringssvar.docx"',
+            PDF_BYTES,
+            "Høringssvar.docx",
+            "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+            False,
+        ),
         ("", PDF_BYTES, None, "application/octet-stream", True),  # no headers at all: text/plain by default
         ("Content-Type: text/plain", b"\xef\xbb\xbf \r\n" + PDF_BYTES, None, "text/plain", True),
-        ("Content-Type: image/jpeg\nContent-Disposition: weird-value", b"\n" * 1000 + PDF_BYTES, None, "image/jpeg", False),
+        (
+            "Content-Type: image/jpeg\nContent-Disposition: weird-value",
+            b"\n" * 1000 + PDF_BYTES,
+            None,
+            "image/jpeg",
+            False,
+        ),
     ],
 )
-def test_pdf_recognised_by_content(headers: str, data: bytes, filename: str | None, content_type: str, inline: bool) -> None:
+def test_pdf_recognised_by_content(
+    headers: str, data: bytes, filename: str | None, content_type: str, inline: bool
+) -> None:
     env = parse_envelope(mixed_mail([text_part("Svar vedlagt\n"), binary_part(data, headers)]))
     assert env.body_text == "Svar vedlagt\n"
     (attachment,) = env.attachments
     assert (attachment.is_pdf, attachment.filename, attachment.content_type, attachment.inline) == (
-        True, filename, content_type, inline
+        True,
+        filename,
+        content_type,
+        inline,
     )
     assert attachment.data == data
 
@@ -614,15 +662,29 @@ def test_forwarded_message_with_pdf_inside() -> None:
 
 
 def test_forwarded_twice_and_document_order() -> None:
-    innermost = _inner_message("innerst", [text_part("x\n"), pdf_part("dypest.pdf")], sender="a@b.no", boundary="deepest")
+    innermost = _inner_message(
+        "innerst", [text_part("x\n"), pdf_part("dypest.pdf")], sender="a@b.no", boundary="deepest"
+    )
     middle = _inner_message(
-        "midten", [text_part("y\n"), pdf_part("midten.pdf"), f"Content-Type: message/rfc822\n\n{innermost}"], sender="c@d.no"
+        "midten",
+        [text_part("y\n"), pdf_part("midten.pdf"), f"Content-Type: message/rfc822\n\n{innermost}"],
+        sender="c@d.no",
     )
     env = parse_envelope(
-        mixed_mail([text_part("topp\n"), pdf_part("først.pdf"), f"Content-Type: message/rfc822\n\n{middle}", pdf_part("sist.pdf")])
+        mixed_mail(
+            [
+                text_part("topp\n"),
+                pdf_part("først.pdf"),
+                f"Content-Type: message/rfc822\n\n{middle}",
+                pdf_part("sist.pdf"),
+            ]
+        )
     )
     assert [(a.filename, a.depth) for a in env.attachments] == [
-        ("først.pdf", 0), ("midten.pdf", 1), ("dypest.pdf", 2), ("sist.pdf", 0)
+        ("først.pdf", 0),
+        ("midten.pdf", 1),
+        ("dypest.pdf", 2),
+        ("sist.pdf", 0),
     ]
     assert [f.subject for f in env.forwarded] == ["midten"]
     assert [f.subject for f in env.forwarded[0].forwarded] == ["innerst"]
@@ -691,7 +753,11 @@ def test_ordinary_mail_is_no_report() -> None:
 
 
 def test_missing_closing_boundary() -> None:
-    raw = crlf(headers_block() + '\nContent-Type: multipart/mixed; boundary="b"\n\n--b\nContent-Type: text/plain\n\nhei\n--b\n' + pdf_part())
+    raw = crlf(
+        headers_block()
+        + '\nContent-Type: multipart/mixed; boundary="b"\n\n--b\nContent-Type: text/plain\n\nhei\n--b\n'
+        + pdf_part()
+    )
     env = parse_envelope(raw)
     assert env.body_text == "hei"
     assert [a.is_pdf for a in env.attachments] == [True]
@@ -758,7 +824,14 @@ def test_never_raises_on_junk(raw: bytes) -> None:
 
 def test_empty_input() -> None:
     env = parse_envelope(b"")
-    assert (env.message_id, env.subject, env.sender, env.body_text, env.attachments, env.date) == (None, "", None, "", [], None)
+    assert (env.message_id, env.subject, env.sender, env.body_text, env.attachments, env.date) == (
+        None,
+        "",
+        None,
+        "",
+        [],
+        None,
+    )
 
 
 def test_one_megabyte_header_value_capped() -> None:
@@ -788,7 +861,13 @@ def test_one_megabyte_of_header_fields_capped() -> None:
 
 
 def test_five_thousand_parts_capped() -> None:
-    parts = [binary_part(b"data %d" % i, f'Content-Type: application/octet-stream\nContent-Disposition: attachment; filename="f{i}.bin"') for i in range(5000)]
+    parts = [
+        binary_part(
+            b"data %d" % i,
+            f'Content-Type: application/octet-stream\nContent-Disposition: attachment; filename="f{i}.bin"',
+        )
+        for i in range(5000)
+    ]
     env = parse_envelope(mixed_mail(parts))
     assert len(env.attachments) == MAX_PARTS - 1  # the root counts as a part too
     assert env.attachments[0].filename == "f0.bin"
@@ -831,7 +910,10 @@ def test_nesting_fifty_forwarded_messages_deep() -> None:
         current = current.forwarded[0]
         chain.append(current)
     assert len(chain) == MAX_DEPTH
-    assert any(d.endswith(f"MIME nesting deeper than {MAX_DEPTH} levels; deeper content kept as an opaque attachment") for d in env.defects)
+    assert any(
+        d.endswith(f"MIME nesting deeper than {MAX_DEPTH} levels; deeper content kept as an opaque attachment")
+        for d in env.defects
+    )
     (opaque,) = env.attachments
     assert opaque.depth == MAX_DEPTH
     assert b"innerst" in opaque.data
@@ -858,7 +940,10 @@ def test_string_input_is_accepted() -> None:
     [
         ("a < b and c > d", "a < b and c > d"),
         ("<pre>  kode\n    innrykk</pre>etter", "kode\ninnrykk\n\netter"),
-        ("<table><tr><td>Navn</td><td>Kari</td></tr><tr><td>Sak</td><td>22/414</td></tr></table>", "Navn Kari\nSak 22/414"),
+        (
+            "<table><tr><td>Navn</td><td>Kari</td></tr><tr><td>Sak</td><td>22/414</td></tr></table>",
+            "Navn Kari\nSak 22/414",
+        ),
         ("<div>en</div><div>to</div>", "en\nto"),
         ("<p>uavsluttet <style>p{}", "uavsluttet"),
         ("<SCRIPT type='x'>var a = '<p>';</SCRIPT>synlig", "synlig"),

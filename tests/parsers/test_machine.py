@@ -18,7 +18,9 @@ def test_human_mail_is_not_machine() -> None:
 
 
 def test_human_reply_with_attachment_is_not_machine() -> None:
-    raw = mixed_mail([text_part(), pdf_part()], subject="SV: Høring - sak 22/414", extra="In-Reply-To: <x@dir.example.no>")
+    raw = mixed_mail(
+        [text_part(), pdf_part()], subject="SV: Høring - sak 22/414", extra="In-Reply-To: <x@dir.example.no>"
+    )
     assert machine_reason(parse_envelope(raw)) is None
 
 
@@ -48,7 +50,9 @@ def test_machine_headers(extra: str, reason: str) -> None:
     assert machine_reason(parse_envelope(_mail(extra))) == reason
 
 
-@pytest.mark.parametrize("extra", ["Auto-Submitted: no", "Auto-Submitted: No (human)", "Precedence: first-class", "X-Loop-Free: 1"])
+@pytest.mark.parametrize(
+    "extra", ["Auto-Submitted: no", "Auto-Submitted: No (human)", "Precedence: first-class", "X-Loop-Free: 1"]
+)
 def test_harmless_header_values(extra: str) -> None:
     assert machine_reason(parse_envelope(_mail(extra))) is None
 
@@ -101,7 +105,10 @@ def test_multipart_report_is_machine_even_from_a_normal_address() -> None:
 def test_read_receipt_is_machine() -> None:
     body = multipart(
         "r",
-        [text_part("Lest.\n"), "Content-Type: message/disposition-notification\n\nDisposition: manual-action/MDN-sent-manually; displayed\n"],
+        [
+            text_part("Lest.\n"),
+            "Content-Type: message/disposition-notification\n\nDisposition: manual-action/MDN-sent-manually; displayed\n",
+        ],
         "report",
         "; report-type=disposition-notification",
     )
@@ -132,13 +139,21 @@ def test_auto_reply_subject_with_attachment_is_human() -> None:
     assert machine_reason(parse_envelope(raw)) is None
 
 
-@pytest.mark.parametrize("subject", ["Svar: Autosvar-funksjonen", "Re: Out of Office-regler", "Høringssvar om automatisk svar", "Autonomi: innspill"])
+@pytest.mark.parametrize(
+    "subject",
+    ["Svar: Autosvar-funksjonen", "Re: Out of Office-regler", "Høringssvar om automatisk svar", "Autonomi: innspill"],
+)
 def test_subjects_that_only_mention_auto_replies_are_human(subject: str) -> None:
     assert machine_reason(parse_envelope(_mail(subject=subject))) is None
 
 
 def test_rule_order_report_before_sender() -> None:
-    body = multipart("r", [text_part("x\n"), "Content-Type: message/delivery-status\n\nAction: failed\n"], "report", "; report-type=delivery-status")
+    body = multipart(
+        "r",
+        [text_part("x\n"), "Content-Type: message/delivery-status\n\nAction: failed\n"],
+        "report",
+        "; report-type=delivery-status",
+    )
     raw = crlf("Return-Path: <>\nFrom: MAILER-DAEMON@mx.example.no\nAuto-Submitted: auto-replied\n" + body + "\n")
     assert machine_reason(parse_envelope(raw)) == "delivery status notification (multipart/report)"
 

@@ -47,7 +47,9 @@ def _assert_sane(env: Envelope) -> None:
     assert isinstance(env.subject, str)
     assert not any(unicodedata.category(ch) == "Cc" for ch in env.subject)
     assert env.subject == env.subject.strip()
-    assert env.message_id is None or (env.message_id.startswith("<") and env.message_id.endswith(">") and " " not in env.message_id)
+    assert env.message_id is None or (
+        env.message_id.startswith("<") and env.message_id.endswith(">") and " " not in env.message_id
+    )
     for when in (env.date, env.received_at):
         assert when is None or (isinstance(when, datetime) and when.utcoffset() is not None)
     for address in [env.sender, *env.to, *env.cc, *env.reply_to]:

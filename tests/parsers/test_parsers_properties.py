@@ -28,16 +28,49 @@ CORPUS = Path(__file__).resolve().parents[2] / ".." / "shared" / "mail-corpus"
 SEED_MAILS: list[bytes] = [
     simple_mail(),
     mixed_mail([text_part(), pdf_part()], subject="=?utf-8?q?H=C3=B8ringssvar?="),
-    mixed_mail([multipart("alt", [text_part("a\n"), text_part("<p>b</p>", "html")], "alternative"), pdf_part(None, disposition="inline")]),
-    mixed_mail([text_part(), "Content-Type: message/rfc822\n\nFrom: a@b.no\nSubject: inner\n\n" + multipart("in", [text_part(), pdf_part()])]),
+    mixed_mail(
+        [
+            multipart("alt", [text_part("a\n"), text_part("<p>b</p>", "html")], "alternative"),
+            pdf_part(None, disposition="inline"),
+        ]
+    ),
+    mixed_mail(
+        [
+            text_part(),
+            "Content-Type: message/rfc822\n\nFrom: a@b.no\nSubject: inner\n\n"
+            + multipart("in", [text_part(), pdf_part()]),
+        ]
+    ),
 ]
 if CORPUS.is_dir():  # the corpus adds real-world oddities; the built mails alone still exercise the mutations
     SEED_MAILS += [path.read_bytes() for path in sorted(CORPUS.rglob("*.eml"))]
 
 INTERESTING = [
-    b"\r\n", b"\n", b"\r\n\r\n", b"--", b"=?utf-8?b?", b"=?iso-8859-1?q?=F8", b"?=", b"boundary=", b'"', b"\x00", b"\xff",
-    b"<", b">", b"(", b")", b";", b":", b"*0*=utf-8''%C3", b"%PDF-", b"Content-Type: multipart/mixed; boundary=x\r\n\r\n--x\r\n",
-    b"Content-Type: message/rfc822\r\n\r\n", b"Content-Transfer-Encoding: base64\r\n", b"begin 644 x\r\n", b" ", b"\t",
+    b"\r\n",
+    b"\n",
+    b"\r\n\r\n",
+    b"--",
+    b"=?utf-8?b?",
+    b"=?iso-8859-1?q?=F8",
+    b"?=",
+    b"boundary=",
+    b'"',
+    b"\x00",
+    b"\xff",
+    b"<",
+    b">",
+    b"(",
+    b")",
+    b";",
+    b":",
+    b"*0*=utf-8''%C3",
+    b"%PDF-",
+    b"Content-Type: multipart/mixed; boundary=x\r\n\r\n--x\r\n",
+    b"Content-Type: message/rfc822\r\n\r\n",
+    b"Content-Transfer-Encoding: base64\r\n",
+    b"begin 644 x\r\n",
+    b" ",
+    b"\t",
 ]
 
 
@@ -88,7 +121,9 @@ def test_parse_envelope_never_raises_on_mutated_mails(raw: bytes) -> None:
 
 
 _HEADER_TEXT = st.text(
-    alphabet=st.characters(blacklist_categories=("Cc", "Cs", "Zl", "Zp", "Zs", "Cf", "Co", "Cn")), min_size=1, max_size=30
+    alphabet=st.characters(blacklist_categories=("Cc", "Cs", "Zl", "Zp", "Zs", "Cf", "Co", "Cn")),
+    min_size=1,
+    max_size=30,
 )
 
 
@@ -137,7 +172,9 @@ def test_utf8_raw_headers_roundtrip(words: list[str]) -> None:
 _YEARS = st.one_of(st.integers(10, 68), st.integers(2000, 2068))
 _SEQUENCES = st.integers(1, 10**6)
 # surrounding text that cannot glue digits or "/digits" onto the number
-_SURROUNDING = st.text(alphabet=st.characters(blacklist_characters="0123456789/", blacklist_categories=("Nd", "Cs")), max_size=40)
+_SURROUNDING = st.text(
+    alphabet=st.characters(blacklist_characters="0123456789/", blacklist_categories=("Nd", "Cs")), max_size=40
+)
 
 
 def _short(year: int) -> int:
@@ -146,7 +183,9 @@ def _short(year: int) -> int:
 
 @PROPERTY_SETTINGS
 @given(_YEARS, _SEQUENCES, _SURROUNDING, _SURROUNDING, st.integers(0, 3), st.one_of(st.none(), st.integers(1, 999)))
-def test_embedded_case_number_matches(year: int, sequence: int, before: str, after: str, zeros: int, document: int | None) -> None:
+def test_embedded_case_number_matches(
+    year: int, sequence: int, before: str, after: str, zeros: int, document: int | None
+) -> None:
     written = f"{year}/{'0' * zeros}{sequence}" + (f"-{document}" if document is not None else "")
     text = f"{before} {written} {after}"
     configured = f"{_short(year):02d}/{sequence}"
@@ -174,7 +213,12 @@ def test_neighbouring_case_numbers_never_match(year: int, sequence: int, before:
 @given(_YEARS, _SEQUENCES, st.integers(0, 9), st.integers(1, 9))
 def test_case_number_glued_to_digits_never_matches(year: int, sequence: int, digit: int, leading: int) -> None:
     configured = f"{_short(year):02d}/{sequence}"
-    for text in (f"{year}/{sequence}{digit}", f"{leading}{year}/{sequence}", f"{year}/{sequence}/{digit}", f"{digit}/{year}/{sequence}"):
+    for text in (
+        f"{year}/{sequence}{digit}",
+        f"{leading}{year}/{sequence}",
+        f"{year}/{sequence}/{digit}",
+        f"{digit}/{year}/{sequence}",
+    ):
         assert find_case_references(text, [configured]) == set(), text
 
 

@@ -28,24 +28,65 @@ def raw_mail(sender: str, subject: str, body: str, attachment: bytes | None, mes
     return message.as_bytes()
 
 
-def register_raw(session, store: DocumentStore, raw: bytes, uid: str, *, status: str, reason: str | None,  # type: ignore[no-untyped-def]
-                 sender: str, name: str | None, body: str, attachment: bytes | None,
-                 form: dict | None = None, private: bool | None = None, message_id: str | None = None) -> int:
+def register_raw(
+    session,
+    store: DocumentStore,
+    raw: bytes,
+    uid: str,
+    *,
+    status: str,
+    reason: str | None,  # type: ignore[no-untyped-def]
+    sender: str,
+    name: str | None,
+    body: str,
+    attachment: bytes | None,
+    form: dict | None = None,
+    private: bool | None = None,
+    message_id: str | None = None,
+) -> int:
     raw_sha, raw_path = store.put(raw)
     documents = []
     if attachment is not None:
         sha, path = store.put(attachment)
-        documents.append(DocumentIn(filename="vedlegg.bin", content_type="application/octet-stream",
-                                    size=len(attachment), sha256=sha, storage_path=path, title="vedlegg.bin"))
+        documents.append(
+            DocumentIn(
+                filename="vedlegg.bin",
+                content_type="application/octet-stream",
+                size=len(attachment),
+                sha256=sha,
+                storage_path=path,
+                title="vedlegg.bin",
+            )
+        )
     registered = status == m.REGISTERED
     incoming = IncomingMail(
-        source_key="test:INBOX", uidvalidity=1, uid=uid, raw_sha256=raw_sha, raw_size=len(raw), raw_path=raw_path,
-        message_id=message_id, received_at=oslo(2022, 9, 20, 12, 0), received_at_source="internaldate",
-        date_header=oslo(2022, 9, 20, 12, 0), sender_name=name, sender_address=sender, subject="Emne",
-        body_text=body, in_reply_to=[], references=[], machine_reason=None, parse_defects=[], status=status,
-        reason=reason, case_number=CASE_NUMBER if registered else None, on_time=True if registered else None,
-        documents=documents, form=form, form_document_index=0 if form and documents else None,
-        receipt=ReceiptPlan("pending", sender) if registered else None, sender_is_private_person=private,
+        source_key="test:INBOX",
+        uidvalidity=1,
+        uid=uid,
+        raw_sha256=raw_sha,
+        raw_size=len(raw),
+        raw_path=raw_path,
+        message_id=message_id,
+        received_at=oslo(2022, 9, 20, 12, 0),
+        received_at_source="internaldate",
+        date_header=oslo(2022, 9, 20, 12, 0),
+        sender_name=name,
+        sender_address=sender,
+        subject="Emne",
+        body_text=body,
+        in_reply_to=[],
+        references=[],
+        machine_reason=None,
+        parse_defects=[],
+        status=status,
+        reason=reason,
+        case_number=CASE_NUMBER if registered else None,
+        on_time=True if registered else None,
+        documents=documents,
+        form=form,
+        form_document_index=0 if form and documents else None,
+        receipt=ReceiptPlan("pending", sender) if registered else None,
+        sender_is_private_person=private,
     )
     return register(session, incoming).intake_id
 
@@ -68,24 +109,58 @@ def every_status(db, store: DocumentStore) -> Mailbox:  # type: ignore[no-untype
     ids: dict[str, int] = {}
     with db.session() as session:
         for uid, (label, (status, reason, sender, name)) in enumerate(specs.items(), start=1):
-            raw = raw_mail(sender, f"Emne {label}", f"Tekst {label}, ring 912 34 567", f"vedlegg {label}".encode(),
-                           f"<{label}@test.invalid>")
+            raw = raw_mail(
+                sender,
+                f"Emne {label}",
+                f"Tekst {label}, ring 912 34 567",
+                f"vedlegg {label}".encode(),
+                f"<{label}@test.invalid>",
+            )
             form = form_data(None, "Privatperson", "Ola Hansen", sender) if label == "registered" else None
-            ids[label] = register_raw(session, store, raw, str(uid), status=status, reason=reason, sender=sender,
-                                      name=name, body=f"Tekst {label}", attachment=f"vedlegg {label}".encode(),
-                                      form=form, private=True if label == "registered" else None,
-                                      message_id=f"<{label}@test.invalid>")
+            ids[label] = register_raw(
+                session,
+                store,
+                raw,
+                str(uid),
+                status=status,
+                reason=reason,
+                sender=sender,
+                name=name,
+                body=f"Tekst {label}",
+                attachment=f"vedlegg {label}".encode(),
+                form=form,
+                private=True if label == "registered" else None,
+                message_id=f"<{label}@test.invalid>",
+            )
         # The same registered mail fetched again from another folder: a duplicate by content (same raw file).
         registered_raw = store.read(session.get(m.IntakeRecord, ids["registered"]).raw_path)
         ids["duplicate_content"] = register_raw(
-            session, store, registered_raw, "dup-1", status=m.REGISTERED, reason=None,
-            sender="ola.hansen@example.net", name="Ola Hansen", body="Tekst registered",
-            attachment=b"vedlegg registered")
+            session,
+            store,
+            registered_raw,
+            "dup-1",
+            status=m.REGISTERED,
+            reason=None,
+            sender="ola.hansen@example.net",
+            name="Ola Hansen",
+            body="Tekst registered",
+            attachment=b"vedlegg registered",
+        )
         # A re-sent mail with the same Message-ID but other bytes: a duplicate with files of its own.
         resent = raw_mail("per@example.org", "Emne", "Sendt på nytt", b"eget vedlegg", "<registered@test.invalid>")
         ids["duplicate_resent"] = register_raw(
-            session, store, resent, "dup-2", status=m.REGISTERED, reason=None, sender="per@example.org",
-            name="Per", body="Sendt på nytt", attachment=b"eget vedlegg", message_id="<registered@test.invalid>")
+            session,
+            store,
+            resent,
+            "dup-2",
+            status=m.REGISTERED,
+            reason=None,
+            sender="per@example.org",
+            name="Per",
+            body="Sendt på nytt",
+            attachment=b"eget vedlegg",
+            message_id="<registered@test.invalid>",
+        )
     return Mailbox(ids)
 
 

@@ -28,8 +28,14 @@ def _state(setup: Setup) -> dict[int, tuple[bool, bool, str]]:
     with setup.database.db.session() as session:
         tombstoned = set(session.scalars(select(m.ContentTombstone.intake_id)))
         return {
-            record.id: (all(setup.store.path_for(p).is_file() for p in [record.raw_path] +
-                            [d.storage_path for d in record.documents]), record.id in tombstoned, record.body_text)
+            record.id: (
+                all(
+                    setup.store.path_for(p).is_file()
+                    for p in [record.raw_path] + [d.storage_path for d in record.documents]
+                ),
+                record.id in tombstoned,
+                record.body_text,
+            )
             for record in session.scalars(select(m.IntakeRecord))
         }
 
@@ -69,8 +75,9 @@ def test_only_the_configured_kinds_lose_their_content_and_a_second_run_changes_n
         assert all(t.completed_at is not None and t.deleted_by == "arkivar.anne" for t in tombstones.values())
         resent = session.get(m.IntakeRecord, ids["duplicate_resent"])
         assert resent.raw_sha256 and resent.documents[0].sha256  # metadata and checksums stay
-        deletions = session.scalar(select(func.count()).select_from(m.AuditEvent)
-                                   .where(m.AuditEvent.action == retention.DELETE_ACTION))
+        deletions = session.scalar(
+            select(func.count()).select_from(m.AuditEvent).where(m.AuditEvent.action == retention.DELETE_ACTION)
+        )
         assert deletions == 4
     files_before = sorted(p for p in setup.store.root.rglob("*") if p.is_file())
     third = retention.run(db, store, DAYS, "arkivar.anne", dry_run=False, now=now + timedelta(days=900))
@@ -108,16 +115,40 @@ def test_sigkill_in_the_middle_leaves_every_missing_file_explained_by_a_tombston
     count = 30
     with setup.database.db.session() as session:
         for index in range(count):
-            raw = raw_mail(f"n{index}@example.com", "Nyhetsbrev", f"Nummer {index}", f"vedlegg {index}".encode(),
-                           f"<n{index}@test.invalid>")
-            register_raw(session, setup.store, raw, f"n{index}", status=m.IGNORED, reason="machine mail: bulk",
-                         sender=f"n{index}@example.com", name=None, body=f"Nummer {index}",
-                         attachment=f"vedlegg {index}".encode())
+            raw = raw_mail(
+                f"n{index}@example.com",
+                "Nyhetsbrev",
+                f"Nummer {index}",
+                f"vedlegg {index}".encode(),
+                f"<n{index}@test.invalid>",
+            )
+            register_raw(
+                session,
+                setup.store,
+                raw,
+                f"n{index}",
+                status=m.IGNORED,
+                reason="machine mail: bulk",
+                sender=f"n{index}@example.com",
+                name=None,
+                body=f"Nummer {index}",
+                attachment=f"vedlegg {index}".encode(),
+            )
     config = _config(setup, 0)
     process = subprocess.Popen(
-        [sys.executable, "-c", "from postmottak.intake.cli import main; main()", "--config", str(config),
-         "retention", "run", "--user", "arkivar.anne"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            sys.executable,
+            "-c",
+            "from postmottak.intake.cli import main; main()",
+            "--config",
+            str(config),
+            "retention",
+            "run",
+            "--user",
+            "arkivar.anne",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     killed_at = None
     try:
@@ -139,10 +170,15 @@ def test_sigkill_in_the_middle_leaves_every_missing_file_explained_by_a_tombston
     assert 0 < sum(1 for _, tomb, _ in state.values() if tomb) < count  # killed in the middle
     for record_id, (present, tomb, _) in state.items():
         assert present or tomb, f"record {record_id} points at a missing file without a tombstone"
-    report = retention.run(setup.database.db, DocumentStore(setup.store.root), {"ignored": 0}, "arkivar.anne",
-                           dry_run=False)
+    report = retention.run(
+        setup.database.db, DocumentStore(setup.store.root), {"ignored": 0}, "arkivar.anne", dry_run=False
+    )
     assert report.deleted_records + sum(1 for _, tomb, _ in state.values() if tomb) == count
     with setup.database.db.session() as session:
-        assert session.scalar(select(func.count()).select_from(m.ContentTombstone)
-                              .where(m.ContentTombstone.completed_at.is_(None))) == 0
+        assert (
+            session.scalar(
+                select(func.count()).select_from(m.ContentTombstone).where(m.ContentTombstone.completed_at.is_(None))
+            )
+            == 0
+        )
     assert all(not present and tomb for present, tomb, _ in _state(setup).values())

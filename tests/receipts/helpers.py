@@ -71,18 +71,37 @@ def register(
         plan = ReceiptPlan("pending", sender)
     if documents is None:
         documents = [
-            DocumentIn("høringssvar.pdf", "application/pdf", 123_456, "b" * 64, "sha256/bb/b", "høringssvar.pdf",
-                       is_form=True),
+            DocumentIn(
+                "høringssvar.pdf", "application/pdf", 123_456, "b" * 64, "sha256/bb/b", "høringssvar.pdf", is_form=True
+            ),
             DocumentIn("vedlegg 2.docx", "application/octet-stream", 2_048, "c" * 64, "sha256/cc/c", "vedlegg 2.docx"),
         ]
     incoming = IncomingMail(
-        source_key="folder:test", uidvalidity=1, uid=f"u{n}", raw_sha256=sha, raw_size=1000,
-        raw_path=f"sha256/{sha[:2]}/{sha}", message_id=message_id if message_id is not None else f"<orig-{n}@example.no>",
-        received_at=received_at, received_at_source="internaldate", date_header=None, sender_name=name,
-        sender_address=sender, subject=subject, body_text="Se vedlagt.", in_reply_to=[], references=[],
-        machine_reason=None, parse_defects=[], status=status, reason=None,
-        case_number=CASE_NUMBER if status == "registered" else None, on_time=on_time if status == "registered" else None,
-        documents=documents, form_document_index=0, receipt=plan if not isinstance(plan, str) else None,
+        source_key="folder:test",
+        uidvalidity=1,
+        uid=f"u{n}",
+        raw_sha256=sha,
+        raw_size=1000,
+        raw_path=f"sha256/{sha[:2]}/{sha}",
+        message_id=message_id if message_id is not None else f"<orig-{n}@example.no>",
+        received_at=received_at,
+        received_at_source="internaldate",
+        date_header=None,
+        sender_name=name,
+        sender_address=sender,
+        subject=subject,
+        body_text="Se vedlagt.",
+        in_reply_to=[],
+        references=[],
+        machine_reason=None,
+        parse_defects=[],
+        status=status,
+        reason=None,
+        case_number=CASE_NUMBER if status == "registered" else None,
+        on_time=on_time if status == "registered" else None,
+        documents=documents,
+        form_document_index=0,
+        receipt=plan if not isinstance(plan, str) else None,
     )
     with database.session() as session:
         return registry.register(session, incoming).intake_id

@@ -51,9 +51,23 @@ send_pending(settings, db, checkpoint=checkpoint)
 def run_child(db: Database, sink: SmtpSink, tmp_path: Path, *, claim_seconds: float, stage: str, victim: int) -> int:
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     done = subprocess.run(
-        [sys.executable, "-c", CHILD, db.url, sink.host, str(sink.port), str(tmp_path), str(claim_seconds), stage,
-         str(victim)],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            "-c",
+            CHILD,
+            db.url,
+            sink.host,
+            str(sink.port),
+            str(tmp_path),
+            str(claim_seconds),
+            stage,
+            str(victim),
+        ],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert done.returncode == -signal.SIGKILL, done.stderr
     return done.returncode
@@ -81,9 +95,7 @@ def test_kill_after_acceptance_resends_that_receipt_once(db: Database, smtp_sink
     settings = make_settings(smtp_sink, tmp_path, db, claim_seconds=0)
     assert send_pending(settings, db)["sent"] == 2
     assert send_pending(settings, db)["sent"] == 0
-    assert recipients(smtp_sink) == Counter(
-        {"person0@example.no": 1, "person1@example.no": 2, "person2@example.no": 1}
-    )
+    assert recipients(smtp_sink) == Counter({"person0@example.no": 1, "person1@example.no": 2, "person2@example.no": 1})
     copies = [m.message["Message-ID"] for m in smtp_sink.messages if m.rcpt_tos[0] == "person1@example.no"]
     assert copies[0] == copies[1]  # the same receipt again, so mail clients can tell it is one
     assert [receipt_of(db, i).status for i in ids] == ["sent", "sent", "sent"]

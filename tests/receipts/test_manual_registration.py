@@ -59,8 +59,12 @@ def mailroom(database: Database, smtp_sink: SmtpSink, tmp_path: Path):  # type: 
     store = DocumentStore(settings.storage_path)
     intake = Intake(settings=settings, db=database, store=store, source=FolderSource(folder, "eml"))
     (folder / "0001.eml").write_bytes(
-        mf.bounce(original_message_id="<svar-99@ehelse.no>", recipient="borte@example.no",
-                  original_subject="Høringssvar 22/414", message_id="<dsn-7@mx01.ehelse.no>")
+        mf.bounce(
+            original_message_id="<svar-99@ehelse.no>",
+            recipient="borte@example.no",
+            original_subject="Høringssvar 22/414",
+            message_id="<dsn-7@mx01.ehelse.no>",
+        )
     )
     report = full_cycle(intake)
     assert report.ok, report.errors
@@ -68,7 +72,9 @@ def mailroom(database: Database, smtp_sink: SmtpSink, tmp_path: Path):  # type: 
 
 
 def test_bounce_registered_from_its_page_gets_no_receipt_and_the_page_says_why(
-    mailroom, database: Database, smtp_sink: SmtpSink  # type: ignore[no-untyped-def]
+    mailroom,
+    database: Database,
+    smtp_sink: SmtpSink,  # type: ignore[no-untyped-def]
 ) -> None:
     settings, store, intake = mailroom
     bounce_id = _record_id(database, "<dsn-7@mx01.ehelse.no>")

@@ -52,8 +52,17 @@ def test_prepare_address() -> None:
     assert utf8.smtp == "åse@bærum.no" and utf8.needs_smtputf8
     with pytest.raises(UnsendableAddress, match="SMTPUTF8"):
         prepare_address("åse@example.no", smtputf8_offered=False)
-    for bad in ["", "no-at-sign", "a b@example.no", "a@b@example.no", "x@[127.0.0.1]", "x@exa_mple.no",
-                "x..y@example.no", '"quoted"@example.no', "x@example.no\r\nRCPT TO:<y@z.no>"]:
+    for bad in [
+        "",
+        "no-at-sign",
+        "a b@example.no",
+        "a@b@example.no",
+        "x@[127.0.0.1]",
+        "x@exa_mple.no",
+        "x..y@example.no",
+        '"quoted"@example.no',
+        "x@example.no\r\nRCPT TO:<y@z.no>",
+    ]:
         with pytest.raises(UnsendableAddress):
             prepare_address(bad, smtputf8_offered=True)
 
@@ -68,23 +77,41 @@ def test_message_ids() -> None:
 
 def test_format_size() -> None:
     assert [format_size(n) for n in (0, 999, 1000, 2048, 123_456, 1_500_000)] == [
-        "0 byte", "999 byte", "1,0 kB", "2,0 kB", "123 kB", "1,5 MB"
+        "0 byte",
+        "999 byte",
+        "1,0 kB",
+        "2,0 kB",
+        "123 kB",
+        "1,5 MB",
     ]
 
 
 def test_default_template_has_everything_the_receipt_must_say() -> None:
     template = ReceiptTemplate.load(DEFAULT_TEMPLATE)
     facts = ReceiptFacts(
-        case_number="22/414", case_title="Høring - Nasjonal e-helsestrategi", deadline=date(2022, 10, 1),
-        timezone="Europe/Oslo", received_at=datetime(2022, 10, 1, 21, 40, tzinfo=timezone.utc), on_time=True,
-        journal_number="2022/414-7", original_subject="Svar {saksnummer}", attachments=[("skjema.pdf", 5000)],
+        case_number="22/414",
+        case_title="Høring - Nasjonal e-helsestrategi",
+        deadline=date(2022, 10, 1),
+        timezone="Europe/Oslo",
+        received_at=datetime(2022, 10, 1, 21, 40, tzinfo=timezone.utc),
+        on_time=True,
+        journal_number="2022/414-7",
+        original_subject="Svar {saksnummer}",
+        attachments=[("skjema.pdf", 5000)],
         contact_address="postmottak@ehelse.no",
     )
     body = render_body(template, facts)
     assert "Mottatt: 1. oktober 2022 kl. 23:40" in body  # Oslo time, not UTC
     assert "Emne: Svar {saksnummer}" in body  # values are never re-read as placeholders
-    for expected in ("22/414", "Høring - Nasjonal e-helsestrategi", "2022/414-7", "skjema.pdf (5,0 kB)",
-                     "offentleglova", "postmottak@ehelse.no", "innen fristen 1. oktober 2022"):
+    for expected in (
+        "22/414",
+        "Høring - Nasjonal e-helsestrategi",
+        "2022/414-7",
+        "skjema.pdf (5,0 kB)",
+        "offentleglova",
+        "postmottak@ehelse.no",
+        "innen fristen 1. oktober 2022",
+    ):
         assert expected in body
     late = render_body(template, ReceiptFacts(**{**facts.__dict__, "on_time": False}))
     assert "etter fristen" in late and "innen fristen" not in late
@@ -110,9 +137,16 @@ def test_built_message_parses_back() -> None:
     sender = prepare_address("postmottak@ehelse.no", smtputf8_offered=False)
     recipient = prepare_address("kari@example.no", smtputf8_offered=False)
     raw = build_message(
-        sender=sender, sender_name="Postmottak", recipient=recipient, recipient_name='Kari "K" Nordmann, Oslo',
-        subject=receipt_subject("22/414"), body="Hei\n", message_id="kvittering-1-ab@ehelse.no",
-        in_reply_to="<x@example.no>", date=datetime.now(timezone.utc), smtputf8=False,
+        sender=sender,
+        sender_name="Postmottak",
+        recipient=recipient,
+        recipient_name='Kari "K" Nordmann, Oslo',
+        subject=receipt_subject("22/414"),
+        body="Hei\n",
+        message_id="kvittering-1-ab@ehelse.no",
+        in_reply_to="<x@example.no>",
+        date=datetime.now(timezone.utc),
+        smtputf8=False,
     )
     assert raw.isascii() and b"\r\n" in raw and b"\n" not in raw.replace(b"\r\n", b"")
     msg = BytesParser(policy=policy.default).parsebytes(raw)

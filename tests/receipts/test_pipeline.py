@@ -38,7 +38,9 @@ class Mailroom:
         self.folder.mkdir()
         self.settings = make_settings(sink, tmp_path, database)
         self.intake = Intake(
-            settings=self.settings, db=database, store=DocumentStore(self.settings.storage_path),
+            settings=self.settings,
+            db=database,
+            store=DocumentStore(self.settings.storage_path),
             source=FolderSource(self.folder, "eml"),
         )
         self._n = 0
@@ -56,7 +58,8 @@ class Mailroom:
     def record(self, message_id: str) -> m.IntakeRecord:
         with self.db.session() as session:
             record = session.scalars(
-                select(m.IntakeRecord).where(m.IntakeRecord.message_id.in_([message_id, message_id.strip("<>")]))
+                select(m.IntakeRecord)
+                .where(m.IntakeRecord.message_id.in_([message_id, message_id.strip("<>")]))
                 .order_by(m.IntakeRecord.id)
             ).first()
             assert record is not None, message_id
@@ -67,7 +70,8 @@ class Mailroom:
     def receipt(self, message_id: str) -> m.Receipt | None:
         with self.db.session() as session:
             record = session.scalars(
-                select(m.IntakeRecord).where(m.IntakeRecord.message_id.in_([message_id, message_id.strip("<>")]))
+                select(m.IntakeRecord)
+                .where(m.IntakeRecord.message_id.in_([message_id, message_id.strip("<>")]))
                 .order_by(m.IntakeRecord.id)
             ).first()
             assert record is not None, message_id
@@ -87,8 +91,9 @@ def room(database: Database, smtp_sink: SmtpSink, tmp_path: Path) -> Mailroom:
 
 
 def test_respondent_gets_exactly_one_correct_receipt(room: Mailroom) -> None:
-    raw = mf.response_mail(sender_addr="ase.odegard@baerum.kommune.no", message_id="<svar-1@baerum.kommune.no>",
-                           date=ON_TIME)
+    raw = mf.response_mail(
+        sender_addr="ase.odegard@baerum.kommune.no", message_id="<svar-1@baerum.kommune.no>", date=ON_TIME
+    )
     room.drop(raw)
     room.cycle()
     room.cycle()
@@ -113,8 +118,12 @@ def test_late_respondent_is_told_politely(room: Mailroom) -> None:
 
 @pytest.mark.parametrize("kind", ["exchange_oof", "auto_submitted", "precedence_bulk"])
 def test_auto_replies_get_none(room: Mailroom, kind: str) -> None:
-    raw = mf.auto_reply(kind=kind, sender_addr="lars@tromso.kommune.no", message_id=f"<auto-{kind}@tromso.kommune.no>",
-                        in_reply_to="<kvittering-7-0011223344556677@ehelse.no>")
+    raw = mf.auto_reply(
+        kind=kind,
+        sender_addr="lars@tromso.kommune.no",
+        message_id=f"<auto-{kind}@tromso.kommune.no>",
+        in_reply_to="<kvittering-7-0011223344556677@ehelse.no>",
+    )
     room.drop(raw)
     room.cycle()
     assert room.sink.messages == []
@@ -133,8 +142,9 @@ def test_list_mail_gets_none(room: Mailroom) -> None:
 
 
 def test_null_sender_gets_none(room: Mailroom) -> None:
-    raw = b"Return-Path: <>\r\n" + mf.response_mail(sender_addr="ola@example.no", message_id="<null-1@example.no>",
-                                                    date=ON_TIME)
+    raw = b"Return-Path: <>\r\n" + mf.response_mail(
+        sender_addr="ola@example.no", message_id="<null-1@example.no>", date=ON_TIME
+    )
     room.drop(raw)
     room.cycle()
     assert room.sink.messages == []
@@ -144,8 +154,14 @@ def test_null_sender_gets_none(room: Mailroom) -> None:
 
 @pytest.mark.parametrize(
     "address",
-    ["MAILER-DAEMON@mx.example.no", "postmaster@example.no", "noreply@example.no", "no-reply@example.no",
-     "hoering-request@lists.example.no", "owner-hoering@lists.example.no"],
+    [
+        "MAILER-DAEMON@mx.example.no",
+        "postmaster@example.no",
+        "noreply@example.no",
+        "no-reply@example.no",
+        "hoering-request@lists.example.no",
+        "owner-hoering@lists.example.no",
+    ],
 )
 def test_automatic_addresses_get_none(room: Mailroom, address: str) -> None:
     message_id = f"<auto-addr-{address.split('@')[0].lower()}@example.no>"
@@ -173,13 +189,20 @@ def test_duplicate_gets_none(room: Mailroom) -> None:
 
 def test_reply_to_a_receipt_gets_none(room: Mailroom) -> None:
     by_reference = mf.response_mail(
-        sender_addr="kari@example.no", message_id="<reply-ref@example.no>", subject="Spørsmål om høringen 22/414",
-        date=ON_TIME, extra_headers={"In-Reply-To": "<kvittering-3-aabbccddeeff0011@ehelse.no>",
-                                     "References": "<kvittering-3-aabbccddeeff0011@ehelse.no>"},
+        sender_addr="kari@example.no",
+        message_id="<reply-ref@example.no>",
+        subject="Spørsmål om høringen 22/414",
+        date=ON_TIME,
+        extra_headers={
+            "In-Reply-To": "<kvittering-3-aabbccddeeff0011@ehelse.no>",
+            "References": "<kvittering-3-aabbccddeeff0011@ehelse.no>",
+        },
     )
     by_subject = mf.response_mail(
-        sender_addr="ola@example.no", message_id="<reply-subj@example.no>",
-        subject="SV: Kvittering for mottatt høringssvar – sak 22/414", date=ON_TIME,
+        sender_addr="ola@example.no",
+        message_id="<reply-subj@example.no>",
+        subject="SV: Kvittering for mottatt høringssvar – sak 22/414",
+        date=ON_TIME,
     )
     room.drop(by_reference)
     room.drop(by_subject)
@@ -211,8 +234,9 @@ def test_forwarded_by_staff_goes_to_the_original_sender(room: Mailroom) -> None:
 
 
 def test_encoded_crlf_bcc_in_subject_reaches_the_sender_alone(room: Mailroom) -> None:
-    raw = mf.response_mail(sender_addr="kari@example.no", message_id="<inj-1@example.no>", date=ON_TIME,
-                           subject="Hoeringssvar 22/414")
+    raw = mf.response_mail(
+        sender_addr="kari@example.no", message_id="<inj-1@example.no>", date=ON_TIME, subject="Hoeringssvar 22/414"
+    )
     hostile = b"Subject: =?utf-8?q?H=C3=B8ringssvar_22/414=0D=0ABcc:_victim@attacker.example?="
     raw = re.sub(rb"(?m)^Subject: [^\r\n]*", hostile, raw, count=1)
     room.drop(raw)
@@ -224,8 +248,15 @@ def test_encoded_crlf_bcc_in_subject_reaches_the_sender_alone(room: Mailroom) ->
 
 
 def test_idn_sender(room: Mailroom) -> None:
-    room.drop(mf.response_mail(sender_name="Øyvind Åsheim", sender_addr="oyvind@åsheim.no", utf8_headers=True,
-                               message_id="<idn-1@xn--sheim-pra.no>", date=ON_TIME))
+    room.drop(
+        mf.response_mail(
+            sender_name="Øyvind Åsheim",
+            sender_addr="oyvind@åsheim.no",
+            utf8_headers=True,
+            message_id="<idn-1@xn--sheim-pra.no>",
+            date=ON_TIME,
+        )
+    )
     room.cycle()
     [mail] = room.sink.messages
     assert mail.rcpt_tos == ("oyvind@" + "åsheim.no".encode("idna").decode(),)  # xn--sheim-lra.no
@@ -237,8 +268,14 @@ def test_bounce_of_a_receipt_is_linked_and_not_registered(room: Mailroom) -> Non
     [receipt_mail] = room.sink.messages
     ours = receipt_mail.message["Message-ID"]
     room.drop(mf.bounce(original_message_id=ours, recipient="borte@example.no", message_id="<dsn-1@mx01.ehelse.no>"))
-    room.drop(mf.bounce(original_message_id=ours, recipient="borte@example.no", status="4.4.1",
-                        message_id="<dsn-delayed@mx01.ehelse.no>"))
+    room.drop(
+        mf.bounce(
+            original_message_id=ours,
+            recipient="borte@example.no",
+            status="4.4.1",
+            message_id="<dsn-delayed@mx01.ehelse.no>",
+        )
+    )
     room.cycle()
     assert len(room.sink.messages) == 1  # nothing to MAILER-DAEMON
     bounce_record = room.record("<dsn-1@mx01.ehelse.no>")
@@ -253,8 +290,11 @@ def test_delayed_report_does_not_mark_bounced(room: Mailroom) -> None:
     room.drop(mf.response_mail(sender_addr="treg@example.no", message_id="<delay-orig@example.no>", date=ON_TIME))
     room.cycle()
     ours = room.sink.messages[0].message["Message-ID"]
-    room.drop(mf.bounce(original_message_id=ours, recipient="treg@example.no", status="4.4.1",
-                        message_id="<dsn-2@mx01.ehelse.no>"))
+    room.drop(
+        mf.bounce(
+            original_message_id=ours, recipient="treg@example.no", status="4.4.1", message_id="<dsn-2@mx01.ehelse.no>"
+        )
+    )
     room.cycle()
     receipt = room.receipt("<delay-orig@example.no>")
     assert receipt is not None and receipt.status == "sent"

@@ -271,7 +271,9 @@ def test_retry_after_the_server_was_down(db: Database, smtp_sink: SmtpSink, tmp_
     counts = send_pending(settings, db)
     assert counts["retry"] == 2 and counts["sent"] == 0
     receipt = receipt_of(db, first)
-    assert receipt.status == "pending" and receipt.attempts == 1 and "cannot reach SMTP server" in (receipt.reason or "")
+    assert (
+        receipt.status == "pending" and receipt.attempts == 1 and "cannot reach SMTP server" in (receipt.reason or "")
+    )
     smtp_sink.start()
     assert send_pending(settings, db)["sent"] == 2
     assert sorted(m.rcpt_tos[0] for m in smtp_sink.messages) == ["ase@baerum.kommune.no", "kari@example.no"]
@@ -295,7 +297,9 @@ def test_auth_login_and_no_password_in_reasons_or_logs(
     assert sink.password not in caplog.text
 
 
-def test_without_auth_the_auth_server_refuses_and_we_retry(db: Database, smtp_sink_auth: SmtpSink, tmp_path: Path) -> None:
+def test_without_auth_the_auth_server_refuses_and_we_retry(
+    db: Database, smtp_sink_auth: SmtpSink, tmp_path: Path
+) -> None:
     intake_id = register(db)
     counts = send_pending(make_settings(smtp_sink_auth, tmp_path, db), db)
     # 530 at MAIL FROM is a permanent reply: the receipt is failed with the server's words, for staff to see.
@@ -363,7 +367,9 @@ def test_custom_template_from_settings(db: Database, smtp_sink: SmtpSink, tmp_pa
 
 
 def test_broken_template_stops_before_anything_is_claimed(db: Database, smtp_sink: SmtpSink, tmp_path: Path) -> None:
-    (tmp_path / "mal.txt").write_text("[kvittering]\nSak {saksnumer}\n[i tide]\n[for sent]\n[vedlegg]\n[ingen vedlegg]\n")
+    (tmp_path / "mal.txt").write_text(
+        "[kvittering]\nSak {saksnumer}\n[i tide]\n[for sent]\n[vedlegg]\n[ingen vedlegg]\n"
+    )
     intake_id = register(db)
     with pytest.raises(TemplateError, match=r"unknown placeholder \{saksnumer\}"):
         send_pending(make_settings(smtp_sink, tmp_path, db, template_path="mal.txt"), db)

@@ -132,8 +132,13 @@ def start_cli(config: Path, *args: str, env: dict[str, str], log: Path) -> subpr
     handle = log.open("ab")
     try:
         return subprocess.Popen(
-            cli_args(config, *args), cwd=REPO, env=env, stdout=handle, stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL, start_new_session=True,
+            cli_args(config, *args),
+            cwd=REPO,
+            env=env,
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
         )
     finally:
         handle.close()
@@ -279,9 +284,7 @@ def receipt_message_ids(db: Database) -> dict[str, int]:
 
 def sink_receipts(sink: SmtpSink) -> Counter[str]:
     """How many times each receipt Message-ID arrived at the SMTP sink."""
-    return Counter(
-        str(message.message["Message-ID"]).strip().strip("<>").lower() for message in sink.messages
-    )
+    return Counter(str(message.message["Message-ID"]).strip().strip("<>").lower() for message in sink.messages)
 
 
 def registered_with_receipt(db: Database) -> set[int]:

@@ -107,79 +107,215 @@ def seed_revision_0001(url: str, storage: Path) -> None:
         with engine.begin() as connection:
             metadata.reflect(connection)
             t = metadata.tables
-            connection.execute(t["cases"].insert(), [{
-                "id": 1, "system_id": "c0000000-0000-4000-8000-000000000001", "number": "22/414", "year": 2022,
-                "sequence": 414, "title": "Nasjonal e-helsestrategi", "deadline": date(2022, 10, 1),
-                "timezone": "Europe/Oslo", "form_profile": None, "status": "open", "created_at": now,
-                "closed_at": None, "closed_by": None, "last_document_number": SEED_RECORDS,
-            }])
-            connection.execute(t["users"].insert(), [{
-                "id": 1, "username": "arkivar", "password_hash": "$argon2id$seed", "role": "archivist",
-                "created_at": now, "disabled": False,
-            }])
+            connection.execute(
+                t["cases"].insert(),
+                [
+                    {
+                        "id": 1,
+                        "system_id": "c0000000-0000-4000-8000-000000000001",
+                        "number": "22/414",
+                        "year": 2022,
+                        "sequence": 414,
+                        "title": "Nasjonal e-helsestrategi",
+                        "deadline": date(2022, 10, 1),
+                        "timezone": "Europe/Oslo",
+                        "form_profile": None,
+                        "status": "open",
+                        "created_at": now,
+                        "closed_at": None,
+                        "closed_by": None,
+                        "last_document_number": SEED_RECORDS,
+                    }
+                ],
+            )
+            connection.execute(
+                t["users"].insert(),
+                [
+                    {
+                        "id": 1,
+                        "username": "arkivar",
+                        "password_hash": "$argon2id$seed",
+                        "role": "archivist",
+                        "created_at": now,
+                        "disabled": False,
+                    }
+                ],
+            )
             connection.execute(t["sequences"].insert(), [{"name": "journal-2022", "value": SEED_RECORDS}])
-            connection.execute(t["mailbox_states"].insert(), [{
-                "id": 1, "source_key": "seed", "uidvalidity": 7, "last_uid": SEED_RECORDS, "last_poll_at": now,
-                "last_success_at": now, "last_error": None,
-            }])
+            connection.execute(
+                t["mailbox_states"].insert(),
+                [
+                    {
+                        "id": 1,
+                        "source_key": "seed",
+                        "uidvalidity": 7,
+                        "last_uid": SEED_RECORDS,
+                        "last_poll_at": now,
+                        "last_success_at": now,
+                        "last_error": None,
+                    }
+                ],
+            )
             for n in range(1, SEED_RECORDS + 1):
                 raw = f"From: svar{n}@example.no\r\nSubject: 22/414 svar {n}\r\n\r\nHøringssvar nummer {n}\r\n".encode()
                 raw_sha, raw_path = store.put(raw)
-                connection.execute(t["intake_records"].insert(), [{
-                    "id": n, "status": "registered", "reason": None, "message_id": f"<svar{n}@example.no>",
-                    "raw_sha256": raw_sha, "raw_size": len(raw), "raw_path": raw_path, "received_at": now,
-                    "received_at_source": "internaldate", "date_header": now, "sender_name": f"Avsender {n}",
-                    "sender_address": f"svar{n}@example.no", "subject": f"22/414 svar {n}",
-                    "body_text": f"Høringssvar nummer {n}", "in_reply_to": [], "references": [],
-                    "machine_reason": None, "parse_defects": [], "case_id": 1, "on_time": True,
-                    "duplicate_of_id": None, "source_key": "seed", "created_at": now, "updated_at": now,
-                }])
-                connection.execute(t["mail_locations"].insert(), [{
-                    "id": n, "intake_id": n, "source_key": "seed", "uidvalidity": 7, "uid": str(n), "seen_at": now,
-                    "moved_at": None if n % 2 else now,
-                }])
+                connection.execute(
+                    t["intake_records"].insert(),
+                    [
+                        {
+                            "id": n,
+                            "status": "registered",
+                            "reason": None,
+                            "message_id": f"<svar{n}@example.no>",
+                            "raw_sha256": raw_sha,
+                            "raw_size": len(raw),
+                            "raw_path": raw_path,
+                            "received_at": now,
+                            "received_at_source": "internaldate",
+                            "date_header": now,
+                            "sender_name": f"Avsender {n}",
+                            "sender_address": f"svar{n}@example.no",
+                            "subject": f"22/414 svar {n}",
+                            "body_text": f"Høringssvar nummer {n}",
+                            "in_reply_to": [],
+                            "references": [],
+                            "machine_reason": None,
+                            "parse_defects": [],
+                            "case_id": 1,
+                            "on_time": True,
+                            "duplicate_of_id": None,
+                            "source_key": "seed",
+                            "created_at": now,
+                            "updated_at": now,
+                        }
+                    ],
+                )
+                connection.execute(
+                    t["mail_locations"].insert(),
+                    [
+                        {
+                            "id": n,
+                            "intake_id": n,
+                            "source_key": "seed",
+                            "uidvalidity": 7,
+                            "uid": str(n),
+                            "seen_at": now,
+                            "moved_at": None if n % 2 else now,
+                        }
+                    ],
+                )
                 for number in (1, 2):
                     data = raw if number == 1 else f"%PDF-1.4 skjema {n}".encode()
                     sha, path = store.put(data)
-                    connection.execute(t["documents"].insert(), [{
-                        "id": 2 * n - 2 + number, "system_id": f"d{n:07d}-0000-4000-8000-00000000000{number}",
-                        "intake_id": n, "number": number, "role": "main" if number == 1 else "attachment",
-                        "kind": "email" if number == 1 else "pdf", "title": f"Dokument {number}",
-                        "filename": None if number == 1 else f"skjema{n}.pdf",
-                        "content_type": "message/rfc822" if number == 1 else "application/pdf", "size": len(data),
-                        "sha256": sha, "storage_path": path, "is_form": number == 2, "depth": 0,
-                    }])
-                connection.execute(t["journal_entries"].insert(), [{
-                    "id": n, "system_id": f"j{n:07d}-0000-4000-8000-000000000001", "intake_id": n, "case_id": 1,
-                    "journal_year": 2022, "journal_sequence": n, "document_number": n,
-                    "journal_date": date(2022, 9, 20), "received_at": now, "entry_type": "I",
-                    "title": f"Høringssvar {n}", "correspondent_role": "avsender",
-                    "correspondent_name": f"Avsender {n}", "correspondent_email": f"svar{n}@example.no",
-                    "correspondent_is_private_person": True, "on_time": True, "created_at": now,
-                    "created_by": "postmottak",
-                }])
-                connection.execute(t["receipts"].insert(), [{
-                    "id": n, "intake_id": n, "status": "sent", "to_address": f"svar{n}@example.no", "reason": None,
-                    "message_id": f"kvittering{n}@ehelse.no", "subject": "Kvittering", "body": "Mottatt",
-                    "attempts": 1, "next_attempt_at": None, "sent_at": now, "smtp_response": "250 OK",
-                    "bounced_at": None, "bounce_intake_id": None, "created_at": now,
-                }])
-                connection.execute(t["form_results"].insert(), [{
-                    "id": n, "intake_id": n, "document_id": 2 * n, "profile": "ehelse-2022", "form_status": "ok",
-                    "data": {"navn": f"Avsender {n}"}, "warnings": [], "parsed_at": now,
-                }])
-                connection.execute(t["audit_events"].insert(), [{
-                    "id": n, "at": now, "actor": "postmottak", "action": "register", "intake_id": n, "case_id": 1,
-                    "before": None, "after": {"status": "registered"}, "note": None,
-                }])
+                    connection.execute(
+                        t["documents"].insert(),
+                        [
+                            {
+                                "id": 2 * n - 2 + number,
+                                "system_id": f"d{n:07d}-0000-4000-8000-00000000000{number}",
+                                "intake_id": n,
+                                "number": number,
+                                "role": "main" if number == 1 else "attachment",
+                                "kind": "email" if number == 1 else "pdf",
+                                "title": f"Dokument {number}",
+                                "filename": None if number == 1 else f"skjema{n}.pdf",
+                                "content_type": "message/rfc822" if number == 1 else "application/pdf",
+                                "size": len(data),
+                                "sha256": sha,
+                                "storage_path": path,
+                                "is_form": number == 2,
+                                "depth": 0,
+                            }
+                        ],
+                    )
+                connection.execute(
+                    t["journal_entries"].insert(),
+                    [
+                        {
+                            "id": n,
+                            "system_id": f"j{n:07d}-0000-4000-8000-000000000001",
+                            "intake_id": n,
+                            "case_id": 1,
+                            "journal_year": 2022,
+                            "journal_sequence": n,
+                            "document_number": n,
+                            "journal_date": date(2022, 9, 20),
+                            "received_at": now,
+                            "entry_type": "I",
+                            "title": f"Høringssvar {n}",
+                            "correspondent_role": "avsender",
+                            "correspondent_name": f"Avsender {n}",
+                            "correspondent_email": f"svar{n}@example.no",
+                            "correspondent_is_private_person": True,
+                            "on_time": True,
+                            "created_at": now,
+                            "created_by": "postmottak",
+                        }
+                    ],
+                )
+                connection.execute(
+                    t["receipts"].insert(),
+                    [
+                        {
+                            "id": n,
+                            "intake_id": n,
+                            "status": "sent",
+                            "to_address": f"svar{n}@example.no",
+                            "reason": None,
+                            "message_id": f"kvittering{n}@ehelse.no",
+                            "subject": "Kvittering",
+                            "body": "Mottatt",
+                            "attempts": 1,
+                            "next_attempt_at": None,
+                            "sent_at": now,
+                            "smtp_response": "250 OK",
+                            "bounced_at": None,
+                            "bounce_intake_id": None,
+                            "created_at": now,
+                        }
+                    ],
+                )
+                connection.execute(
+                    t["form_results"].insert(),
+                    [
+                        {
+                            "id": n,
+                            "intake_id": n,
+                            "document_id": 2 * n,
+                            "profile": "ehelse-2022",
+                            "form_status": "ok",
+                            "data": {"navn": f"Avsender {n}"},
+                            "warnings": [],
+                            "parsed_at": now,
+                        }
+                    ],
+                )
+                connection.execute(
+                    t["audit_events"].insert(),
+                    [
+                        {
+                            "id": n,
+                            "at": now,
+                            "actor": "postmottak",
+                            "action": "register",
+                            "intake_id": n,
+                            "case_id": 1,
+                            "before": None,
+                            "after": {"status": "registered"},
+                            "note": None,
+                        }
+                    ],
+                )
                 connection.execute(t["dedup_keys"].insert(), [{"key": f"msgid:svar{n}@example.no", "intake_id": n}])
             if connection.dialect.name == "postgresql":  # explicit ids: move the id sequences past them
                 for name, table in t.items():
                     if "id" in table.c and table.c.id.autoincrement and name != "sequences":
-                        connection.execute(text(
-                            f"SELECT setval(pg_get_serial_sequence('{name}', 'id'), "
-                            f"(SELECT coalesce(max(id), 0) + 1 FROM {name}), false)"
-                        ))
+                        connection.execute(
+                            text(
+                                f"SELECT setval(pg_get_serial_sequence('{name}', 'id'), "
+                                f"(SELECT coalesce(max(id), 0) + 1 FROM {name}), false)"
+                            )
+                        )
     finally:
         engine.dispose()
 
@@ -197,19 +333,23 @@ def data_digest(url: str, storage: Path) -> dict[str, Any]:
             t = metadata.tables
             counts = {
                 name: connection.execute(select(text("count(*)")).select_from(t[name])).scalar_one()
-                for name in sorted(t) if name != schema_state.VERSION_TABLE and name not in CYCLE_TABLES
+                for name in sorted(t)
+                if name != schema_state.VERSION_TABLE and name not in CYCLE_TABLES
             }
             raws = connection.execute(
-                select(t["intake_records"].c.id, t["intake_records"].c.raw_path, t["intake_records"].c.raw_sha256)
-                .order_by(t["intake_records"].c.id)
+                select(
+                    t["intake_records"].c.id, t["intake_records"].c.raw_path, t["intake_records"].c.raw_sha256
+                ).order_by(t["intake_records"].c.id)
             ).all()
             documents = connection.execute(
-                select(t["documents"].c.id, t["documents"].c.storage_path, t["documents"].c.sha256)
-                .order_by(t["documents"].c.id)
+                select(t["documents"].c.id, t["documents"].c.storage_path, t["documents"].c.sha256).order_by(
+                    t["documents"].c.id
+                )
             ).all()
             journal = connection.execute(
-                select(t["journal_entries"].c.journal_year, t["journal_entries"].c.journal_sequence)
-                .order_by(t["journal_entries"].c.id)
+                select(t["journal_entries"].c.journal_year, t["journal_entries"].c.journal_sequence).order_by(
+                    t["journal_entries"].c.id
+                )
             ).all()
     finally:
         engine.dispose()

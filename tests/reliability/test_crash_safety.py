@@ -83,15 +83,23 @@ def test_sigkill_with_documents_in_the_database_loses_and_doubles_nothing(
 
 
 def _crash_run(
-    imap_server: DovecotServer | CyrusServer, smtp_sink: SmtpSink, tmp_path: Path, db_url: str, figures, *,  # type: ignore[no-untyped-def]
-    mails: int, kills_wanted: int, backend: str,
+    imap_server: DovecotServer | CyrusServer,
+    smtp_sink: SmtpSink,
+    tmp_path: Path,
+    db_url: str,
+    figures,
+    *,  # type: ignore[no-untyped-def]
+    mails: int,
+    kills_wanted: int,
+    backend: str,
 ) -> None:
     rng = random.Random(SEED)
     cyrus = isinstance(imap_server, CyrusServer)
     items = mf.realistic_mailbox_items(mails, seed=SEED)
     by_uid = {imap_server.append(item.raw, item.internaldate): item for item in items}
-    config = write_config(tmp_path, db_url=db_url, imap=imap_server, smtp=smtp_sink, claim_seconds=CLAIM_SECONDS,
-                          storage_backend=backend)
+    config = write_config(
+        tmp_path, db_url=db_url, imap=imap_server, smtp=smtp_sink, claim_seconds=CLAIM_SECONDS, storage_backend=backend
+    )
     if cyrus:
         text = config.read_text(encoding="utf-8")
         config.write_text(text.replace('folder = "INBOX"\n', 'folder = "INBOX"\nprocessed_folder = "Behandlet"\n'))
@@ -164,8 +172,11 @@ def _crash_run(
             numbers = session.execute(select(m.JournalEntry.journal_year, m.JournalEntry.journal_sequence)).all()
         assert len(locations) == len(set(locations)) == len(by_uid)
         assert census.records == len(by_uid)
-        wrong = {uid: (by_uid[uid].kind, status) for uid, status in status_by_uid.items()
-                 if status != EXPECTED_STATUS[by_uid[uid].kind]}
+        wrong = {
+            uid: (by_uid[uid].kind, status)
+            for uid, status in status_by_uid.items()
+            if status != EXPECTED_STATUS[by_uid[uid].kind]
+        }
         assert not wrong, wrong
         for year in {year for year, _ in numbers}:  # a rolled-back registration gives its number back
             sequences = sorted(sequence for y, sequence in numbers if y == year)
@@ -189,9 +200,18 @@ def _crash_run(
 
     figures(
         server=imap_server.name,
-        backend=db_url.split(":", 1)[0], storage=backend, mails=len(by_uid), kills=kills, completed_runs=completed,
-        registered=census.by_status["registered"], receipts_sent=len(sent), receipts_at_server=sum(arrived.values()),
-        duplicate_receipts=extra, kill_phases=dict(phases), files_verified=census.files_verified, orphaned_children=orphans,
+        backend=db_url.split(":", 1)[0],
+        storage=backend,
+        mails=len(by_uid),
+        kills=kills,
+        completed_runs=completed,
+        registered=census.by_status["registered"],
+        receipts_sent=len(sent),
+        receipts_at_server=sum(arrived.values()),
+        duplicate_receipts=extra,
+        kill_phases=dict(phases),
+        files_verified=census.files_verified,
+        orphaned_children=orphans,
     )
 
 

@@ -56,9 +56,17 @@ def _config(tmp_path: Path, db_url: str, server: DovecotServer, sink: SmtpSink) 
     boxes = []
     for name, folder in FOLDERS.items():
         boxes += [
-            "[[mailboxes]]", f'name = "{name}"', "[mailboxes.imap]", f'host = "{server.host}"',
-            f"port = {server.port}", 'security = "none"', f'username = "{server.username}"',
-            f'password_file = "{password_file}"', f'folder = "{folder}"', "batch_size = 10", "timeout_seconds = 20",
+            "[[mailboxes]]",
+            f'name = "{name}"',
+            "[mailboxes.imap]",
+            f'host = "{server.host}"',
+            f"port = {server.port}",
+            'security = "none"',
+            f'username = "{server.username}"',
+            f'password_file = "{password_file}"',
+            f'folder = "{folder}"',
+            "batch_size = 10",
+            "timeout_seconds = 20",
             "idle = false",
         ]
     extra = "\n".join([*boxes, "[leases]", f"seconds = {LEASE_S}", "renew_seconds = 1"]) + "\n"
@@ -217,7 +225,8 @@ def test_killed_and_paused_workers_lose_no_mail_and_their_successors_take_over_w
                 f"{earlier.mailbox} token {earlier.token} ({earlier.worker_id}) committed at {earlier.last_commit_at}"
                 f", after token {later.token} was granted at {later.acquired_at}"
                 for earlier, later in zip(grants, grants[1:], strict=False)
-                if earlier.mailbox == later.mailbox and earlier.last_commit_at is not None
+                if earlier.mailbox == later.mailbox
+                and earlier.last_commit_at is not None
                 and earlier.last_commit_at >= later.acquired_at
             ]
             assert not late_commits, "\n".join(late_commits)
@@ -236,8 +245,12 @@ def test_killed_and_paused_workers_lose_no_mail_and_their_successors_take_over_w
         finally:
             db.dispose()
         figures(
-            mails=total, workers=3, mailboxes=len(FOLDERS), lease_s=LEASE_S,
+            mails=total,
+            workers=3,
+            mailboxes=len(FOLDERS),
+            lease_s=LEASE_S,
             takeover_after_kill_s=",".join(f"{s:.1f}" for s in sorted(kill_takeovers)),
             takeover_after_pause_s=",".join(f"{s:.1f}" for s in sorted(pause_takeovers)),
-            fencing_rejections_of_paused_worker=rejected, double_receipts=twice,
+            fencing_rejections_of_paused_worker=rejected,
+            double_receipts=twice,
         )

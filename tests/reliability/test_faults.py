@@ -52,14 +52,29 @@ from .helpers import (
 )
 
 ARRIVED = datetime(2022, 9, 20, 10, 0, tzinfo=mf.OSLO)
-ORGS = ["Bærum kommune", "Ålesund kommune", "NITO", "Helse Bergen HF", "Kreftforeningen", "Tromsø kommune",
-        "Legeforeningen", "Norsk Sykepleierforbund", "KS", "Helse Sør-Øst RHF", "Datatilsynet", "Funksjonshemmedes"]
+ORGS = [
+    "Bærum kommune",
+    "Ålesund kommune",
+    "NITO",
+    "Helse Bergen HF",
+    "Kreftforeningen",
+    "Tromsø kommune",
+    "Legeforeningen",
+    "Norsk Sykepleierforbund",
+    "KS",
+    "Helse Sør-Øst RHF",
+    "Datatilsynet",
+    "Funksjonshemmedes",
+]
 
 
 def responses(count: int, offset: int = 0, pdf: bool = False) -> list[bytes]:
     return [
-        mf.response_mail(org=ORGS[(offset + i) % len(ORGS)], sender_name=f"Kari Nordmann {offset + i}",
-                         attachments=None if pdf else [])
+        mf.response_mail(
+            org=ORGS[(offset + i) % len(ORGS)],
+            sender_name=f"Kari Nordmann {offset + i}",
+            attachments=None if pdf else [],
+        )
         for i in range(count)
     ]
 
@@ -151,8 +166,10 @@ def test_connection_dropped_in_the_middle_of_a_large_fetch(
 ) -> None:  # type: ignore[no-untyped-def]
     """Big mails (3 MB each, so one FETCH carries five): the server drops the session while the worker is inside a
     fetch (after the first mail of the batch); the worker reconnects in the same cycle and nothing is lost."""
-    big = [mf.response_mail(org=org, attachments=[("vedlegg.bin", "application/octet-stream", os.urandom(3 << 20))])
-           for org in ORGS[:6]]
+    big = [
+        mf.response_mail(org=org, attachments=[("vedlegg.bin", "application/octet-stream", os.urandom(3 << 20))])
+        for org in ORGS[:6]
+    ]
     fill(dovecot_server, big)
     config = write_config(tmp_path, db_url=db_url, imap=dovecot_server, batch_size=6)
     intake = intake_for(config, dovecot_server.password)
@@ -407,7 +424,8 @@ def test_database_unreachable_at_start_exits_1_without_leaking_its_password(
     port = closed.getsockname()[1]
     closed.close()
     config = write_config(
-        tmp_path, db_url=f"postgresql+psycopg://postmottak:db-hemmelig-77@127.0.0.1:{port}/postmottak",
+        tmp_path,
+        db_url=f"postgresql+psycopg://postmottak:db-hemmelig-77@127.0.0.1:{port}/postmottak",
         imap=dovecot_server,
     )
     result = run_cli(config, "run", "--once", env=worker_env(tmp_path, dovecot_server.password))

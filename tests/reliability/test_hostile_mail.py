@@ -51,8 +51,14 @@ def test_hostile_corpus_with_documents_in_the_database(
 
 
 def _hostile_run(
-    dovecot_server: DovecotServer, smtp_sink: SmtpSink, tmp_path: Path, db_url: str, figures, *,  # type: ignore[no-untyped-def]
-    backend: str, only: tuple[str, ...] = (),
+    dovecot_server: DovecotServer,
+    smtp_sink: SmtpSink,
+    tmp_path: Path,
+    db_url: str,
+    figures,
+    *,  # type: ignore[no-untyped-def]
+    backend: str,
+    only: tuple[str, ...] = (),
 ) -> None:
     corpus = hostile_corpus()
     assert len(corpus) >= 40
@@ -69,8 +75,15 @@ def _hostile_run(
     normal = mf.response_mail(org="Tromsø kommune", attachments=None)
     normal_uid = dovecot_server.append(normal, ARRIVED + timedelta(hours=5))
 
-    config = write_config(tmp_path, db_url=db_url, imap=dovecot_server, smtp=smtp_sink, batch_size=10,
-                          parse_timeout_seconds=5, storage_backend=backend)
+    config = write_config(
+        tmp_path,
+        db_url=db_url,
+        imap=dovecot_server,
+        smtp=smtp_sink,
+        batch_size=10,
+        parse_timeout_seconds=5,
+        storage_backend=backend,
+    )
     env = worker_env(tmp_path, dovecot_server.password)
     first = run_cli(config, "run", "--once", env=env, timeout=600)
     assert first.returncode == 0, first.stderr[-4000:]
@@ -98,8 +111,13 @@ def _hostile_run(
         served = dovecot_server.fetch_all("INBOX")
         with db.session() as session:
             rows = session.execute(
-                select(m.MailLocation.uid, m.IntakeRecord.status, m.IntakeRecord.reason, m.IntakeRecord.raw_sha256,
-                       m.IntakeRecord.raw_path)
+                select(
+                    m.MailLocation.uid,
+                    m.IntakeRecord.status,
+                    m.IntakeRecord.reason,
+                    m.IntakeRecord.raw_sha256,
+                    m.IntakeRecord.raw_path,
+                )
                 .join(m.IntakeRecord, m.IntakeRecord.id == m.MailLocation.intake_id)
                 .where(m.MailLocation.source_key.like("imap://%"))
             ).all()
@@ -115,7 +133,9 @@ def _hostile_run(
         assert census.records == len(names) + 1 + len(refused)
 
         # Receipts: sent or failed with a reason; none pending forever, none with injected headers.
-        assert all(r.status in {"sent", "failed", "suppressed"} for r in receipts), [(r.status, r.reason) for r in receipts]
+        assert all(r.status in {"sent", "failed", "suppressed"} for r in receipts), [
+            (r.status, r.reason) for r in receipts
+        ]
         assert all(r.reason for r in receipts if r.status in {"failed", "suppressed"})
         for message in smtp_sink.messages:
             assert message.message.get_all("Bcc") is None
@@ -125,9 +145,13 @@ def _hostile_run(
 
     # Nothing a sender named landed anywhere but in the content-addressed store.
     written = [p for p in tmp_path.rglob("*") if p.is_file()]
-    outside = [p for p in written if (tmp_path / "documents") not in p.parents
-               and p.suffix not in {".toml", ".sqlite", ".db", ".lock", ".eml", ".log"}
-               and not p.name.startswith(("db.sqlite", "postmottak-test.db"))]
+    outside = [
+        p
+        for p in written
+        if (tmp_path / "documents") not in p.parents
+        and p.suffix not in {".toml", ".sqlite", ".db", ".lock", ".eml", ".log"}
+        and not p.name.startswith(("db.sqlite", "postmottak-test.db"))
+    ]
     assert not outside, outside
     for p in written:
         if (tmp_path / "documents") in p.parents and not p.name.startswith(".tmp-"):
@@ -137,9 +161,13 @@ def _hostile_run(
 
     statuses = sorted({status for status, *_ in by_uid.values()})
     figures(
-        backend=db_url.split(":")[0], storage=backend, hostile_inputs=len(corpus), refused_by_dovecot=len(refused),
+        backend=db_url.split(":")[0],
+        storage=backend,
+        hostile_inputs=len(corpus),
+        refused_by_dovecot=len(refused),
         by_status={s: sum(1 for v in by_uid.values() if v[0] == s) for s in statuses},
-        receipts_sent=len(smtp_sink.messages), receipts_failed=sum(r.status == "failed" for r in receipts),
+        receipts_sent=len(smtp_sink.messages),
+        receipts_failed=sum(r.status == "failed" for r in receipts),
     )
     print("hostile mail outcomes:")
     for uid in sorted(names):

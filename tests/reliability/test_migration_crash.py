@@ -198,7 +198,10 @@ def test_kill_at_every_stage_of_the_first_start_never_bricks_the_database(
         assert schema_snapshot(db_url) == clean
     assert "Traceback" not in log.read_text(encoding="utf-8", errors="replace")
     figures(
-        backend=_kind(db_url), checkpoints=total, stop_points=points, kills=killed,
+        backend=_kind(db_url),
+        checkpoints=total,
+        stop_points=points,
+        kills=killed,
         revisions_after_kills=sorted(str(r) for r in revisions_seen),
     )
 
@@ -230,8 +233,12 @@ def test_kill_during_an_upgrade_from_the_previous_revision_keeps_every_row_and_f
     with _clean_schema(db_url, tmp_path) as clean:
         assert schema_snapshot(db_url) == clean
     figures(
-        backend=_kind(db_url), checkpoints=total, stop_points=points, kills=killed,
-        rows=sum(before["counts"].values()), files_verified=after["files_matching"],
+        backend=_kind(db_url),
+        checkpoints=total,
+        stop_points=points,
+        kills=killed,
+        rows=sum(before["counts"].values()),
+        files_verified=after["files_matching"],
     )
 
 
@@ -250,14 +257,16 @@ def _open_in_process_of_its_own(url: str, migrations: Path, env: dict[str, str],
     )
     with log.open("ab") as handle:
         return subprocess.run(
-            [sys.executable, "-c", code, url, str(migrations)], cwd=REPO, env=env, stdout=handle,
-            stderr=subprocess.STDOUT, timeout=START_LIMIT,
+            [sys.executable, "-c", code, url, str(migrations)],
+            cwd=REPO,
+            env=env,
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+            timeout=START_LIMIT,
         ).returncode
 
 
-def test_table_rewrite_killed_midway_keeps_data_and_is_backed_up_first(
-    db_url: str, tmp_path: Path, figures
-) -> None:  # type: ignore[no-untyped-def]
+def test_table_rewrite_killed_midway_keeps_data_and_is_backed_up_first(db_url: str, tmp_path: Path, figures) -> None:  # type: ignore[no-untyped-def]
     migrations = _test_script_location(tmp_path)
     storage = tmp_path / "documents"
     seed_revision_0001(db_url, storage)
@@ -319,8 +328,11 @@ def test_database_bricked_by_an_older_version_is_repaired_or_explained(
     _execute(db_url, "DROP INDEX ix_mail_locations_pending_move")
     _execute(db_url, "DROP INDEX ix_receipts_to_address_lower")
     _execute(db_url, "DROP TABLE form_results")
-    _execute(db_url, "INSERT INTO users (username, password_hash, role, created_at, disabled) "
-                     "VALUES ('arkivar', 'x', 'archivist', '2022-09-20 10:00:00', false)")
+    _execute(
+        db_url,
+        "INSERT INTO users (username, password_hash, role, created_at, disabled) "
+        "VALUES ('arkivar', 'x', 'archivist', '2022-09-20 10:00:00', false)",
+    )
     started = time.monotonic()
     stopped = run_cli(config, "run", env=env, timeout=START_LIMIT)
     waited = time.monotonic() - started
@@ -339,8 +351,12 @@ def test_database_bricked_by_an_older_version_is_repaired_or_explained(
     assert migrate.plan(db_url).diagnosis.kind == schema_state.CURRENT
     with _clean_schema(db_url, tmp_path) as clean:
         assert schema_snapshot(db_url) == clean
-    figures(backend=_kind(db_url), repaired_at_start=1, explained_exit_status=stopped.returncode,
-            seconds_until_run_stopped=round(waited, 1))
+    figures(
+        backend=_kind(db_url),
+        repaired_at_start=1,
+        explained_exit_status=stopped.returncode,
+        seconds_until_run_stopped=round(waited, 1),
+    )
 
 
 def _execute(url: str, statement: str) -> None:
@@ -381,8 +397,12 @@ def test_three_processes_starting_together_migrate_once(
     assert not any("Traceback" in t or "postmottak: " in t for t in texts), texts
     with _clean_schema(db_url, tmp_path) as clean:
         assert schema_snapshot(db_url) == clean
-    figures(backend=_kind(db_url), processes=3, migrated_by=migrated,
-            waited_for_the_lock=sum("another process is migrating" in t for t in texts))
+    figures(
+        backend=_kind(db_url),
+        processes=3,
+        migrated_by=migrated,
+        waited_for_the_lock=sum("another process is migrating" in t for t in texts),
+    )
 
 
 def _healthy(port: int, process: subprocess.Popen[bytes], timeout: float) -> bool:

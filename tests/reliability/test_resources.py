@@ -52,7 +52,12 @@ def measured_run(config: Path, env: dict[str, str]) -> tuple[int, int, str]:
     """(worker peak RSS in MB, peak RSS of its whole process tree in MB, stderr) of one `run --once`."""
     process = subprocess.Popen(
         [sys.executable, "-c", PEAK_PROBE, "--config", str(config), "run", "--once"],
-        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
     )
     peak_tree = [0]
 
@@ -83,8 +88,16 @@ def test_peak_memory_while_a_30_mb_message_is_processed(
     peak, peak_tree, stderr = measured_run(config, env)
     assert "fetched 1" in stderr and "registered 1" in stderr
 
-    print(f"worker peak RSS: {peak} MB with a {len(big) >> 20} MB message (baseline {baseline} MB); "
-          f"process tree {peak_tree} MB (baseline {baseline_tree} MB)")
-    figures(backend=db_url.split(":")[0], message_mb=len(big) >> 20, worker_peak_mb=peak, baseline_peak_mb=baseline,
-            tree_peak_mb=peak_tree, tree_baseline_mb=baseline_tree)
+    print(
+        f"worker peak RSS: {peak} MB with a {len(big) >> 20} MB message (baseline {baseline} MB); "
+        f"process tree {peak_tree} MB (baseline {baseline_tree} MB)"
+    )
+    figures(
+        backend=db_url.split(":")[0],
+        message_mb=len(big) >> 20,
+        worker_peak_mb=peak,
+        baseline_peak_mb=baseline,
+        tree_peak_mb=peak_tree,
+        tree_baseline_mb=baseline_tree,
+    )
     assert peak < MEMORY_BOUND_MB

@@ -48,8 +48,11 @@ def test_secrets_never_appear_in_output_logs_exports_or_storage(tmp_path: Path, 
     from tests.servers.fixtures import _require_dovecot
 
     _require_dovecot()
-    with contextlib.ExitStack() as stack, DovecotServer(password=IMAP_SECRET) as imap, \
-            SmtpSink(require_auth=True, password=SMTP_SECRET) as sink:
+    with (
+        contextlib.ExitStack() as stack,
+        DovecotServer(password=IMAP_SECRET) as imap,
+        SmtpSink(require_auth=True, password=SMTP_SECRET) as sink,
+    ):
         items = mf.realistic_mailbox_items(20, seed=9)
         for item in items:
             imap.append(item.raw, item.internaldate)
@@ -73,7 +76,9 @@ def test_secrets_never_appear_in_output_logs_exports_or_storage(tmp_path: Path, 
             run_cli(config, "db", "upgrade", env=good),
         ]
         assert outputs[2].returncode == 0, outputs[2].stderr[-3000:]
-        assert len(sink.messages) > 0 and sink.auth_failures >= 1, outputs[2].stderr[-3000:]  # both secrets were really used
+        assert len(sink.messages) > 0 and sink.auth_failures >= 1, outputs[2].stderr[
+            -3000:
+        ]  # both secrets were really used
         assert "login refused" in outputs[1].stderr and "SMTP login" in outputs[0].stderr
         db = Database(db_url)
         try:
@@ -101,11 +106,14 @@ def test_secrets_never_appear_in_output_logs_exports_or_storage(tmp_path: Path, 
 
 
 @hyp_settings(max_examples=300, deadline=None)
-@given(st.one_of(
-    st.text(max_size=200),
-    st.lists(st.sampled_from(["..", ".", "/", "sha256", "etc", "passwd", "\x00", "~", "%2e%2e", "\\", "a"]),
-             max_size=12).map("/".join),
-))
+@given(
+    st.one_of(
+        st.text(max_size=200),
+        st.lists(
+            st.sampled_from(["..", ".", "/", "sha256", "etc", "passwd", "\x00", "~", "%2e%2e", "\\", "a"]), max_size=12
+        ).map("/".join),
+    )
+)
 def test_no_relative_path_leaves_the_storage_directory(relative: str) -> None:
     store = DocumentStore(STORE_ROOT)  # path_for only resolves; nothing is written
     try:
@@ -214,8 +222,14 @@ def test_imap_tls_is_verified_and_the_opt_out_is_explicit_and_logged(
 ) -> None:
     tls = TlsTerminator(tmp_path, dovecot_server.port)
     try:
-        config = ImapConfig(host="127.0.0.1", port=tls.port, security="ssl", username=dovecot_server.username,
-                            password=dovecot_server.password, timeout=10)
+        config = ImapConfig(
+            host="127.0.0.1",
+            port=tls.port,
+            security="ssl",
+            username=dovecot_server.username,
+            password=dovecot_server.password,
+            timeout=10,
+        )
         with pytest.raises(SourceError, match="CERTIFICATE_VERIFY_FAILED|certificate verify failed"):
             ImapSource(config).connect()
         caplog.set_level(logging.WARNING)

@@ -96,8 +96,14 @@ def test_two_workers_in_parallel_register_and_send_each_mail_once(
         db.dispose()
     if db_url.startswith("sqlite"):
         assert skipped >= 1, "on SQLite the second worker must skip (one worker per database file)"
-    figures(backend=db_url.split(":")[0], rounds=ROUNDS, mails=total, cycles_skipped_for_the_lock=skipped,
-            double_registrations=0, double_receipts=sum(c - 1 for c in arrived.values()))
+    figures(
+        backend=db_url.split(":")[0],
+        rounds=ROUNDS,
+        mails=total,
+        cycles_skipped_for_the_lock=skipped,
+        double_registrations=0,
+        double_receipts=sum(c - 1 for c in arrived.values()),
+    )
 
 
 @pytest.mark.parametrize("kind", [b for b in backends() if b == "postgresql"] or ["postgresql"])
@@ -140,7 +146,8 @@ def test_without_the_lock_the_constraints_still_refuse_a_double_registration(
         try:
             assert len(reports) == 2 and all(r.ok for r in reports), [r.errors for r in reports]  # type: ignore[attr-defined]
             assert sum(r.counts["seen"] for r in reports) > 0 or sum(  # type: ignore[attr-defined]
-                r.fetched for r in reports) > len(items), "the two really raced for the same mail"  # type: ignore[attr-defined]
+                r.fetched for r in reports
+            ) > len(items), "the two really raced for the same mail"  # type: ignore[attr-defined]
             census = check_invariants(intakes[0].db, intakes[0].store)
             locations = location_uids(intakes[0].db)
             assert census.records == len(items) and set(locations.values()) == {1}

@@ -168,7 +168,7 @@ class _CapturingHandler:
         fields = dict(part.split("=", 1) for part in blob.decode("utf-8", "replace").split("\x01") if "=" in part)
         user = fields.get("user", "")
         auth = fields.get("auth", "")
-        token = auth[len("Bearer "):] if auth.startswith("Bearer ") else ""
+        token = auth[len("Bearer ") :] if auth.startswith("Bearer ") else ""
         verify = self._sink.xoauth2
         if verify is not None and token and verify(user, token):
             with self._sink._condition:

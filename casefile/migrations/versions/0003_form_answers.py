@@ -8,38 +8,45 @@ Every parsed form gets one row per field of its profile, in form order. Existing
 form_results.data (kept as it is, so nothing is lost and a downgrade only drops the new table); their "how read"
 is "unknown", as it was not recorded then.
 """
+
 from typing import Any, Sequence, Union
 
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = '0003'
-down_revision: Union[str, Sequence[str], None] = '0002'
+revision: str = "0003"
+down_revision: Union[str, Sequence[str], None] = "0002"
 branch_labels: Union[str, Sequence[str], None] = None
 depends_on: Union[str, Sequence[str], None] = None
 
 
 def upgrade() -> None:
     form_answers = op.create_table(
-        'form_answers',
-        sa.Column('id', sa.Integer(), nullable=False),
-        sa.Column('form_result_id', sa.Integer(), nullable=False),
-        sa.Column('intake_id', sa.Integer(), nullable=False),
-        sa.Column('position', sa.Integer(), nullable=False),
-        sa.Column('key', sa.String(length=128), nullable=False),
-        sa.Column('label', sa.Text(), nullable=False),
-        sa.Column('kind', sa.String(length=16), nullable=False),
-        sa.Column('value', sa.JSON(), nullable=True),
-        sa.Column('text_value', sa.Text(), nullable=True),
-        sa.Column('read_by', sa.String(length=32), nullable=False),
-        sa.Column('warnings', sa.JSON(), nullable=False),
-        sa.ForeignKeyConstraint(['form_result_id'], ['form_results.id'], ),
-        sa.ForeignKeyConstraint(['intake_id'], ['intake_records.id'], ),
-        sa.PrimaryKeyConstraint('id'),
-        sa.UniqueConstraint('form_result_id', 'key', name='uq_form_answer_key'),
+        "form_answers",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("form_result_id", sa.Integer(), nullable=False),
+        sa.Column("intake_id", sa.Integer(), nullable=False),
+        sa.Column("position", sa.Integer(), nullable=False),
+        sa.Column("key", sa.String(length=128), nullable=False),
+        sa.Column("label", sa.Text(), nullable=False),
+        sa.Column("kind", sa.String(length=16), nullable=False),
+        sa.Column("value", sa.JSON(), nullable=True),
+        sa.Column("text_value", sa.Text(), nullable=True),
+        sa.Column("read_by", sa.String(length=32), nullable=False),
+        sa.Column("warnings", sa.JSON(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["form_result_id"],
+            ["form_results.id"],
+        ),
+        sa.ForeignKeyConstraint(
+            ["intake_id"],
+            ["intake_records.id"],
+        ),
+        sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("form_result_id", "key", name="uq_form_answer_key"),
     )
-    op.create_index(op.f('ix_form_answers_form_result_id'), 'form_answers', ['form_result_id'], unique=False)
-    op.create_index(op.f('ix_form_answers_intake_id'), 'form_answers', ['intake_id'], unique=False)
+    op.create_index(op.f("ix_form_answers_form_result_id"), "form_answers", ["form_result_id"], unique=False)
+    op.create_index(op.f("ix_form_answers_intake_id"), "form_answers", ["intake_id"], unique=False)
     _carry_over(form_answers)
 
 
@@ -49,8 +56,11 @@ def _carry_over(form_answers: sa.Table) -> None:
 
     connection = op.get_bind()
     form_results = sa.table(
-        'form_results', sa.column('id', sa.Integer()), sa.column('intake_id', sa.Integer()),
-        sa.column('profile', sa.String()), sa.column('data', sa.JSON()),
+        "form_results",
+        sa.column("id", sa.Integer()),
+        sa.column("intake_id", sa.Integer()),
+        sa.column("profile", sa.String()),
+        sa.column("data", sa.JSON()),
     )
     rows: list[dict[str, Any]] = []
     for result_id, intake_id, profile_name, data in connection.execute(
@@ -70,10 +80,15 @@ def _carry_over(form_answers: sa.Table) -> None:
             ]
         for position, answer in enumerate(answers):
             text_value = answer["value"] if answer["kind"] == "text" and isinstance(answer["value"], str) else None
-            rows.append({
-                **answer, "text_value": text_value, "form_result_id": result_id, "intake_id": intake_id,
-                "position": position,
-            })
+            rows.append(
+                {
+                    **answer,
+                    "text_value": text_value,
+                    "form_result_id": result_id,
+                    "intake_id": intake_id,
+                    "position": position,
+                }
+            )
         if len(rows) >= 1000:
             op.bulk_insert(form_answers, rows)
             rows = []
@@ -82,6 +97,6 @@ def _carry_over(form_answers: sa.Table) -> None:
 
 
 def downgrade() -> None:
-    op.drop_index(op.f('ix_form_answers_intake_id'), table_name='form_answers')
-    op.drop_index(op.f('ix_form_answers_form_result_id'), table_name='form_answers')
-    op.drop_table('form_answers')
+    op.drop_index(op.f("ix_form_answers_intake_id"), table_name="form_answers")
+    op.drop_index(op.f("ix_form_answers_form_result_id"), table_name="form_answers")
+    op.drop_table("form_answers")
