@@ -21,12 +21,14 @@ REPO = Path(__file__).resolve().parents[2]
 
 def settings_for(tmp_path: Path, folder: Path, db_url: str | None = None):
     config = tmp_path / "postmottak.toml"
+    url = db_url or f"sqlite:///{tmp_path / 'db.sqlite'}"
+    documents = tmp_path / "documents"
     config.write_text(
         f"""
 [database]
-url = "{db_url or f"sqlite:///{tmp_path / "db.sqlite"}"}"
+url = "{url}"
 [storage]
-path = "{tmp_path / "documents"}"
+path = "{documents}"
 [folder]
 path = "{folder}"
 [[cases]]
