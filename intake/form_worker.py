@@ -152,12 +152,13 @@ class _Worker:
         self.kill()
 
 
-def _as_inputs(docs: Sequence[DocumentInput | tuple]) -> list[DocumentInput]:
+def _as_inputs(docs: Sequence[DocumentInput | tuple[str | None, str, bytes]]) -> list[DocumentInput]:
     return [DocumentInput(*doc) for doc in docs]
 
 
 def _profile_name(profile: Any) -> str | None:
-    return getattr(profile, "name", profile)
+    name: str | None = getattr(profile, "name", profile)  # a FormProfile, or its name already
+    return name
 
 
 def analyse_documents_isolated(
@@ -225,6 +226,10 @@ def parse_form_isolated(
     )
 
 
+# A queued document: the input, the profile name, and the future its analysis resolves.
+_Task = tuple[DocumentInput, str | None, concurrent.futures.Future[SingleDocumentAnalysis]]
+
+
 class FormWorkerPool:
     """A pool of analysis child processes (default os.cpu_count()), each with the time and memory
     limits; a worker that times out, dies, or has served `max_tasks_per_worker` documents is replaced.
@@ -247,7 +252,7 @@ class FormWorkerPool:
         self.timeout_s = timeout_s
         self.memory_mb = memory_mb
         self.max_tasks_per_worker = max_tasks_per_worker
-        self._tasks: queue.Queue = queue.Queue()
+        self._tasks: queue.Queue[_Task | None] = queue.Queue()
         self._closed = False
         self._threads = [
             threading.Thread(target=self._serve, name=f"form-worker-{i}", daemon=True) for i in range(self.size)
@@ -278,22 +283,26 @@ class FormWorkerPool:
             if worker is not None:
                 worker.close()
 
-    def submit_document(self, doc: DocumentInput, profile: str | None = None) -> concurrent.futures.Future:
+    def submit_document(
+        self, doc: DocumentInput, profile: str | None = None
+    ) -> concurrent.futures.Future[SingleDocumentAnalysis]:
         if self._closed:
             raise RuntimeError("FormWorkerPool is closed")
-        future: concurrent.futures.Future = concurrent.futures.Future()
+        future: concurrent.futures.Future[SingleDocumentAnalysis] = concurrent.futures.Future()
         self._tasks.put((DocumentInput(*doc), _profile_name(profile), future))
         return future
 
-    def submit(self, docs: Sequence[DocumentInput], profile: str | None = None) -> concurrent.futures.Future:
+    def submit(
+        self, docs: Sequence[DocumentInput], profile: str | None = None
+    ) -> concurrent.futures.Future[DocumentsAnalysis]:
         """Analyse a mail's documents (in parallel across workers); resolves to a DocumentsAnalysis."""
         inputs = _as_inputs(docs)
         parts = [self.submit_document(doc, profile) for doc in inputs]
-        combined: concurrent.futures.Future = concurrent.futures.Future()
+        combined: concurrent.futures.Future[DocumentsAnalysis] = concurrent.futures.Future()
         remaining = [len(parts)]
         lock = threading.Lock()
 
-        def finish(_part: concurrent.futures.Future) -> None:
+        def finish(_part: concurrent.futures.Future[SingleDocumentAnalysis]) -> None:
             with lock:
                 remaining[0] -= 1
                 if remaining[0]:
@@ -326,7 +335,7 @@ class FormWorkerPool:
     def __enter__(self) -> "FormWorkerPool":
         return self
 
-    def __exit__(self, *exc_info) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self.close()
 
 

@@ -29,6 +29,7 @@ import hashlib
 import io
 import re
 import unicodedata
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from email.utils import parsedate_tz
@@ -278,9 +279,9 @@ def _split_header_section(
     if allow_unix_from and _UNIX_FROM.match(view):
         newline = _find_newline(view, 0)
         start = len(view) if newline < 0 else newline + 1
-    if view[start : start + 1] == b"\n":
+    if view[start : start + 1].tobytes() == b"\n":
         return [], view[start + 1 :]
-    if view[start : start + 2] == b"\r\n":
+    if view[start : start + 2].tobytes() == b"\r\n":
         return [], view[start + 2 :]
     blank = _BLANK_LINE.search(view, start)
     if blank is None:
@@ -733,8 +734,8 @@ def _split_multipart(body: memoryview, boundary: str, budget: _Budget, defects: 
     for match in delimiter.finditer(body):
         if start is not None:
             end = match.start()
-            if end > start and body[end - 1 : end] == b"\n":
-                end -= 2 if body[end - 2 : end] == b"\r\n" else 1
+            if end > start and body[end - 1 : end].tobytes() == b"\n":
+                end -= 2 if body[end - 2 : end].tobytes() == b"\r\n" else 1
             parts.append(body[start : max(start, end)])
             if budget.parts + len(parts) >= MAX_PARTS:
                 if not budget.exhausted:
@@ -896,7 +897,7 @@ def _select_body(part: _Part, suppressed: set[int]) -> list[_Part]:
     return selected
 
 
-def _walk(part: _Part):
+def _walk(part: _Part) -> Iterator[_Part]:
     yield part
     for child in part.children:
         yield from _walk(child)

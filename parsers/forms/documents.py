@@ -5,12 +5,13 @@ intake/form_worker.py for the isolated runner)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import cast
 
 from pydantic import BaseModel, Field
 
 from .docx_reader import DocxReadError, is_docx, read_docx
 from .form_parser import count_labels, parse_text
-from .models import DocumentInput, DocumentsAnalysis, FormResult
+from .models import DocumentInput, DocumentsAnalysis, FormResult, SourceFormat
 from .pdf_reader import DEFAULT_MAX_PAGES, PdfReadError, read_pdf
 from .profile import FormProfile, resolve_profile
 from .scan_confidence import mark_ocr_fields
@@ -141,7 +142,9 @@ def parse_form(data: bytes, filename: str | None = None, profile: FormProfile | 
 
 
 def form_from_document(document: ReadDocument, data: bytes, profile: FormProfile) -> FormResult:
-    source = document.format if document.format in ("pdf", "docx", "text") else "unknown"
+    source: SourceFormat = (
+        cast(SourceFormat, document.format) if document.format in ("pdf", "docx", "text") else "unknown"
+    )
     if document.status != "ok":
         warnings = document.warnings or [f"Dokumentet kan ikke leses ({document.status})."]
         return FormResult(
@@ -215,7 +218,7 @@ def combine_analyses(singles: list[SingleDocumentAnalysis], filenames: list[str 
         i for i, single in enumerate(singles) if single.form is not None and single.form.form_status != "not_a_form"
     ]
     # A scan left for manual entry (an unreadable form) is the form only when nothing readable is.
-    readable = [i for i in candidates if singles[i].form.form_status != "unreadable"]
+    readable = [i for i in candidates if (form := singles[i].form) is not None and form.form_status != "unreadable"]
     form_index = max(readable or candidates, key=lambda i: (singles[i].labels_found, -i)) if candidates else None
     statuses = [single.status for single in singles]
     warnings: list[str] = []

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import io
 import zipfile
+from collections.abc import Iterator
+from typing import Protocol, overload
 
 from .glyphs import CANONICAL_CHECKED, CANONICAL_UNCHECKED, decode_symbol_char, is_symbol_font
 from .text_lines import TextLine, normalise_line
@@ -14,6 +16,30 @@ _W14 = "{http://schemas.microsoft.com/office/word/2010/wordml}"
 _MC = "{http://schemas.openxmlformats.org/markup-compatibility/2006}"
 
 MAX_UNCOMPRESSED_BYTES = 60 * 1024 * 1024
+
+
+class _XmlElement(Protocol):
+    """The part of lxml's element interface read here (python-docx's XML elements are lxml elements)."""
+
+    @property
+    def tag(self) -> object: ...  # a str, except for comments and processing instructions
+
+    @property
+    def text(self) -> str | None: ...
+
+    def getparent(self) -> _XmlElement | None: ...
+
+    def iter(self, *tags: str) -> Iterator[_XmlElement]: ...
+
+    def __iter__(self) -> Iterator[_XmlElement]: ...
+
+    def find(self, path: str) -> _XmlElement | None: ...
+
+    @overload
+    def get(self, key: str) -> str | None: ...
+
+    @overload
+    def get(self, key: str, default: str) -> str: ...
 
 
 class DocxReadError(Exception):
@@ -53,8 +79,9 @@ def read_docx(data: bytes, *, table_rows: bool = False) -> list[TextLine]:
     except Exception as exc:  # python-docx raises many kinds on corrupt files
         raise DocxReadError("unreadable", f"Word-filen er skadet og kan ikke leses ({type(exc).__name__}).") from None
 
+    body: _XmlElement = document.element.body
     lines: list[TextLine] = []
-    for paragraph in document.element.body.iter(f"{_W}p", f"{_W}tr"):
+    for paragraph in body.iter(f"{_W}p", f"{_W}tr"):
         if table_rows and paragraph.tag == f"{_W}tr":
             if not _has_ancestor(paragraph, (f"{_W}tr",)):
                 cells = [
@@ -77,14 +104,14 @@ def read_docx(data: bytes, *, table_rows: bool = False) -> list[TextLine]:
     return lines
 
 
-def _nearest(element, tag: str):
+def _nearest(element: _XmlElement, tag: str) -> _XmlElement | None:
     parent = element.getparent()
     while parent is not None and parent.tag != tag:
         parent = parent.getparent()
     return parent
 
 
-def _cell_text(cell) -> str:
+def _cell_text(cell: _XmlElement) -> str:
     parts: list[str] = []
     for paragraph in cell.iter(f"{_W}p"):
         pieces: list[str] = []
@@ -93,7 +120,7 @@ def _cell_text(cell) -> str:
     return " ".join(part for part in parts if part)
 
 
-def _has_ancestor(element, tags: tuple[str, ...]) -> bool:
+def _has_ancestor(element: _XmlElement, tags: tuple[str, ...]) -> bool:
     parent = element.getparent()
     while parent is not None:
         if parent.tag in tags:
@@ -102,7 +129,7 @@ def _has_ancestor(element, tags: tuple[str, ...]) -> bool:
     return False
 
 
-def _is_own_textbox(paragraph) -> bool:
+def _is_own_textbox(paragraph: _XmlElement) -> bool:
     # Text boxes appear as mc:Choice (kept) and mc:Fallback (dropped) copies.
     return _has_ancestor(paragraph, (f"{_W}txbxContent",)) and not _has_ancestor(paragraph, (f"{_MC}Fallback",))
 
@@ -121,7 +148,7 @@ _SKIPPED = {
 }
 
 
-def _walk(element, out: list[str]) -> None:
+def _walk(element: _XmlElement, out: list[str]) -> None:
     for child in element:
         tag = child.tag
         if tag in _SKIPPED or tag == f"{_W}p":
@@ -155,7 +182,7 @@ def _walk(element, out: list[str]) -> None:
             _walk(child, out)
 
 
-def _run_font(run) -> str | None:
+def _run_font(run: _XmlElement | None) -> str | None:
     if run is None:
         return None
     fonts = run.find(f"{_W}rPr/{_W}rFonts")
@@ -164,7 +191,7 @@ def _run_font(run) -> str | None:
     return fonts.get(f"{_W}ascii") or fonts.get(f"{_W}hAnsi") or fonts.get(f"{_W}cs")
 
 
-def _content_control_checkbox_state(sdt) -> bool | None:
+def _content_control_checkbox_state(sdt: _XmlElement) -> bool | None:
     checkbox = sdt.find(f"{_W}sdtPr/{_W14}checkbox")
     if checkbox is None:
         return None
@@ -174,7 +201,7 @@ def _content_control_checkbox_state(sdt) -> bool | None:
     return checked.get(f"{_W14}val", "1").lower() in ("1", "true", "on")
 
 
-def _legacy_checkbox_state(fld_char) -> bool | None:
+def _legacy_checkbox_state(fld_char: _XmlElement) -> bool | None:
     checkbox = fld_char.find(f"{_W}ffData/{_W}checkBox")
     if checkbox is None:
         return None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import Any
 
 from .answers import answers_from_values, field_specs
 from .glyphs import GLYPH_TOKEN_PATTERN, glyph_state
@@ -13,6 +14,8 @@ from .profile import ChoiceOption, FormProfile, FormSection
 from .text_cleaning import clean_section_text, flexible_pattern
 
 _RESULT_FIELDS = set(FormResult.model_fields)
+# A field's value as read: text, the ticked options, a matrix {row: [ticked columns]}, or nothing.
+FieldValue = str | list[str] | dict[str, list[str]] | None
 
 
 @dataclass
@@ -93,7 +96,7 @@ def locate_sections(text: str, profile: FormProfile) -> list[_Located]:
 def parse_text(text: str, profile: FormProfile, *, checkbox_read_by: str = "glyph") -> ParseOutcome:
     """Parse the text of a document; `checkbox_read_by` names how its checkbox glyphs came to be (see answers)."""
     warnings = _Warnings()
-    values: dict[str, object] = {}
+    values: dict[str, FieldValue] = {}
     located = locate_sections(text, profile)
     labels_found = len(located)
     if labels_found < profile.min_labels_for_form:
@@ -108,6 +111,7 @@ def parse_text(text: str, profile: FormProfile, *, checkbox_read_by: str = "glyp
         if id(section) not in found_sections:
             warnings.add(f"label_missing:{section.field or section.label}", f"Fant ikke «{section.label}» i skjemaet.")
 
+    # (section, its ticks, the key they are stored under: the field of a checkbox section, else its choice_field)
     ticks_by_section: list[tuple[FormSection, list[_Tick], str]] = []
     options_without_glyph = options_found = 0
     placeholders = tuple(profile.placeholders)
@@ -131,6 +135,7 @@ def parse_text(text: str, profile: FormProfile, *, checkbox_read_by: str = "glyp
                     f"Tekst ved «{section.display_name}» passer ikke i noe felt: «{_short(leftover)}»",
                 )
         elif section.kind == "matrix":
+            assert section.field is not None  # FormSection requires a field of a matrix
             table, unread = _read_matrix(content, section)
             values[section.field] = table
             options_found += len(section.rows) * len(section.options)
@@ -152,6 +157,7 @@ def parse_text(text: str, profile: FormProfile, *, checkbox_read_by: str = "glyp
                 ticks, content = _read_options(content, section.choices, whole=False)
                 ticks_by_section.append((section, ticks, section.choice_field or ""))
                 _warn_missing_options(section, section.choices, ticks, warnings)
+            assert section.field is not None  # FormSection requires a field of an inline or text section
             values[section.field] = clean_section_text(
                 content, placeholders, paragraphs=(section.kind == "text"), compact=section.compact
             )
@@ -163,36 +169,37 @@ def parse_text(text: str, profile: FormProfile, *, checkbox_read_by: str = "glyp
             "Avkrysningsboksene mangler tekstkoding; avkrysningen er tolket ut fra glyfkodene og bør kontrolleres.",
         )
     ticked: dict[str, list[str]] = {}  # choice key -> every ticked option's printed label
-    for section, ticks, _field in ticks_by_section:
+    for section, ticks, choice_key in ticks_by_section:
         options_found += len(ticks)
         options_without_glyph += sum(1 for tick in ticks if tick.token is None)
         checked = [tick.option.value for tick in ticks if _is_checked(tick.token, unchecked_cid)]
-        ticked[_field] = [tick.option.label for tick in ticks if _is_checked(tick.token, unchecked_cid)]
+        ticked[choice_key] = [tick.option.label for tick in ticks if _is_checked(tick.token, unchecked_cid)]
         unknown = [tick.option.label for tick in ticks if tick.token is None]
         if unknown:
             warnings.add(
-                f"checkbox.no_box:{_field}",
+                f"checkbox.no_box:{choice_key}",
                 f"Fant ingen avkrysningsboks ved: {', '.join(unknown)} ({section.display_name}).",
             )
         if section.kind == "checkboxes":
             if section.list_field:
                 values[section.list_field] = checked
             single = checked[0] if len(checked) == 1 else None
-            values[section.field] = checked if section.multiple and not section.list_field else single
+            values[choice_key] = checked if section.multiple and not section.list_field else single
             if section.multiple:
                 checked = checked[:1]  # several ticks are the point of a multiple-choice group
         else:
-            values[section.choice_field] = checked[0] if len(checked) == 1 else None
+            values[choice_key] = checked[0] if len(checked) == 1 else None
         if not checked and ticks:
-            warnings.add(f"checkbox.none_ticked:{_field}", f"Ingen avkrysning for {section.display_name}.")
+            warnings.add(f"checkbox.none_ticked:{choice_key}", f"Ingen avkrysning for {section.display_name}.")
         elif len(checked) > 1:
             warnings.add(
-                f"checkbox.several_ticked:{_field}",
+                f"checkbox.several_ticked:{choice_key}",
                 f"Flere avkrysninger for {section.display_name}: {', '.join(checked)}.",
             )
 
     missing = labels_found < len(profile.sections)
-    result_values = {key: value for key, value in values.items() if key in _RESULT_FIELDS}
+    # Any: FormResult validates each value against the type of its field.
+    result_values: dict[str, Any] = {key: value for key, value in values.items() if key in _RESULT_FIELDS}
     extra = {key: value for key, value in values.items() if key not in _RESULT_FIELDS}
     read_by = {spec.key: ("text" if spec.kind == "text" else checkbox_read_by) for spec in field_specs(profile)}
     fields = answers_from_values(profile, values, read_by=read_by, warnings=_warnings_by_field(warnings))
@@ -289,7 +296,7 @@ def _warn_missing_options(
         )
 
 
-def _unchecked_cid_token(ticks_by_section) -> str | None:
+def _unchecked_cid_token(ticks_by_section: list[tuple[FormSection, list[_Tick], str]]) -> str | None:
     """For "(cid:N)" glyphs (font without a text map) the commonest code is taken as the empty box."""
     tokens = [
         tick.token

@@ -65,9 +65,9 @@ def decode_symbol_char(char: str, fontname: str | None = None) -> str:
         table = _table_for(fontname) or _WINGDINGS
         return table.get(code, char)
     if fontname and is_symbol_font(fontname):
-        table = _table_for(fontname)
-        if table is not None:
-            return table.get(code, char)
+        symbol_table = _table_for(fontname)
+        if symbol_table is not None:
+            return symbol_table.get(code, char)
     return char
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass, field
+from typing import Literal
 
 from .docx_reader import CELL_SEPARATOR as DOCX_CELL_SEPARATOR
 from .docx_reader import DocxReadError, is_docx, read_docx
@@ -238,7 +239,7 @@ def learn_profile(
             continue
         if answer_space_follows(index + 1):
             flush_heading()
-            kind = "inline" if text.endswith(":") and len(text) <= 80 else "text"
+            kind: Literal["inline", "text"] = "inline" if text.endswith(":") and len(text) <= 80 else "text"
             sections.append(FormSection(kind=kind, label=text, field=_key(text, keys)))
             index += 2
             continue

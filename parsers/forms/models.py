@@ -10,6 +10,7 @@ from .answers import FieldAnswer
 
 FormStatus = Literal["parsed", "partial", "unreadable", "not_a_form"]
 Q1Choice = Literal["ja", "nei", "vet_ikke"]
+SourceFormat = Literal["pdf", "docx", "text", "unknown"]
 
 # Per-document statuses in DocumentsAnalysis.document_statuses.
 DocumentStatus = Literal[
@@ -47,7 +48,7 @@ class FormResult(BaseModel):
     warning_codes: list[str] = Field(default_factory=list)
     # Fields of a profile that are not attributes of this model (a later form's own keys).
     extra_fields: dict[str, str | list[str] | dict[str, list[str]] | None] = Field(default_factory=dict)
-    source_format: Literal["pdf", "docx", "text", "unknown"] = "unknown"
+    source_format: SourceFormat = "unknown"
     page_count: int | None = None
     # Every field of the profile in form order: the generic result (see answers.py).
     fields: list[FieldAnswer] = Field(default_factory=list)

@@ -62,7 +62,7 @@ def tesseract_available() -> bool:
     if shutil.which("tesseract") is None:
         return False
     try:
-        import pytesseract
+        import pytesseract  # type: ignore[import-untyped]  # no type information published for pytesseract
 
         return "nor" in pytesseract.get_languages(config="")
     except Exception:
@@ -78,7 +78,9 @@ def clean_page(image: Image.Image, dpi: float) -> tuple[np.ndarray, float, float
     if dpi <= 0:
         dpi = TARGET_DPI
     if dpi > TARGET_DPI * 1.05:  # a fine scan: shrink first, everything after is cheaper
-        grey = grey.resize((round(grey.width * TARGET_DPI / dpi), round(grey.height * TARGET_DPI / dpi)), Image.LANCZOS)
+        grey = grey.resize(
+            (round(grey.width * TARGET_DPI / dpi), round(grey.height * TARGET_DPI / dpi)), Image.Resampling.LANCZOS
+        )
         dpi = float(TARGET_DPI)
     grey = _even_out_lighting(grey).filter(ImageFilter.MedianFilter(3))
     skew = estimate_skew(grey)
@@ -105,7 +107,9 @@ def _rotate_and_scale(grey: Image.Image, degrees: float, scale: float) -> Image.
     d, e = sin / scale, cos / scale
     c = w / 2 - a * out_w / 2 - b * out_h / 2
     f = h / 2 - d * out_w / 2 - e * out_h / 2
-    return grey.transform((out_w, out_h), Image.AFFINE, (a, b, c, d, e, f), resample=Image.BILINEAR, fillcolor=255)
+    return grey.transform(
+        (out_w, out_h), Image.Transform.AFFINE, (a, b, c, d, e, f), resample=Image.Resampling.BILINEAR, fillcolor=255
+    )
 
 
 def _even_out_lighting(grey: Image.Image) -> Image.Image:
@@ -114,7 +118,7 @@ def _even_out_lighting(grey: Image.Image) -> Image.Image:
     small = grey.reduce(8) if min(grey.size) >= 64 else grey
     # The background: the brightest nearby paper, so text strokes do not darken it.
     background = small.filter(ImageFilter.MaxFilter(5)).filter(ImageFilter.GaussianBlur(4))
-    background = background.resize(grey.size, Image.BILINEAR)
+    background = background.resize(grey.size, Image.Resampling.BILINEAR)
     ratio = pixels / np.maximum(np.asarray(background, dtype=np.float32), 1.0)
     return Image.fromarray(np.clip(ratio * 255.0, 0, 255).astype(np.uint8))
 
@@ -127,7 +131,7 @@ def estimate_skew(grey: Image.Image) -> float:
     ink = Image.fromarray(((np.asarray(small) < INK_LEVEL) * 255).astype(np.uint8))
 
     def sharpness(angle: float) -> float:
-        rotated = np.asarray(ink.rotate(angle, resample=Image.NEAREST, expand=False), dtype=np.float32)
+        rotated = np.asarray(ink.rotate(angle, resample=Image.Resampling.NEAREST, expand=False), dtype=np.float32)
         profile = rotated.sum(axis=1)
         return float(np.square(np.diff(profile)).sum())
 

@@ -8,10 +8,13 @@ import io
 import re
 import statistics
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from .glyphs import CANONICAL_CHECKED, CANONICAL_UNCHECKED, SYMBOL_FONT_CODES, decode_symbol_char
 from .text_lines import TextLine, normalise_line
+
+if TYPE_CHECKING:
+    from pdfplumber.page import Page
 
 Backend = Literal["pdfium", "pdfplumber"]
 DEFAULT_MAX_PAGES = 60
@@ -208,14 +211,18 @@ def _pdfplumber_pages(
     return result
 
 
-def vector_checkbox_chars(page, text_chars: list[Char]) -> list[Char]:
+# (x0, x1, top, bottom) of a drawn box or stroke.
+_Box = tuple[float, float, float, float]
+
+
+def vector_checkbox_chars(page: Page, text_chars: list[Char]) -> list[Char]:
     """Checkboxes drawn as small squares (no glyph): a synthetic ☒/☐ char per square.
 
     A square is ticked when another stroke (lines of an X, a tick polyline, a filled inner
     square) lies mostly inside it.
     """
-    boxes: list[tuple[float, float, float, float]] = []
-    marks: list[tuple[float, float, float, float]] = []
+    boxes: list[_Box] = []
+    marks: list[_Box] = []
     for obj in list(page.rects) + list(page.curves):
         x0, x1, top, bottom = obj["x0"], obj["x1"], obj["top"], obj["bottom"]
         w, h = x1 - x0, bottom - top
@@ -250,18 +257,18 @@ def vector_checkbox_chars(page, text_chars: list[Char]) -> list[Char]:
     return synthetic
 
 
-def _is_closed_square_path(obj) -> bool:
-    points = obj.get("pts") or []
+def _is_closed_square_path(obj: dict[str, Any]) -> bool:
+    points: list[tuple[float, float]] = obj.get("pts") or []
     return len(points) >= 4 and abs(points[0][0] - points[-1][0]) < 1 and abs(points[0][1] - points[-1][1]) < 1
 
 
-def _filled_dark(obj) -> bool:
+def _filled_dark(obj: dict[str, Any]) -> bool:
     if not obj.get("fill"):
         return False
     color = obj.get("non_stroking_color")
     if color is None:
         return True
-    values = list(color) if isinstance(color, (list, tuple)) else [color]
+    values: list[float] = list(color) if isinstance(color, (list, tuple)) else [color]
     if len(values) == 1:
         return values[0] < 0.5
     if len(values) == 3:
@@ -271,11 +278,11 @@ def _filled_dark(obj) -> bool:
     return False
 
 
-def _same_box(a, b, tolerance: float = 1.0) -> bool:
+def _same_box(a: _Box, b: _Box, tolerance: float = 1.0) -> bool:
     return all(abs(p - q) <= tolerance for p, q in zip(a, b, strict=False))
 
 
-def _overlap_fraction(inner, outer) -> float:
+def _overlap_fraction(inner: _Box, outer: _Box) -> float:
     """Share of `inner` (a box, or a flat line) that lies within `outer`."""
 
     def axis(i0: float, i1: float, o0: float, o1: float) -> float:
@@ -343,6 +350,7 @@ def _group_lines(chars: list[Char], page_index: int, cell_gap: float | None = No
                     continue  # duplicated char drawn twice for a fake-bold effect
             parts.append(char.text)
             previous = char
+        assert previous is not None  # a cluster is never empty and its first char is always kept
         x0 = marked[cluster[0]][0].x0
         lines.append(
             PdfLine(

@@ -60,12 +60,12 @@ def read_box_before(grey: np.ndarray, word_box: tuple[int, int, int, int], text_
         score = _outline_scores(thick, side)
         if score.size == 0:
             continue
-        y, x = np.unravel_index(int(np.argmax(score)), score.shape)
-        value = float(score[y, x])
+        row, col = np.unravel_index(int(np.argmax(score)), score.shape)
+        value = float(score[row, col])
         # Prefer the larger of nearly equal squares: a smaller square fits inside a box's corner.
         larger_and_as_good = value >= best[0] - 0.02 and side > best[3] and value >= MIN_OUTLINE if best else False
         if best is None or value > best[0] + 0.02 or larger_and_as_good:
-            best = (value, int(y), int(x), side)
+            best = (value, int(row), int(col), side)
     if best is None or best[0] < MIN_OUTLINE:
         return None
     outline, y, x, side = best
@@ -112,7 +112,8 @@ def _outline_scores(mask: np.ndarray, side: int) -> np.ndarray:
     bottom_edge = horizontal[side - 1 : side - 1 + n_y, :]
     left_edge = vertical[:, :n_x]
     right_edge = vertical[:, side - 1 : side - 1 + n_x]
-    return (top_edge + bottom_edge + left_edge + right_edge) / (4.0 * side)
+    scores: np.ndarray = (top_edge + bottom_edge + left_edge + right_edge) / (4.0 * side)
+    return scores
 
 
 def _run_sums(m: np.ndarray, length: int, axis: int) -> np.ndarray:
@@ -120,6 +121,9 @@ def _run_sums(m: np.ndarray, length: int, axis: int) -> np.ndarray:
     zero_shape = list(m.shape)
     zero_shape[axis] = 1
     cumulative = np.concatenate([np.zeros(zero_shape, dtype=cumulative.dtype), cumulative], axis=axis)
+    sums: np.ndarray
     if axis == 1:
-        return cumulative[:, length:] - cumulative[:, :-length]
-    return cumulative[length:, :] - cumulative[:-length, :]
+        sums = cumulative[:, length:] - cumulative[:, :-length]
+    else:
+        sums = cumulative[length:, :] - cumulative[:-length, :]
+    return sums

@@ -18,6 +18,7 @@ import io
 import re
 import statistics
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from PIL import Image, ImageOps
 
@@ -25,8 +26,11 @@ from .glyphs import CANONICAL_CHECKED, CANONICAL_UNCHECKED
 from .label_locator import LabelMatch, find_label, line_starts, word_start
 from .ocr import OcrPage, ocr_page
 from .pdf_reader import PdfLine
-from .profile import FormProfile
+from .profile import FormProfile, FormSection
 from .scan_boxes import BoxReading, read_box_before
+
+if TYPE_CHECKING:
+    from pypdfium2 import PdfPage
 
 # An image attachment is read only when it looks like a page: logos and signatures are not.
 MIN_PAGE_SIDE_PX = 500
@@ -168,7 +172,7 @@ def _mean_confidence(page: OcrPage) -> float:
 def _label_edits(page_text: _PageText, profile: FormProfile, reading: ScanReading) -> list[_Edit]:
     text, starts = page_text.text, page_text.starts
     # Pass 1: the section labels, in order; each section's options lie between its label and the next.
-    found: list[tuple[object, LabelMatch, str]] = []
+    found: list[tuple[FormSection, LabelMatch, str]] = []
     cursor = 0
     for section in profile.sections:
         match = find_label(text, section.label, cursor, starts=starts)
@@ -184,8 +188,8 @@ def _label_edits(page_text: _PageText, profile: FormProfile, reading: ScanReadin
     for number, (section, match, printed) in enumerate(found):
         edits.append(_label_edit(page_text, match, printed, whole_line_junk=True))
         limit = found[number + 1][1].start if number + 1 < len(found) else len(text)
-        options = list(section.options) or list(section.choices)  # type: ignore[attr-defined]
-        key = section.field if section.options else section.choice_field  # type: ignore[attr-defined]
+        options = list(section.options) or list(section.choices)
+        key = section.field if section.options else section.choice_field
         cursor = match.end
         for option in options:
             option_match = find_label(text[:limit], option.label, cursor, at_line_start=False, starts=starts)
@@ -388,7 +392,7 @@ def pdf_image_only_pages(data: bytes, text_chars_by_page: dict[int, int], page_c
         pdf.close()
 
 
-def _scan_dpi(page) -> float:
+def _scan_dpi(page: PdfPage) -> float:
     """The resolution of the largest image on the page (pixels per inch as placed), within 100..300."""
     import pypdfium2.raw as pdfium_c
 
