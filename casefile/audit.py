@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, func, select
+from sqlalchemy import ColumnElement, and_, func, select
 from sqlalchemy.orm import Session
 
 from postmottak.casefile import models as m
@@ -46,8 +46,8 @@ def _start_of(day: date) -> datetime:
     return datetime.combine(day, time(0, 0), tzinfo=OSLO)
 
 
-def _conditions(session: Session, criteria: AuditFilter) -> list[object]:
-    conditions: list[object] = []
+def _conditions(session: Session, criteria: AuditFilter) -> list[ColumnElement[bool]]:
+    conditions: list[ColumnElement[bool]] = []
     if criteria.actor:
         conditions.append(m.AuditEvent.actor == criteria.actor)
     if criteria.action:

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import CursorResult, func, or_, select, update
 from sqlalchemy.orm import Session, selectinload
 
 from postmottak.casefile import models as m
@@ -83,7 +83,7 @@ def claim(session: Session, receipt_id: int, now: datetime, until: datetime) -> 
         .values(attempts=m.Receipt.attempts + 1, next_attempt_at=until)
         .execution_options(synchronize_session=False)
     )
-    return result.rowcount == 1  # type: ignore[attr-defined]
+    return cast(CursorResult[Any], result).rowcount == 1  # an UPDATE executes to a CursorResult (with rowcount)
 
 
 def load_job(session: Session, receipt_id: int) -> ReceiptJob:

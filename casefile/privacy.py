@@ -222,14 +222,12 @@ def export(session: Session, store: DocumentStore, query: str, output: Path, act
                     "filer": files,
                 }
             )
-        document = {
+        payload = {
             "sok": result.query,
             "laget": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "poster": records,
         }
-        (staging / "innsyn.json").write_text(
-            json.dumps(document, ensure_ascii=False, indent=2) + "\n", encoding="utf-8"
-        )
+        (staging / "innsyn.json").write_text(json.dumps(payload, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
         if output.exists():
             output.rmdir()
         staging.replace(output)

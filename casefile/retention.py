@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -85,7 +86,7 @@ def record_files(session: Session, record: m.IntakeRecord) -> list[dict[str, str
     files = [{"kind": "raw", "path": record.raw_path, "sha256": record.raw_sha256}]
     for document in record.documents:
         files.append({"kind": "document", "path": document.storage_path, "sha256": document.sha256})
-    versions = (
+    versions: Iterable[m.ArchivalVersion] = (
         session.scalars(
             select(m.ArchivalVersion).where(m.ArchivalVersion.document_id.in_([d.id for d in record.documents]))
         )

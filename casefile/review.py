@@ -10,10 +10,10 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, exists, func, literal_column, or_, select, update
+from sqlalchemy import ColumnElement, CursorResult, and_, exists, func, literal_column, or_, select, update
 from sqlalchemy.orm import Session, selectinload
 
 from postmottak.casefile import models as m
@@ -114,7 +114,7 @@ def _effective_type_condition(session: Session, organisation_type: str) -> Any:
     corrected_ids = list(latest)
     corrected_to = [intake_id for intake_id, value in latest.items() if value == organisation_type]
     parsed = or_(*(m.FormResultRow.data[key].as_string() == organisation_type for key in keys))
-    parsed_matches = exists().where(m.FormResultRow.intake_id == m.IntakeRecord.id, parsed)
+    parsed_matches: ColumnElement[bool] = exists().where(m.FormResultRow.intake_id == m.IntakeRecord.id, parsed)
     if corrected_ids:
         parsed_matches = and_(parsed_matches, m.IntakeRecord.id.not_in(corrected_ids))
     return or_(parsed_matches, m.IntakeRecord.id.in_(corrected_to)) if corrected_to else parsed_matches
@@ -420,7 +420,7 @@ def _claim(session: Session, intake_id: int, allowed: tuple[str, ...], **values:
         .values(updated_at=_now(), **values)
         .execution_options(synchronize_session=False)
     )
-    return result.rowcount == 1
+    return cast(CursorResult[Any], result).rowcount == 1  # an UPDATE executes to a CursorResult (with rowcount)
 
 
 def register_to_case(

@@ -57,10 +57,11 @@ def _field_columns(spec: FieldSpec) -> list[Column]:
         if spec.list_key is not None:
             columns.append((f"Alle avkryssede: {spec.column}", lambda r: shown_value(spec, _all_ticked(r, spec))))
         return columns
-    return [
-        (row, lambda r, row=row: ", ".join(spec.option_display(c) for c in (r.answer(key) or {}).get(row) or []))
-        for row in spec.rows
-    ]
+
+    def matrix_cell(row: str) -> Callable[[Response], Any]:
+        return lambda r: ", ".join(spec.option_display(c) for c in (r.answer(key) or {}).get(row) or [])
+
+    return [(row, matrix_cell(row)) for row in spec.rows]
 
 
 def _all_ticked(response: Response, spec: FieldSpec) -> list[str]:

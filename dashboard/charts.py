@@ -45,7 +45,7 @@ def responses_per_day(days: list[DayCount], deadline: date, *, width: int = 760,
     label_every = max(1, -(-len(days) // 10))
     for index, day in enumerate(days):
         x = left + slot * index + (slot - bar_w) / 2
-        y_base = top + plot_h
+        y_base: float = top + plot_h
         tip = f"{day.day:%d.%m.%Y}: {day.on_time} i tide, {day.late} for sent"
         for count, colour in ((day.on_time, ON_TIME_COLOUR), (day.late, LATE_COLOUR)):
             if count:
@@ -101,7 +101,7 @@ def stacked_bars(
         f'<svg class="chart" viewBox="0 0 {width} {height}" width="100%" role="img" '
         f'aria-label="{escape(aria_label)}" xmlns="http://www.w3.org/2000/svg">'
     ]
-    x = label_w
+    x: float = label_w
     for key in order:
         parts.append(f'<rect x="{x}" y="6" width="10" height="10" fill="{colours[key]}"/>')
         parts.append(f'<text x="{x + 14}" y="15" class="axis">{escape(names[key])}</text>')

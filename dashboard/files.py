@@ -33,7 +33,8 @@ def _disposition(kind: str, filename: str) -> str:
 
 def _read(request: Request, relative: str) -> bytes:
     try:
-        return request.app.state.store.read(relative)
+        data: bytes = request.app.state.store.read(relative)
+        return data
     except (OSError, StorageError):
         raise HTTPException(404, "Filen finnes ikke i dokumentlageret.") from None
 

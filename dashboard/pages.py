@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date, datetime, timezone
+from typing import TYPE_CHECKING
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, HTTPException, Request
@@ -12,11 +13,14 @@ from postmottak.casefile import audit, review
 from postmottak.casefile import models as m
 from postmottak.casefile import summary as summaries
 from postmottak.casefile.cases import get_case
-from postmottak.casefile.labels import ACTION_LABELS
+from postmottak.casefile.labels import ACTION_LABELS, local_time
 from postmottak.casefile.queries import corrected_form, status_summary
 from postmottak.dashboard.charts import responses_per_day, stacked_bars
-from postmottak.dashboard.rendering import case_key, local_time, render
+from postmottak.dashboard.rendering import case_key, render
 from postmottak.dashboard.security import StaffUser, current_user
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
 
 router = APIRouter()
 
@@ -32,7 +36,7 @@ def staff(request: Request) -> StaffUser:
     return user
 
 
-def find_case(session, key: str) -> m.Case:  # type: ignore[no-untyped-def]
+def find_case(session: Session, key: str) -> m.Case:
     for number in review.case_numbers(session):
         if case_key(number) == key:
             return get_case(session, number)
@@ -224,14 +228,14 @@ def case_summary(request: Request, key: str, user: StaffUser = Depends(staff)) -
 
 
 def _audit_criteria(
-    session,
+    session: Session,
     actor: str,
     action: str,
     case: str,
     intake: str,
     since: str,
     until: str,
-    page: str,  # type: ignore[no-untyped-def]
+    page: str,
     per_page: int = 50,
 ) -> tuple[audit.AuditFilter, list[str]]:
     """The audit filters from the address; values that cannot be read are named back to staff, not a 422."""

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from postmottak.casefile import notifications as notes
@@ -22,8 +23,13 @@ from postmottak.casefile.labels import local_time, reason_text
 from postmottak.config.settings import Settings
 from postmottak.intake.receipts import CONNECTION_ERRORS, _close, connect
 
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
 log = logging.getLogger(__name__)
 OSLO = ZoneInfo("Europe/Oslo")
+# What sending may raise that is reported, not crashed on: no connection, or the server refusing.
+SEND_ERRORS: tuple[type[BaseException], ...] = (*CONNECTION_ERRORS, smtplib.SMTPException)
 
 
 @dataclass
@@ -61,13 +67,13 @@ def _digest(facts: notes.DigestFacts, now: datetime) -> Outgoing:
 
 
 def _incident(
-    session,
+    session: Session,
     key: str,
     active: bool,
     growth: int,
     text: str,
     cleared: str,
-    now: datetime,  # type: ignore[no-untyped-def]
+    now: datetime,
     period: timedelta,
 ) -> Outgoing | None:
     """Once when it opens, again (rate-limited) when it grows, one all-clear when it ends."""
@@ -195,7 +201,7 @@ def notify(settings: Settings, db: Database, now: datetime | None = None) -> Not
             for address in recipients:
                 connection.send_message(_message(settings, address, item, now), from_addr=settings.smtp.sender)
             report.sent.append(item.subject)
-    except (*CONNECTION_ERRORS, smtplib.SMTPException) as exc:
+    except SEND_ERRORS as exc:
         report.error = f"{type(exc).__name__}: {exc}"
         log.error("notifications: could not send (%s)", report.error)
     finally:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
@@ -124,7 +124,7 @@ class Intake:
     # Called as progress(done, total) while a cycle works through its mail (import progress bar).
     progress: Callable[[int, int], None] | None = None
     # Seconds spent per stage (fetch, mime, store, pdf_wait, db) since the worker started: for benchmarks and logs.
-    timings: Counter[str] = field(default_factory=Counter)
+    timings: defaultdict[str, float] = field(default_factory=lambda: defaultdict(float))
     _pool: FormWorkerPool | None = field(default=None, repr=False)
     # With leases (several workers): called inside every registering transaction; raises LeaseLost once this
     # worker no longer holds the mailbox. The lease then replaces the one-worker lock.

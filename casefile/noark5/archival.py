@@ -105,13 +105,13 @@ def prepare_case(
     with db.session() as session:
         for key in labels:
             document_id = int(key)
-            document = session.get(m.Document, document_id)
-            assert document is not None
+            stored_document = session.get(m.Document, document_id)
+            assert stored_document is not None
             row = session.scalar(select(m.ArchivalVersion).where(m.ArchivalVersion.document_id == document_id))
             if row is None:
                 row = m.ArchivalVersion(document_id=document_id)
                 session.add(row)
-            row.source_sha256, row.converted_at, row.converted_by = document.sha256, now, actor
+            row.source_sha256, row.converted_at, row.converted_by = stored_document.sha256, now, actor
             row.sha256 = row.size = row.storage_path = row.tool = row.error = None
             row.to_format = row.format_details = None
             if key in as_received:
@@ -120,7 +120,7 @@ def prepare_case(
                 summary.as_received += 1
                 continue
             if key in missing:
-                row.status, row.from_format, row.error = FAILED, document.content_type[:255], missing[key]
+                row.status, row.from_format, row.error = FAILED, stored_document.content_type[:255], missing[key]
                 summary.failures.append(Failure(*labels[key], missing[key]))
                 continue
             result = results[key]

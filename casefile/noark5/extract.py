@@ -28,6 +28,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from postmottak.casefile import models as m
+from postmottak.casefile.blobstore import DatabaseStore
 from postmottak.casefile.noark5 import closing
 from postmottak.casefile.noark5.archival import ARCHIVAL_AS_RECEIVED, CONVERTED, versions_by_document
 from postmottak.casefile.noark5.archival import FAILED as ARCHIVAL_FAILED
@@ -119,7 +120,11 @@ class ExtractResult:
 
 
 def export_case(
-    session: Session, store: DocumentStore, number: str, output: Path, options: ArchiveOptions | None = None
+    session: Session,
+    store: DocumentStore | DatabaseStore,
+    number: str,
+    output: Path,
+    options: ArchiveOptions | None = None,
 ) -> ExtractResult:
     options = options or ArchiveOptions()
     source = load_case(session, number)
@@ -193,7 +198,9 @@ def _main_document(documents: list[m.Document]) -> m.Document | None:
     return None
 
 
-def _plan_files(source: CaseSource, store: DocumentStore, versions: dict[int, m.ArchivalVersion]) -> list[PlannedFile]:
+def _plan_files(
+    source: CaseSource, store: DocumentStore | DatabaseStore, versions: dict[int, m.ArchivalVersion]
+) -> list[PlannedFile]:
     planned = []
     for item in source.entries:
         main = _main_document(item.documents)

@@ -62,8 +62,8 @@ def public_rows(source: CaseSource) -> list[PublicJournalRow]:
 def render_public_journal(source: CaseSource, fmt: str, options: ArchiveOptions | None = None) -> bytes:
     """The public journal as csv, json or xml (xml = Noark 5 offentligJournal)."""
     if fmt == "json":
-        rows = [asdict(row) for row in public_rows(source)]
-        return (json.dumps(rows, ensure_ascii=False, indent=2) + "\n").encode("utf-8")
+        records = [asdict(row) for row in public_rows(source)]
+        return (json.dumps(records, ensure_ascii=False, indent=2) + "\n").encode("utf-8")
     if fmt == "csv":
         rows = public_rows(source)
         buffer = io.StringIO()

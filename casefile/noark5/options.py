@@ -30,4 +30,4 @@ class ArchiveOptions:
             "unit": os.environ.get("POSTMOTTAK_ARCHIVE_UNIT") or DEFAULT_UNIT,
         }
         values.update({key: value for key, value in overrides.items() if value})
-        return cls(**values)  # type: ignore[arg-type]
+        return cls(**values)

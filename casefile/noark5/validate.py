@@ -82,7 +82,7 @@ def _xmlschema(name: str) -> Any:
 
 @lru_cache(maxsize=None)
 def _lxml_schema(name: str) -> Any:
-    from lxml import etree
+    from lxml import etree  # type: ignore[import-untyped]  # lxml ships no type information
 
     return etree.XMLSchema(etree.parse(str(schema_dir() / name)))
 

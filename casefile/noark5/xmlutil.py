@@ -45,7 +45,9 @@ def to_bytes(root: ET.Element, default_namespace: str) -> bytes:
     if root.get("xmlns") != default_namespace:
         raise ValueError(f"root element does not declare {default_namespace}")
     ET.indent(root, space="  ")
-    return ET.tostring(root, encoding="utf-8", xml_declaration=True) + b"\n"
+    # tostring gives bytes for every encoding but "unicode"
+    serialised: bytes = ET.tostring(root, encoding="utf-8", xml_declaration=True)
+    return serialised + b"\n"
 
 
 def xs_datetime(stamp: datetime, tz: str) -> str:

@@ -64,7 +64,8 @@ def serve(
 
 def _read_password() -> str:
     if sys.stdin.isatty():
-        return typer.prompt("Passord", hide_input=True, confirmation_prompt="Gjenta passord")
+        password: str = typer.prompt("Passord", hide_input=True, confirmation_prompt="Gjenta passord")
+        return password
     line = sys.stdin.readline()
     return line.rstrip("\r\n")
 

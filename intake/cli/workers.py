@@ -107,13 +107,11 @@ def workers_command(
     by_name = {row.mailbox: row for row in rows}
     for name in configured:
         row = by_name.get(name)
-        expired = row is None or row.holder is None or row.expires_at is None or row.expires_at <= now
-        boxes.add_row(
-            name,
-            "ingen" if expired else str(row.holder),
-            str(row.token) if row else "0",
-            "-" if expired else _local(row.expires_at),  # type: ignore[union-attr]
-        )
+        if row is None or row.holder is None or row.expires_at is None or row.expires_at <= now:
+            holder, expires = "ingen", "-"
+        else:
+            holder, expires = str(row.holder), _local(row.expires_at)
+        boxes.add_row(name, holder, str(row.token) if row else "0", expires)
     console.print(boxes)
     unread = [name for name in configured if by_name.get(name) is None or by_name[name].holder is None]
     if unread:

@@ -51,12 +51,12 @@ class FolderSession:
                 if p.is_file() and p.suffix.lower() == ".eml"
             )
         if self.format == "maildir":
-            box = mailbox.Maildir(self.path, factory=None, create=False)
-            return sorted(box.keys())
-        box = mailbox.mbox(self.path, factory=None, create=False)
+            maildir = mailbox.Maildir(self.path, factory=None, create=False)
+            return sorted(maildir.keys())
+        mbox = mailbox.mbox(self.path, factory=None, create=False)
         keys = []
-        for index, key in enumerate(box.keys()):
-            digest = hashlib.sha256(box.get_bytes(key)).hexdigest()[:16]
+        for index, key in enumerate(mbox.keys()):
+            digest = hashlib.sha256(mbox.get_bytes(key)).hexdigest()[:16]
             uid = f"{index:08d}-{digest}"
             self._mbox_keys[uid] = key
             keys.append(uid)
@@ -71,23 +71,26 @@ class FolderSession:
                 yield FetchedMail(uid=uid, raw=file.read_bytes(), internaldate=None, file_mtime=_mtime(file))
             return
         if self.format == "maildir":
-            box = mailbox.Maildir(self.path, factory=None, create=False)
+            maildir = mailbox.Maildir(self.path, factory=None, create=False)
             for uid in uids:
                 try:
-                    raw = box.get_bytes(uid)
+                    raw = maildir.get_bytes(uid)
                 except KeyError:
                     continue
                 # What MaildirMessage.get_date() would say (the file's mtime), without parsing the message again.
-                mtime = _mtime(self.path / box._lookup(uid))
+                # _lookup (the file's path in the Maildir) is private, so typeshed does not declare it.
+                mtime = _mtime(self.path / maildir._lookup(uid))  # type: ignore[attr-defined]
                 yield FetchedMail(uid=uid, raw=raw, internaldate=None, file_mtime=mtime)
             return
-        box = mailbox.mbox(self.path, factory=None, create=False)
+        mbox = mailbox.mbox(self.path, factory=None, create=False)
         if not self._mbox_keys:
             self.all_uids()
         for uid in uids:
             key = self._mbox_keys.get(uid)
             if key is not None:
-                yield FetchedMail(uid=uid, raw=box.get_bytes(key), internaldate=None, file_mtime=_mtime(self.path))
+                # typeshed declares every mailbox key a str; an mbox's keys are ints
+                raw = mbox.get_bytes(key)  # type: ignore[arg-type]
+                yield FetchedMail(uid=uid, raw=raw, internaldate=None, file_mtime=_mtime(self.path))
 
     def move(self, uids: Sequence[str], folder: str) -> None:
         """Folder sources are read-only: an export is evidence and stays as it was."""

@@ -282,7 +282,8 @@ def _text(exc: BaseException) -> str:
     text = str(text)
     if len(text) >= 3 and text[:2] in ("b'", 'b"') and text[-1] == text[1]:
         try:
-            return ast.literal_eval(text).decode(errors="replace")
+            decoded: str = ast.literal_eval(text).decode(errors="replace")
+            return decoded
         except (ValueError, SyntaxError, AttributeError):
             return text
     return text

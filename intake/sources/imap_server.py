@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 # RFC 4314 rights (with the RFC 2086 letters some servers still send): what each step after the commit needs.
 RIGHT_CREATE = "k"  # create a sub-folder (RFC 2086: "c")
@@ -32,8 +33,9 @@ class Namespace:
 
 def parse_namespace(response: object) -> Namespace | None:
     """From imapclient's namespace() answer (personal, other users, shared), each a list of (prefix, separator)."""
+    answer: Any = response  # imapclient's answer is untyped; a malformed one fails to unpack below
     try:
-        personal, other_users, shared = response  # type: ignore[misc]
+        personal, other_users, shared = answer
     except (TypeError, ValueError):
         return None
     if not personal:
