@@ -13,8 +13,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
+from typing import Any, cast
 
-from sqlalchemy import event, func, or_, select, text, update
+from sqlalchemy import CursorResult, event, func, or_, select, text, update
 from sqlalchemy.orm import Session
 
 from postmottak.casefile import models as m
@@ -109,7 +110,7 @@ def renew(session: Session, mailbox: str, worker_id: str, token: int, seconds: f
         )
         .values(expires_at=now + timedelta(seconds=seconds))
     )
-    return bool(result.rowcount)  # type: ignore[attr-defined]
+    return bool(cast(CursorResult[Any], result).rowcount)  # an UPDATE executes to a CursorResult (with rowcount)
 
 
 def try_acquire(session: Session, mailbox: str, worker_id: str, seconds: float) -> int | None:
@@ -138,7 +139,7 @@ def try_acquire(session: Session, mailbox: str, worker_id: str, seconds: float) 
         .values(holder=worker_id, token=lease.token + 1, acquired_at=now, expires_at=now + timedelta(seconds=seconds))
         .execution_options(synchronize_session=False)
     )
-    if not result.rowcount:  # type: ignore[attr-defined]
+    if not cast(CursorResult[Any], result).rowcount:  # an UPDATE executes to a CursorResult (with rowcount)
         return None
     session.add(
         m.LeaseGrant(
@@ -180,7 +181,7 @@ def fence(session: Session, mailbox: str, worker_id: str, token: int) -> None:
         .values(holder=worker_id)
         .execution_options(synchronize_session=False)
     )
-    if not result.rowcount:  # type: ignore[attr-defined]
+    if not cast(CursorResult[Any], result).rowcount:  # an UPDATE executes to a CursorResult (with rowcount)
         raise LeaseLost(f"the lease on mailbox {mailbox!r} (token {token}) is no longer held by this worker")
     session.execute(
         update(m.LeaseGrant)
