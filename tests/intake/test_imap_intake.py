@@ -145,7 +145,7 @@ def test_realistic_mailbox_end_to_end(imap_server: ImapServer, tmp_path: Path, d
     assert export(config, imap_server.password) == rows, "a second run changes nothing"
 
     status = cli(config, "status", password=imap_server.password)
-    assert status.returncode == 0 and "22/414" in status.stdout and "til vurdering" in status.stdout
+    assert status.returncode == 0 and "22/414" in status.stdout and "Til vurdering" in status.stdout
 
 
 # Folder-independent behaviour: Dovecot and Cyrus's default namespace suffice (altnamespace changes only folders).
