@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from postmottak.casefile import cases as case_store
 from postmottak.casefile.blobstore import open_store
-from postmottak.casefile.db import Database, DatabaseUnavailable
+from postmottak.casefile.db import Database, DatabaseUnavailable, WriteConflict
 from postmottak.casefile.storage import DocumentStore
 from postmottak.config.settings import ConfigError, Settings, form_reference, load_settings
 from postmottak.intake.oauth2 import token_client
@@ -39,11 +39,17 @@ __all__ = [
 def open_database(settings: Settings) -> Database:
     """The case database, migrated, with the configured cases in step. Raises DatabaseUnavailable."""
     db = Database.open(settings.database_url)
-    with db.translating_errors(), db.session() as session:
-        configured = [
-            (c.number, c.title, c.deadline, c.timezone, form_reference(settings, c.form)) for c in settings.cases
-        ]
-        case_store.sync_cases(session, configured)
+    configured = [(c.number, c.title, c.deadline, c.timezone, form_reference(settings, c.form)) for c in settings.cases]
+    for attempt in (1, 2):
+        try:
+            with db.translating_errors(), db.session() as session:
+                case_store.sync_cases(session, configured)
+            break
+        except WriteConflict:
+            # Another process (a second worker, the dashboard) starting at the same moment inserted the same case
+            # first; the second pass finds it and brings it in step.
+            if attempt == 2:
+                raise
     return db
 
 

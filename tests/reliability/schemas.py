@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import warnings
+from collections.abc import Iterable
 from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -320,9 +321,10 @@ def seed_revision_0001(url: str, storage: Path) -> None:
         engine.dispose()
 
 
-def data_digest(url: str, storage: Path) -> dict[str, Any]:
-    """Row counts of the revision-0001 tables (but those a worker cycle adds to), the stored files' identities,
-    and whether each file still matches its SHA-256 (read back from the store)."""
+def data_digest(url: str, storage: Path, tables: Iterable[str] | None = None) -> dict[str, Any]:
+    """Row counts of the given tables (default: all but those a worker cycle adds to; later revisions add tables,
+    so an upgrade compares the tables the earlier revision had), the stored files' identities, and whether each
+    file still matches its SHA-256 (read back from the store)."""
     engine = create_engine(url, poolclass=NullPool)
     store = DocumentStore(storage)
     metadata = MetaData()
@@ -333,7 +335,7 @@ def data_digest(url: str, storage: Path) -> dict[str, Any]:
             t = metadata.tables
             counts = {
                 name: connection.execute(select(text("count(*)")).select_from(t[name])).scalar_one()
-                for name in sorted(t)
+                for name in sorted(t if tables is None else tables)
                 if name != schema_state.VERSION_TABLE and name not in CYCLE_TABLES
             }
             raws = connection.execute(

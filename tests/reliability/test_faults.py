@@ -272,7 +272,9 @@ def test_smtp_down_then_4xx_then_5xx(
 
     smtp_sink.stop()
     down = full_cycle(intake)
-    assert down.counts["registered"] == 3 and down.counts["receipt_retry"] == 3 and not down.counts["receipt_sent"]
+    # The receipts thread runs beside the intake; with no backoff in this config (retry_base 0) a receipt that met
+    # the closed port may be tried again before the cycle ends: each of the 3 at least once, none sent.
+    assert down.counts["registered"] == 3 and down.counts["receipt_retry"] >= 3 and not down.counts["receipt_sent"]
     assert "cannot reach SMTP server" in caplog.text
     smtp_sink.start()
     assert full_cycle(intake).counts["receipt_sent"] == 3

@@ -280,6 +280,8 @@ def test_every_dashboard_route_refuses_anonymous_access(tmp_path: Path) -> None:
         settings, db, WebSettings(secure_cookies=False, secret_key="reliability-test-key", metrics_token="tok-42")
     )
     public = {("GET", "/login"), ("POST", "/login"), ("GET", "/healthz"), ("HEAD", "/login"), ("HEAD", "/healthz")}
+    # The login page's own style sheet and script: code of the app, no data (served to everyone, as files).
+    public |= {("GET", "/static/style.css"), ("GET", "/static/print.js")}
     client = TestClient(app, follow_redirects=False)
     checked = []
     for route in _routes(app.routes):
