@@ -87,6 +87,8 @@ class Database:
         """Connection-level failures become DatabaseUnavailable, so callers above casefile need no SQLAlchemy."""
         try:
             yield
+        except DatabaseNeedsRepair:  # its own one line and exit status: starting again will not help
+            raise
         except DatabaseUnavailable as exc:  # from a session
             raise DatabaseUnavailable(f"cannot open the case database {safe_url(self.url)}: {exc.reason}") from None
         except (OperationalError, DBAPIError) as exc:
