@@ -331,6 +331,9 @@ class Settings(BaseSettings):
             section = getattr(self, name)
             if isinstance(section, _SecretFiles):
                 section.read_secret_files(name, self.base_dir)
+        for mailbox in self.mailboxes:  # each [[mailboxes]] entry's own [mailboxes.imap] secrets
+            if mailbox.imap is not None:
+                mailbox.imap.read_secret_files(f"mailboxes.{mailbox.name}.imap", self.base_dir)
         return self
 
     @model_validator(mode="after")

@@ -282,8 +282,10 @@ def test_smtp_down_then_4xx_then_5xx(
     fill(dovecot_server, responses(3, offset=3))
     smtp_sink.fail_next_rcpt(2, 451)
     busy = full_cycle(intake)
-    assert busy.counts["receipt_retry"] == 2 and busy.counts["receipt_sent"] == 1
-    assert full_cycle(intake).counts["receipt_sent"] == 2
+    # The two 451s are deferred; with no backoff they may already go out in this cycle's receipts thread, or else in
+    # the next cycle: all 3 are sent, none twice (the sink counts below).
+    assert busy.counts["receipt_retry"] >= 2 and busy.counts["receipt_sent"] >= 1
+    assert busy.counts["receipt_sent"] + full_cycle(intake).counts.get("receipt_sent", 0) == 3
 
     fill(dovecot_server, responses(2, offset=6))
     smtp_sink.fail_next_rcpt(1, 550)
