@@ -8,11 +8,23 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import pytest
 from sqlalchemy import create_engine, text
 
 from postmottak.casefile.db import Database
 
 PG_ENV = "POSTMOTTAK_TEST_DATABASE_URL"
+
+
+def backend_params() -> list[object]:
+    """Parameters for a fixture over both databases; PostgreSQL skipped where it is not configured (CI sets it)."""
+    return [
+        "sqlite",
+        pytest.param(
+            "postgresql",
+            marks=pytest.mark.skipif(not os.environ.get(PG_ENV), reason=f"set {PG_ENV} to test on PostgreSQL"),
+        ),
+    ]
 
 
 def backends() -> list[str]:

@@ -15,12 +15,12 @@ from tests.archive.builders import (
     CASE_DEADLINE,
     CASE_NUMBER,
     CASE_TITLE,
-    PG_ENV,
     BuiltCase,
     TestDatabase,
     build_realistic_case,
     open_test_database,
 )
+from tests.dbutil import backend_params
 
 SHARED_NOARK5 = Path(__file__).resolve().parents[2] / ".." / "shared" / "noark5"
 
@@ -33,17 +33,7 @@ class Setup:
     tmp: Path
 
 
-def _backends() -> list[object]:
-    return [
-        "sqlite",
-        pytest.param(
-            "postgresql",
-            marks=pytest.mark.skipif(not os.environ.get(PG_ENV), reason=f"set {PG_ENV} to test on PostgreSQL"),
-        ),
-    ]
-
-
-@pytest.fixture(params=_backends())
+@pytest.fixture(params=backend_params())
 def setup(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Setup]:
     database = open_test_database(request.param, tmp_path)
     store = DocumentStore(tmp_path / "documents")

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import os
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -23,7 +22,6 @@ from tests.archive.builders import (
     CASE_DEADLINE,
     CASE_NUMBER,
     CASE_TITLE,
-    PG_ENV,
     Attachment,
     Response,
     make_pdf,
@@ -32,6 +30,7 @@ from tests.archive.builders import (
     register_response,
 )
 from tests.archive.conftest import run_cli
+from tests.dbutil import backend_params
 
 AS = "{http://www.arkivverket.no/standarder/noark5/arkivstruktur}"
 DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
@@ -87,11 +86,7 @@ class Archived:
     documents: int  # documents in the case (one dokumentbeskrivelse each)
 
 
-def _backends() -> list[object]:
-    return ["sqlite", pytest.param("postgresql", marks=pytest.mark.skipif(not os.environ.get(PG_ENV), reason=PG_ENV))]
-
-
-@pytest.fixture(scope="module", params=_backends())
+@pytest.fixture(scope="module", params=backend_params())
 def archived(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Archived]:
     tmp = tmp_path_factory.mktemp(f"archival-{request.param}")
     database = open_test_database(request.param, tmp)

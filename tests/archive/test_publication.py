@@ -4,7 +4,6 @@ name only, and no written file holds a private person's e-mail address, phone nu
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +18,6 @@ from tests.archive.builders import (
     CASE_DEADLINE,
     CASE_NUMBER,
     CASE_TITLE,
-    PG_ENV,
     Attachment,
     Response,
     build_realistic_case,
@@ -30,6 +28,7 @@ from tests.archive.builders import (
     register_response,
 )
 from tests.archive.conftest import run_cli
+from tests.dbutil import backend_params
 
 PRIVATE_SECRETS = [
     "912 34 567",
@@ -53,11 +52,7 @@ class Published:
     dry_run_output: str
 
 
-def _backends() -> list[object]:
-    return ["sqlite", pytest.param("postgresql", marks=pytest.mark.skipif(not os.environ.get(PG_ENV), reason=PG_ENV))]
-
-
-@pytest.fixture(scope="module", params=_backends())
+@pytest.fixture(scope="module", params=backend_params())
 def published(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Published]:
     tmp = tmp_path_factory.mktemp(f"publication-{request.param}")
     database = open_test_database(request.param, tmp)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -29,7 +29,11 @@ def _require_dovecot() -> None:
 def running_dovecot(**options: object) -> Iterator[DovecotServer]:
     """Start a Dovecot (its log printed if it fails to start), yield it, remove it: the body of every Dovecot fixture."""
     _require_dovecot()
-    server = DovecotServer(**options)  # type: ignore[arg-type]
+    yield from _running(DovecotServer(**options))  # type: ignore[arg-type]
+
+
+def _running(server: Any) -> Iterator[Any]:
+    """Start a test server (its log printed if it fails to start), yield it, remove it."""
     try:
         server.start()
     except Exception:
@@ -88,17 +92,7 @@ def running_cyrus(**options: object) -> Iterator["CyrusServer"]:
     from .cyrus import CyrusServer
 
     _require_cyrus()
-    server = CyrusServer(**options)  # type: ignore[arg-type]
-    try:
-        server.start()
-    except Exception:
-        print(server.log_text())
-        server.cleanup()
-        raise
-    try:
-        yield server
-    finally:
-        server.cleanup()
+    yield from _running(CyrusServer(**options))  # type: ignore[arg-type]
 
 
 def running_imap_server(kind: str, **options: object) -> Iterator["DovecotServer | CyrusServer"]:
