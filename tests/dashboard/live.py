@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import threading
 import time
@@ -9,9 +10,22 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import pytest
 import uvicorn
 
 CHROMIUM = Path("/usr/bin/chromium")
+_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+
+# Marks for every browser test module: slow; skipped only outside CI when Chromium is missing (with CI set the
+# test runs and fails); on SQLite only, since what a browser sees does not depend on the database and the
+# database-specific behaviour (search folding, paging, constraints) is tested on both through the TestClient.
+BROWSER_TEST_MARKS = [
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        not CHROMIUM.exists() and not _CI, reason="Debian chromium is not installed (apt-get install chromium)"
+    ),
+    pytest.mark.parametrize("db", ["sqlite"], indirect=True),
+]
 CHROMIUM_ARGS = [
     "--headless",
     "--no-sandbox",

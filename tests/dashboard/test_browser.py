@@ -3,23 +3,14 @@
 from __future__ import annotations
 
 import io
-import os
 from datetime import datetime
 
 import openpyxl
-import pytest
 
 from tests.dashboard.conftest import PASSWORDS
-from tests.dashboard.live import CHROMIUM, chromium, live_server
+from tests.dashboard.live import BROWSER_TEST_MARKS, chromium, live_server
 
-pytestmark = [
-    pytest.mark.slow,
-    # With CI set a missing browser is a failure (the test runs and fails), not a skip.
-    pytest.mark.skipif(
-        not CHROMIUM.exists() and os.environ.get("CI", "").lower() not in {"1", "true", "yes"},
-        reason="Debian chromium is not installed (apt-get install chromium)",
-    ),
-]
+pytestmark = BROWSER_TEST_MARKS
 
 
 def test_staff_follow_the_intake_resolve_the_queue_and_download_the_spreadsheet(app, seeded, tmp_path):
