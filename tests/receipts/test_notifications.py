@@ -4,6 +4,7 @@ per-person opt-out, and only ever to the configured staff addresses."""
 from __future__ import annotations
 
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -129,18 +130,18 @@ def _wait_for(condition, what: str, log: Path, seconds: float = 60) -> None:  # 
         time.sleep(0.2)
 
 
-def test_the_run_loop_alerts_a_failed_mail_once_and_sends_the_all_clear(
-    database: Database, smtp_sink: SmtpSink, tmp_path: Path
-) -> None:  # type: ignore[no-untyped-def]
-    sync_cases(database)
+def _start_run(
+    tmp_path: Path, database_url: str, host: str, port: int, digest: str
+) -> tuple[subprocess.Popen[bytes], Path, Path]:
+    """`postmottak run` over a folder, every second, with staff alerts to kari (and the digest as given)."""
     folder = tmp_path / "mail"
     folder.mkdir()
     config = tmp_path / "postmottak.toml"
     config.write_text(
-        f'[database]\nurl = "{database.url}"\n[storage]\npath = "{tmp_path / "docs"}"\n'
+        f'[database]\nurl = "{database_url}"\n[storage]\npath = "{tmp_path / "docs"}"\n'
         f'[folder]\npath = "{folder}"\n[schedule]\ninterval_seconds = 1\n'
-        f'[smtp]\nhost = "{smtp_sink.host}"\nport = {smtp_sink.port}\nsecurity = "none"\nsender = "postmottak@ehelse.no"\n'
-        '[notifications]\nrecipients = { kari = "kari@ehelse.no" }\ndigest = false\n'
+        f'[smtp]\nhost = "{host}"\nport = {port}\nsecurity = "none"\nsender = "postmottak@ehelse.no"\n'
+        f'timeout_seconds = 5\n[notifications]\nrecipients = {{ kari = "kari@ehelse.no" }}\n{digest}\n'
         f'[[cases]]\nnumber = "22/414"\ntitle = "{mf.CASE_TITLE}"\ndeadline = "2022-10-01"\n',
         encoding="utf-8",
     )
@@ -152,6 +153,15 @@ def test_the_run_loop_alerts_a_failed_mail_once_and_sends_the_all_clear(
             stdout=handle,
             stderr=subprocess.STDOUT,
         )
+    return process, folder, log
+
+
+@pytest.mark.slow
+def test_the_run_loop_alerts_a_failed_mail_once_and_sends_the_all_clear(
+    database: Database, smtp_sink: SmtpSink, tmp_path: Path
+) -> None:
+    sync_cases(database)
+    process, _folder, log = _start_run(tmp_path, database.url, smtp_sink.host, smtp_sink.port, "digest = false")
     alerts = lambda: [s for s in _subjects(smtp_sink) if "VARSEL" in s]  # noqa: E731
     cleared = lambda: [s for s in _subjects(smtp_sink) if "i orden igjen" in s]  # noqa: E731
     try:
@@ -171,4 +181,26 @@ def test_the_run_loop_alerts_a_failed_mail_once_and_sends_the_all_clear(
     assert len(alerts()) == 1 and "1 e-post(er) feilet" in alerts()[0], _subjects(smtp_sink)
     assert len(cleared()) == 1 and len(smtp_sink.messages) == 2
     assert all(mail.rcpt_tos == ("kari@ehelse.no",) for mail in smtp_sink.messages)
+    assert "Traceback" not in log.read_text()
+
+
+@pytest.mark.slow
+def test_the_run_loop_registers_mail_while_the_smtp_server_is_down(database: Database, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    sync_cases(database)
+    with socket.socket() as probe:  # a port nobody listens on: every connection is refused
+        probe.bind(("127.0.0.1", 0))
+        closed_port = probe.getsockname()[1]
+    # digest_hour = 0: the digest is due at once, so the notify job tries the dead server from the first run.
+    process, folder, log = _start_run(
+        tmp_path, database.url, "127.0.0.1", closed_port, "digest = true\ndigest_hour = 0"
+    )
+    try:
+        _wait_for(lambda: "notifications: could not send" in log.read_text(), "the failed digest", log)
+        (folder / "1.eml").write_bytes(mf.response_mail(org="NITO", attachments=[]))
+        _wait_for(lambda: "(registered 1)" in log.read_text(), "the registration", log)
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=30) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
     assert "Traceback" not in log.read_text()
