@@ -69,11 +69,21 @@ CHANGE_KEYS = {
     "rows": "rader",
     "document": "dokument",
     "undone": "angret",
+    "journal_status": "journalstatus",
+    "receipt_outcome": "kvittering",
+}
+# What undoing a registration did with the mail's receipt.
+UNDO_RECEIPT_LABELS = {
+    "none": "ingen",
+    "cancelled": "stoppet før den ble sendt",
+    "cancelled_after_attempt": "stoppet, men et forsøk var allerede gjort, så den kan ha kommet fram",
+    "sent": "var allerede sendt og kan ikke trekkes tilbake",
 }
 
 # The intake's reasons are English (they are also in logs and exports); staff read them in Norwegian.
 # First match wins; a reason no pattern knows is shown as it is.
 REASON_PATTERNS: list[tuple[re.Pattern[str], str]] = [
+    (re.compile(r"^registration undone$"), "registreringen på sak ble angret"),
     (re.compile(r"^a consultation form without a case number$"), "et høringsskjema uten saksnummer"),
     (re.compile(r"^mentions '(.+)' but no case number$"), r"nevner «\1», men har ikke saksnummer"),
     (re.compile(r"^reply to one of our receipts$"), "svar på en av våre kvitteringer"),
@@ -200,6 +210,8 @@ def _value_text(key: str, value: Any) -> str:
         return status_word(str(value))
     if key == "reason":
         return reason_text(str(value))
+    if key == "receipt_outcome":
+        return UNDO_RECEIPT_LABELS.get(str(value), str(value))
     if key == "sent_at" and isinstance(value, str):
         try:
             return local_time(datetime.fromisoformat(value))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
 from typing import Any, cast
 from zoneinfo import ZoneInfo
 
@@ -18,6 +19,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from postmottak.casefile import models as m
 from postmottak.casefile import outbox
+from postmottak.casefile.clock import local_time
 from postmottak.casefile.clock import utc_now as _now
 from postmottak.casefile.form_values import (
     FormLayout,
@@ -27,7 +29,7 @@ from postmottak.casefile.form_values import (
     load_corrections,
     shown_value,
 )
-from postmottak.casefile.labels import action_label, status_word
+from postmottak.casefile.labels import UNDO_RECEIPT_LABELS, action_label, status_word
 from postmottak.casefile.records import ReceiptPlan
 from postmottak.casefile.registry import add_journal_entry
 from postmottak.parsers.forms.answers import FieldSpec, flat_value
@@ -477,7 +479,11 @@ def _recorded_plan(record: m.IntakeRecord) -> ReceiptPlan:
     address = (receipt.to_address if receipt else None) or record.sender_address
     if record.machine_reason:
         return ReceiptPlan("suppressed", address, f"machine mail: {record.machine_reason}")
-    if receipt is not None and receipt.status == outbox.SUPPRESSED and receipt.reason:
+    if (
+        receipt is not None
+        and receipt.status == outbox.SUPPRESSED
+        and receipt.reason not in (None, REGISTRATION_UNDONE)
+    ):
         return ReceiptPlan("suppressed", address, receipt.reason)
     if not address:
         return ReceiptPlan("suppressed", None, "no sender address")
@@ -676,28 +682,125 @@ def record_access(
 
 # Undo ------------------------------------------------------------------------------------------
 
-UNDOABLE = ("ignore", "correct_field")
+UNDOABLE = ("ignore", "correct_field", "register")
 UNDO = "undo"
+# Review actions on a mail, in the order they happened; only the latest can be undone, and an undo ends the chain.
+DECISIONS = (*UNDOABLE, "resend_receipt", FORM_CHECKED, UNDO)
+# A registration on a case can be undone for this long after it, and only while it is the latest action on the mail.
+REGISTER_UNDO_MINUTES = 15
+REGISTRATION_UNDONE = "registration undone"  # the receipt's reason code when an undo cancels it
 
 
-def last_decision(session: Session, intake_id: int) -> m.AuditEvent | None:
-    """The latest review decision on a mail that can still be undone (none after it, not undone already).
+def _aware(stamp: datetime) -> datetime:
+    return stamp if stamp.tzinfo is not None else stamp.replace(tzinfo=timezone.utc)
 
-    A registration is not undone here: it made a journal entry (a number that is never reused) and maybe a receipt."""
-    events = history(session, intake_id)
-    undone = {e.after.get("undone") for e in events if e.action == UNDO and isinstance(e.after, dict)}
-    decisions = [e for e in events if e.action in (*UNDOABLE, "register", FORM_CHECKED) and e.id not in undone]
-    if not decisions or decisions[-1].action not in UNDOABLE:
-        return None
-    return decisions[-1]
+
+def _undo_target(session: Session, intake_id: int, now: datetime | None = None) -> tuple[m.AuditEvent | None, str]:
+    """The review decision an undo would reverse, or None with the Norwegian reason why there is none."""
+    decisions = [e for e in history(session, intake_id) if e.action in DECISIONS]
+    if not decisions:
+        return None, "Det er ingen beslutning å angre på denne posten."
+    last = decisions[-1]
+    if last.action == UNDO:
+        return None, "Den siste beslutningen på denne posten er allerede angret; en angring kan ikke angres."
+    if last.action not in UNDOABLE:
+        return None, f"Den siste handlingen på posten ({action_label(last.action).lower()}) kan ikke angres."
+    if last.action == "register":
+        deadline = _aware(last.at) + timedelta(minutes=REGISTER_UNDO_MINUTES)
+        if (now or _now()) > deadline:
+            return None, (
+                f"Registreringen kan bare angres i {REGISTER_UNDO_MINUTES} minutter; fristen gikk ut "
+                f"{local_time(deadline)}. Journalposten står."
+            )
+    return last, ""
+
+
+def undo_refusal(session: Session, intake_id: int) -> str | None:
+    """Why the mail has nothing to undo now (Norwegian), or None when it has."""
+    event, refusal = _undo_target(session, intake_id)
+    return None if event is not None else refusal
+
+
+def undo_deadline(event: m.AuditEvent) -> datetime | None:
+    """Until when a registration can be undone (None for the decisions that have no time limit)."""
+    return _aware(event.at) + timedelta(minutes=REGISTER_UNDO_MINUTES) if event.action == "register" else None
+
+
+def cancelled_journal_numbers(session: Session, intake_id: int) -> list[str]:
+    """Journal numbers this mail once had whose registration was undone (status "Utgår"; never given again)."""
+    return [
+        str(e.after["journal_number"])
+        for e in history(session, intake_id)
+        if e.action == UNDO and isinstance(e.after, dict) and e.after.get("journal_number")
+    ]
+
+
+def last_decision(session: Session, intake_id: int, now: datetime | None = None) -> m.AuditEvent | None:
+    """The latest review decision on a mail if it can still be undone: an ignore, a correction, or a registration on
+    a case made by staff less than REGISTER_UNDO_MINUTES ago, with no other review action after it and not itself
+    undone (an undo is never undone)."""
+    return _undo_target(session, intake_id, now)[0]
+
+
+@dataclass(frozen=True)
+class UndoneRegistration:
+    """What undoing a registration did with the journal entry and the receipt (for the message to staff)."""
+
+    journal_number: str
+    receipt: str  # a key of labels.UNDO_RECEIPT_LABELS
+    receipt_to: str | None = None
+
+
+def _undo_registration(session: Session, record: m.IntakeRecord, event: m.AuditEvent) -> UndoneRegistration:
+    """Back to the review queue. The journal entry is removed but its number is not reused: the journal sequence
+    and the case's document numbers only count up, and the undo's audit event keeps the entry as cancelled
+    (Noark journal status "Utgår"). A receipt still waiting is cancelled; one already sent cannot be."""
+    entry = record.journal_entry
+    if record.status != m.REGISTERED or entry is None:
+        raise ReviewError("Posten er ikke lenger registrert på en sak; ingenting å angre.")
+    before = event.before if isinstance(event.before, dict) else {}
+    reason = before.get("reason") if before.get("status") == m.NEEDS_REVIEW else None
+    journal_number = entry.journal_number
+    if not _claim(
+        session, record.id, (m.REGISTERED,), status=m.NEEDS_REVIEW, reason=reason, case_id=None, on_time=None
+    ):
+        raise ReviewError("Posten er allerede behandlet av noen andre.")
+    session.delete(entry)
+    receipt = record.receipt
+    outcome = "none"
+    if receipt is not None and receipt.status == outbox.PENDING:
+        # The stored text names the cancelled journal number: dropped, so a later registration renders a new one.
+        session.execute(
+            update(m.Receipt)
+            .where(m.Receipt.id == receipt.id, m.Receipt.status == outbox.PENDING)
+            .values(
+                status=outbox.SUPPRESSED,
+                reason=REGISTRATION_UNDONE,
+                next_attempt_at=None,
+                message_id=None,
+                subject=None,
+                body=None,
+            )
+            .execution_options(synchronize_session=False)
+        )
+        # An attempt already made (a claim counts one) may have reached the sender before it failed or was cut off.
+        outcome = "cancelled" if receipt.attempts == 0 else "cancelled_after_attempt"
+    elif receipt is not None and receipt.status in (outbox.SENT, outbox.BOUNCED):
+        outcome = "sent"
+    session.flush()
+    session.expire_all()
+    return UndoneRegistration(journal_number, outcome, receipt.to_address if receipt is not None else None)
 
 
 def undo_last(session: Session, intake_id: int, actor: str) -> m.AuditEvent:
-    """Undo the latest ignore or correction on a mail; the undo is itself in the audit trail."""
+    """Undo the latest ignore, correction or (within the window) registration on a mail; the undo is itself in the
+    audit trail, with what it did."""
     record = load_record(session, intake_id)
-    event = last_decision(session, intake_id)
+    event, refusal = _undo_target(session, intake_id)
     if event is None:
-        raise ReviewError("Det er ingen beslutning å angre på denne posten (en registrering på sak kan ikke angres).")
+        raise ReviewError(refusal)
+    after: dict[str, Any] = {"undone": event.id}
+    note = f"angret: {action_label(event.action).lower()}"
     if event.action == "ignore":
         before = event.before or {}
         status = before.get("status") if before.get("status") in IGNORABLE else m.NEEDS_REVIEW
@@ -720,13 +823,22 @@ def undo_last(session: Session, intake_id: int, actor: str) -> m.AuditEvent:
         )
         if field == "organisation_type" and record.journal_entry is not None:
             record.journal_entry.correspondent_is_private_person = previous == "Privatperson" if previous else None
+    else:
+        case_id = record.case_id
+        undone = _undo_registration(session, record, event)
+        record = load_record(session, intake_id)
+        after.update(
+            status=record.status,
+            journal_number=undone.journal_number,
+            journal_status="utgår",
+            receipt_outcome=undone.receipt,
+        )
+        note = f"angret: registrering på sak; journalpost {undone.journal_number} utgår"
+        if undone.receipt != "none":
+            note += f"; kvittering til {undone.receipt_to or '–'}: {UNDO_RECEIPT_LABELS[undone.receipt]}"
+        session.flush()
+        audit = _audit(session, actor=actor, action=UNDO, record=record, before=event.after, after=after, note=note)
+        audit.case_id = case_id  # the case the entry was on, so the undo shows in its audit filter
+        return audit
     session.flush()
-    return _audit(
-        session,
-        actor=actor,
-        action=UNDO,
-        record=record,
-        before=event.after,
-        after={"undone": event.id},
-        note=f"angret: {action_label(event.action).lower()}",
-    )
+    return _audit(session, actor=actor, action=UNDO, record=record, before=event.after, after=after, note=note)

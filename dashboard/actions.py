@@ -41,7 +41,7 @@ def _act(
     request: Request,
     intake_id: int,
     next_url: str,
-    success: str,
+    success: str | Callable[[Any], str],
     action: Callable[[Session], Any],
     **inputs: str,
 ) -> Response:
@@ -52,13 +52,15 @@ def _act(
         return RedirectResponse(target, status_code=303)
     try:
         with request.app.state.db.session() as session:
-            action(session)
+            result = action(session)
+            if callable(success):
+                success = success(result)
     except LookupError:
         raise HTTPException(404) from None
     except review.ReviewError as exc:
         flash(request, str(exc), "error")
         return RedirectResponse(target, status_code=303)
-    flash(request, success)
+    flash(request, success if isinstance(success, str) else "")
     return RedirectResponse(target, status_code=303)
 
 
@@ -168,6 +170,28 @@ def undo(
         request,
         intake_id,
         next,
-        "Den siste beslutningen er angret.",
+        undone_message,
         lambda s: review.undo_last(s, intake_id, user.username),
     )
+
+
+def undone_message(event: Any) -> str:
+    """What an undo did, for staff; for a registration, the cancelled journal number and the receipt's fate."""
+    after = event.after if isinstance(event.after, dict) else {}
+    if "journal_number" not in after:
+        return "Den siste beslutningen er angret."
+    message = (
+        f"Registreringen er angret: posten er tilbake i vurderingskøen, og journalpost {after['journal_number']} "
+        "utgår (nummeret brukes ikke igjen)."
+    )
+    outcome = after.get("receipt_outcome")
+    if outcome == "cancelled":
+        message += " Kvitteringen er stoppet før den ble sendt."
+    elif outcome == "cancelled_after_attempt":
+        message += " Kvitteringen er stoppet, men et forsøk på å sende den var allerede gjort: den kan ha kommet fram."
+    elif outcome == "sent":
+        message += (
+            " Merk: kvitteringen med journalnummeret var allerede sendt til avsenderen og kan ikke trekkes tilbake;"
+            " gi avsenderen beskjed om at journalnummeret utgår."
+        )
+    return message

@@ -97,3 +97,29 @@ def confirm_resend(
                 "back": safe_next(next, f"/intake/{intake_id}"),
             },
         )
+
+
+@router.get("/intake/{intake_id}/undo/confirm")
+def confirm_undo(
+    request: Request,
+    intake_id: int,
+    next: str = "",
+    user: StaffUser = Depends(require_archivist),
+) -> Response:
+    """Undoing a registration: what happens to the journal entry and the receipt, before it is done."""
+    request.state.user = user
+    with request.app.state.db.session() as session:
+        record = _record(session, intake_id)
+        event = review.last_decision(session, intake_id)
+        return render(
+            request,
+            "confirm.html",
+            {
+                "record": record,
+                "kind": "undo",
+                "event": event,
+                "deadline": review.undo_deadline(event) if event is not None else None,
+                "problem": review.undo_refusal(session, intake_id),
+                "back": safe_next(next, f"/intake/{intake_id}"),
+            },
+        )

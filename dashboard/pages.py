@@ -167,7 +167,9 @@ def intake_detail(request: Request, intake_id: int, user: StaffUser = Depends(st
                 "layout": review.layout_of(record),
                 "answers": {a.key: a for a in record.form.answers} if record.form is not None else {},
                 "registrable": record.status in review.REGISTRABLE,
-                "undoable": review.last_decision(session, intake_id),
+                "undoable": (undoable := review.last_decision(session, intake_id)),
+                "undo_deadline": review.undo_deadline(undoable) if undoable is not None else None,
+                "cancelled_numbers": review.cancelled_journal_numbers(session, intake_id),
                 "receipt_plan": (
                     review.receipt_preview(session, record, request.app.state.receipt_check)
                     if record.status in review.REGISTRABLE

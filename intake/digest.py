@@ -1,6 +1,7 @@
 """The staff digest (daily) and alerts (intake stalls, a mail ends failed, SMTP refuses receipts), by e-mail.
 
-Run by `postmottak notify` (from a timer, e.g. every 5 minutes) through the [smtp] settings, to the addresses in
+Run by the worker's own loop (`postmottak run`, each interval beside the intake cycle; see scheduled_notify) or by
+`postmottak notify` from a timer, through the [smtp] settings, to the addresses in
 [notifications] recipients only (staff, never respondents), minus those who opted out in the dashboard. Each
 incident is alerted once when it opens, again at most once per `alert_interval_minutes` while it grows, and gets
 one all-clear when it is over. All text is Norwegian.
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import smtplib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from email.message import EmailMessage
@@ -207,3 +209,19 @@ def notify(settings: Settings, db: Database, now: datetime | None = None) -> Not
     finally:
         _close(connection)
     return report
+
+
+def scheduled_notify(settings: Settings, db: Database) -> Callable[[], NotifyReport] | None:
+    """For `postmottak run`: notify() as a job of the worker's scheduler, or None when nobody is to be told or no
+    SMTP server is configured. The job runs beside the intake cycle (in the scheduler's thread pool), so a slow or
+    refusing SMTP server never delays or stops registration; a send that fails is logged, as with the timer."""
+    if not settings.notifications.recipients or not settings.smtp.configured:
+        return None
+
+    def job() -> NotifyReport:
+        report = notify(settings, db)
+        for subject in report.sent:
+            log.info("notifications: sent %r to %d staff address(es)", subject, len(report.recipients))
+        return report
+
+    return job

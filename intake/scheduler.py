@@ -9,7 +9,8 @@ from __future__ import annotations
 import logging
 import signal
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Protocol
 
@@ -20,6 +21,22 @@ log = logging.getLogger(__name__)
 
 JOB_ID = "intake-cycle"
 WAKE_JOB_ID = "intake-wake"
+
+
+@dataclass(frozen=True)
+class SideJob:
+    """Work beside the intake (staff alerts and digest): its own job in the scheduler's thread pool, so a slow or
+    failing one never delays a cycle; never two runs of it at once; an error is logged and the next run tries again."""
+
+    name: str
+    run: Callable[[], object]
+    interval_seconds: int
+
+    def __call__(self) -> None:
+        try:
+            self.run()
+        except Exception:
+            log.exception("%s failed; trying again in %s s", self.name, self.interval_seconds)
 
 
 class Watcher(Protocol):
@@ -96,8 +113,10 @@ def run_forever(
     interval_seconds: int,
     *,
     watcher: Callable[[Callable[[], None]], Watcher] | None = None,
+    side_jobs: Sequence[SideJob] = (),
 ) -> None:
-    """Run until SIGTERM/SIGINT. `watcher(wake)` builds a watcher that calls wake() when new mail arrives."""
+    """Run until SIGTERM/SIGINT. `watcher(wake)` builds a watcher that calls wake() when new mail arrives;
+    `side_jobs` run on their own intervals beside the cycle."""
     scheduler = BlockingScheduler(timezone=timezone.utc)
     serial = SerialCycle(cycle)
     # coalesce + max_instances=1: a slow cycle delays the next one instead of overlapping it or piling up runs.
@@ -111,6 +130,17 @@ def run_forever(
         misfire_grace_time=None,
         id=JOB_ID,
     )
+    for job in side_jobs:
+        scheduler.add_job(
+            job,
+            "interval",
+            seconds=job.interval_seconds,
+            next_run_time=datetime.now(timezone.utc),
+            coalesce=True,
+            max_instances=1,
+            misfire_grace_time=None,
+            id=f"side-{job.name}",
+        )
     running_watcher = watcher(wake_scheduler(scheduler, serial)) if watcher is not None else None
     stopping = threading.Event()
 

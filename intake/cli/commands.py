@@ -45,10 +45,13 @@ def run(ctx: typer.Context, once: bool = typer.Option(False, "--once", help="One
             report = full_cycle(intake)
             raise typer.Exit(0 if report.ok else 1)
         from postmottak.intake.backoff import BackoffCycle
-        from postmottak.intake.scheduler import run_forever
+        from postmottak.intake.digest import scheduled_notify
+        from postmottak.intake.scheduler import SideJob, run_forever
 
         cycle = BackoffCycle(lambda: full_cycle(intake), settings.schedule.interval_seconds)
-        run_forever(cycle, settings.schedule.interval_seconds, watcher=_idle_watcher(intake))
+        notify_job = scheduled_notify(settings, intake.db)
+        side_jobs = [SideJob("notify", notify_job, settings.schedule.interval_seconds)] if notify_job else []
+        run_forever(cycle, settings.schedule.interval_seconds, watcher=_idle_watcher(intake), side_jobs=side_jobs)
     finally:
         intake.close()
 

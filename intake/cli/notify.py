@@ -1,4 +1,5 @@
-"""`postmottak notify`: send the staff digest and alerts that are due (run it from a timer, e.g. every 5 min)."""
+"""`postmottak notify`: send the staff digest and alerts that are due now. `postmottak run` does this itself each
+interval; the command is for a worker run with `--once` from a timer, or to check the settings by hand."""
 
 from __future__ import annotations
 

@@ -4,8 +4,11 @@ Reflow); the first Tab reaches the skip link, and the active menu item carries a
 
 from __future__ import annotations
 
+from postmottak.casefile import models as m
+from postmottak.casefile import review
 from tests.dashboard.conftest import PASSWORDS
 from tests.dashboard.live import BROWSER_TEST_MARKS, chromium, live_server
+from tests.dashboard.seed import CASE, add_mail, oslo
 
 pytestmark = BROWSER_TEST_MARKS
 
@@ -46,12 +49,40 @@ def _states(base: str, ids: dict[str, int]) -> list[tuple[str, str, str | None]]
         ("confirm registration", f"/intake/{ids['review']}/register/confirm?case_number=22/414&send_receipt=1", None),
         ("confirm ignoring, reason missing", f"/intake/{ids['newsletter']}/ignore/confirm?reason=", None),
         ("confirm resending", f"/intake/{ids['bergen']}/resend-receipt/confirm", None),
+        ("registration that can be undone", f"/intake/{ids['newsletter']}", None),
+        ("confirm undoing a registration", f"/intake/{ids['newsletter']}/undo/confirm", None),
+        ("registration undone, journal number cancelled", f"/intake/{ids['undone']}", None),
+        ("undo refused, nothing to undo", f"/intake/{ids['undone']}/undo/confirm", None),
         ("page that does not exist", "/intake/999999", None),
         ("bad address", "/intake/abc", None),
     ]
 
 
-def test_every_page_and_state_passes_axe_at_desktop_and_phone_width(app, seeded) -> None:  # type: ignore[no-untyped-def]
+def _registrations_to_undo(db, store, seeded) -> None:  # type: ignore[no-untyped-def]
+    """One mail registered by staff a moment ago (undo offered) and one whose registration was undone."""
+    undone = add_mail(
+        db,
+        store,
+        key="undone",
+        seeded=seeded,
+        sender="post@alta.kommune.no",
+        sender_name="Alta kommune",
+        subject="Innspill til e-helsestrategien fra Alta",
+        body="Vedlagt er innspillet vårt.",
+        when=oslo(28, 9, 9, 0),
+        status=m.NEEDS_REVIEW,
+        reason="mentions 'e-helsestrategi' but no case number",
+        receipt=None,
+    )
+    with db.session() as session:
+        for intake_id in (seeded.ids["newsletter"], undone):
+            review.register_to_case(session, intake_id, CASE, "arkivar", send_receipt=False)
+    with db.session() as session:
+        review.undo_last(session, undone, "arkivar")
+
+
+def test_every_page_and_state_passes_axe_at_desktop_and_phone_width(app, db, store, seeded) -> None:  # type: ignore[no-untyped-def]
+    _registrations_to_undo(db, store, seeded)
     problems: list[str] = []
     with live_server(app) as base, chromium() as browser:
         for width in WIDTHS:

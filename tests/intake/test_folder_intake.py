@@ -36,6 +36,10 @@ number = "22/414"
 title = "{mf.CASE_TITLE}"
 deadline = "2022-10-01"
 keywords = ["e-helsestrategi"]
+[[cases]]
+number = "22/415"
+title = "Høring - Endringer i pasientjournalloven"
+deadline = "2022-11-15"
 """,
         encoding="utf-8",
     )
@@ -129,12 +133,15 @@ def test_sample_mailbox_demo_config(tmp_path: Path) -> None:
     }
     files = sorted(p.name for p in folder.glob("*.eml"))
     assert len(rows) == len(files)
+    review_kinds = {p.removesuffix(".eml").split("-", 1)[1] for p in files if "-needs_review" in p}
+    assert len(review_kinds) >= 4 and sum(r["status"] == "needs_review" for r in rows) >= 4  # the demo's queue
     registered_forms = [r for r in rows if r["status"] == "registered" and r["form"]]
     assert registered_forms and all(r["form"]["form_status"] in ("parsed", "partial") for r in registered_forms)
     with intake.db.session() as session:
         locations = {loc.intake_id: loc.uid for loc in session.scalars(select(m.MailLocation))}
     for row in rows:
         kind = locations[row["id"]].split("-", 1)[1].removesuffix(".eml")
+        kind = "needs_review" if kind.startswith("needs_review") else kind  # needs_review_two_cases, ...
         if kind == "duplicate":
             assert row["status"] == "duplicate"
             continue

@@ -3,6 +3,11 @@ per-person opt-out, and only ever to the configured staff addresses."""
 
 from __future__ import annotations
 
+import signal
+import socket
+import subprocess
+import sys
+import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -13,12 +18,14 @@ from postmottak.casefile import models as m
 from postmottak.casefile import notifications as notes
 from postmottak.casefile.db import Database
 from postmottak.intake.digest import notify
+from tests import mailfactory as mf
 from tests.servers.smtp import SmtpSink
 
 from .helpers import body_text, make_settings, register, sync_cases
 
 pytestmark = [pytest.mark.smtp]
 
+REPO = Path(__file__).resolve().parents[2]
 STAFF = {"kari": "kari@ehelse.no", "ola": "ola@ehelse.no"}
 NOW = datetime(2026, 3, 10, 9, 0, tzinfo=timezone.utc)  # 10:00 in Oslo
 
@@ -113,3 +120,87 @@ def test_daily_digest_in_norwegian_once_a_day(setup, database: Database, smtp_si
     assert "Nye høringssvar: 2 (1 i tide, 1 for sent)" in text
     assert notify(setup, database, NOW + timedelta(hours=2)).sent == []
     assert len(notify(setup, database, NOW + timedelta(days=1)).sent) == 1
+
+
+def _wait_for(condition, what: str, log: Path, seconds: float = 60) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"{what} did not happen:\n{log.read_text()}")
+        time.sleep(0.2)
+
+
+def _start_run(
+    tmp_path: Path, database_url: str, host: str, port: int, digest: str
+) -> tuple[subprocess.Popen[bytes], Path, Path]:
+    """`postmottak run` over a folder, every second, with staff alerts to kari (and the digest as given)."""
+    folder = tmp_path / "mail"
+    folder.mkdir()
+    config = tmp_path / "postmottak.toml"
+    config.write_text(
+        f'[database]\nurl = "{database_url}"\n[storage]\npath = "{tmp_path / "docs"}"\n'
+        f'[folder]\npath = "{folder}"\n[schedule]\ninterval_seconds = 1\n'
+        f'[smtp]\nhost = "{host}"\nport = {port}\nsecurity = "none"\nsender = "postmottak@ehelse.no"\n'
+        f'timeout_seconds = 5\n[notifications]\nrecipients = {{ kari = "kari@ehelse.no" }}\n{digest}\n'
+        f'[[cases]]\nnumber = "22/414"\ntitle = "{mf.CASE_TITLE}"\ndeadline = "2022-10-01"\n',
+        encoding="utf-8",
+    )
+    log = tmp_path / "run.log"
+    with log.open("w") as handle:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "postmottak", "--config", str(config), "run"],
+            cwd=REPO,
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+        )
+    return process, folder, log
+
+
+@pytest.mark.slow
+def test_the_run_loop_alerts_a_failed_mail_once_and_sends_the_all_clear(
+    database: Database, smtp_sink: SmtpSink, tmp_path: Path
+) -> None:
+    sync_cases(database)
+    process, _folder, log = _start_run(tmp_path, database.url, smtp_sink.host, smtp_sink.port, "digest = false")
+    alerts = lambda: [s for s in _subjects(smtp_sink) if "VARSEL" in s]  # noqa: E731
+    cleared = lambda: [s for s in _subjects(smtp_sink) if "i orden igjen" in s]  # noqa: E731
+    try:
+        _wait_for(lambda: log.read_text().count("fetched") >= 2, "two intake cycles", log)
+        failed = register(database, sender="a@example.no", status="failed", plan=None)
+        _wait_for(lambda: bool(alerts()), "the alert", log)
+        with database.session() as session:
+            session.get(m.IntakeRecord, failed).status = "ignored"  # type: ignore[union-attr]
+        _wait_for(lambda: bool(cleared()), "the all-clear", log)
+        cycles = log.read_text().count("fetched")
+        _wait_for(lambda: log.read_text().count("fetched") >= cycles + 2, "two more cycles", log)
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=30) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert len(alerts()) == 1 and "1 e-post(er) feilet" in alerts()[0], _subjects(smtp_sink)
+    assert len(cleared()) == 1 and len(smtp_sink.messages) == 2
+    assert all(mail.rcpt_tos == ("kari@ehelse.no",) for mail in smtp_sink.messages)
+    assert "Traceback" not in log.read_text()
+
+
+@pytest.mark.slow
+def test_the_run_loop_registers_mail_while_the_smtp_server_is_down(database: Database, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    sync_cases(database)
+    with socket.socket() as probe:  # a port nobody listens on: every connection is refused
+        probe.bind(("127.0.0.1", 0))
+        closed_port = probe.getsockname()[1]
+    # digest_hour = 0: the digest is due at once, so the notify job tries the dead server from the first run.
+    process, folder, log = _start_run(
+        tmp_path, database.url, "127.0.0.1", closed_port, "digest = true\ndigest_hour = 0"
+    )
+    try:
+        _wait_for(lambda: "notifications: could not send" in log.read_text(), "the failed digest", log)
+        (folder / "1.eml").write_bytes(mf.response_mail(org="NITO", attachments=[]))
+        _wait_for(lambda: "(registered 1)" in log.read_text(), "the registration", log)
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=30) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert "Traceback" not in log.read_text()
