@@ -48,6 +48,15 @@ ACTION_LABELS = {
     "login": "Innlogging",
     "login_failed": "Mislykket innlogging",
     "logout": "Utlogging",
+    "consultation_created": "Høring opprettet",
+}
+# The kinds of a form profile's sections, as staff see them when a form is learned from its blank.
+FORM_KIND_LABELS = {
+    "heading": "overskrift",
+    "inline": "tekstfelt",
+    "text": "fritekst",
+    "checkboxes": "avkrysning",
+    "matrix": "tabell",
 }
 ROLE_LABELS = {"archivist": "arkivar", "reader": "leser"}
 TIMELINESS_LABELS = {True: "i tide", False: "for sent"}
@@ -69,6 +78,12 @@ CHANGE_KEYS = {
     "rows": "rader",
     "document": "dokument",
     "undone": "angret",
+    "title": "tittel",
+    "deadline": "frist",
+    "timezone": "tidssone",
+    "keywords": "stikkord",
+    "form": "skjema",
+    "sha256": "SHA-256",
 }
 
 # The intake's reasons are English (they are also in logs and exports); staff read them in Norwegian.
