@@ -33,14 +33,15 @@ def upgrade() -> None:
         sa.Column("created_by", sa.String(length=128), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     )
-    with op.batch_alter_table("cases") as batch:
-        batch.add_column(sa.Column("deadline_time", sa.Time(), nullable=True))
+    # Plain ALTER TABLE statements: no rewrite of the cases table, which other tables reference.
+    op.add_column("cases", sa.Column("deadline_time", sa.Time(), nullable=True))
+    if op.get_bind().dialect.name != "sqlite":  # SQLite does not enforce the length of a VARCHAR
         # A profile file's absolute path can be longer than a profile name.
-        batch.alter_column("form_profile", type_=sa.String(length=1024), existing_type=sa.String(length=128))
+        op.alter_column("cases", "form_profile", type_=sa.String(length=1024), existing_type=sa.String(length=128))
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("cases") as batch:
-        batch.alter_column("form_profile", type_=sa.String(length=128), existing_type=sa.String(length=1024))
-        batch.drop_column("deadline_time")
+    if op.get_bind().dialect.name != "sqlite":
+        op.alter_column("cases", "form_profile", type_=sa.String(length=128), existing_type=sa.String(length=1024))
+    op.drop_column("cases", "deadline_time")
     op.drop_table("consultations")
