@@ -157,8 +157,8 @@ def _deadline_text(day: date, at: time | None) -> str:
 
 
 def stored_consultations(session: Session, configured: Collection[str] = ()) -> list[StoredConsultation]:
-    """Every stored consultation whose case is open and whose number is not configured in `[[cases]]`."""
-    closed = set(session.scalars(select(m.Case.number).where(m.Case.status != "open")))
+    """Every stored consultation whose number is not configured in `[[cases]]` (closed ones too: a mail citing a
+    closed case goes to review, as for a configured one)."""
     return [
         StoredConsultation(
             row.number,
@@ -172,7 +172,7 @@ def stored_consultations(session: Session, configured: Collection[str] = ()) -> 
             row.created_by,
         )
         for row in session.scalars(select(m.Consultation).order_by(m.Consultation.number))
-        if row.number not in configured and row.number not in closed
+        if row.number not in configured
     ]
 
 

@@ -164,6 +164,7 @@ class Intake:
                     consultation.deadline,
                     consultation.timezone,
                     consultation.keywords,
+                    consultation.number in closed,
                     deadline_time=consultation.deadline_time,
                 )
             )

@@ -13,6 +13,7 @@ import pytest
 from sqlalchemy import select
 
 from postmottak.bootstrap import build_worker, open_database
+from postmottak.casefile import cases as case_store
 from postmottak.casefile import consultations
 from postmottak.casefile import models as m
 from postmottak.casefile.queries import export_records
@@ -153,11 +154,17 @@ def test_running_worker_picks_up_a_stored_consultation_at_its_next_cycle(setting
         report = worker.run_cycle()
         assert report.ok, report.summary()
         with worker.db.session() as session:
+            case_store.close_case(session, NUMBER, "arkivar")
+        (inbox / "3.eml").write_bytes(response_mail("Svar 23/1234 etter avslutning", on_time, filled))
+        assert worker.run_cycle().ok
+        with worker.db.session() as session:
             records = {r["subject"]: r for r in export_records(session)}
     finally:
         worker.close()
     first, second = records["Høringssvar sak 23/1234"], records["Høringssvar 23/1234 (sent)"]
     assert (first["status"], first["case_number"], first["on_time"]) == ("registered", NUMBER, True)
     assert (second["status"], second["case_number"], second["on_time"]) == ("registered", NUMBER, False)
+    closed = records["Svar 23/1234 etter avslutning"]
+    assert (closed["status"], closed["reason"]) == ("needs_review", "case 23/1234 is closed")
     fields = [(f["label"], f["kind"], f["value"]) for f in first["form"]["fields"]]
     assert fields == [(label, kind, value) for label, kind, value in mm.expected(mm.FILLED["bergen"])]
