@@ -18,6 +18,8 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Request
 from itsdangerous import BadSignature, URLSafeTimedSerializer
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import FormData
 from starlette.datastructures import UploadFile as StarletteUpload
 from starlette.responses import RedirectResponse, Response
 
@@ -150,6 +152,11 @@ def _parse_deadline(form: SetupForm) -> tuple[date, time | None]:
 @router.post("/cases/new", dependencies=[Depends(csrf_protect)])
 async def setup_consultation(request: Request, user: StaffUser = Depends(require_archivist)) -> Response:
     data = await request.form()
+    # Reading the blank and the database work off the event loop, as for the other (sync) routes.
+    return await run_in_threadpool(_setup, request, user, data)
+
+
+def _setup(request: Request, user: StaffUser, data: FormData) -> Response:
     step = _text(data.get("step"), 16)
     form = SetupForm(
         number=_text(data.get("number"), 32),
