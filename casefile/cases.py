@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import date, datetime, timezone
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -37,7 +38,20 @@ def sync_cases(session: Session, configured: Iterable[tuple[str, str, date, str,
             )
         elif case.status == "open":
             case.title, case.deadline, case.timezone, case.form_profile = title, deadline, tz, form_profile
+            case.deadline_time = None  # a configured deadline is a day
     session.flush()
+
+
+def case_on_time(case: m.Case, received_at: datetime) -> bool:
+    """Received no later than the case's deadline in its own timezone: the end of the deadline day, or the end of
+    the deadline minute when the case has a time of day (as intake/triage.py judges a new mail)."""
+    local = received_at.astimezone(ZoneInfo(case.timezone))
+    if case.deadline_time is None:
+        return local.date() <= case.deadline
+    return (local.date(), local.time().replace(second=0, microsecond=0, tzinfo=None)) <= (
+        case.deadline,
+        case.deadline_time.replace(second=0, microsecond=0),
+    )
 
 
 def get_case(session: Session, number: str) -> m.Case:

@@ -48,6 +48,15 @@ ACTION_LABELS = {
     "login": "Innlogging",
     "login_failed": "Mislykket innlogging",
     "logout": "Utlogging",
+    "consultation_created": "Høring opprettet",
+}
+# The kinds of a form profile's sections, as staff see them when a form is learned from its blank.
+FORM_KIND_LABELS = {
+    "heading": "overskrift",
+    "inline": "tekstfelt",
+    "text": "fritekst",
+    "checkboxes": "avkrysning",
+    "matrix": "tabell",
 }
 ROLE_LABELS = {"archivist": "arkivar", "reader": "leser"}
 TIMELINESS_LABELS = {True: "i tide", False: "for sent"}
@@ -71,6 +80,12 @@ CHANGE_KEYS = {
     "undone": "angret",
     "journal_status": "journalstatus",
     "receipt_outcome": "kvittering",
+    "title": "tittel",
+    "deadline": "frist",
+    "timezone": "tidssone",
+    "keywords": "stikkord",
+    "form": "skjema",
+    "sha256": "SHA-256",
 }
 # What undoing a registration did with the mail's receipt.
 UNDO_RECEIPT_LABELS = {

@@ -14,7 +14,7 @@ Noark 5 names in brackets:
 from __future__ import annotations
 
 import uuid
-from datetime import date, datetime, timezone
+from datetime import date, datetime, time, timezone
 from typing import Any
 
 from sqlalchemy import (
@@ -29,6 +29,7 @@ from sqlalchemy import (
     LargeBinary,
     String,
     Text,
+    Time,
     UniqueConstraint,
     func,
 )
@@ -104,8 +105,11 @@ class Case(Base):
     sequence: Mapped[int] = mapped_column(Integer)  # sakssekvensnummer
     title: Mapped[str] = mapped_column(Text)
     deadline: Mapped[date] = mapped_column(Date)
+    # The time of day of the deadline in `timezone` (None: the end of the deadline day).
+    deadline_time: Mapped[time | None] = mapped_column(Time, nullable=True)
     timezone: Mapped[str] = mapped_column(String(64), default="Europe/Oslo")
-    form_profile: Mapped[str | None] = mapped_column(String(128))
+    # A packaged profile's name or a profile file's path.
+    form_profile: Mapped[str | None] = mapped_column(String(1024))
     status: Mapped[str] = mapped_column(String(16), default="open")  # open | closed
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     closed_at: Mapped[datetime | None]
@@ -116,6 +120,26 @@ class Case(Base):
     entries: Mapped[list[JournalEntry]] = relationship(back_populates="case")
 
     __table_args__ = (UniqueConstraint("year", "sequence", name="uq_case_year_sequence"),)
+
+
+class Consultation(Base):
+    """A consultation set up in the dashboard: what a `[[cases]]` entry says, with the form's profile learned from
+    its blank. A `[[cases]]` entry of the same number wins; the case itself is the `cases` row of the number."""
+
+    __tablename__ = "consultations"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    number: Mapped[str] = mapped_column(String(32), unique=True)
+    title: Mapped[str] = mapped_column(Text)
+    deadline: Mapped[date] = mapped_column(Date)
+    deadline_time: Mapped[time | None] = mapped_column(Time, nullable=True)
+    timezone: Mapped[str] = mapped_column(String(64))
+    keywords: Mapped[list[Any]] = mapped_column(JSON)
+    profile_toml: Mapped[str] = mapped_column(Text)
+    blank_sha256: Mapped[str] = mapped_column(String(64))
+    blank_filename: Mapped[str | None] = mapped_column(String(255))
+    created_by: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class MailboxState(Base):

@@ -27,6 +27,16 @@ class CaseSummary:
     registered: int = 0
     on_time: int = 0
     late: int = 0
+    deadline_time: str | None = None  # "HH:MM" in the case's timezone; None = the end of the deadline day
+    timezone: str = "Europe/Oslo"
+    # Registered responses whose form warnings nobody has checked yet (they wait in the review queue).
+    to_review: int = 0
+
+    @property
+    def deadline_text(self) -> str:
+        """dd.mm.yyyy, with " kl. HH:MM" when the deadline has a time of day."""
+        day = f"{self.deadline[8:10]}.{self.deadline[5:7]}.{self.deadline[0:4]}"
+        return day + (f" kl. {self.deadline_time}" if self.deadline_time else "")
 
 
 @dataclass
@@ -50,6 +60,8 @@ def status_summary(session: Session) -> StatusSummary:
     cases = []
     for case in session.scalars(select(m.Case).order_by(m.Case.number)):
         row = CaseSummary(case.number, case.title, case.deadline.isoformat(), case.status)
+        row.timezone = case.timezone
+        row.deadline_time = case.deadline_time.strftime("%H:%M") if case.deadline_time is not None else None
         counts = session.execute(
             select(m.IntakeRecord.on_time, func.count())
             .where(m.IntakeRecord.case_id == case.id, m.IntakeRecord.status == m.REGISTERED)

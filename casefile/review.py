@@ -12,13 +12,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, cast
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import ColumnElement, CursorResult, and_, exists, func, literal_column, or_, select, update
 from sqlalchemy.orm import Session, selectinload
 
 from postmottak.casefile import models as m
 from postmottak.casefile import outbox
+from postmottak.casefile.cases import case_on_time
 from postmottak.casefile.clock import local_time
 from postmottak.casefile.clock import utc_now as _now
 from postmottak.casefile.form_values import (
@@ -446,7 +446,7 @@ def register_to_case(
     if case.status != "open":
         raise ReviewError(f"Saken {case_number} er avsluttet.")
     before = {**_snapshot(record), "receipt": _receipt_snapshot(record.receipt)}
-    on_time = record.received_at.astimezone(ZoneInfo(case.timezone)).date() <= case.deadline
+    on_time = case_on_time(case, record.received_at)
     if not _claim(session, intake_id, REGISTRABLE, status=m.REGISTERED, reason=None, on_time=on_time):
         raise ReviewError("Posten er allerede behandlet av noen andre.")
     session.refresh(record)

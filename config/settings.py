@@ -380,6 +380,11 @@ class Settings(BaseSettings):
         return self.resolve(self.storage.path)
 
     @property
+    def consultation_forms_path(self) -> Path:
+        """Where the form profiles of consultations set up in the dashboard are written for the parsers to load."""
+        return self.storage_path.parent / "consultation-forms"
+
+    @property
     def folder_path(self) -> Path | None:
         return self.resolve(self.folder.path) if self.folder.path else None
 

@@ -49,6 +49,12 @@ def overview(request: Request, user: StaffUser = Depends(staff)) -> Response:
     with state.db.session() as session:
         status = status_summary(session)
         health = summaries.worker_health(session, stale_after=state.stale_after)
+        waiting: dict[str, int] = {}
+        for record in review.review_queue(session).form_warnings:
+            if record.case is not None:
+                waiting[record.case.number] = waiting.get(record.case.number, 0) + 1
+        for row in status.cases:
+            row.to_review = waiting.get(row.number, 0)
         charts = []
         for case in status.cases:
             deadline = date.fromisoformat(case.deadline)
@@ -59,6 +65,7 @@ def overview(request: Request, user: StaffUser = Depends(staff)) -> Response:
             "overview.html",
             {
                 "status": status,
+                "open_cases": [c for c in status.cases if c.status == "open"],
                 "health": health,
                 "charts": charts,
                 "statuses": m.INTAKE_STATUSES,

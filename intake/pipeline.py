@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
 from postmottak.casefile import cases as case_store
+from postmottak.casefile import consultations as consultation_store
 from postmottak.casefile import mailboxes, registry
 from postmottak.casefile.db import Database, DatabaseUnavailable, WriteConflict
 from postmottak.casefile.leases import LeaseLost
@@ -129,6 +130,8 @@ class Intake:
     # With leases (several workers): called inside every registering transaction; raises LeaseLost once this
     # worker no longer holds the mailbox. The lease then replaces the one-worker lock.
     fence: Callable[[Session], None] | None = None
+    # Case number -> profile file of the consultations set up in the dashboard, as of the last `case_rules()`.
+    _stored_forms: dict[str, str] = field(default_factory=dict, repr=False)
 
     @property
     def window_size(self) -> int:
@@ -140,12 +143,36 @@ class Intake:
         return {own_domain(self.settings.smtp.sender)}
 
     def case_rules(self) -> list[CaseRule]:
+        """The configured cases and the consultations set up in the dashboard (read again at every cycle, so a new
+        one is picked up without a restart; a configured case of the same number wins)."""
+        configured = {c.number for c in self.settings.cases}
         with self.db.session() as session:
             closed = case_store.closed_numbers(session)
-        return [
+            stored = consultation_store.stored_consultations(session, configured)
+        rules = [
             CaseRule(c.number, c.title, c.deadline, c.timezone, tuple(c.keywords), c.number in closed)
             for c in self.settings.cases
         ]
+        forms: dict[str, str] = {}
+        for consultation in stored:
+            path = consultation_store.profile_file(self.settings.consultation_forms_path, consultation.profile_toml)
+            forms[consultation.number] = str(path)
+            rules.append(
+                CaseRule(
+                    consultation.number,
+                    consultation.title,
+                    consultation.deadline,
+                    consultation.timezone,
+                    consultation.keywords,
+                    consultation.number in closed,
+                    deadline_time=consultation.deadline_time,
+                )
+            )
+        if forms != self._stored_forms:
+            with self.db.session() as session:
+                consultation_store.set_form_profiles(session, forms.items())
+            self._stored_forms = forms
+        return rules
 
     # One mail ----------------------------------------------------------------------------
 
@@ -221,9 +248,9 @@ class Intake:
             self.timings[stage] += time.perf_counter() - started
 
     def form_profile_for(self, mail_text: str) -> str | None:
-        """The form of the one configured case the mail refers to; else the first configured form (a mail citing
-        several cases goes to review anyway)."""
-        return form_for_mail(self.settings, mail_text) or self.form_profile
+        """The form of the one case (configured, or set up in the dashboard) the mail refers to; else the first
+        configured form (a mail citing several cases goes to review anyway)."""
+        return form_for_mail(self.settings, mail_text, self._stored_forms) or self.form_profile
 
     @property
     def form_profile(self) -> str | None:
@@ -627,12 +654,17 @@ def private_person_in_form(form: FormResult | None) -> bool | None:
     return states_private_person(profile, form.fields)
 
 
-def form_for_mail(settings: Settings, mail_text: str) -> str | None:
-    """The form (profile reference) of the single configured case that the text refers to, if it has one."""
+def form_for_mail(settings: Settings, mail_text: str, stored: Mapping[str, str] | None = None) -> str | None:
+    """The form (profile reference) of the single case that the text refers to, if it has one: a configured case,
+    or one set up in the dashboard (`stored`: case number -> profile file)."""
     from postmottak.parsers.case_refs import find_case_references
 
-    referenced = find_case_references(mail_text, [c.number for c in settings.cases])
+    stored = stored or {}
+    referenced = find_case_references(mail_text, [c.number for c in settings.cases] + list(stored))
     if len(referenced) != 1:
         return None
-    case = next(c for c in settings.cases if c.number in referenced)
-    return form_reference(settings, case.form)
+    number = next(iter(referenced))
+    case = next((c for c in settings.cases if c.number == number), None)
+    if case is not None:
+        return form_reference(settings, case.form)
+    return stored.get(number)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, time
 from zoneinfo import ZoneInfo
 
 from postmottak.casefile.records import IGNORED, NEEDS_REVIEW, REGISTERED
@@ -25,6 +25,8 @@ class CaseRule:
     timezone: str
     keywords: tuple[str, ...] = ()
     closed: bool = False
+    # The deadline's time of day (None: the end of the deadline day); set for consultations set up in the dashboard.
+    deadline_time: time | None = None
 
 
 @dataclass(frozen=True)
@@ -35,11 +37,18 @@ class Verdict:
     on_time: bool | None
 
 
-def is_on_time(received_at: datetime, deadline: date, timezone: str) -> bool:
-    """On time = received no later than 23:59:59 on the deadline day, in the case's own timezone."""
+def is_on_time(received_at: datetime, deadline: date, timezone: str, deadline_time: time | None = None) -> bool:
+    """On time = received no later than 23:59:59 on the deadline day, in the case's own timezone; with a deadline
+    time, no later than the end of that minute (16:00 = up to 16:00:59)."""
     if received_at.tzinfo is None:
         raise ValueError("received time must be timezone-aware")
-    return received_at.astimezone(ZoneInfo(timezone)).date() <= deadline
+    local = received_at.astimezone(ZoneInfo(timezone))
+    if deadline_time is None:
+        return local.date() <= deadline
+    return (local.date(), local.time().replace(second=0, microsecond=0, tzinfo=None)) <= (
+        deadline,
+        deadline_time.replace(second=0, microsecond=0),
+    )
 
 
 def _mentions(text: str, keyword: str) -> bool:
@@ -73,7 +82,7 @@ def decide(
         return Verdict(NEEDS_REVIEW, f"refers to several cases: {listed}", None, None)
     if len(referenced) == 1:
         case = next(case for case in cases if case.number in referenced)
-        on_time = is_on_time(received_at, case.deadline, case.timezone)
+        on_time = is_on_time(received_at, case.deadline, case.timezone, case.deadline_time)
         if case.closed:
             return Verdict(NEEDS_REVIEW, f"case {case.number} is closed", None, None)
         return Verdict(REGISTERED, None, case.number, on_time)

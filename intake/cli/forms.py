@@ -9,17 +9,12 @@ from typing import Optional
 import typer
 from rich.table import Table
 
+from postmottak.casefile.labels import FORM_KIND_LABELS
 from postmottak.intake.cli.context import console, err
 
 forms_app = typer.Typer(help="Consultation forms: learn a form profile from the blank form.", no_args_is_help=True)
 
-KIND_NAMES = {
-    "heading": "overskrift",
-    "inline": "tekstfelt",
-    "text": "fritekst",
-    "checkboxes": "avkrysning",
-    "matrix": "tabell",
-}
+KIND_NAMES = FORM_KIND_LABELS  # the dashboard's "Ny høring" page shows the same words
 
 
 @forms_app.command("learn")

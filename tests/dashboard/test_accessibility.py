@@ -4,15 +4,19 @@ Reflow); the first Tab reaches the skip link, and the active menu item carries a
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from postmottak.casefile import models as m
 from postmottak.casefile import review
 from tests.dashboard.conftest import PASSWORDS
 from tests.dashboard.live import BROWSER_TEST_MARKS, chromium, live_server
 from tests.dashboard.seed import CASE, add_mail, oslo
+from tests.forms import make_matrix_form
 
 pytestmark = BROWSER_TEST_MARKS
 
 WIDTHS = (1280, 320)
+BAD_FORMS = Path(__file__).resolve().parents[1] / "fixtures" / "forms" / "bad"
 
 
 def _violations(page) -> list[str]:  # type: ignore[no-untyped-def]
@@ -43,6 +47,9 @@ def _states(base: str, ids: dict[str, int]) -> list[tuple[str, str, str | None]]
         ("review queue", "/review", None),
         ("error shown after a too long correction", f"/intake/{ids['warned']}", "too-long"),
         ("cases", "/cases", None),
+        ("new consultation, empty", "/cases/new", None),
+        ("new consultation, fields learned from the blank", "/cases/new", "learn-blank"),
+        ("new consultation, not a form uploaded", "/cases/new", "not-a-form"),
         ("case summary", "/cases/22-414", None),
         ("audit log", "/audit", None),
         ("audit log with a bad filter value", "/audit?since=igaar&action=register", None),
@@ -81,9 +88,12 @@ def _registrations_to_undo(db, store, seeded) -> None:  # type: ignore[no-untype
         review.undo_last(session, undone, "arkivar")
 
 
-def test_every_page_and_state_passes_axe_at_desktop_and_phone_width(app, db, store, seeded) -> None:  # type: ignore[no-untyped-def]
+def test_every_page_and_state_passes_axe_at_desktop_and_phone_width(app, db, store, seeded, tmp_path) -> None:  # type: ignore[no-untyped-def]
     _registrations_to_undo(db, store, seeded)
     problems: list[str] = []
+    blank = tmp_path / "hoeringsskjema.docx"
+    blank.write_bytes(make_matrix_form.build_docx(None))
+    uploads = {"learn-blank": blank, "not-a-form": BAD_FORMS / "letter_not_a_form.pdf"}
     with live_server(app) as base, chromium() as browser:
         for width in WIDTHS:
             context = browser.new_context(locale="nb-NO", viewport={"width": width, "height": 800})
@@ -103,6 +113,12 @@ def test_every_page_and_state_passes_axe_at_desktop_and_phone_width(app, db, sto
                 page.goto(base + path)
                 if action == "open-details":
                     page.evaluate("document.querySelectorAll('details').forEach(d => d.open = true)")
+                elif action in uploads:
+                    page.set_input_files("#setup-blank", str(uploads[action]))
+                    page.click("button[name=step][value=learn]")
+                    page.wait_for_load_state()
+                    shown = "#learned-fields" if action == "learn-blank" else "#setup-error"
+                    assert page.locator(shown).is_visible()
                 elif action == "too-long":
                     row = page.locator("tr", has=page.locator('[data-field="contact_person"]'))
                     row.locator("summary").click()

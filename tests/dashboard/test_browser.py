@@ -104,3 +104,106 @@ def test_staff_follow_the_intake_resolve_the_queue_and_download_the_spreadsheet(
     assert by_sender["post@uio.no"]["Skjemastatus"] == "delvis tolket"
     assert by_sender["postmottak@bergen.kommune.no"]["1) Stiller seg bak målene"] == "Ja"
     assert "nyhetsbrev@leverandor.no" not in by_sender
+
+
+def test_archivist_sets_up_a_consultation_and_the_worker_registers_a_response_to_it(db, web, tmp_path):
+    """Upload the blank form, see its fields, save; one `run --once` of the worker (started after the save, as a
+    running worker's next cycle would) registers a filled response citing the new case number to it, on time, with
+    every field of the form parsed."""
+    import subprocess
+    import sys
+    from email.message import EmailMessage
+    from pathlib import Path
+
+    from sqlalchemy import select
+
+    from postmottak.casefile import models as m
+    from postmottak.casefile.queries import export_records
+    from postmottak.config.settings import load_settings
+    from postmottak.dashboard.app import create_app
+    from tests.forms import make_matrix_form as mm
+
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    config = tmp_path / "setup.toml"
+    config.write_text(
+        f"""
+[database]
+url = "{db.url}"
+[storage]
+path = "{tmp_path / "documents"}"
+[folder]
+path = "{inbox}"
+[intake]
+parse_workers = 1
+[[cases]]
+number = "22/414"
+title = "Høring om e-helsestrategi"
+deadline = "2022-10-01"
+""",
+        encoding="utf-8",
+    )
+    settings = load_settings(config)
+    blank = tmp_path / "hoeringsskjema-23-1234.docx"
+    blank.write_bytes(mm.build_docx(None))
+
+    with live_server(create_app(settings, db, web)) as base, chromium() as browser:
+        page = browser.new_page(locale="nb-NO", viewport={"width": 1280, "height": 900})
+        page.goto(base + "/login")
+        page.fill("#username", "arkivar")
+        page.fill("#password", PASSWORDS["arkivar"])
+        page.click("button[type=submit]")
+        page.wait_for_url(base + "/")
+        page.goto(base + "/cases")
+        page.click("#new-consultation")
+        page.wait_for_url(base + "/cases/new")
+        page.set_input_files("#setup-blank", str(blank))
+        page.fill("#setup-number", "23/1234")
+        page.fill("#setup-deadline", "2023-03-15")
+        page.fill("#setup-deadline-time", "12:00")
+        page.fill("#setup-keywords", "pasientjournalforskriften")
+        page.click("button[name=step][value=learn]")
+        page.wait_for_load_state()
+        learned = page.inner_text("#learned-fields")
+        for label in [*mm.CONTACT, mm.ROLES_QUESTION, mm.JA_NEI_QUESTION, mm.MATRIX_QUESTION, mm.LAST_QUESTION]:
+            assert label in learned
+        assert "Rader: " + "; ".join(mm.PROPOSALS) in learned
+        with db.session() as session:
+            assert session.scalar(select(m.Case).where(m.Case.number == "23/1234")) is None  # shown, not saved
+        page.click("#setup-save")
+        page.wait_for_url(base + "/cases/23-1234")
+        assert "Høringen 23/1234 er opprettet" in page.inner_text("main")
+
+        mail = EmailMessage()
+        mail["From"] = "Helse Bergen <post@helse-bergen.no>"
+        mail["To"] = "postmottak@ehelse.no"
+        mail["Subject"] = "Høringssvar sak 23/1234"
+        mail["Date"] = "Wed, 15 Mar 2023 11:45:00 +0100"  # 11:45 in Oslo: before the deadline at 12:00
+        mail["Message-ID"] = "<svar-23-1234@helse-bergen.no>"
+        mail.set_content("Vedlagt er høringssvaret vårt.")
+        mail.add_attachment(
+            mm.build_docx(mm.FILLED["bergen"]),
+            maintype="application",
+            subtype="vnd.openxmlformats-officedocument.wordprocessingml.document",
+            filename="hoeringssvar.docx",
+        )
+        (inbox / "svar.eml").write_bytes(mail.as_bytes())
+        worker = subprocess.run(
+            [sys.executable, "-m", "postmottak", "--config", str(config), "run", "--once"],
+            capture_output=True,
+            text=True,
+            cwd=Path(__file__).resolve().parents[2],
+            env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)},
+            timeout=300,
+        )
+        assert worker.returncode == 0, worker.stderr
+
+        page.goto(base + "/")
+        row = page.locator("#open-consultations tr", has_text="23/1234")
+        cells = [c.strip() for c in row.locator("td").all_inner_texts()]
+        assert cells[1] == "15.03.2023 kl. 12:00" and cells[2:6] == ["1", "1", "0", "0"]
+
+    with db.session() as session:
+        (record,) = export_records(session, case_number="23/1234")
+    assert (record["status"], record["case_number"], record["on_time"]) == ("registered", "23/1234", True)
+    assert [(f["label"], f["kind"], f["value"]) for f in record["form"]["fields"]] == mm.expected(mm.FILLED["bergen"])
