@@ -41,8 +41,6 @@ from tests.forms import make_forms
 from tests.forms import make_matrix_form as mm
 from tests.servers.dovecot import DovecotServer
 
-pytestmark = pytest.mark.slow
-
 OSLO = ZoneInfo("Europe/Oslo")
 E_HEALTH, JOURNAL = "22/414", "23/1234"
 JOURNAL_TITLE = "Høring - Forslag til endringer i pasientjournalforskriften"
@@ -163,6 +161,7 @@ def _write_config(tmp_path: Path, url: str, server: DovecotServer) -> Path:
     return config
 
 
+@pytest.mark.slow
 def test_two_consultations_in_one_mailbox_are_routed_judged_summarised_and_archived_each_by_its_own_form(
     dovecot_server: DovecotServer, database: str, tmp_path: Path, official_schemas: Path
 ) -> None:
@@ -388,3 +387,29 @@ def _check_journal_xlsx(response: Any, responses: list[Sent]) -> None:
             ", ".join(answers.matrix[p]) if p in answers.matrix else None for p in mm.PROPOSALS
         ]
         assert cells[mm.LAST_QUESTION] == answers.remarks
+
+
+def test_a_spreadsheet_header_two_forms_share_is_filled_by_each_responses_own_field(tmp_path: Path) -> None:
+    """Two forms print "Kontaktperson" under different keys: the all-cases sheet has the column once, and every
+    response's cell comes from its own form's field."""
+    from postmottak.casefile.form_values import form_layout
+    from postmottak.casefile.spreadsheet import columns_for
+    from postmottak.casefile.summary import Response
+
+    other = tmp_path / "annet-skjema.toml"
+    other.write_text(
+        'name = "annet-skjema"\ntitle = "Høringssvarskjema"\nmin_labels_for_form = 1\n'
+        '[[sections]]\nkind = "inline"\nlabel = "Kontaktperson"\nfield = "kontakt"\n',
+        encoding="utf-8",
+    )
+    layouts = [form_layout("hoeringssvar-22-414"), form_layout(str(other))]
+
+    def response(layout: Any, form: dict[str, Any]) -> Response:
+        received = datetime(2023, 3, 1, tzinfo=OSLO)
+        return Response(1, None, received, True, None, None, "", form, set(), [], "parsed", "", layout)
+
+    columns, _ = columns_for(layouts)
+    contact = next(value for name, value in columns if name == "Kontaktperson")
+    assert [name for name, _ in columns].count("Kontaktperson") == 1
+    assert contact(response(layouts[0], {"contact_person": "Åse Ødegård", "kontakt": "feil"})) == "Åse Ødegård"
+    assert contact(response(layouts[1], {"contact_person": "feil", "kontakt": "Lars Ørnes"})) == "Lars Ørnes"
