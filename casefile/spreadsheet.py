@@ -68,25 +68,52 @@ def _all_ticked(response: Response, spec: FieldSpec) -> list[str]:
     return [spec.option_label(v) for v in response.form.get(spec.list_key or "") or []]
 
 
-def columns_for(layouts: list[FormLayout]) -> list[Column]:
-    columns = list(HEAD_COLUMNS)
-    seen: set[str] = set()
+def _layout_columns(layout: FormLayout) -> list[tuple[str, Callable[[Response], Any], bool]]:
+    """The field columns of one form as (header, value, long text), each header once: a field printed under the same
+    label as the one before it (the explanation under a Ja/Nei question) is headed "... (utdyping)"."""
+    columns: list[tuple[str, Callable[[Response], Any], bool]] = []
+    taken: set[str] = set()
+    for spec in layout.specs:
+        for name, value in _field_columns(spec):
+            header = f"{name} (utdyping)" if name in taken and spec.kind == "text" else name
+            number = 2
+            while header in taken:
+                header, number = f"{name} ({number})", number + 1
+            taken.add(header)
+            columns.append((header, value, spec.multiline))
+    return columns
+
+
+def _field_columns_of(layouts: list[FormLayout]) -> tuple[list[Column], set[str]]:
+    """The field columns of every form, a header shared by several forms once; each response's cell is read by
+    its own form's field under that header (empty when its form has none)."""
+    by_header: dict[str, dict[str | None, Callable[[Response], Any]]] = {}
+    long_text: set[str] = set()
     for layout in layouts:
-        for spec in layout.specs:
-            for name, value in _field_columns(spec):
-                if name not in seen:
-                    seen.add(name)
-                    columns.append((name, value))
+        for header, value, long in _layout_columns(layout):
+            by_header.setdefault(header, {}).setdefault(layout.profile_name, value)
+            if long:
+                long_text.add(header)
+
+    def cell(values: dict[str | None, Callable[[Response], Any]]) -> Callable[[Response], Any]:
+        return lambda r: values[r.layout.profile_name](r) if r.layout.profile_name in values else ""
+
+    return [(header, cell(values)) for header, values in by_header.items()], long_text
+
+
+def columns_for(layouts: list[FormLayout]) -> tuple[list[Column], set[str]]:
+    """Every column of the sheet, and the headers of the long-text ones."""
+    fields, long_text = _field_columns_of(layouts)
 
     def corrected(r: Response) -> str:
         return ", ".join(r.layout.column(f) for f in sorted(r.corrected_fields))
 
-    columns += [
+    tail: list[Column] = [
         ("Skjemastatus", lambda r: form_status_label(r.form_status) if r.form_status else "intet skjema"),
         ("Advarsler", lambda r: "\n".join(r.warnings)),
         ("Korrigerte felt", corrected),
     ]
-    return columns
+    return [*HEAD_COLUMNS, *fields, *tail], long_text
 
 
 def rows(session: Session, case_number: str | None = None) -> Sheet:
@@ -99,8 +126,7 @@ def rows(session: Session, case_number: str | None = None) -> Sheet:
             layouts.append(response.layout)
     if not layouts:
         layouts.append(form_layout(None))
-    columns = columns_for(layouts)
-    long_text = {spec.column for layout in layouts for spec in layout.specs if spec.multiline}
+    columns, long_text = columns_for(layouts)
     return Sheet([name for name, _ in columns], [[value(r) for _, value in columns] for r in items], long_text)
 
 

@@ -75,6 +75,8 @@ class Prepared:
     documents: list[DocumentIn]
     candidates: list[int]  # which attachments went to the form reader, in order
     analysis: Future[DocumentsAnalysis] | None
+    mail_text: str = ""  # subject, body and attachment names: what chose the form
+    form_profile: str | None = None  # the form the documents are being read as
 
 
 @dataclass(frozen=True)
@@ -204,6 +206,8 @@ class Intake:
             documents = self._store_documents(envelope)
         candidates = [i for i, a in enumerate(envelope.attachments) if _parseable(a)]
         analysis: Future[DocumentsAnalysis] | None = None
+        mail_text = "\n".join([envelope.subject, envelope.body_text, *(a.filename or "" for a in envelope.attachments)])
+        profile = self.form_profile_for(mail_text)
         if candidates:
             inputs = [
                 DocumentInput(
@@ -211,19 +215,20 @@ class Intake:
                 )
                 for i in candidates
             ]
-            mail_text = "\n".join(
-                [envelope.subject, envelope.body_text, *(a.filename or "" for a in envelope.attachments)]
-            )
-            analysis = self.form_pool().submit(inputs, self.form_profile_for(mail_text))
+            analysis = self.form_pool().submit(inputs, profile)
             del inputs
         for attachment in envelope.attachments:  # stored and handed to the pool: the bytes are not needed here
             attachment.data = b""
-        return Prepared(mail, uidvalidity, raw_sha, raw_path, envelope, documents, candidates, analysis)
+        return Prepared(
+            mail, uidvalidity, raw_sha, raw_path, envelope, documents, candidates, analysis, mail_text, profile
+        )
 
     def register(self, prepared: "Prepared", rules: Sequence[CaseRule]) -> registry.Outcome:
         mail, uidvalidity = prepared.mail, prepared.uidvalidity
         with self.timer("pdf_wait"):
             analysis = prepared.analysis.result() if prepared.analysis is not None else None
+            if analysis is not None:
+                analysis = self._read_as_cited_form(prepared, analysis)
         incoming = self.build(prepared, analysis, rules)
         try:
             with self.timer("db"), self.db.session() as session:
@@ -238,6 +243,24 @@ class Intake:
             return registry.Outcome("seen", known, "")
         self.checkpoint("committed", mail.uid)
         return outcome
+
+    def _read_as_cited_form(self, prepared: "Prepared", analysis: DocumentsAnalysis) -> DocumentsAnalysis:
+        """A mail that names its case only inside the attached form (the subject and body do not) was read as the
+        first configured case's form: read its documents again as the form of the case they cite."""
+        if form_for_mail(self.settings, prepared.mail_text) is not None:
+            return analysis
+        cited = form_for_mail(self.settings, "\n".join([prepared.mail_text, *analysis.texts]))
+        if cited is None or cited == prepared.form_profile:
+            return analysis
+        inputs = [
+            DocumentInput(
+                prepared.envelope.attachments[i].filename,
+                prepared.envelope.attachments[i].content_type,
+                self.store.read(prepared.documents[i].storage_path),
+            )
+            for i in prepared.candidates
+        ]
+        return self.form_pool().submit(inputs, cited).result()
 
     @contextmanager
     def timer(self, stage: str) -> Iterator[None]:
