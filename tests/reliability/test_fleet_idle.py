@@ -148,3 +148,46 @@ def test_idle_registers_new_mail_in_every_held_mailbox_and_the_successor_idles_a
         assert "IMAP IDLE interrupted" not in log_b
     finally:
         db.dispose()
+
+
+def test_a_worker_that_loses_a_lease_closes_that_mailboxs_idle_connection_and_keeps_the_other(
+    dovecot_server: DovecotServer, db_url: str, tmp_path: Path
+) -> None:
+    """In one process: another worker takes `horing` over (the lease forced to expire first); the worker stops
+    reading it, its IDLE thread ends, and it goes on idling on `postmottak`."""
+    import threading
+
+    from postmottak import bootstrap
+    from postmottak.config.settings import load_settings
+
+    dovecot_server.create_folder(FOLDERS["horing"])
+    settings = load_settings(_config(tmp_path, db_url, dovecot_server))
+    fleet = bootstrap.build_fleet(settings)
+    runner = threading.Thread(target=fleet.run, daemon=True)
+    runner.start()
+    db = Database(db_url)
+
+    def idle_threads() -> set[str]:
+        return {thread.name for thread in threading.enumerate() if thread.name.startswith("imap-idle-")}
+
+    try:
+        _wait(lambda: idle_threads() == {"imap-idle-postmottak", "imap-idle-horing"}, "IDLE on both mailboxes")
+        with db.session() as session:
+            session.execute(
+                m.MailboxLease.__table__.update()
+                .where(m.MailboxLease.mailbox == "horing")
+                .values(expires_at=leases.db_now(session))
+            )
+        with db.session() as session:
+            leases.heartbeat(session, "other-worker", "other-host", 1)
+        with db.session() as session:
+            assert leases.try_acquire(session, "horing", "other-worker", 3600) is not None
+        _wait(lambda: idle_threads() == {"imap-idle-postmottak"}, "the IDLE thread of the lost mailbox to end")
+        _wait(lambda: set(fleet.held) == {"postmottak"}, "the worker to leave the lost mailbox")
+        _append(dovecot_server, "postmottak", 1)
+        _wait(lambda: len(_registered(db)) == 1, "new mail in the kept mailbox registered through IDLE")
+    finally:
+        fleet.stopping.set()
+        runner.join(timeout=60)
+        db.dispose()
+    assert not runner.is_alive()
