@@ -20,11 +20,10 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
 from postmottak.casefile import leases
-from postmottak.casefile.db import Database
+from postmottak.casefile.db import Database, DatabaseUnavailable, WriteConflict
 from postmottak.casefile.leases import LeaseLost
 from postmottak.config.settings import Settings
 from postmottak.intake.form_worker import FormWorkerPool
@@ -98,8 +97,8 @@ class Fleet:
             while not self.stopping.is_set():
                 try:
                     self.tick()
-                except OperationalError as exc:  # the database is away: the fence keeps any commit safe meanwhile
-                    log.error("worker %s: lease round failed: %s", self.worker_id, " ".join(str(exc.orig).split()))
+                except DatabaseUnavailable as exc:  # the database is away: the fence keeps any commit safe meanwhile
+                    log.error("worker %s: lease round failed: %s", self.worker_id, " ".join(exc.reason.split()))
                 self.stopping.wait(self.settings.leases.renew_every)
         finally:
             self.shutdown()
@@ -144,7 +143,7 @@ class Fleet:
         try:
             with self.db.session() as session:
                 leases.ensure_mailboxes(session, self.mailboxes)
-        except IntegrityError:  # another worker added the same row at the same moment
+        except WriteConflict:  # another worker added the same row at the same moment
             pass
 
     def run_once(self) -> bool:
@@ -232,7 +231,10 @@ class Fleet:
                     held.intake.run_cycle()
                 except LeaseLost as exc:
                     log.warning(
-                        "worker %s: %s; the registration was refused and the mailbox is left", self.worker_id, exc
+                        "worker %s: lease on %s lost: %s; the registration was refused and the mailbox is left",
+                        self.worker_id,
+                        held.mailbox,
+                        exc,
                     )
                     self._count_rejection()
                     held.halt()
@@ -257,7 +259,7 @@ class Fleet:
         try:
             with self.db.session() as session:
                 leases.record_rejection(session, self.worker_id)
-        except OperationalError:
+        except DatabaseUnavailable:
             log.error("worker %s: cannot record the refused registration", self.worker_id)
 
     # Receipts ----------------------------------------------------------------------------
@@ -290,8 +292,8 @@ class Fleet:
         try:
             with self.db.session() as session:
                 leases.stop_worker(session, self.worker_id)
-        except OperationalError as exc:
-            log.error("worker %s: cannot give the leases back (they expire): %s", self.worker_id, exc.orig)
+        except DatabaseUnavailable as exc:
+            log.error("worker %s: cannot give the leases back (they expire): %s", self.worker_id, exc.reason)
         self.held.clear()
         if self._pool is not None:
             self._pool.close()
