@@ -437,6 +437,18 @@ class Settings(BaseSettings):
                 )
         raise KeyError(name)
 
+    def mailbox_sources(self) -> dict[str, str]:
+        """Each configured mailbox's source key, the key its intake records and poll state are kept under (the
+        same as intake/sources build it: imap://user@host:port/folder or folder://<absolute path>)."""
+        keys = {}
+        for name in self.mailbox_names():
+            view = self.for_mailbox(name)
+            if view.imap.configured:
+                keys[name] = f"imap://{view.imap.username}@{view.imap.host}:{view.imap.port}/{view.imap.folder}"
+            elif view.folder_path is not None:
+                keys[name] = f"folder://{view.folder_path.resolve()}"
+        return keys
+
 
 def _format_validation_error(exc: ValidationError, source: str) -> str:
     lines = [f"invalid configuration in {source}:"]

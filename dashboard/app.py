@@ -18,6 +18,7 @@ from postmottak.casefile.db import Database
 from postmottak.casefile.review import ReceiptCheck
 from postmottak.config.settings import Settings
 from postmottak.dashboard import access, actions, confirm, consultation_setup, exemption, files, notifications, pages
+from postmottak.dashboard import mailboxes as mailbox_pages
 from postmottak.dashboard.metrics import metrics_registry
 from postmottak.dashboard.rendering import make_environment, render
 from postmottak.dashboard.security import CsrfFailed, Forbidden, LoginGate, LoginRequired, LoginThrottle, login_redirect
@@ -49,7 +50,7 @@ def create_app(
     app.state.throttle = LoginThrottle(
         web.login_max_failures, web.login_max_failures_per_client, web.login_window_seconds
     )
-    app.state.metrics = metrics_registry(db)
+    app.state.metrics = metrics_registry(db, settings.mailbox_sources())
     app.state.metrics_token = metrics_token(web)
     app.state.stale_after = timedelta(seconds=web.stale_after_seconds or settings.schedule.interval_seconds * 3 + 60)
 
@@ -109,6 +110,7 @@ def create_app(
     app.include_router(exemption.actions)
     app.include_router(confirm.router)
     app.include_router(notifications.router)
+    app.include_router(mailbox_pages.router)
 
     @app.exception_handler(LoginRequired)
     async def _login_required(request: Request, exc: LoginRequired) -> Response:

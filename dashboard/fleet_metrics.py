@@ -1,4 +1,5 @@
-"""Prometheus metrics per mailbox and per worker: last successful poll, lease holders, heartbeat ages."""
+"""Prometheus metrics per mailbox and per worker: last successful poll, lease holders, heartbeat ages, and (given the
+configured mailboxes' sources) mail per mailbox by status and waiting for a retry."""
 
 from __future__ import annotations
 
@@ -8,18 +9,22 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from postmottak.casefile import leases
+from postmottak.casefile import models as m
 from postmottak.casefile.db import Database
+from postmottak.casefile.fleet_status import mailbox_status
 
 
 class FleetCollector(Collector):
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, mailboxes: dict[str, str] | None = None) -> None:
         self.db = db
+        self.mailboxes = mailboxes or {}
 
     def collect(self) -> Iterator[Metric]:
         with self.db.session() as session:
             now = leases.db_now(session)
             workers, rows = leases.overview(session)
             polls = leases.mailbox_polls(session)
+            boxes = [box for box in mailbox_status(session, self.mailboxes) if box.name is not None]
         success = GaugeMetricFamily(
             "postmottak_mailbox_last_success_timestamp_seconds",
             "Unix time of the last successful poll, per source.",
@@ -57,3 +62,21 @@ class FleetCollector(Collector):
                 refused.add_metric([worker.id, worker.host], worker.rejected)
         yield age
         yield refused
+        source = GaugeMetricFamily(
+            "postmottak_mailbox_source_info", "The source each configured mailbox reads.", labels=["mailbox", "source"]
+        )
+        records = GaugeMetricFamily(
+            "postmottak_mailbox_records", "Intake records by mailbox and status.", labels=["mailbox", "status"]
+        )
+        retrying = GaugeMetricFamily(
+            "postmottak_mailbox_retrying", "Failed mails waiting for a retry, per mailbox.", labels=["mailbox"]
+        )
+        for box in boxes:
+            assert box.name is not None
+            source.add_metric([box.name, box.source_key], 1)
+            for status in m.INTAKE_STATUSES:
+                records.add_metric([box.name, status], box.by_status.get(status, 0))
+            retrying.add_metric([box.name], box.retrying)
+        yield source
+        yield records
+        yield retrying

@@ -78,10 +78,11 @@ class CaseDatabaseCollector(Collector):
         )
 
 
-def metrics_registry(db: Database) -> CollectorRegistry:
+def metrics_registry(db: Database, mailboxes: dict[str, str] | None = None) -> CollectorRegistry:
+    """`mailboxes`: configured mailbox name -> source key (Settings.mailbox_sources), for the per-mailbox counts."""
     registry = CollectorRegistry(auto_describe=False)
     registry.register(CaseDatabaseCollector(db))
-    registry.register(FleetCollector(db))  # per mailbox and per worker
+    registry.register(FleetCollector(db, mailboxes))  # per mailbox and per worker
     return registry
 
 

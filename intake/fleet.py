@@ -3,7 +3,9 @@ database, reads the mailboxes it holds, and gives them up when it stops or when 
 
 One lease loop per worker (heartbeat, renew, take, give back) runs every `[leases] renew_seconds`; each held
 mailbox has a thread of its own that runs the intake cycle every `[schedule] interval_seconds`, with every
-registering transaction fenced by the lease's token (casefile/leases.py). Receipts go out from a thread of their
+registering transaction fenced by the lease's token (casefile/leases.py). With IMAP and `idle = true` that thread
+also keeps an IDLE connection of its own on the mailbox (intake/idle.py), so new mail starts a cycle at once; the
+watcher ends with the thread, that is when the lease is lost or given back. Receipts go out from a thread of their
 own: each receipt is claimed in the database first, so several workers never send the same one at once.
 """
 
@@ -18,15 +20,16 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
 from postmottak.casefile import leases
-from postmottak.casefile.db import Database
+from postmottak.casefile.db import Database, DatabaseUnavailable, WriteConflict
 from postmottak.casefile.leases import LeaseLost
 from postmottak.config.settings import Settings
 from postmottak.intake.form_worker import FormWorkerPool
+from postmottak.intake.idle import IdleWatcher
 from postmottak.intake.pipeline import Intake
+from postmottak.intake.sources.imap import ImapSource
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +57,13 @@ class Held:
     token: int
     intake: Intake
     stop: threading.Event = field(default_factory=threading.Event)
+    wake: threading.Event = field(default_factory=threading.Event)  # a cycle is due now (IDLE saw new mail)
     thread: threading.Thread | None = None
+
+    def halt(self) -> None:
+        """Stop reading this mailbox; the reader leaves its wait at once."""
+        self.stop.set()
+        self.wake.set()
 
     @property
     def running(self) -> bool:
@@ -88,8 +97,8 @@ class Fleet:
             while not self.stopping.is_set():
                 try:
                     self.tick()
-                except OperationalError as exc:  # the database is away: the fence keeps any commit safe meanwhile
-                    log.error("worker %s: lease round failed: %s", self.worker_id, " ".join(str(exc.orig).split()))
+                except DatabaseUnavailable as exc:  # the database is away: the fence keeps any commit safe meanwhile
+                    log.error("worker %s: lease round failed: %s", self.worker_id, " ".join(exc.reason.split()))
                 self.stopping.wait(self.settings.leases.renew_every)
         finally:
             self.shutdown()
@@ -111,7 +120,7 @@ class Fleet:
                 log.warning(
                     "worker %s: lease on %s lost (token %d); stopping it", self.worker_id, held.mailbox, held.token
                 )
-                held.stop.set()
+                held.halt()
                 self._forget(held, release=False)
         if not self._settled:  # first round: only be seen, so workers started together share from the start
             self._settled = True
@@ -126,7 +135,7 @@ class Fleet:
                 share,
                 len(live),
             )
-            held.stop.set()
+            held.halt()
         if len(keeping) < share:
             self._take(share - len(keeping))
 
@@ -134,7 +143,7 @@ class Fleet:
         try:
             with self.db.session() as session:
                 leases.ensure_mailboxes(session, self.mailboxes)
-        except IntegrityError:  # another worker added the same row at the same moment
+        except WriteConflict:  # another worker added the same row at the same moment
             pass
 
     def run_once(self) -> bool:
@@ -212,23 +221,45 @@ class Fleet:
 
     def _read(self, held: Held) -> None:
         interval = self.settings.schedule.interval_seconds
-        while not held.stop.is_set() and not self.stopping.is_set():
-            try:
-                held.intake.run_cycle()
-            except LeaseLost as exc:
-                log.warning("worker %s: %s; the registration was refused and the mailbox is left", self.worker_id, exc)
-                self._count_rejection()
-                held.stop.set()
-                break
-            except Exception:
-                log.exception("worker %s: cycle of mailbox %s failed", self.worker_id, held.mailbox)
-            held.stop.wait(interval)
+        watcher = self._idle_watcher(held)
+        if watcher is not None:
+            watcher.start()
+        try:
+            while not held.stop.is_set() and not self.stopping.is_set():
+                held.wake.clear()  # before the cycle searches the folder: mail arriving during it asks again
+                try:
+                    held.intake.run_cycle()
+                except LeaseLost as exc:
+                    log.warning(
+                        "worker %s: lease on %s lost: %s; the registration was refused and the mailbox is left",
+                        self.worker_id,
+                        held.mailbox,
+                        exc,
+                    )
+                    self._count_rejection()
+                    held.halt()
+                    break
+                except Exception:
+                    log.exception("worker %s: cycle of mailbox %s failed", self.worker_id, held.mailbox)
+                held.wake.wait(interval)  # the poll interval, or at once on new mail or a stop
+        finally:
+            if watcher is not None:
+                watcher.stop()
+
+    def _idle_watcher(self, held: Held) -> IdleWatcher | None:
+        """An IMAP IDLE watcher for a held mailbox whose `[imap] idle` is on (a server without IDLE: polling)."""
+        imap = held.intake.settings.imap
+        if not imap.idle or not isinstance(held.intake.source, ImapSource):
+            return None
+        return IdleWatcher(
+            held.intake.source, held.wake.set, renew_seconds=imap.idle_timeout_seconds, name=held.mailbox
+        )
 
     def _count_rejection(self) -> None:
         try:
             with self.db.session() as session:
                 leases.record_rejection(session, self.worker_id)
-        except OperationalError:
+        except DatabaseUnavailable:
             log.error("worker %s: cannot record the refused registration", self.worker_id)
 
     # Receipts ----------------------------------------------------------------------------
@@ -253,7 +284,7 @@ class Fleet:
         """Finish the running cycles, give every lease back at once, and say this worker stopped."""
         self.stopping.set()
         for held in self.held.values():
-            held.stop.set()
+            held.halt()
         deadline = time.monotonic() + 120
         for held in list(self.held.values()):
             if held.thread is not None:
@@ -261,8 +292,8 @@ class Fleet:
         try:
             with self.db.session() as session:
                 leases.stop_worker(session, self.worker_id)
-        except OperationalError as exc:
-            log.error("worker %s: cannot give the leases back (they expire): %s", self.worker_id, exc.orig)
+        except DatabaseUnavailable as exc:
+            log.error("worker %s: cannot give the leases back (they expire): %s", self.worker_id, exc.reason)
         self.held.clear()
         if self._pool is not None:
             self._pool.close()

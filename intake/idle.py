@@ -37,8 +37,10 @@ class IdleWatcher:
         renew_seconds: float = 1740,
         retry_max_seconds: float = 60,
         check_seconds: float = 1.0,  # how often the stop flag is looked at while idling
+        name: str | None = None,  # the mailbox's name with several mailboxes (logs and thread name)
     ) -> None:
         self.source = source
+        self.name = name
         self.wake = wake
         self.renew_seconds = renew_seconds
         self.retry_max_seconds = retry_max_seconds
@@ -49,7 +51,8 @@ class IdleWatcher:
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="imap-idle", daemon=True)
+        thread_name = f"imap-idle-{self.name}" if self.name else "imap-idle"
+        self._thread = threading.Thread(target=self._run, name=thread_name, daemon=True)
         self._thread.start()
 
     def stop(self, timeout: float = 10) -> None:
@@ -94,7 +97,11 @@ class IdleWatcher:
             folder = self.source.config.folder
             client.select_folder(folder, readonly=True)
             self.sessions += 1
-            log.info("IMAP IDLE on %s: new mail is processed at once (the poll stays as a safety net)", folder)
+            log.info(
+                "IMAP IDLE on %s%s: new mail is processed at once (the poll stays as a safety net)",
+                folder,
+                f" (mailbox {self.name})" if self.name else "",
+            )
             self.wake()  # mail that arrived while nobody was listening
             while not self._stopping.is_set():
                 self._idle_once(client)

@@ -120,22 +120,36 @@ def workers_command(
 
 @mailboxes_app.command("list")
 def mailboxes_list(ctx: typer.Context) -> None:
-    """The configured mailboxes: source, cases served, last poll."""
-    from postmottak.casefile.mailboxes import get_state
+    """The configured mailboxes: source, cases served, reader, last poll and problems, mail by status."""
+    from postmottak.casefile.fleet_status import mailbox_status
 
     settings = cli(ctx).settings()
     db = cli(ctx).database()
+    with db.session() as session:
+        rows = mailbox_status(session, settings.mailbox_sources())
     table = Table(title="Postkasser", show_header=True)
-    for column in ("Postkasse", "Kilde", "Saker", "Siste henting", "Siste vellykkede", "Siste feil"):
+    columns = ("Postkasse", "Kilde", "Saker", "Leses av", "Siste henting", "Siste vellykkede", "Siste feil")
+    for column in columns:
         table.add_column(column, overflow="fold")
-    for name in settings.mailbox_names():
-        box = settings.for_mailbox(name)
-        source = bootstrap.mail_source(box)
-        with db.session() as session:
-            state = get_state(session, source.source_key)
-            row = (_local(state.last_poll_at), _local(state.last_success_at), state.last_error or "")
-        cases = ", ".join(case.number for case in box.cases) or "ingen"
-        table.add_row(name, source.source_key, cases, *row)
+    for column in ("Registrert", "Til vurdering", "Feilet", "Prøves igjen", "Venter på flytting"):
+        table.add_column(column, justify="right")
+    for box in rows:
+        cases = ", ".join(case.number for case in settings.for_mailbox(box.name).cases) if box.name else "-"
+        problem = "; ".join(text for text in (box.last_error, box.server_problem) if text)
+        table.add_row(
+            box.name or "(ikke i oppsettet)",
+            box.source_key,
+            cases or "ingen",
+            (box.holder or "ingen") if settings.uses_leases and box.name else "-",
+            _local(box.last_poll_at),
+            _local(box.last_success_at),
+            problem,
+            str(box.by_status.get("registered", 0)),
+            str(box.by_status.get("needs_review", 0)),
+            str(box.by_status.get("failed", 0)),
+            str(box.retrying),
+            str(box.moves_pending),
+        )
     console.print(table)
 
 

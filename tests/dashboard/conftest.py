@@ -11,10 +11,17 @@ from postmottak.casefile import cases as case_store
 from postmottak.casefile.db import Database
 from postmottak.casefile.storage import DocumentStore
 from postmottak.casefile.users import add_user
-from postmottak.config.settings import CaseSettings, DatabaseSettings, Settings, StorageSettings
+from postmottak.config.settings import (
+    CaseSettings,
+    DatabaseSettings,
+    ImapSettings,
+    MailboxSettings,
+    Settings,
+    StorageSettings,
+)
 from postmottak.dashboard.app import create_app
 from postmottak.dashboard.web_settings import WebSettings
-from tests.dashboard.seed import CASE, CASE_TITLE, Seeded, seed_consultation
+from tests.dashboard.seed import CASE, CASE_TITLE, Seeded, seed_consultation, seed_fleet
 from tests.dbutil import backends, database_url
 
 PASSWORDS = {"arkivar": "arkiv-passord-1", "leser": "leser-passord-1"}
@@ -27,6 +34,11 @@ def settings(tmp_path: Path) -> Settings:
         database=DatabaseSettings(url=f"sqlite:///{tmp_path / 'postmottak.db'}"),
         storage=StorageSettings(path=str(tmp_path / "documents")),
         cases=[CaseSettings(number=CASE, title=CASE_TITLE, deadline=date(2022, 10, 1), keywords=["e-helsestrategi"])],
+        # Two mailboxes (the seeded mail came from the first): the "Postkasser" page shows one read, one not.
+        mailboxes=[
+            MailboxSettings(name="postmottak", imap=ImapSettings(host="imap.example.no", username="postmottak")),
+            MailboxSettings(name="horing", imap=ImapSettings(host="imap.example.no", username="horing")),
+        ],
         base_dir=tmp_path,
     )
 
@@ -54,7 +66,9 @@ def store(settings: Settings) -> DocumentStore:
 
 @pytest.fixture
 def seeded(db: Database, store: DocumentStore) -> Seeded:
-    return seed_consultation(db, store)
+    seeded = seed_consultation(db, store)
+    seed_fleet(db)
+    return seeded
 
 
 @pytest.fixture

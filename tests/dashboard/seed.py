@@ -26,7 +26,7 @@ from postmottak.casefile.storage import DocumentStore
 OSLO = ZoneInfo("Europe/Oslo")
 CASE = "22/414"
 CASE_TITLE = "Høring - Nasjonal e-helsestrategi for helse- og omsorgssektoren"
-SOURCE = "imap://postmottak@imap.example.no/INBOX"
+SOURCE = "imap://postmottak@imap.example.no:993/INBOX"
 
 
 def form_pdf(fields: dict[str, Any]) -> bytes:
@@ -391,6 +391,19 @@ def seed_consultation(db: Database, store: DocumentStore, *, healthy_worker: boo
             )
             session.add(failed_run)
     return seeded
+
+
+def seed_fleet(db: Database, mailbox: str = "postmottak") -> str:
+    """A live worker holding `mailbox`'s lease (the other configured mailboxes have no reader); its id."""
+    from postmottak.casefile import leases
+
+    worker = "arbeider-a-4242"
+    with db.session() as session:
+        leases.heartbeat(session, worker, "arbeider-a", 4242)
+        leases.ensure_mailboxes(session, [mailbox])
+    with db.session() as session:
+        assert leases.try_acquire(session, mailbox, worker, 3600) is not None
+    return worker
 
 
 def sha256(data: bytes) -> str:

@@ -52,6 +52,7 @@ def _states(base: str, ids: dict[str, int]) -> list[tuple[str, str, str | None]]
         ("new consultation, not a form uploaded", "/cases/new", "not-a-form"),
         ("case summary", "/cases/22-414", None),
         ("audit log", "/audit", None),
+        ("mailboxes, one read by a worker and one by none", "/mailboxes", None),
         ("audit log with a bad filter value", "/audit?since=igaar&action=register", None),
         ("confirm registration", f"/intake/{ids['review']}/register/confirm?case_number=22/414&send_receipt=1", None),
         ("confirm ignoring, reason missing", f"/intake/{ids['newsletter']}/ignore/confirm?reason=", None),

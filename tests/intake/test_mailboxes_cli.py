@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from typer.testing import CliRunner, Result
 
 from postmottak.casefile import models as m
@@ -55,6 +55,14 @@ def test_two_folder_mailboxes_are_read_once_each_and_listed(tmp_path: Path) -> N
                     .join(m.Case, m.Case.id == m.IntakeRecord.case_id)
                 )
             }
+            by_status = {
+                (source, status): count
+                for source, status, count in session.execute(
+                    select(m.IntakeRecord.source_key, m.IntakeRecord.status, func.count()).group_by(
+                        m.IntakeRecord.source_key, m.IntakeRecord.status
+                    )
+                )
+            }
             grants = session.scalars(select(m.LeaseGrant)).all()
             workers = session.scalars(select(m.Worker)).all()
     finally:
@@ -74,3 +82,14 @@ def test_two_folder_mailboxes_are_read_once_each_and_listed(tmp_path: Path) -> N
     boxes = _cli(config, "mailboxes", "list")
     assert boxes.exit_code == 0, boxes.output
     assert "23/100" in boxes.output and "horing" in boxes.output
+    rows = [[cell.strip() for cell in line.split("│")[1:-1]] for line in boxes.output.splitlines()]
+    by_name = {cells[0]: cells for cells in rows if len(cells) == 12 and cells[0] in folders}
+    for name, folder in folders.items():
+        cells = by_name[name]
+        assert cells[3] == "ingen", "nobody reads the mailbox after run --once"
+        counts = [by_status.get((f"folder://{folder}", status), 0) for status in (m.REGISTERED, m.NEEDS_REVIEW)]
+        assert [int(cells[7]), int(cells[8])] == counts and sum(counts) > 0, "this mailbox's mail by status"
+    # Per mailbox counts: the source keys the settings name are the ones the worker recorded.
+    from postmottak.config.settings import load_settings
+
+    assert set(load_settings(config).mailbox_sources().values()) == {source for source, _uid in locations}
