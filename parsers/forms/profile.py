@@ -92,6 +92,8 @@ class FormProfile(BaseModel):
     respondent_type_field: str | None = None
     respondent_name_field: str | None = None
     private_person_option: str | None = None
+    # The field naming the person who wrote the response (for a private person's published response).
+    contact_name_field: str | None = None
     sections: list[FormSection]
     # The field of a question where respondents ask for their response to be exempt from publication: an answer
     # pre-fills a suggestion for staff (legal basis below), it never exempts anything by itself.
