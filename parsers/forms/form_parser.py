@@ -244,8 +244,15 @@ def _read_controls(
     for index, item in enumerate(located):
         end = located[index + 1].start if index + 1 < len(located) else len(text) + 1
         section = item.section
-        # A control named for another field is that field's, wherever it stands.
-        inside = [c for c in controls if item.content_start <= c.offset < end and owners.get(id(c), section) is section]
+        # A control named for another field is that field's, wherever it stands; a Word control whose text runs
+        # on past the next label (one wrapped around a label and its answer) is no field's answer alone.
+        inside = [
+            c
+            for c in controls
+            if item.content_start <= c.offset < end
+            and owners.get(id(c), section) is section
+            and not (c.source == "content_control" and c.value and c.offset + len(c.value) > end)
+        ]
         choices = [c for c in inside if c.answers_choice]
         if section.kind in ("checkboxes", "matrix"):
             if choices and section.field:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import docx
 import pytest
+from docx.oxml.ns import qn
 
 from postmottak.parsers.forms import parse_form
 from postmottak.parsers.forms.learn import learn_profile, profile_to_toml
@@ -121,3 +122,25 @@ def test_parse_command_prints_how_each_field_was_read(tmp_path: Path, profiles) 
     assert [f["read_by"] for f in printed["fields"]] == mc.PDF_READ_BY
     # The profile's own keys stay flat at the top level.
     assert printed[profiles["pdf"].sections[2].field] == mc.FILLED["kommune"].contact[0]
+
+
+def test_a_word_control_wrapped_around_a_label_and_its_answer_is_not_the_previous_fields_answer(profiles) -> None:
+    answers = mc.FILLED["kommune"]
+    document = docx.Document(io.BytesIO(mc.build_docx(answers)))
+    # A line of the respondent's, the remarks question and its answer (plain paragraphs) wrapped together in one
+    # rich-text control: it starts within the answer space of the question before.
+    question = next(p for p in document.paragraphs if p.text == mc.REMARKS_QUESTION)._p
+    answer_block = question.getnext()
+    answer_paragraphs = list(answer_block.iter(qn("w:p")))
+    wrapper = mc._sdt([], [], tag=None, alias=None, empty=False)
+    question.addprevious(wrapper)
+    content = wrapper.find(qn("w:sdtContent"))
+    content.append(document.add_paragraph("Til slutt:")._p)
+    content.append(question)
+    for paragraph in answer_paragraphs:
+        content.append(paragraph)
+    answer_block.getparent().remove(answer_block)
+    buffer = io.BytesIO()
+    document.save(buffer)
+    result = parse_form(buffer.getvalue(), "svar.docx", profiles["docx"])
+    assert _fields(result) == mc.expected(answers)
