@@ -103,6 +103,7 @@ def test_a_content_control_answers_the_field_its_tag_names_when_the_label_was_de
     assert by_label["E-post:"].value == answers.contact[2]
 
 
+@pytest.mark.slow
 def test_parse_command_prints_how_each_field_was_read(tmp_path: Path, profiles) -> None:
     profile = tmp_path / "hoeringssvar-24-815.toml"
     profile.write_text(profile_to_toml(profiles["pdf"]), encoding="utf-8")
