@@ -25,24 +25,16 @@ from pathlib import Path
 from rapidfuzz.distance import Levenshtein
 
 from postmottak.parsers.forms import DocumentInput, load_profile, parse_form
+from postmottak.parsers.forms.answers import field_specs, text_fields
 from tests.forms.corpus import FIXTURES, expectations
 from tests.forms.make_scans import SCAN_KINDS, scan_of
 
-TEXT_FIELDS = (
-    "organisation_name",
-    "contact_person",
-    "email",
-    "q1_text",
-    "goal_1",
-    "goal_2",
-    "goal_3",
-    "goal_4",
-    "goal_5",
-    "q3_text",
-    "q4_text",
-)
-# Fields printed on page 1 of every generated form (what a photo of page 1 can show).
-PAGE_ONE_FIELDS = ("organisation_name", "contact_person", "email")
+# The corpus's form (the packaged default profile): every text field, and the short fields printed on page 1 of
+# every generated form (what a photo of page 1 can show).
+TEXT_FIELDS = tuple(spec.key for spec in text_fields(load_profile()))
+PAGE_ONE_FIELDS = tuple(spec.key for spec in text_fields(load_profile()) if not spec.multiline)
+# The ticked options of each choice question (a group's list of every tick where it has one).
+BOX_KEYS = tuple(spec.list_key or spec.key for spec in field_specs(load_profile()) if spec.kind == "choice")
 
 
 @dataclass
@@ -100,7 +92,7 @@ def score(name: str, kind: str, result: dict, expected: dict, seconds: float) ->
     states = box_states(result, expected, choices=not SCAN_KINDS[kind].photo)
     tally.boxes, tally.boxes_right = len(states), sum(states)
     if len(states) != sum(states):
-        boxes = f"{result.get('organisation_types_checked')} {result.get('q1_choice')}"
+        boxes = " ".join(str(result.get(key)) for key in BOX_KEYS)
         tally.misses.append(f"{kind} {name}: boxes {boxes}")
     fields = PAGE_ONE_FIELDS if SCAN_KINDS[kind].photo else TEXT_FIELDS
     for key in fields:

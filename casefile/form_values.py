@@ -90,6 +90,7 @@ class FormLayout:
         self.respondent_type: FieldSpec | None = by_key.get(profile.respondent_type_field or "") if profile else None
         self.respondent_name_key: str | None = profile.respondent_name_field if profile else None
         self.private_person_option: str | None = profile.private_person_option if profile else None
+        self.contact_name_key: str | None = profile.contact_name_field if profile else None
 
     def spec(self, key: str) -> FieldSpec | None:
         return next((spec for spec in self.specs if spec.key == key), None)
@@ -97,6 +98,16 @@ class FormLayout:
     def column(self, key: str) -> str:
         spec = self.spec(key)
         return spec.column if spec is not None else key
+
+    @property
+    def contact_keys(self) -> set[str]:
+        """The fields that identify or reach the respondent: the short (inline) fields and the respondent type."""
+        keys = {spec.key for spec in self.specs if spec.kind == "text" and not spec.multiline}
+        if self.respondent_type is not None:
+            keys.add(self.respondent_type.key)
+            if self.respondent_type.list_key:
+                keys.add(self.respondent_type.list_key)
+        return keys
 
     @property
     def text_keys(self) -> list[str]:

@@ -48,7 +48,7 @@ class Hit:
     intake_id: int
     status: str
     received_at: str
-    fields: list[str]  # where the person was found: "avsenderadresse", "skjema.contact_person", ...
+    fields: list[str]  # where the person was found: "avsenderadresse", "skjema.<feltnøkkel>", ...
     documents: list[str]  # the mail's documents (file names), which hold the person's data too
     journal_number: str | None
     case_number: str | None

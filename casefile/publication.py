@@ -32,6 +32,7 @@ from pathlib import Path
 
 from sqlalchemy.orm import Session
 
+from postmottak.casefile.form_values import FormLayout, form_layout
 from postmottak.casefile.noark5.archival import CONVERTED, versions_by_document
 from postmottak.casefile.noark5.convert import Converted, SourceFile, convert_all
 from postmottak.casefile.noark5.source import EXEMPT_NAME, EntrySource, load_case
@@ -50,7 +51,6 @@ _STREET = re.compile(
     re.IGNORECASE,
 )
 _POSTCODE_PLACE = re.compile(r"\b\d{4}\s+[A-ZÆØÅ][a-zæøåA-ZÆØÅ-]+")
-_CONTACT_FIELDS = {"email", "contact_person", "organisation_type", "organisation_types_checked", "organisation_name"}
 REMOVED = "[fjernet]"
 
 
@@ -98,9 +98,14 @@ def _slug(name: str) -> str:
     return slug[:80] or "svar"
 
 
+def _layout(item: EntrySource) -> FormLayout:
+    return item.layout or form_layout(None)
+
+
 def _private_name(item: EntrySource) -> str:
     form = item.form or {}
-    for candidate in (form.get("contact_person"), item.entry.correspondent_name):
+    key = _layout(item).contact_name_key
+    for candidate in (form.get(key) if key else None, item.entry.correspondent_name):
         if isinstance(candidate, str) and candidate.strip() and "@" not in candidate:
             return candidate.strip()
     return PRIVATE_LABEL
@@ -153,11 +158,13 @@ def plan(session: Session, case_number: str) -> PublicationPlan:
 def _private_text(item: EntrySource, case_title: str, name: str) -> str:
     known = [item.entry.correspondent_email or "", item.intake.sender_address or ""]
     form = item.form or {}
-    known.append(str(form.get("email") or ""))
+    contact_keys = _layout(item).contact_keys
+    # The respondent's e-mail addresses as the form gives them.
+    known += [value for key in contact_keys if isinstance(value := form.get(key), str) and "@" in value]
     lines = [f"Høringssvar til {case_title}", f"Journalnummer {item.entry.journal_number}", f"Fra: {name}", ""]
     if item.form:
         for answer in form.get("fields") or []:  # every field of the form's own profile, in form order
-            if answer["key"] in _CONTACT_FIELDS:
+            if answer["key"] in contact_keys:
                 continue
             text = _answer_text(answer["value"])
             if text:

@@ -57,7 +57,7 @@ class IntakeFilter:
     case_number: str | None = None
     timeliness: str | None = None  # on_time | late
     receipt_status: str | None = None
-    organisation_type: str | None = None
+    respondent_type: str | None = None  # an option of the respondent-type question of the case's form
     search: str | None = None
     page: int = 1
     per_page: int = 50
@@ -101,7 +101,7 @@ def respondent_type_options(session: Session) -> list[str]:
     return options
 
 
-def _effective_type_condition(session: Session, organisation_type: str) -> Any:
+def _effective_type_condition(session: Session, respondent_type: str) -> Any:
     """Records whose respondent type, after the latest correction, is the given one."""
     keys = [layout.respondent_type.key for layout in case_layouts(session) if layout.respondent_type is not None]
     if not keys:
@@ -114,8 +114,8 @@ def _effective_type_condition(session: Session, organisation_type: str) -> Any:
     ):
         latest[correction.intake_id] = correction.corrected_value
     corrected_ids = list(latest)
-    corrected_to = [intake_id for intake_id, value in latest.items() if value == organisation_type]
-    parsed = or_(*(m.FormResultRow.data[key].as_string() == organisation_type for key in keys))
+    corrected_to = [intake_id for intake_id, value in latest.items() if value == respondent_type]
+    parsed = or_(*(m.FormResultRow.data[key].as_string() == respondent_type for key in keys))
     parsed_matches: ColumnElement[bool] = exists().where(m.FormResultRow.intake_id == m.IntakeRecord.id, parsed)
     if corrected_ids:
         parsed_matches = and_(parsed_matches, m.IntakeRecord.id.not_in(corrected_ids))
@@ -214,8 +214,8 @@ def search_intake(session: Session, criteria: IntakeFilter) -> IntakePage:
         conditions.append(
             exists().where(m.Receipt.intake_id == m.IntakeRecord.id, m.Receipt.status == criteria.receipt_status)
         )
-    if criteria.organisation_type:
-        conditions.append(_effective_type_condition(session, criteria.organisation_type))
+    if criteria.respondent_type:
+        conditions.append(_effective_type_condition(session, criteria.respondent_type))
     if criteria.search and criteria.search.strip():
         conditions.append(_search_condition(session, criteria.search.strip()))
     where = and_(*conditions) if conditions else None
@@ -821,8 +821,11 @@ def undo_last(session: Session, intake_id: int, actor: str) -> m.AuditEvent:
                 corrected_at=_now(),
             )
         )
-        if field == "organisation_type" and record.journal_entry is not None:
-            record.journal_entry.correspondent_is_private_person = previous == "Privatperson" if previous else None
+        respondent_type = layout_of(record).respondent_type
+        if respondent_type is not None and field == respondent_type.key and record.journal_entry is not None:
+            record.journal_entry.correspondent_is_private_person = layout_of(record).is_private_person(
+                {field: previous}
+            )
     else:
         case_id = record.case_id
         undone = _undo_registration(session, record, event)

@@ -97,7 +97,7 @@ def intake_list(
             case_number=case if case in cases else None,
             timeliness=timeliness if timeliness in TIMELINESS else None,
             receipt_status=receipt if receipt in m.RECEIPT_STATUSES else None,
-            organisation_type=org_type or None,
+            respondent_type=org_type or None,
             search=q[:200] or None,
             page=int(page) if page.isdigit() and len(page) < 7 else 1,
             per_page=state.web.page_size,
@@ -132,7 +132,7 @@ def intake_list(
                 "statuses": m.INTAKE_STATUSES,
                 "receipt_statuses": m.RECEIPT_STATUSES,
                 "timeliness": TIMELINESS,
-                "organisation_types": review.respondent_type_options(session),
+                "respondent_types": review.respondent_type_options(session),
                 "page_url": lambda n: "/intake?" + urlencode({**params, **ordering, "page": n}),
                 "sort_url": lambda key: (
                     "/intake?"

@@ -203,7 +203,10 @@ def parse_form_isolated(
 
     doc = DocumentInput(filename, "application/octet-stream", data)
     try:
-        profile_name = resolve_profile(profile).name
+        resolved = resolve_profile(profile)
+        profile_name = resolved.name
+        # The child loads the profile again: by its path when it is a file (a learned profile), else by name.
+        reference = profile if profile and (profile.endswith(".toml") or "/" in profile) else profile_name
         worker = _Worker(memory_mb)
     except Exception as exc:
         return FormResult(
@@ -213,12 +216,13 @@ def parse_form_isolated(
             warning_codes=["document.crashed"],
         )
     try:
-        single = worker.run(doc, profile_name, timeout_s, kind="parse")
+        single = worker.run(doc, reference, timeout_s, kind="parse")
     finally:
         worker.close()
     if single.form is not None:
         return single.form
-    return FormResult(
+    return FormResult.of_profile(
+        resolved,
         form_status="unreadable",
         profile=profile_name,
         warnings=single.warnings,

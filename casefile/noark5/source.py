@@ -14,9 +14,6 @@ from postmottak.casefile.form_values import FormLayout, corrected_form, form_lay
 
 SCREENED_NAME = "Privatperson (skjermet)"
 EXEMPT_NAME = "Avsender skjermet"
-ORGANISATION_FIELD = "organisation_name"
-ORGANISATION_TYPE_FIELD = "organisation_type"
-PRIVATE_PERSON_TYPE = "Privatperson"
 
 
 @dataclass
@@ -31,6 +28,8 @@ class EntrySource:
     # Exempt from publication: the whole response (document_id null) and single documents.
     exemption: m.PublicationExemption | None = None
     document_exemptions: dict[int, m.PublicationExemption] = field(default_factory=dict)
+    # The fields of the case's form (from its profile).
+    layout: FormLayout | None = None
 
     @property
     def names_screened(self) -> bool:
@@ -102,10 +101,10 @@ def is_private_person(
             return corrected
     if entry.correspondent_is_private_person is not None:
         return bool(entry.correspondent_is_private_person)
-    return organisation_name(form, layout) is None
+    return respondent_name(form, layout) is None
 
 
-def organisation_name(form: dict[str, Any] | None, layout: FormLayout | None = None) -> str | None:
+def respondent_name(form: dict[str, Any] | None, layout: FormLayout | None = None) -> str | None:
     """The respondent's name as the form states it (the profile's respondent name field)."""
     key = (layout or form_layout(None)).respondent_name_key
     if not form or not key:
@@ -145,7 +144,8 @@ def load_case(session: Session, number: str) -> CaseSource:
                 form=form,
                 corrections=own,
                 is_private_person=is_private_person(entry, form, own, layout),
-                organisation=organisation_name(form, layout),
+                organisation=respondent_name(form, layout),
+                layout=layout,
             )
         )
     exemptions: dict[int, list[m.PublicationExemption]] = {}

@@ -210,8 +210,8 @@ def parse(
     from postmottak.intake.form_worker import parse_form_isolated
 
     form = parse_form_isolated(file.read_bytes(), file.name, profile, timeout_s=120, memory_mb=2048)
-    # The profile's own keys at the top level whatever the form (a later form's keys live in extra_fields).
-    result = {**form.extra_fields, **form.model_dump(mode="json")}
+    # The profile's own keys at the top level, beside the parse's own keys and `fields` (with how each was read).
+    result = form.model_dump(mode="json")
     if as_json:
         sys.stdout.write(json.dumps(result, ensure_ascii=False, indent=2) + "\n")
         return

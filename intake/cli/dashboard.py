@@ -168,7 +168,7 @@ def list_records(
         case_number=case,
         timeliness=None if late is None else ("late" if late else "on_time"),
         receipt_status=receipt,
-        organisation_type=org_type,
+        respondent_type=org_type,
         search=search,
         page=page,
         per_page=per_page,
@@ -372,7 +372,7 @@ def review_ignore(
 def review_correct(
     ctx: typer.Context,
     intake_id: int = typer.Argument(...),
-    field: str = typer.Argument(..., help="Form field, e.g. organisation_name, q1_choice, goal_3."),
+    field: str = typer.Argument(..., help="A field key of the form's profile (see `postmottak parse FILE --json`)."),
     value: str = typer.Argument(..., help="Corrected value ('' for empty)."),
     user: Optional[str] = UserOption,
 ) -> None:

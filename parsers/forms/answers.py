@@ -115,6 +115,26 @@ def field_specs(profile: FormProfile) -> list[FieldSpec]:
     return specs
 
 
+def flat_defaults(profile: FormProfile) -> dict[str, Any]:
+    """Every flat key of the profile with its empty value: None for a text or single choice, [] for a list of
+    ticked options, {row: []} for a matrix."""
+    defaults: dict[str, Any] = {}
+    for section in profile.sections:
+        if section.kind == "heading" or not section.field:
+            continue
+        if section.kind == "checkboxes":
+            if section.list_field:
+                defaults[section.list_field] = []
+            defaults[section.field] = [] if section.multiple and not section.list_field else None
+        elif section.kind == "matrix":
+            defaults[section.field] = {row: [] for row in section.rows}
+        else:
+            if section.choice_field:
+                defaults[section.choice_field] = None
+            defaults[section.field] = None
+    return defaults
+
+
 def _as_list(value: Any) -> list[str]:
     if value is None or value == "":
         return []
@@ -164,9 +184,8 @@ def answers_from_values(
     read_by: dict[str, str] | str = "text",
     warnings: dict[str, list[str]] | None = None,
 ) -> list[FieldAnswer]:
-    """Every field of the profile, in form order, from a flat dict of values (a FormResult dump, or stored data).
-
-    Keys that the FormResult model does not know are looked for in `extra_fields` too."""
+    """Every field of the profile, in form order, from a flat dict of values (a FormResult dump, or stored data;
+    data stored before every key was flat may hold some under `extra_fields`)."""
     merged = {**(values.get("extra_fields") or {}), **values}
     answers = []
     for spec in field_specs(profile):

@@ -9,6 +9,7 @@ from typing import cast
 
 from pydantic import BaseModel, Field
 
+from .controls import FormControl
 from .docx_reader import DocxReadError, is_docx, read_docx
 from .form_parser import count_labels, parse_text
 from .models import DocumentInput, DocumentsAnalysis, FormResult, SourceFormat
@@ -38,6 +39,8 @@ class ReadDocument:
     ocr: ScanReading | None = None
     # A scan that cannot be read here (no OCR installed): staff type it in.
     needs_manual_entry: bool = False
+    # Word content controls, PDF form fields and Word table cells, placed in the lines' text.
+    controls: list[FormControl] = field(default_factory=list)
 
 
 def sniff_format(data: bytes, filename: str | None = None, content_type: str | None = None) -> str:
@@ -67,9 +70,10 @@ def read_document(
         return ReadDocument(
             kind, "too_large", warnings=[f"{name} er for stort ({len(data) // (1024 * 1024)} MB) til å leses."]
         )
+    controls: list[FormControl] = []
     if kind == "pdf":
         try:
-            layout = read_pdf(data)
+            layout = read_pdf(data, controls=controls)
         except PdfReadError as exc:
             return ReadDocument(kind, exc.status, warnings=[f"{name}: {exc.message}"])
         warnings = [f"{name}: {w}" for w in layout.warnings]
@@ -82,10 +86,10 @@ def read_document(
         if visible < MIN_TEXT_CHARS and layout.page_count > 0:
             warnings.append(f"{name} har ikke noe tekstlag (skannet bilde?) og kan ikke leses maskinelt.")
             return ReadDocument(kind, "unreadable", layout.lines, warnings, layout.page_count)
-        return ReadDocument(kind, "ok", layout.lines, warnings, layout.page_count)
+        return ReadDocument(kind, "ok", layout.lines, warnings, layout.page_count, controls=controls)
     if kind == "docx":
         try:
-            return ReadDocument(kind, "ok", read_docx(data))
+            return ReadDocument(kind, "ok", read_docx(data, controls=controls), controls=controls)
         except DocxReadError as exc:
             return ReadDocument(kind, exc.status, warnings=[f"{name}: {exc.message}"])
     if kind == "text":
@@ -147,7 +151,8 @@ def form_from_document(document: ReadDocument, data: bytes, profile: FormProfile
     )
     if document.status != "ok":
         warnings = document.warnings or [f"Dokumentet kan ikke leses ({document.status})."]
-        return FormResult(
+        return FormResult.of_profile(
+            profile,
             form_status="unreadable",
             profile=profile.name,
             warnings=warnings,
@@ -155,7 +160,7 @@ def form_from_document(document: ReadDocument, data: bytes, profile: FormProfile
             source_format=source,
             page_count=document.page_count,
         )
-    outcome = parse_text(lines_to_text(document.lines), profile)
+    outcome = parse_text(lines_to_text(document.lines), profile, controls=document.controls)
     if document.format == "pdf" and outcome.options_without_glyph and document.ocr is None:
         # Labels without glyphs: the boxes may be drawn as vector squares; read the geometry.
         try:

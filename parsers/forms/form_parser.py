@@ -5,15 +5,14 @@ from __future__ import annotations
 import re
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any
 
 from .answers import answers_from_values, field_specs
+from .controls import FormControl
 from .glyphs import GLYPH_TOKEN_PATTERN, glyph_state
 from .models import FormResult
 from .profile import ChoiceOption, FormProfile, FormSection
 from .text_cleaning import clean_section_text, flexible_pattern
 
-_RESULT_FIELDS = set(FormResult.model_fields)
 # A field's value as read: text, the ticked options, a matrix {row: [ticked columns]}, or nothing.
 FieldValue = str | list[str] | dict[str, list[str]] | None
 
@@ -93,16 +92,27 @@ def locate_sections(text: str, profile: FormProfile) -> list[_Located]:
     return located
 
 
-def parse_text(text: str, profile: FormProfile, *, checkbox_read_by: str = "glyph") -> ParseOutcome:
-    """Parse the text of a document; `checkbox_read_by` names how its checkbox glyphs came to be (see answers)."""
+def parse_text(
+    text: str,
+    profile: FormProfile,
+    *,
+    checkbox_read_by: str = "glyph",
+    controls: list[FormControl] | None = None,
+) -> ParseOutcome:
+    """Parse the text of a document; `checkbox_read_by` names how its checkbox glyphs came to be (see answers);
+    `controls` are the form controls read from the document's structure, placed in `text` (see controls.py)."""
     warnings = _Warnings()
     values: dict[str, FieldValue] = {}
     located = locate_sections(text, profile)
     labels_found = len(located)
     if labels_found < profile.min_labels_for_form:
         warnings.add("not_a_form", f"Dokumentet ser ikke ut til å være skjemaet «{profile.title}».")
-        result = FormResult(
-            form_status="not_a_form", profile=profile.name, warnings=warnings.messages, warning_codes=warnings.codes
+        result = FormResult.of_profile(
+            profile,
+            form_status="not_a_form",
+            profile=profile.name,
+            warnings=warnings.messages,
+            warning_codes=warnings.codes,
         )
         return ParseOutcome(result, labels_found)
 
@@ -198,17 +208,16 @@ def parse_text(text: str, profile: FormProfile, *, checkbox_read_by: str = "glyp
             )
 
     missing = labels_found < len(profile.sections)
-    # Any: FormResult validates each value against the type of its field.
-    result_values: dict[str, Any] = {key: value for key, value in values.items() if key in _RESULT_FIELDS}
-    extra = {key: value for key, value in values.items() if key not in _RESULT_FIELDS}
     read_by = {spec.key: ("text" if spec.kind == "text" else checkbox_read_by) for spec in field_specs(profile)}
+    if controls:
+        _read_controls(text, profile, located, controls, values, read_by)
     fields = answers_from_values(profile, values, read_by=read_by, warnings=_warnings_by_field(warnings))
     for answer in fields:
         if answer.kind == "choice" and answer.key in ticked:
             answer.value = ticked[answer.key]  # every tick, also where the single-answer key holds none
-    result = FormResult(
-        **result_values,
-        extra_fields=extra,
+    result = FormResult.of_profile(
+        profile,
+        dict(values),
         fields=fields,
         form_status="partial" if missing else "parsed",
         profile=profile.name,
@@ -216,6 +225,85 @@ def parse_text(text: str, profile: FormProfile, *, checkbox_read_by: str = "glyp
         warning_codes=warnings.codes,
     )
     return ParseOutcome(result, labels_found, options_without_glyph, options_found)
+
+
+def _read_controls(
+    text: str,
+    profile: FormProfile,
+    located: list[_Located],
+    controls: list[FormControl],
+    values: dict[str, FieldValue],
+    read_by: dict[str, str],
+) -> None:
+    """Fields answered in form controls: the controls placed in a section's content are its answer (a text
+    control's own value replaces the text read around it), and say how the field was read. A control whose tag
+    or title names a field whose label was not found answers that field."""
+    placeholders = tuple(profile.placeholders)
+    owners = {id(c): owner for c in controls if (owner := _named_section(c, profile)) is not None}
+    answered: set[str] = set()
+    for index, item in enumerate(located):
+        end = located[index + 1].start if index + 1 < len(located) else len(text) + 1
+        section = item.section
+        # A control named for another field is that field's, wherever it stands; a Word control whose text runs
+        # on past the next label (one wrapped around a label and its answer) is no field's answer alone.
+        inside = [
+            c
+            for c in controls
+            if item.content_start <= c.offset < end
+            and owners.get(id(c), section) is section
+            and not (c.source == "content_control" and c.value and c.offset + len(c.value) > end)
+        ]
+        choices = [c for c in inside if c.answers_choice]
+        if section.kind in ("checkboxes", "matrix"):
+            if choices and section.field:
+                read_by[section.field] = choices[0].source
+            continue
+        if section.kind == "heading" or not section.field:
+            continue
+        if section.choice_field and choices:
+            read_by[section.choice_field] = choices[0].source
+        answers = [c for c in inside if c.answers_text]
+        if answers:
+            answered.add(section.field)
+            given = [c.value for c in answers if c.value]
+            if given:
+                values[section.field] = _control_text(given, section, placeholders)
+                read_by[section.field] = answers[0].source
+            elif not values.get(section.field):
+                read_by[section.field] = answers[0].source
+        elif any(c.kind == "table_cell" for c in inside):
+            read_by[section.field] = "table"
+    for control in controls:
+        owner = owners.get(id(control))
+        if owner is None or not owner.field or owner.field in answered or not control.answers_text:
+            continue
+        if control.value and owner.kind in ("inline", "text"):
+            values[owner.field] = _control_text([control.value], owner, placeholders)
+            read_by[owner.field] = control.source
+            answered.add(owner.field)
+
+
+def _named_section(control: FormControl, profile: FormProfile) -> FormSection | None:
+    """The section whose key is the control's tag, or whose label is its title."""
+
+    def fold(value: str) -> str:
+        return " ".join(value.casefold().rstrip(":?. ").split())
+
+    title = fold(control.title) if control.title else None
+    for section in profile.sections:
+        if section.kind == "heading" or not section.field:
+            continue
+        if control.name and control.name == section.field:
+            return section
+        if title and (title == fold(section.label) or (section.anchor and title == fold(section.anchor))):
+            return section
+    return None
+
+
+def _control_text(given: list[str], section: FormSection, placeholders: tuple[str, ...]) -> str | None:
+    return clean_section_text(
+        "\n\n".join(given), placeholders, paragraphs=(section.kind == "text"), compact=section.compact
+    )
 
 
 def _warnings_by_field(warnings: _Warnings) -> dict[str, list[str]]:

@@ -21,7 +21,7 @@ from .docx_reader import CELL_SEPARATOR as DOCX_CELL_SEPARATOR
 from .docx_reader import DocxReadError, is_docx, read_docx
 from .glyphs import GLYPH_TOKEN_PATTERN, glyph_state
 from .pdf_reader import PdfReadError, read_pdf
-from .profile import ChoiceOption, FormProfile, FormSection
+from .profile import RESERVED_KEYS, ChoiceOption, FormProfile, FormSection
 from .text_cleaning import join_wrapped_lines
 from .text_lines import TextLine
 
@@ -139,7 +139,7 @@ def learn_profile(
         raise LearnError(f"{filename or 'Filen'} har ingen tekst å lære et skjema fra (skannet bilde?).")
     placeholders = list(DEFAULT_PLACEHOLDERS)
     sections: list[FormSection] = []
-    keys: set[str] = set()
+    keys: set[str] = set(RESERVED_KEYS)  # never one of the parsed result's own keys
     index = 0
     pending_question: str | None = None  # a line that may be the question of the options or table after it
 

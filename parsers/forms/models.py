@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Literal, NamedTuple
+from typing import Any, Literal, NamedTuple
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from .answers import FieldAnswer
+from .answers import FieldAnswer, flat_defaults
+from .profile import FormProfile
 
 FormStatus = Literal["parsed", "partial", "unreadable", "not_a_form"]
-Q1Choice = Literal["ja", "nei", "vet_ikke"]
 SourceFormat = Literal["pdf", "docx", "text", "unknown"]
 
 # Per-document statuses in DocumentsAnalysis.document_statuses.
@@ -27,36 +27,48 @@ DocumentStatus = Literal[
 
 
 class FormResult(BaseModel):
-    organisation_type: str | None = None
-    organisation_types_checked: list[str] = Field(default_factory=list)
-    organisation_name: str | None = None
-    contact_person: str | None = None
-    email: str | None = None
-    q1_choice: Q1Choice | None = None
-    q1_text: str | None = None
-    goal_1: str | None = None
-    goal_2: str | None = None
-    goal_3: str | None = None
-    goal_4: str | None = None
-    goal_5: str | None = None
-    q3_text: str | None = None
-    q4_text: str | None = None
+    """The parsed form. Every flat key of its profile (a field's key, a choice group's list key) is an attribute of
+    its own, dumped at the top level beside the parse's own keys below: the profile decides them, not this model.
+    `fields` holds the same answers per field in form order (key, label, kind, value, how read, warnings)."""
+
+    model_config = ConfigDict(extra="allow")
+
     warnings: list[str] = Field(default_factory=list)
     form_status: FormStatus = "not_a_form"
     profile: str = ""
-    # Extras: machine-readable codes parallel to `warnings` (e.g. "checkbox.none_ticked:organisation_type").
+    # Machine-readable codes parallel to `warnings` (e.g. "checkbox.none_ticked:<field key>").
     warning_codes: list[str] = Field(default_factory=list)
-    # Fields of a profile that are not attributes of this model (a later form's own keys).
-    extra_fields: dict[str, str | list[str] | dict[str, list[str]] | None] = Field(default_factory=dict)
     source_format: SourceFormat = "unknown"
     page_count: int | None = None
     # Every field of the profile in form order: the generic result (see answers.py).
     fields: list[FieldAnswer] = Field(default_factory=list)
 
-    def flat_values(self) -> dict[str, object]:
-        """Every flat key of the profile: the model's own attributes and the later forms' extra keys."""
-        data = self.model_dump(mode="json", exclude={"fields", "extra_fields"})
-        return {**self.extra_fields, **data}
+    @model_validator(mode="before")
+    @classmethod
+    def _flatten_extra_fields(cls, data: Any) -> Any:
+        """Results stored before every key was flat kept a later form's keys under "extra_fields"."""
+        if isinstance(data, dict) and isinstance(data.get("extra_fields"), dict):
+            data = dict(data)
+            extra = data.pop("extra_fields")
+            data = {**extra, **data}
+        elif isinstance(data, dict) and "extra_fields" in data:
+            data = {key: value for key, value in data.items() if key != "extra_fields"}
+        return data
+
+    def flat_values(self) -> dict[str, Any]:
+        """Every flat key of the profile with its value."""
+        return dict(self.model_extra or {})
+
+    @classmethod
+    def of_profile(cls, form: FormProfile, values: dict[str, Any] | None = None, /, **parse: Any) -> FormResult:
+        """A result with every flat key of the profile `form` (empty where `values` has none) and the parse's own
+        keys (`profile` defaults to the profile's name)."""
+        parse.setdefault("profile", form.name)
+        flat = {**flat_defaults(form), **(values or {})}
+        clash = set(flat) & set(cls.model_fields)
+        if clash:
+            raise ValueError(f"profile keys clash with the result's own: {', '.join(sorted(clash))}")
+        return cls(**flat, **parse)
 
 
 class DocumentInput(NamedTuple):

@@ -10,6 +10,7 @@ import statistics
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
+from .controls import ControlKind, FormControl, choice_rendering, mark, place_controls
 from .glyphs import CANONICAL_CHECKED, CANONICAL_UNCHECKED, SYMBOL_FONT_CODES, decode_symbol_char
 from .text_lines import TextLine, normalise_line
 
@@ -75,22 +76,36 @@ CELL_SEPARATOR = " \u00a6 "
 
 
 def read_pdf(
-    data: bytes, *, backend: Backend = "pdfium", max_pages: int = DEFAULT_MAX_PAGES, table_cells: bool = False
+    data: bytes,
+    *,
+    backend: Backend = "pdfium",
+    max_pages: int = DEFAULT_MAX_PAGES,
+    table_cells: bool = False,
+    controls: list[FormControl] | None = None,
 ) -> PdfLayout:
-    """The lines of a PDF. With `table_cells`, wide horizontal gaps (table columns) are kept as CELL_SEPARATOR."""
+    """The lines of a PDF. With `table_cells`, wide horizontal gaps (table columns) are kept as CELL_SEPARATOR.
+
+    Form fields (AcroForm) are read from their values (pdfium backend): with `table_cells` (learning) every field
+    is drawn into the lines as answer space, boxes or a drop-down's options; with `controls` (a list to fill)
+    the fields of a filled form are drawn from their values and collected, each with its offset in the text
+    (controls.place_controls). A form whose fields hold no values is read from its printed text alone."""
     page_count = pdf_page_count(data)
     pages_read = min(page_count, max_pages)
     cell_gap = CELL_GAP if table_cells else None
     if backend == "pdfium":
-        pages = _pdfium_pages(data, pages_read, cell_gap)
+        fields = _FormFields(controls, learning=table_cells) if (controls is not None or table_cells) else None
+        pages = _pdfium_pages(data, pages_read, cell_gap, fields)
     else:
         pages = _pdfplumber_pages(data, pages_read, cell_gap)
     warnings: list[str] = []
     if page_count > pages_read:
         warnings.append(f"PDF-en har {page_count} sider; bare de første {pages_read} er lest.")
     char_count = sum(len(line.text) for page_lines, _size in pages for line in page_lines)
+    lines = _layout(pages)
+    if controls is not None:
+        lines = place_controls(lines, controls)
     return PdfLayout(
-        lines=_layout(pages), page_count=page_count, pages_read=pages_read, char_count=char_count, warnings=warnings
+        lines=lines, page_count=page_count, pages_read=pages_read, char_count=char_count, warnings=warnings
     )
 
 
@@ -118,7 +133,7 @@ def _classify_pdfium_error(exc: Exception) -> PdfReadError:
 
 
 def _pdfium_pages(
-    data: bytes, pages_read: int, cell_gap: float | None = None
+    data: bytes, pages_read: int, cell_gap: float | None = None, fields: _FormFields | None = None
 ) -> list[tuple[list[PdfLine], tuple[float, float]]]:
     import pypdfium2 as pdfium
     import pypdfium2.raw as pdfium_c
@@ -129,6 +144,8 @@ def _pdfium_pages(
         raise _classify_pdfium_error(exc) from None
     result = []
     try:
+        if fields is not None:
+            fields.read(pdf, pages_read)
         rect = pdfium_c.FS_RECTF()
         origin_x, origin_y = ctypes.c_double(), ctypes.c_double()
         font_buffer = ctypes.create_string_buffer(256)
@@ -169,10 +186,159 @@ def _pdfium_pages(
                 )
             textpage.close()
             page.close()
+            if fields is not None:
+                chars.extend(fields.chars(page_index, height))
             result.append((_group_lines(chars, page_index, cell_gap), (width, height)))
     finally:
         pdf.close()
     return result
+
+
+# --- form fields (AcroForm), read from their values with pdfium -----------------------------
+
+
+@dataclass(slots=True)
+class _Widget:
+    page: int
+    kind: str  # "text" | "checkbox" | "drop_down"
+    name: str | None
+    tooltip: str | None
+    value: str | None
+    checked: bool
+    options: list[str]
+    left: float
+    top: float  # PDF user space (origin bottom left)
+    right: float
+    bottom: float
+
+
+class _FormFields:
+    """The widgets of a PDF's form fields, drawn into its pages as characters (see read_pdf)."""
+
+    def __init__(self, found: list[FormControl] | None, *, learning: bool) -> None:
+        self.found = found
+        self.learning = learning
+        self.widgets: list[_Widget] = []
+
+    def read(self, pdf: Any, pages_read: int) -> None:
+        import pypdfium2.raw as pdfium_c
+
+        if pdfium_c.FPDF_GetFormType(pdf.raw) == pdfium_c.FORMTYPE_NONE:
+            return
+        pdf.init_forms()
+        form = pdf.formenv.raw if pdf.formenv is not None else None
+        if form is None:
+            return
+        kinds = {
+            pdfium_c.FPDF_FORMFIELD_TEXTFIELD: "text",
+            pdfium_c.FPDF_FORMFIELD_CHECKBOX: "checkbox",
+            pdfium_c.FPDF_FORMFIELD_RADIOBUTTON: "checkbox",
+            pdfium_c.FPDF_FORMFIELD_COMBOBOX: "drop_down",
+            pdfium_c.FPDF_FORMFIELD_LISTBOX: "drop_down",
+        }
+        rect = pdfium_c.FS_RECTF()
+        for page_index in range(pages_read):
+            page = pdf[page_index]
+            try:
+                for i in range(pdfium_c.FPDFPage_GetAnnotCount(page.raw)):
+                    annot = pdfium_c.FPDFPage_GetAnnot(page.raw, i)
+                    try:
+                        if pdfium_c.FPDFAnnot_GetSubtype(annot) != pdfium_c.FPDF_ANNOT_WIDGET:
+                            continue
+                        kind = kinds.get(pdfium_c.FPDFAnnot_GetFormFieldType(form, annot))
+                        if kind is None or not pdfium_c.FPDFAnnot_GetRect(annot, ctypes.byref(rect)):
+                            continue
+                        value = _annot_text(pdfium_c.FPDFAnnot_GetFormFieldValue, form, annot)
+                        options: list[str] = []
+                        if kind == "drop_down":
+                            for n in range(max(0, pdfium_c.FPDFAnnot_GetOptionCount(form, annot))):
+                                label = _annot_text(pdfium_c.FPDFAnnot_GetOptionLabel, form, annot, n)
+                                if label and label.strip():
+                                    options.append(label.strip())
+                        self.widgets.append(
+                            _Widget(
+                                page_index,
+                                kind,
+                                _annot_text(pdfium_c.FPDFAnnot_GetFormFieldName, form, annot),
+                                _annot_text(pdfium_c.FPDFAnnot_GetFormFieldAlternateName, form, annot),
+                                value.strip() if value and value.strip() else None,
+                                kind == "checkbox" and bool(pdfium_c.FPDFAnnot_IsChecked(form, annot)),
+                                options,
+                                min(rect.left, rect.right),
+                                max(rect.top, rect.bottom),
+                                max(rect.left, rect.right),
+                                min(rect.top, rect.bottom),
+                            )
+                        )
+                    finally:
+                        pdfium_c.FPDFPage_CloseAnnot(annot)
+            finally:
+                page.close()
+        if not self.learning and not any(w.checked or (w.value and w.kind != "checkbox") for w in self.widgets):
+            self.widgets = []  # no values: the printed text is all there is to read
+
+    def chars(self, page_index: int, page_height: float) -> list[Char]:
+        out: list[Char] = []
+        for widget in self.widgets:
+            if widget.page != page_index:
+                continue
+            top, bottom = page_height - widget.top, page_height - widget.bottom
+            x = widget.left
+            if widget.kind == "checkbox":
+                glyph = CANONICAL_CHECKED if widget.checked else CANONICAL_UNCHECKED
+                out.extend(self._mark(widget, x, top, bottom))
+                out.append(Char(glyph, x, widget.right, top, bottom, 0.0, bottom))
+                continue
+            # Text on one line at the top of the field (a tall field is answer space under its label).
+            size = min(bottom - top, 10.0)
+            line_top = top + max(0.0, (bottom - top - size) / 2) if bottom - top <= 24 else top + 2
+            out.extend(self._mark(widget, x, line_top, line_top + size))
+            if widget.kind == "drop_down":
+                text = choice_rendering(widget.options, widget.value)
+            else:
+                text = "____" if self.learning else ""
+            for char in text:
+                if char == " ":
+                    x += 0.3 * size
+                    out.append(_SPACE)
+                    continue
+                out.append(Char(char, x, x + 0.55 * size, line_top, line_top + size, size, line_top + size))
+                x += 0.55 * size
+        return out
+
+    def _mark(self, widget: _Widget, x: float, top: float, bottom: float) -> list[Char]:
+        if self.found is None:
+            return []
+        value = widget.value if widget.kind != "checkbox" else None
+        if value is not None and widget.kind == "text":
+            value = "\n\n".join(
+                line.strip() for line in value.replace("\r\n", "\n").replace("\r", "\n").split("\n") if line.strip()
+            )
+        kind: ControlKind = (
+            "checkbox" if widget.kind == "checkbox" else "drop_down" if widget.kind == "drop_down" else "text"
+        )
+        self.found.append(
+            FormControl(
+                kind,
+                "acroform",
+                widget.name,
+                widget.tooltip,
+                value,
+                widget.checked if widget.kind == "checkbox" else None,
+                list(widget.options),
+            )
+        )
+        return [Char(mark(len(self.found) - 1), x - 0.2, x - 0.1, top, bottom, 0.0, bottom)]
+
+
+def _annot_text(function: Any, *args: Any) -> str | None:
+    """A UTF-16LE string from a pdfium FPDFAnnot_* getter (first call for the size, second for the text)."""
+    size = function(*args, None, 0)
+    if size <= 2:
+        return None
+    buffer = ctypes.create_string_buffer(size)
+    function(*args, ctypes.cast(buffer, ctypes.POINTER(ctypes.c_ushort)), size)
+    return buffer.raw[: size - 2].decode("utf-16-le", errors="replace")
 
 
 # --- pdfplumber backend (with vector checkbox detection) ------------------------------------

@@ -15,6 +15,10 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 DEFAULT_PROFILE_NAME = "hoeringssvar-22-414"
+# The parsed result's own keys (FormResult): no field of a profile may have one of these as its key.
+RESERVED_KEYS = frozenset(
+    {"warnings", "warning_codes", "form_status", "profile", "source_format", "page_count", "fields", "extra_fields"}
+)
 
 
 class ChoiceOption(BaseModel):
@@ -88,6 +92,8 @@ class FormProfile(BaseModel):
     respondent_type_field: str | None = None
     respondent_name_field: str | None = None
     private_person_option: str | None = None
+    # The field naming the person who wrote the response (for a private person's published response).
+    contact_name_field: str | None = None
     sections: list[FormSection]
     # The field of a question where respondents ask for their response to be exempt from publication: an answer
     # pre-fills a suggestion for staff (legal basis below), it never exempts anything by itself.
@@ -100,6 +106,17 @@ class FormProfile(BaseModel):
             raise ValueError("a profile needs sections")
         if self.min_labels_for_form > len(self.sections):
             raise ValueError("min_labels_for_form exceeds the number of sections")
+        keys = [
+            key
+            for section in self.sections
+            for key in (section.field, section.list_field, section.choice_field)
+            if key is not None
+        ]
+        reserved = sorted(set(keys) & RESERVED_KEYS)
+        if reserved:
+            raise ValueError(f"field keys {', '.join(reserved)} are the parsed result's own; choose other keys")
+        if len(set(keys)) != len(keys):
+            raise ValueError("every field key of a profile must be unique")
         return self
 
 

@@ -25,8 +25,7 @@ MIN_MATCHED_SHARE = 0.6
 
 
 def field_confidences(result: FormResult, reading: ScanReading, profile: FormProfile) -> dict[str, float]:
-    values = result.model_dump()
-    values.update(result.extra_fields)
+    values = result.flat_values()
     confidences: dict[str, float] = {}
     for section in profile.sections:
         if section.kind == "checkboxes" and section.field in reading.box_confidences:

@@ -162,7 +162,13 @@ choices = [{ value = "ja", label = "Ja" }, { value = "nei", label = "Nei" }]
     result = parse_form(text.encode(), "svar.txt", profile=profile)
     assert result.profile == "annen-hoering-23-001" and result.form_status == "parsed"
     assert result.organisation_name == "Fjellby kommune"
-    assert result.extra_fields == {"merknader": "Vi har to.\n\nOg en til.", "enig": "nei"}
+    # The flat keys are the profile's own, and only those (none of another form's).
+    assert result.flat_values() == {
+        "organisation_name": "Fjellby kommune",
+        "merknader": "Vi har to.\n\nOg en til.",
+        "enig": "nei",
+    }
+    assert {"merknader", "enig"} <= set(result.model_dump()) and "q1_choice" not in result.model_dump()
 
 
 def test_packaged_profiles() -> None:
