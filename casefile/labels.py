@@ -48,6 +48,14 @@ ACTION_LABELS = {
     "login": "Innlogging",
     "login_failed": "Mislykket innlogging",
     "logout": "Utlogging",
+    "exempt_from_publication": "Unntatt offentlighet",
+    "exemption_lifted": "Unntak opphevet",
+    "publication_written": "Publiseringspakke laget",
+    "retention_run": "Oppbevaringsregler kjørt",
+    "retention_delete": "Innhold slettet (oppbevaringsregel)",
+    "privacy_find": "Søk etter personopplysninger",
+    "privacy_export": "Innsyn i personopplysninger eksportert",
+    "privacy_erase": "Personopplysninger slettet",
 }
 ROLE_LABELS = {"archivist": "arkivar", "reader": "leser"}
 TIMELINESS_LABELS = {True: "i tide", False: "for sent"}

@@ -233,6 +233,34 @@ def run(
     return report
 
 
+@dataclass
+class KindPreview:
+    """What a run now would delete of one kind: the rule, how many records, the oldest one's time."""
+
+    kind: str
+    days: int | None
+    count: int = 0
+    oldest: datetime | None = None
+
+
+def preview(session: Session, days: dict[str, int | None], now: datetime | None = None) -> list[KindPreview]:
+    """The dry run for staff: per kind (in KINDS order) its rule and the records due now, with the oldest."""
+    now = now or datetime.now(timezone.utc)
+    rows = {kind: KindPreview(kind, days.get(kind)) for kind in KINDS}
+    for record, kind, _ in candidates(session, days, now):
+        row = rows[kind]
+        row.count += 1
+        if row.oldest is None or record.received_at < row.oldest:
+            row.oldest = record.received_at
+    return list(rows.values())
+
+
+def last_run(session: Session) -> m.AuditEvent | None:
+    return session.scalar(
+        select(m.AuditEvent).where(m.AuditEvent.action == RUN_ACTION).order_by(m.AuditEvent.at.desc()).limit(1)
+    )
+
+
 def due(session: Session, every: timedelta, now: datetime | None = None) -> bool:
     """Has the last retention run been longer ago than `every` (or never)?"""
     now = now or datetime.now(timezone.utc)
