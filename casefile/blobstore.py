@@ -16,10 +16,11 @@ import os
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
-from typing import BinaryIO, Literal, Protocol
+from typing import Any, BinaryIO, Literal, Protocol, cast
 
-from sqlalchemy import delete, select
+from sqlalchemy import CursorResult, delete, exists, select, update
 from sqlalchemy.exc import IntegrityError
 
 from postmottak.casefile import models as m
@@ -42,6 +43,18 @@ class Store(Protocol):
     def chunks(self, relative: str) -> Iterator[bytes]: ...
 
     def has(self, relative: str) -> bool: ...
+
+    def delete_if_untouched(self, relative: str, since: float) -> bool | None: ...
+
+
+def _either(first: bool | None, second: bool | None) -> bool | None:
+    """Deleting from a store and from its read-through fallback: kept if either kept it, else deleted if either
+    deleted it."""
+    if first is False or second is False:
+        return False
+    if first or second:
+        return True
+    return None
 
 
 class FileStore(DocumentStore):
@@ -71,6 +84,13 @@ class FileStore(DocumentStore):
         if self.has(relative) or self.fallback is None:
             return super().verify(relative, sha256)
         return self.fallback.verify(relative, sha256)
+
+    def delete_if_untouched(self, relative: str, since: float) -> bool | None:
+        """Delete from the files, and the copy in the database a migration may have left (retention, erasure)."""
+        deleted = super().delete_if_untouched(relative, since)
+        if deleted is False or self.fallback is None:
+            return deleted
+        return _either(deleted, self.fallback.delete_if_untouched(relative, since))
 
     def put_chunks(self, relative: str, pieces: Iterable[bytes], sha256: str) -> None:
         """Write a file from pieces (temp file, fsync, rename); refuses content that does not hash to sha256."""
@@ -127,7 +147,16 @@ class DatabaseStore:
         size = count = 0
         try:
             with self.db.session() as session:  # one transaction: the check, the chunks, the completion row
-                if session.get(m.StoredFile, relative) is not None:
+                # Stored already: mark it used now, as the file store's put touches the file (retention leaves
+                # files reused since its run started alone). An UPDATE, so a delete racing with it either
+                # happened before (nothing updated: written again below) or sees the new time and keeps it.
+                touched = session.execute(
+                    update(m.StoredFile)
+                    .where(m.StoredFile.relative_path == relative)
+                    .values(created_at=m.utcnow())
+                    .execution_options(synchronize_session=False)
+                )
+                if cast(CursorResult[Any], touched).rowcount:
                     return
                 for count, piece in enumerate(pieces, start=1):
                     digest.update(piece)
@@ -173,6 +202,25 @@ class DatabaseStore:
             return False
         return digest.hexdigest() == sha256
 
+    def delete_if_untouched(self, relative: str, since: float) -> bool | None:
+        """Delete the file (its row and chunks, in one transaction) unless stored or reused at or after `since`
+        (epoch seconds); then the copy in the file store a migration may have left. True / False (kept) / None."""
+        cutoff = datetime.fromtimestamp(since, timezone.utc)
+        with self.db.session() as session:
+            gone = session.execute(
+                delete(m.StoredFile)
+                .where(m.StoredFile.relative_path == relative, m.StoredFile.created_at < cutoff)
+                .execution_options(synchronize_session=False)
+            )
+            if cast(CursorResult[Any], gone).rowcount:
+                session.execute(delete(m.StoredFileChunk).where(m.StoredFileChunk.relative_path == relative))
+                deleted: bool | None = True
+            else:
+                deleted = False if session.get(m.StoredFile, relative) is not None else None
+        if deleted is False or self.fallback is None:
+            return deleted
+        return _either(deleted, self.fallback.delete_if_untouched(relative, since))
+
     def remove(self, relative: str) -> None:
         with self.db.session() as session:
             session.execute(delete(m.StoredFile).where(m.StoredFile.relative_path == relative))
@@ -200,10 +248,16 @@ class MigrationReport:
 
 
 def referenced_files(db: Database) -> Iterator[tuple[str, str]]:
-    """(relative path, sha256) of every file the case database refers to: raw mails and documents."""
+    """(relative path, sha256) of every file the case database refers to: raw mails and documents (not those of
+    records whose content was deleted: retention or erasure, see casefile/retention.py)."""
+    live = ~exists().where(m.ContentTombstone.intake_id == m.IntakeRecord.id)
     with db.session() as session:
-        raw = session.execute(select(m.IntakeRecord.raw_path, m.IntakeRecord.raw_sha256))
-        documents = session.execute(select(m.Document.storage_path, m.Document.sha256))
+        raw = session.execute(select(m.IntakeRecord.raw_path, m.IntakeRecord.raw_sha256).where(live))
+        documents = session.execute(
+            select(m.Document.storage_path, m.Document.sha256)
+            .join(m.IntakeRecord, m.IntakeRecord.id == m.Document.intake_id)
+            .where(live)
+        )
         rows = {(path, sha) for path, sha in raw} | {(path, sha) for path, sha in documents}
     yield from sorted(rows)
 

@@ -49,6 +49,14 @@ ACTION_LABELS = {
     "login_failed": "Mislykket innlogging",
     "logout": "Utlogging",
     "consultation_created": "Høring opprettet",
+    "exempt_from_publication": "Unntatt offentlighet",
+    "exemption_lifted": "Unntak opphevet",
+    "publication_written": "Publiseringspakke laget",
+    "retention_run": "Oppbevaringsregler kjørt",
+    "retention_delete": "Innhold slettet (oppbevaringsregel)",
+    "privacy_find": "Søk etter personopplysninger",
+    "privacy_export": "Innsyn i personopplysninger eksportert",
+    "privacy_erase": "Personopplysninger slettet",
 }
 # The kinds of a form profile's sections, as staff see them when a form is learned from its blank.
 FORM_KIND_LABELS = {

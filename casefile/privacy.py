@@ -24,6 +24,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
 from postmottak.casefile import models as m
+from postmottak.casefile import retention
 from postmottak.casefile.db import Database
 from postmottak.casefile.storage import DocumentStore
 
@@ -250,10 +251,8 @@ class EraseResult:
     kept: list[tuple[int, str]] = field(default_factory=list)  # (intake id, why)
 
 
-def erase(db: Database, store: DocumentStore, query: str, actor: str, *, dry_run: bool) -> EraseResult:
+def erase(db: Database, store: retention.FileDeleter, query: str, actor: str, *, dry_run: bool) -> EraseResult:
     """Erase the person's data where no archival duty applies; say why the rest is kept (art. 17 (3) (b))."""
-    from postmottak.casefile import retention
-
     with db.session() as session:
         found = find(session, query)
     result = EraseResult(found)

@@ -33,7 +33,8 @@ from pathlib import Path
 from sqlalchemy.orm import Session
 
 from postmottak.casefile.form_values import FormLayout, form_layout
-from postmottak.casefile.noark5.archival import CONVERTED, versions_by_document
+from postmottak.casefile.models import ArchivalVersion, Document
+from postmottak.casefile.noark5.archival import ARCHIVAL_AS_RECEIVED, CONVERTED, versions_by_document
 from postmottak.casefile.noark5.convert import Converted, SourceFile, convert_all
 from postmottak.casefile.noark5.source import EXEMPT_NAME, EntrySource, load_case
 from postmottak.casefile.noark5.xmlutil import local_date
@@ -67,6 +68,7 @@ class PlannedResponse:
     legal_basis: str | None = None  # for exempt responses
     filename: str | None = None  # svar/<name>.pdf, None when nothing is published
     documents: list[str] = field(default_factory=list)  # titles of what goes into the PDF
+    converting: list[str] = field(default_factory=list)  # of those, the ones with no PDF/A version made yet
     left_out: list[str] = field(default_factory=list)  # documents left out, with why
     problem: str | None = None  # why a public response has no PDF (for staff)
 
@@ -111,7 +113,20 @@ def _private_name(item: EntrySource) -> str:
     return PRIVATE_LABEL
 
 
-def plan(session: Session, case_number: str) -> PublicationPlan:
+def _archival_path(version: ArchivalVersion | None, document: Document) -> str | None:
+    """The stored PDF/A of a document: its converted version, or the original when that was PDF/A already."""
+    if version is None:
+        return None
+    if version.status == CONVERTED:
+        return version.storage_path
+    if version.status == ARCHIVAL_AS_RECEIVED:
+        return document.storage_path
+    return None
+
+
+def plan(session: Session, case_number: str, *, before_conversion: bool = False) -> PublicationPlan:
+    """What the package will hold. `before_conversion`: the overview staff review before writing, which makes
+    the missing PDF/A versions first - a document never tried yet counts as published (listed in `converting`)."""
     source = load_case(session, case_number)
     tz = source.case.timezone
     versions = versions_by_document(session, [d.id for item in source.entries for d in item.documents])
@@ -144,8 +159,11 @@ def plan(session: Session, case_number: str) -> PublicationPlan:
                     planned.left_out.append(f"{title}: unntatt ({item.document_exemptions[document.id].legal_basis})")
                     continue
                 version = versions.get(document.id)
-                if version is None or version.status != CONVERTED or not version.storage_path:
-                    planned.left_out.append(f"{title}: mangler arkivversjon (PDF/A)")
+                if version is None and before_conversion:
+                    planned.converting.append(title)
+                elif _archival_path(version, document) is None:
+                    error = version.error if version is not None and version.error else None
+                    planned.left_out.append(f"{title}: mangler arkivversjon (PDF/A)" + (f": {error}" if error else ""))
                     continue
                 planned.documents.append(title)
             if not planned.documents:
@@ -258,10 +276,10 @@ def write(
             else:
                 parts = []
                 for document in item.documents:
-                    version = versions.get(document.id)
+                    path = _archival_path(versions.get(document.id), document)
                     title = document.title or document.filename or f"Dokument {document.number}"
-                    if title in planned.documents and version is not None and version.storage_path:
-                        parts.append(store.read(version.storage_path))
+                    if title in planned.documents and path is not None:
+                        parts.append(store.read(path))
                 data = _merge(parts)
             (staging / planned.filename).write_bytes(data)
             written.append(planned.filename)

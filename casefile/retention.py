@@ -18,19 +18,24 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import exists, or_, select
 from sqlalchemy.orm import Session
 
 from postmottak.casefile import models as m
 from postmottak.casefile.db import Database
-from postmottak.casefile.storage import DocumentStore
 
 UNRELATED_REASON = "no reference to a configured case"
 KINDS = ("ignored", "duplicate", "unrelated")
 RUN_ACTION = "retention_run"
 DELETE_ACTION = "retention_delete"
+
+
+class FileDeleter(Protocol):
+    """The document store, either backend (casefile/storage.py, casefile/blobstore.py)."""
+
+    def delete_if_untouched(self, relative: str, since: float) -> bool | None: ...
 
 
 @dataclass
@@ -116,31 +121,27 @@ def path_in_use(session: Session, path: str) -> bool:
     return bool(session.scalar(select(or_(exists(live_raw), exists(live_document), exists(live_archival)))))
 
 
-def delete_files(
-    session: Session, store: DocumentStore, files: list[dict[str, str]], started: float
-) -> tuple[int, int]:
-    """Delete the files no live record uses; returns (deleted, kept).
+def delete_files(session: Session, store: FileDeleter, files: list[dict[str, str]], started: float) -> tuple[int, int]:
+    """Delete the files no live record uses, from the configured store (files or database, and the other backend's
+    copy a migration left); returns (deleted, kept).
 
-    A file written or reused (DocumentStore.put touches it) since the run started is kept: a mail being registered
-    at this moment may be about to point at it."""
+    A file written or reused (`put` touches it, in either backend) since the run started is kept: a mail being
+    registered at this moment may be about to point at it."""
     deleted = kept = 0
     for path in sorted({f["path"] for f in files}):
-        target = store.path_for(path)
         if path_in_use(session, path):
             kept += 1
             continue
-        try:
-            if target.stat().st_mtime >= started:
-                kept += 1
-                continue
-            target.unlink()
+        outcome = store.delete_if_untouched(path, started)
+        if outcome is True:
             deleted += 1
-        except FileNotFoundError:
-            pass  # gone already (an earlier run died after deleting it)
+        elif outcome is False:
+            kept += 1
+        # None: gone already (an earlier run died after deleting it)
     return deleted, kept
 
 
-def complete(db: Database, store: DocumentStore, tombstone_id: int, started: float) -> tuple[int, int]:
+def complete(db: Database, store: FileDeleter, tombstone_id: int, started: float) -> tuple[int, int]:
     with db.session() as session:
         tombstone = session.get(m.ContentTombstone, tombstone_id)
         assert tombstone is not None
@@ -171,7 +172,7 @@ def tombstone(
     return row
 
 
-def repair(db: Database, store: DocumentStore, started: float) -> int:
+def repair(db: Database, store: FileDeleter, started: float) -> int:
     """Finish the deletes of tombstones a crashed run left incomplete."""
     with db.session() as session:
         pending = list(session.scalars(select(m.ContentTombstone.id).where(m.ContentTombstone.completed_at.is_(None))))
@@ -182,7 +183,7 @@ def repair(db: Database, store: DocumentStore, started: float) -> int:
 
 def run(
     db: Database,
-    store: DocumentStore,
+    store: FileDeleter,
     days: dict[str, int | None],
     actor: str,
     *,
@@ -230,6 +231,34 @@ def run(
             )
         )
     return report
+
+
+@dataclass
+class KindPreview:
+    """What a run now would delete of one kind: the rule, how many records, the oldest one's time."""
+
+    kind: str
+    days: int | None
+    count: int = 0
+    oldest: datetime | None = None
+
+
+def preview(session: Session, days: dict[str, int | None], now: datetime | None = None) -> list[KindPreview]:
+    """The dry run for staff: per kind (in KINDS order) its rule and the records due now, with the oldest."""
+    now = now or datetime.now(timezone.utc)
+    rows = {kind: KindPreview(kind, days.get(kind)) for kind in KINDS}
+    for record, kind, _ in candidates(session, days, now):
+        row = rows[kind]
+        row.count += 1
+        if row.oldest is None or record.received_at < row.oldest:
+            row.oldest = record.received_at
+    return list(rows.values())
+
+
+def last_run(session: Session) -> m.AuditEvent | None:
+    return session.scalar(
+        select(m.AuditEvent).where(m.AuditEvent.action == RUN_ACTION).order_by(m.AuditEvent.at.desc()).limit(1)
+    )
 
 
 def due(session: Session, every: timedelta, now: datetime | None = None) -> bool:

@@ -65,6 +65,25 @@ class DocumentStore:
     def read(self, relative: str) -> bytes:
         return self.path_for(relative).read_bytes()
 
+    def delete_if_untouched(self, relative: str, since: float) -> bool | None:
+        """Delete a stored file unless it was written or reused (`put`) at or after `since` (epoch seconds).
+
+        True: deleted; False: kept (touched); None: not here. The file is first renamed aside and its time read
+        there: a `put` reusing it at the same moment either touched it before (the file is put back) or finds it
+        gone and writes it again, so a file a new record is about to point at is never lost."""
+        target = self.path_for(relative)
+        aside = target.with_name(f".deleting-{target.name}")
+        try:
+            os.replace(target, aside)
+        except FileNotFoundError:
+            aside.unlink(missing_ok=True)  # left by a run that died between the rename and the delete
+            return None
+        if aside.stat().st_mtime >= since:
+            os.replace(aside, target)  # the same content: harmless if a `put` wrote it again meanwhile
+            return False
+        aside.unlink()
+        return True
+
     def verify(self, relative: str, sha256: str) -> bool:
         path = self.path_for(relative)
         if not path.is_file():

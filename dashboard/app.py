@@ -17,7 +17,17 @@ from postmottak.casefile.blobstore import open_store
 from postmottak.casefile.db import Database
 from postmottak.casefile.review import ReceiptCheck
 from postmottak.config.settings import Settings
-from postmottak.dashboard import access, actions, confirm, consultation_setup, exemption, files, notifications, pages
+from postmottak.dashboard import (
+    access,
+    actions,
+    confirm,
+    consultation_setup,
+    exemption,
+    files,
+    notifications,
+    pages,
+    records,
+)
 from postmottak.dashboard import mailboxes as mailbox_pages
 from postmottak.dashboard.metrics import metrics_registry
 from postmottak.dashboard.rendering import make_environment, render
@@ -111,6 +121,8 @@ def create_app(
     app.include_router(confirm.router)
     app.include_router(notifications.router)
     app.include_router(mailbox_pages.router)
+    app.include_router(records.router)
+    app.include_router(records.actions)
 
     @app.exception_handler(LoginRequired)
     async def _login_required(request: Request, exc: LoginRequired) -> Response:

@@ -7,7 +7,6 @@ from datetime import timedelta
 
 from postmottak.casefile import retention
 from postmottak.casefile.db import Database
-from postmottak.casefile.storage import DocumentStore
 from postmottak.config.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -19,7 +18,7 @@ def configured_days(settings: Settings) -> dict[str, int | None]:
     return {"ignored": section.ignored_days, "duplicate": section.duplicate_days, "unrelated": section.unrelated_days}
 
 
-def run_if_due(settings: Settings, db: Database, store: DocumentStore) -> retention.RetentionReport | None:
+def run_if_due(settings: Settings, db: Database, store: retention.FileDeleter) -> retention.RetentionReport | None:
     days = configured_days(settings)
     if all(value is None for value in days.values()):
         return None

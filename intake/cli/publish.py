@@ -56,7 +56,7 @@ def publish_command(
         rendered = prepare_case(db, store, case, actor, extra_sources=extra).extra  # one LibreOffice run for all
     try:
         with db.session() as session:
-            publication = plan(session, case)
+            publication = plan(session, case, before_conversion=dry_run and archival)
             _print_plan(publication)
             if dry_run:
                 console.print("Prøvekjøring: ingenting er skrevet.", highlight=False)
@@ -91,6 +91,8 @@ def _print_plan(publication) -> None:  # type: ignore[no-untyped-def]
         elif planned.filename:
             status = "Ja"
             content = f"{planned.filename}: " + ", ".join(planned.documents)
+            if planned.converting:
+                content += " | konverteres til PDF/A: " + ", ".join(planned.converting)
             if planned.left_out:
                 content += " | utelatt: " + "; ".join(planned.left_out)
         else:

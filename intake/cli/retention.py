@@ -24,7 +24,6 @@ def retention_run(
 ) -> None:
     """Delete raw mail and attachments of ignored, duplicate and unrelated mail older than configured."""
     from postmottak.casefile import retention
-    from postmottak.casefile.storage import DocumentStore
     from postmottak.intake.retention import configured_days
 
     settings = cli(ctx).settings()
@@ -39,7 +38,7 @@ def retention_run(
         actor = user or getpass.getuser()
     except Exception:  # no login name
         actor = "postmottak"
-    report = retention.run(cli(ctx).database(), DocumentStore(settings.storage_path), days, actor, dry_run=dry_run)
+    report = retention.run(cli(ctx).database(), cli(ctx).store(), days, actor, dry_run=dry_run)
     rules = ", ".join(f"{KIND_LABELS[k]} etter {v} dager" for k, v in days.items() if v is not None)
     counts = ", ".join(f"{KIND_LABELS[k]}: {n}" for k, n in sorted(report.candidates.items())) or "ingen"
     if dry_run:

@@ -214,3 +214,37 @@ def test_scrub_contact_data_removes_addresses_and_numbers() -> None:
     for secret in ("912 34 567", "22334455", "Storgata 5B", "0155 Oslo", "kari@x.no"):
         assert secret not in scrubbed
     assert "I 2022 var det 40 000 svar." in scrubbed
+
+
+def test_a_document_received_as_pdfa_is_published_as_it_is(setup, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from postmottak.casefile.noark5.archival import ARCHIVAL_AS_RECEIVED, prepare_case
+    from postmottak.casefile.noark5.convert import SourceFile, convert_all
+    from postmottak.casefile.publication import plan, write
+
+    made = convert_all([SourceFile("svar", make_pdf(["Helse Nord RHF støtter målene."], "Svar"), "application/pdf")])
+    pdfa = made["svar"].data
+    assert pdfa is not None, made["svar"].error
+    response = Response(
+        "Helse Nord RHF",
+        "post@helse-nord.no",
+        "Høringssvar 22/414",
+        "Vedlagt.",
+        oslo(2022, 9, 20, 10, 0),
+        attachments=[Attachment("svar.pdf", "application/pdf", pdfa)],
+        private_person=False,
+    )
+    db = setup.database.db
+    with db.session() as session:
+        register_response(session, setup.store, response, "pdfa-1")
+    with db.session() as session:
+        overview = plan(session, CASE_NUMBER, before_conversion=True)
+    assert overview.responses[0].converting == ["svar.pdf"]  # not looked at yet: to be made when writing
+    summary = prepare_case(db, setup.store, CASE_NUMBER, "arkivar.anne")
+    assert (summary.as_received, summary.converted) == (1, 0)
+    with db.session() as session:
+        assert session.query(m.ArchivalVersion).one().status == ARCHIVAL_AS_RECEIVED
+        publication = plan(session, CASE_NUMBER)
+        assert publication.responses[0].documents == ["svar.pdf"] and not publication.responses[0].left_out
+        written = write(session, setup.store, publication, tmp_path / "publisering")
+    assert "svar/helse-nord-rhf.pdf" in written
+    assert "Helse Nord RHF støtter målene" in _text_of(tmp_path / "publisering" / "svar" / "helse-nord-rhf.pdf")

@@ -78,6 +78,14 @@ def test_every_route_refuses_anonymous_access(app, anon, seeded, db):
         ("GET", "/metrics"),
         ("POST", "/logout"),
         *[("POST", r) for r in ACTION_ROUTES],
+        ("GET", "/cases/{key}/publication"),
+        ("POST", "/cases/{key}/publication"),
+        ("GET", "/retention"),
+        ("POST", "/retention/run"),
+        ("GET", "/privacy"),
+        ("POST", "/privacy"),
+        ("POST", "/privacy/export"),
+        ("POST", "/privacy/erase"),
     ]:
         assert expected in templates, expected
     checked = 0

@@ -63,7 +63,53 @@ def _states(base: str, ids: dict[str, int]) -> list[tuple[str, str, str | None]]
         ("undo refused, nothing to undo", f"/intake/{ids['undone']}/undo/confirm", None),
         ("page that does not exist", "/intake/999999", None),
         ("bad address", "/intake/abc", None),
+        ("exemption from publication", f"/intake/{ids['bergen']}/exemption", None),
+        ("publication overview", "/cases/22-414/publication", None),
+        ("publication confirmation", "/cases/22-414/publication/confirm", None),
+        ("publication of a case without responses", "/cases/23-100/publication", None),
+        ("retention, no rules set", "/retention", "retention:none"),
+        ("retention rules with a dry run", "/retention", "retention:0"),
+        ("retention confirmation", "/retention/confirm", "retention:0"),
+        ("retention, nothing due", "/retention", "retention:100000"),
+        ("data subject requests", "/privacy", None),
+        ("data subject found", "/privacy", "privacy:ingrid.berg@example.no"),
+        ("data subject not found", "/privacy", "privacy:finnes.ikke@example.no"),
+        ("data subject search too short", "/privacy", "privacy:ab"),
+        ("erasure confirmation", "/privacy", "erase:noreply@example.com"),
     ]
+
+
+# What shows that a state is the one named (the checks would pass on a wrong page too).
+SHOWN = {
+    "publication overview": "#publication-plan",
+    "publication of a case without responses": "#publication-empty",
+    "retention, no rules set": "#retention-unconfigured",
+    "retention rules with a dry run": "#retention-due",
+    "retention confirmation": "form[action='/retention/run']",
+    "retention, nothing due": "#retention-nothing",
+    "data subject found": "#privacy-hits",
+    "data subject not found": "#privacy-none",
+    "data subject search too short": ".flash.error",
+    "erasure confirmation": "#privacy-erased",
+}
+
+
+def _retention_rules(app, days: str) -> None:  # type: ignore[no-untyped-def]
+    """The live app's `[retention]` rules: none, or every kind after `days` days."""
+    from postmottak.config.settings import RetentionSettings
+
+    value = None if days == "none" else int(days)
+    rules = RetentionSettings(ignored_days=value, duplicate_days=value, unrelated_days=value)
+    app.state.settings = app.state.settings.model_copy(update={"retention": rules})
+
+
+def _case_without_responses(db) -> None:  # type: ignore[no-untyped-def]
+    from datetime import date
+
+    from postmottak.casefile import cases as case_store
+
+    with db.session() as session:
+        case_store.sync_cases(session, [("23/100", "Høring uten svar", date(2023, 3, 1), "Europe/Oslo", None)])
 
 
 def _registrations_to_undo(db, store, seeded) -> None:  # type: ignore[no-untyped-def]
@@ -95,6 +141,7 @@ def test_every_page_and_state_passes_axe_at_desktop_and_phone_width(app, db, sto
     blank = tmp_path / "hoeringsskjema.docx"
     blank.write_bytes(make_matrix_form.build_docx(None))
     uploads = {"learn-blank": blank, "not-a-form": BAD_FORMS / "letter_not_a_form.pdf"}
+    _case_without_responses(db)
     with live_server(app) as base, chromium() as browser:
         for width in WIDTHS:
             context = browser.new_context(locale="nb-NO", viewport={"width": width, "height": 800})
@@ -111,8 +158,18 @@ def test_every_page_and_state_passes_axe_at_desktop_and_phone_width(app, db, sto
             page.click("button[type=submit]")
             page.wait_for_url(base + "/")
             for name, path, action in _states(base, seeded.ids):
+                if action and action.startswith("retention:"):
+                    _retention_rules(app, action.split(":", 1)[1])
                 page.goto(base + path)
-                if action == "open-details":
+                if action and action.startswith(("privacy:", "erase:")):
+                    page.fill("#query", action.split(":", 1)[1])
+                    page.click("form[action='/privacy'] button[type=submit]")
+                    page.wait_for_load_state()
+                    if action.startswith("erase:"):
+                        page.click("#privacy-erase")
+                        page.wait_for_load_state()
+                        assert "Bekreft: slett for godt" in page.inner_text("main")
+                elif action == "open-details":
                     page.evaluate("document.querySelectorAll('details').forEach(d => d.open = true)")
                 elif action in uploads:
                     page.set_input_files("#setup-blank", str(uploads[action]))
@@ -128,6 +185,8 @@ def test_every_page_and_state_passes_axe_at_desktop_and_phone_width(app, db, sto
                     row.locator("button[type=submit]").click()
                     page.wait_for_load_state()
                     assert "for lang" in page.inner_text("main")
+                if name in SHOWN:
+                    assert page.locator(SHOWN[name]).count() == 1, name
                 problems += [f"{width}px {name}: {v}" for v in _violations(page)]
                 if not _no_sideways_scroll(page):
                     problems.append(f"{width}px {name}: the page scrolls sideways")

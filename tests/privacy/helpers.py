@@ -107,8 +107,9 @@ def every_status(db, store: DocumentStore) -> Mailbox:  # type: ignore[no-untype
         "unrelated": (m.IGNORED, UNRELATED, "ukjent@example.com", None),
     }
     ids: dict[str, int] = {}
-    with db.session() as session:
-        for uid, (label, (status, reason, sender, name)) in enumerate(specs.items(), start=1):
+    # A transaction per mail, as the intake does: with the documents in the database, a store writes in its own.
+    for uid, (label, (status, reason, sender, name)) in enumerate(specs.items(), start=1):
+        with db.session() as session:
             raw = raw_mail(
                 sender,
                 f"Emne {label}",
@@ -132,8 +133,10 @@ def every_status(db, store: DocumentStore) -> Mailbox:  # type: ignore[no-untype
                 private=True if label == "registered" else None,
                 message_id=f"<{label}@test.invalid>",
             )
-        # The same registered mail fetched again from another folder: a duplicate by content (same raw file).
+    with db.session() as session:
         registered_raw = store.read(session.get(m.IntakeRecord, ids["registered"]).raw_path)
+    with db.session() as session:
+        # The same registered mail fetched again from another folder: a duplicate by content (same raw file).
         ids["duplicate_content"] = register_raw(
             session,
             store,
@@ -146,6 +149,7 @@ def every_status(db, store: DocumentStore) -> Mailbox:  # type: ignore[no-untype
             body="Tekst registered",
             attachment=b"vedlegg registered",
         )
+    with db.session() as session:
         # A re-sent mail with the same Message-ID but other bytes: a duplicate with files of its own.
         resent = raw_mail("per@example.org", "Emne", "Sendt på nytt", b"eget vedlegg", "<registered@test.invalid>")
         ids["duplicate_resent"] = register_raw(
