@@ -7,6 +7,7 @@ from typing import Literal, NamedTuple
 from pydantic import BaseModel, Field
 
 from .answers import FieldAnswer
+from .text_layer import TextLayer
 
 FormStatus = Literal["parsed", "partial", "unreadable", "not_a_form"]
 Q1Choice = Literal["ja", "nei", "vet_ikke"]
@@ -73,3 +74,5 @@ class DocumentsAnalysis(BaseModel):
     # Per-document warnings (same order as the inputs) and warnings about the whole set.
     document_warnings: list[list[str]] = Field(default_factory=list)
     warnings: list[str] = Field(default_factory=list)
+    # Per document (same order): the searchable PDF of a document read by OCR, else None.
+    text_layers: list[TextLayer | None] = Field(default_factory=list)
