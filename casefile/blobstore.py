@@ -200,11 +200,17 @@ class MigrationReport:
 
 
 def referenced_files(db: Database) -> Iterator[tuple[str, str]]:
-    """(relative path, sha256) of every file the case database refers to: raw mails and documents."""
+    """(relative path, sha256) of every file the case database refers to: raw mails, documents, searchable PDFs."""
     with db.session() as session:
         raw = session.execute(select(m.IntakeRecord.raw_path, m.IntakeRecord.raw_sha256))
         documents = session.execute(select(m.Document.storage_path, m.Document.sha256))
+        searchable = session.execute(
+            select(m.SearchableVersion.storage_path, m.SearchableVersion.sha256).where(
+                m.SearchableVersion.storage_path.is_not(None)
+            )
+        )
         rows = {(path, sha) for path, sha in raw} | {(path, sha) for path, sha in documents}
+        rows |= {(path, sha) for path, sha in searchable if path and sha}
     yield from sorted(rows)
 
 
