@@ -17,7 +17,7 @@ from postmottak.casefile.blobstore import open_store
 from postmottak.casefile.db import Database
 from postmottak.casefile.review import ReceiptCheck
 from postmottak.config.settings import Settings
-from postmottak.dashboard import access, actions, confirm, exemption, files, notifications, pages
+from postmottak.dashboard import access, actions, confirm, exemption, files, notifications, pages, scans
 from postmottak.dashboard.metrics import metrics_registry
 from postmottak.dashboard.rendering import make_environment, render
 from postmottak.dashboard.security import CsrfFailed, Forbidden, LoginGate, LoginRequired, LoginThrottle, login_redirect
@@ -103,6 +103,7 @@ def create_app(
     app.include_router(access.router)
     app.include_router(pages.router)
     app.include_router(files.router)
+    app.include_router(scans.router)
     app.include_router(actions.router)
     app.include_router(exemption.router)
     app.include_router(exemption.actions)
