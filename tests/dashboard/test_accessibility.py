@@ -10,6 +10,7 @@ import pytest
 
 from tests.dashboard.conftest import PASSWORDS
 from tests.dashboard.live import CHROMIUM, chromium, live_server
+from tests.dashboard.seed import add_scanned_response
 
 pytestmark = [
     pytest.mark.slow,
@@ -47,6 +48,7 @@ def _states(base: str, ids: dict[str, int]) -> list[tuple[str, str, str | None]]
         ("registered response, correction panels open", f"/intake/{ids['warned']}", "open-details"),
         ("response with a sent receipt", f"/intake/{ids['bergen']}", None),
         ("mail for review", f"/intake/{ids['review']}", None),
+        ("scanned response: page images beside the OCR'd fields", f"/intake/{ids['scanned']}", None),
         ("ignored machine mail", f"/intake/{ids['ignored']}", None),
         ("review queue", "/review", None),
         ("error shown after a too long correction", f"/intake/{ids['warned']}", "too-long"),
@@ -62,7 +64,8 @@ def _states(base: str, ids: dict[str, int]) -> list[tuple[str, str, str | None]]
     ]
 
 
-def test_every_page_and_state_passes_axe_at_desktop_and_phone_width(app, seeded) -> None:  # type: ignore[no-untyped-def]
+def test_every_page_and_state_passes_axe_at_desktop_and_phone_width(app, db, store, seeded) -> None:  # type: ignore[no-untyped-def]
+    add_scanned_response(db, store, seeded)
     problems: list[str] = []
     with live_server(app) as base, chromium() as browser:
         for width in WIDTHS:
