@@ -54,6 +54,8 @@ class OcrPage:
     # The page as Tesseract's searchable PDF (the cleaned image, the words as invisible text), when asked for.
     pdf: bytes | None = None
     pdf_error: str | None = None
+    # The resolution of the page as it came (a 150 dpi scan is cleaned at 300 dpi; its searchable copy need not be).
+    source_dpi: float = 0.0
 
     @property
     def ink(self) -> np.ndarray:
@@ -221,6 +223,7 @@ def _words(data: dict[str, list[object]]) -> list[OcrWord]:
 def ocr_page(image: Image.Image, dpi: float, *, timeout_s: float = PAGE_TIMEOUT_S, searchable: bool = False) -> OcrPage:
     """Clean and read one page; with `searchable`, the same Tesseract run also writes the page as a searchable
     PDF (kept in `OcrPage.pdf`, or why not in `OcrPage.pdf_error`)."""
+    source_dpi = dpi
     pixels, dpi, skew = clean_page(image, dpi)
     words, pdf, error = _run_tesseract(pixels, dpi, timeout_s, with_pdf=searchable)
-    return OcrPage(words, pixels, dpi, skew, pdf, error)
+    return OcrPage(words, pixels, dpi, skew, pdf, error, source_dpi)

@@ -3,8 +3,8 @@
 Tesseract writes each OCR'd page as a one-page PDF: the cleaned page image (deskewed, greyscale, ~300 dpi) with
 the recognised words as invisible text at their places. Here those pages are put together (pikepdf) into one
 PDF: for a PDF, its text pages copied as they are and its scanned pages replaced by the OCR'd ones, in the
-original order; for an image attachment, its pages. The page image is stored as JPEG (Tesseract writes it
-losslessly, about 1 MB a page). The original file is never changed: this is a second, derived file.
+original order; for an image attachment, its pages. The page image is stored as JPEG at about the scan's own
+resolution (Tesseract writes it losslessly at ~300 dpi, about 1 MB a page). The original file is never changed: this is a second, derived file.
 
 Nothing here raises: a layer that cannot be made comes back with `error` set (the mail is registered anyway).
 """
@@ -19,6 +19,9 @@ from pydantic import BaseModel, Field
 from .ocr import LANGUAGES, OcrPage
 
 JPEG_QUALITY = 70
+# The page image of the searchable copy: at the scan's own resolution within these bounds (Tesseract's copy is
+# the cleaned page at ~300 dpi, four times the pixels of a 150 dpi scan).
+IMAGE_DPI_RANGE = (150.0, 200.0)
 TOOL = f"Tesseract ({LANGUAGES})"
 
 
@@ -97,9 +100,16 @@ def _as_jpeg(pdf: object, page: OcrPage) -> None:
     for _name, image in xobjects.items():
         if image.get("/Subtype") != "/Image" or (int(image.Width), int(image.Height)) != (width, height):
             continue
+        low, high = IMAGE_DPI_RANGE
+        scale = min(1.0, max(low, min(high, page.source_dpi or high)) / page.dpi)
+        picture = Image.fromarray(page.image)
+        if scale < 0.95:  # the image is drawn to the page's size whatever its pixels: the text stays in place
+            size = (max(1, round(width * scale)), max(1, round(height * scale)))
+            picture = picture.resize(size, Image.Resampling.LANCZOS)
         buffer = io.BytesIO()
-        Image.fromarray(page.image).save(buffer, format="JPEG", quality=JPEG_QUALITY, optimize=True)
+        picture.save(buffer, format="JPEG", quality=JPEG_QUALITY, optimize=True)
         image.write(buffer.getvalue(), filter=pikepdf.Name.DCTDecode)
+        image.Width, image.Height = picture.width, picture.height
         image.ColorSpace, image.BitsPerComponent = pikepdf.Name.DeviceGray, 8
         for key in ("/DecodeParms", "/SMask"):
             if key in image:
