@@ -159,6 +159,8 @@ def measure_worker_cost(pages: int = 3) -> dict[str, float]:
         **usage,
         "status": analysis.document_statuses[0],
         "scan_bytes": len(data),
+        # The searchable PDF made from the same Tesseract run (stored beside the scan by the worker).
+        "layer_bytes": len(layer.pdf) if (layer := analysis.text_layers[0]) is not None and layer.pdf else 0,
     }
 
 
@@ -202,6 +204,11 @@ def table(tallies: dict[str, Tally], cost: dict[str, float] | None) -> str:
             f"{cost['wall_s']} s wall; {cost['cpu_s']} s CPU ({cost['reader_cpu_s']} s of it "
             f"cleaning, boxes and parsing, the rest Tesseract); peak RSS of the reader {cost['peak_rss_mb']} MB."
         )
+        if cost.get("layer_bytes"):
+            lines.append(
+                f"Its searchable PDF (made in the same Tesseract run): {cost['layer_bytes'] / 1024:.0f} kB, "
+                f"beside the {cost['scan_bytes'] / 1024:.0f} kB scan."
+            )
     return "\n".join(lines)
 
 

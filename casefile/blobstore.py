@@ -248,7 +248,7 @@ class MigrationReport:
 
 
 def referenced_files(db: Database) -> Iterator[tuple[str, str]]:
-    """(relative path, sha256) of every file the case database refers to: raw mails and documents (not those of
+    """(relative path, sha256) of every file the case database refers to: raw mails, documents and searchable PDFs (not those of
     records whose content was deleted: retention or erasure, see casefile/retention.py)."""
     live = ~exists().where(m.ContentTombstone.intake_id == m.IntakeRecord.id)
     with db.session() as session:
@@ -258,7 +258,14 @@ def referenced_files(db: Database) -> Iterator[tuple[str, str]]:
             .join(m.IntakeRecord, m.IntakeRecord.id == m.Document.intake_id)
             .where(live)
         )
+        searchable = session.execute(
+            select(m.SearchableVersion.storage_path, m.SearchableVersion.sha256)
+            .join(m.Document, m.Document.id == m.SearchableVersion.document_id)
+            .join(m.IntakeRecord, m.IntakeRecord.id == m.Document.intake_id)
+            .where(live, m.SearchableVersion.storage_path.is_not(None))
+        )
         rows = {(path, sha) for path, sha in raw} | {(path, sha) for path, sha in documents}
+        rows |= {(path, sha) for path, sha in searchable if path and sha}
     yield from sorted(rows)
 
 

@@ -549,6 +549,27 @@ class ArchivalVersion(Base):
     converted_by: Mapped[str] = mapped_column(String(128), default="postmottak")
 
 
+class SearchableVersion(Base):
+    """A document read by OCR (a scan, a photo) as a searchable PDF: the page images with the recognised text as an
+    invisible layer, stored beside the original, which stays the document (and what the Noark extract archives).
+    status: made | failed (`error` says why; the mail was registered all the same). Migration 0008."""
+
+    __tablename__ = "searchable_versions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    document_id: Mapped[int] = mapped_column(ForeignKey("documents.id"), unique=True)
+    status: Mapped[str] = mapped_column(String(16))
+    source_sha256: Mapped[str] = mapped_column(String(64))  # the original it was made from
+    sha256: Mapped[str | None] = mapped_column(String(64))
+    size: Mapped[int | None] = mapped_column(BigInteger)
+    storage_path: Mapped[str | None] = mapped_column(String(255))
+    ocr_pages: Mapped[list[Any]] = mapped_column(JSON, default=list)  # 1-based pages that carry OCR'd text
+    text: Mapped[str] = mapped_column(Text, default="")  # the OCR'd text, for search
+    tool: Mapped[str | None] = mapped_column(Text)
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 class PublicationExemption(Base):
     """A response (document_id null) or one document exempt from publication (unntatt offentlighet), decided by
     staff with its legal basis (skjermingshjemmel) and whether the sender's name is screened too."""

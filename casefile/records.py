@@ -22,6 +22,20 @@ RECEIPT_STATUSES = ("pending", "sent", "failed", "suppressed", "bounced")
 
 
 @dataclass
+class TextLayerIn:
+    """The searchable PDF of a document read by OCR, stored already (or why it could not be made)."""
+
+    status: str  # made | failed
+    ocr_pages: list[int]  # 1-based
+    text: str = ""
+    sha256: str | None = None
+    size: int | None = None
+    storage_path: str | None = None
+    tool: str | None = None
+    error: str | None = None
+
+
+@dataclass
 class DocumentIn:
     filename: str | None
     content_type: str
@@ -32,6 +46,7 @@ class DocumentIn:
     kind: str = "file"  # file | body
     is_form: bool = False
     depth: int = 0
+    text_layer: TextLayerIn | None = None
 
 
 @dataclass

@@ -318,8 +318,9 @@ def _new_record(mail: IncomingMail, status: str, reason: str | None, duplicate_o
 
 def _add_documents(session: Session, record: m.IntakeRecord, mail: IncomingMail) -> None:
     main_index = mail.form_document_index if mail.form_document_index is not None else 0
+    rows: list[m.Document] = []
     for index, doc in enumerate(mail.documents):
-        record.documents.append(
+        rows.append(
             m.Document(
                 number=index + 1,
                 role="main" if index == main_index else "attachment",
@@ -334,7 +335,25 @@ def _add_documents(session: Session, record: m.IntakeRecord, mail: IncomingMail)
                 depth=doc.depth,
             )
         )
+    record.documents.extend(rows)
     session.flush()
+    for doc, row in zip(mail.documents, rows, strict=True):
+        layer = doc.text_layer
+        if layer is not None:
+            session.add(
+                m.SearchableVersion(
+                    document_id=row.id,
+                    status=layer.status,
+                    source_sha256=doc.sha256,
+                    sha256=layer.sha256,
+                    size=layer.size,
+                    storage_path=layer.storage_path,
+                    ocr_pages=list(layer.ocr_pages),
+                    text=layer.text,
+                    tool=layer.tool,
+                    error=layer.error,
+                )
+            )
 
 
 def _form_document_id(record: m.IntakeRecord, mail: IncomingMail) -> int | None:

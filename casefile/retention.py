@@ -101,6 +101,16 @@ def record_files(session: Session, record: m.IntakeRecord) -> list[dict[str, str
     for version in versions:
         if version.storage_path and version.sha256:
             files.append({"kind": "archival", "path": version.storage_path, "sha256": version.sha256})
+    searchable: Iterable[m.SearchableVersion] = (
+        session.scalars(
+            select(m.SearchableVersion).where(m.SearchableVersion.document_id.in_([d.id for d in record.documents]))
+        )
+        if record.documents
+        else []
+    )
+    for layer in searchable:
+        if layer.storage_path and layer.sha256:
+            files.append({"kind": "searchable", "path": layer.storage_path, "sha256": layer.sha256})
     return files
 
 
@@ -118,7 +128,14 @@ def path_in_use(session: Session, path: str) -> bool:
         .join(m.IntakeRecord, m.IntakeRecord.id == m.Document.intake_id)
         .where(m.ArchivalVersion.storage_path == path, _no_tombstone())
     )
-    return bool(session.scalar(select(or_(exists(live_raw), exists(live_document), exists(live_archival)))))
+    live_searchable = (
+        select(m.SearchableVersion.id)
+        .join(m.Document, m.Document.id == m.SearchableVersion.document_id)
+        .join(m.IntakeRecord, m.IntakeRecord.id == m.Document.intake_id)
+        .where(m.SearchableVersion.storage_path == path, _no_tombstone())
+    )
+    live = (live_raw, live_document, live_archival, live_searchable)
+    return bool(session.scalar(select(or_(*(exists(query) for query in live)))))
 
 
 def delete_files(session: Session, store: FileDeleter, files: list[dict[str, str]], started: float) -> tuple[int, int]:

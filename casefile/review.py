@@ -158,7 +158,8 @@ def _journal_number_condition(text: str) -> Any | None:
 
 
 def _search_condition(session: Session, text: str) -> Any:
-    """Sender, subject, mail text, journal number and every form answer, folding case for all letters."""
+    """Sender, subject, mail text, journal number, every form answer and the OCR'd text of scans, folding case for
+    all letters."""
     fold_sql, fold = _folding(session)
     pattern = _like(fold(text))
     columns = [
@@ -178,6 +179,12 @@ def _search_condition(session: Session, text: str) -> Any:
             m.FormAnswer.intake_id == m.IntakeRecord.id, fold_sql(m.FormAnswer.text_value).like(pattern, escape="\\")
         ),
         m.IntakeRecord.id.in_(corrected),
+        # The OCR'd text of scanned documents (their searchable versions).
+        exists().where(
+            m.Document.intake_id == m.IntakeRecord.id,
+            m.SearchableVersion.document_id == m.Document.id,
+            fold_sql(m.SearchableVersion.text).like(pattern, escape="\\"),
+        ),
     ]
     journal = _journal_number_condition(text)
     if journal is not None:

@@ -27,6 +27,7 @@ from postmottak.dashboard import (
     notifications,
     pages,
     records,
+    scans,
 )
 from postmottak.dashboard import mailboxes as mailbox_pages
 from postmottak.dashboard.metrics import metrics_registry
@@ -115,6 +116,7 @@ def create_app(
     app.include_router(consultation_setup.router)  # before pages: /cases/new is not a case's page
     app.include_router(pages.router)
     app.include_router(files.router)
+    app.include_router(scans.router)
     app.include_router(actions.router)
     app.include_router(exemption.router)
     app.include_router(exemption.actions)

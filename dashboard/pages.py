@@ -17,6 +17,7 @@ from postmottak.casefile.labels import ACTION_LABELS, local_time
 from postmottak.casefile.queries import corrected_form, status_summary
 from postmottak.dashboard.charts import responses_per_day, stacked_bars
 from postmottak.dashboard.rendering import case_key, render
+from postmottak.dashboard.scans import scan_pages
 from postmottak.dashboard.security import StaffUser, current_user
 
 if TYPE_CHECKING:
@@ -183,6 +184,7 @@ def intake_detail(request: Request, intake_id: int, user: StaffUser = Depends(st
                     else None
                 ),
                 "ignorable": record.status in review.IGNORABLE,
+                "scans": scan_pages(session, record, {s.key: s.column for s in review.layout_of(record).specs}),
             },
         )
 

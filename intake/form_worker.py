@@ -21,6 +21,7 @@ from typing import Any, Sequence
 
 from postmottak.parsers.forms import DocumentInput, DocumentsAnalysis, SingleDocumentAnalysis, combine_analyses
 from postmottak.parsers.forms.models import FormResult
+from postmottak.parsers.forms.text_layer import TextLayer
 
 log = logging.getLogger(__name__)
 
@@ -43,11 +44,16 @@ def _limit_memory(memory_mb: int) -> None:
 
 
 def _analyse_in_child(kind: str, doc: DocumentInput, profile: str | None) -> dict[str, Any]:
-    from postmottak.parsers.forms import analyse_single_document, parse_form
+    from postmottak.parsers.forms import analyse_single_document
+    from postmottak.parsers.forms.documents import form_from_document, read_document
+    from postmottak.parsers.forms.profile import resolve_profile
 
     try:
-        if kind == "parse":
-            return {"form": parse_form(doc.data, doc.filename, profile).model_dump()}
+        if kind == "parse":  # parse_form, keeping the searchable PDF of a scan
+            resolved = resolve_profile(profile)
+            document = read_document(doc.data, doc.filename, profile=resolved)
+            layer = document.text_layer.model_dump() if document.text_layer is not None else None
+            return {"form": form_from_document(document, doc.data, resolved).model_dump(), "text_layer": layer}
         return {"ok": analyse_single_document(doc, profile).model_dump()}
     except MemoryError:
         return {"error": "too_large"}
@@ -121,7 +127,12 @@ class _Worker:
                 reply = self.connection.recv()
                 self.tasks_done += 1
                 if "form" in reply:
-                    return SingleDocumentAnalysis(status="form", form=FormResult.model_validate(reply["form"]))
+                    layer = reply.get("text_layer")
+                    return SingleDocumentAnalysis(
+                        status="form",
+                        form=FormResult.model_validate(reply["form"]),
+                        text_layer=TextLayer.model_validate(layer) if layer is not None else None,
+                    )
                 return _reply_to_single(doc, reply, timeout_s)
             self.kill()
             return _failure(doc, "timeout", timeout_s=timeout_s)
@@ -199,6 +210,18 @@ def parse_form_isolated(
     memory_mb: int = DEFAULT_MEMORY_MB,
 ) -> FormResult:
     """parse_form for one untrusted file (e.g. `postmottak parse FILE`), with the same limits. Never raises."""
+    return read_form_isolated(data, filename, profile, timeout_s=timeout_s, memory_mb=memory_mb)[0]
+
+
+def read_form_isolated(
+    data: bytes,
+    filename: str | None = None,
+    profile: str | None = None,
+    *,
+    timeout_s: float = DEFAULT_TIMEOUT_S,
+    memory_mb: int = DEFAULT_MEMORY_MB,
+) -> tuple[FormResult, TextLayer | None]:
+    """parse_form_isolated, and the searchable PDF when pages were read by OCR. Never raises."""
     from postmottak.parsers.forms.profile import resolve_profile
 
     doc = DocumentInput(filename, "application/octet-stream", data)
@@ -214,20 +237,20 @@ def parse_form_isolated(
             profile=str(profile or ""),
             warnings=[f"Kunne ikke starte lesingen ({type(exc).__name__})."],
             warning_codes=["document.crashed"],
-        )
+        ), None
     try:
         single = worker.run(doc, reference, timeout_s, kind="parse")
     finally:
         worker.close()
     if single.form is not None:
-        return single.form
+        return single.form, single.text_layer
     return FormResult.of_profile(
         resolved,
         form_status="unreadable",
         profile=profile_name,
         warnings=single.warnings,
         warning_codes=[f"document.{single.status}"] * len(single.warnings),
-    )
+    ), None
 
 
 # A queued document: the input, the profile name, and the future its analysis resolves.

@@ -28,8 +28,8 @@ from postmottak.casefile import mailboxes, registry
 from postmottak.casefile.db import Database, DatabaseUnavailable, WriteConflict
 from postmottak.casefile.leases import LeaseLost
 from postmottak.casefile.locks import mailbox_lock
-from postmottak.casefile.records import DocumentIn, IncomingMail
-from postmottak.casefile.storage import DocumentStore
+from postmottak.casefile.records import DocumentIn, IncomingMail, TextLayerIn
+from postmottak.casefile.storage import DocumentStore, StorageError
 from postmottak.config.settings import Settings, form_reference
 from postmottak.intake.form_worker import FormWorkerPool
 from postmottak.intake.receipt_policy import effective_sender, is_reply_to_receipt, own_domain, plan_receipt
@@ -317,6 +317,8 @@ class Intake:
         if analysis is not None and analysis.form_index is not None and analysis.form is not None:
             analysed_index = prepared.candidates[analysis.form_index]
             documents[analysed_index].is_form = True
+        if analysis is not None:
+            self._store_text_layers(prepared, analysis)
         machine = machine_reason(envelope)
         form = analysis.form if analysis is not None else None
         has_form = form is not None and form.form_status in ("parsed", "partial")
@@ -363,6 +365,26 @@ class Intake:
             receipt=plan_receipt(envelope, verdict, machine, self.own_domains),
             sender_is_private_person=private,
         )
+
+    def _store_text_layers(self, prepared: "Prepared", analysis: DocumentsAnalysis) -> None:
+        """Store the searchable PDF of each document read by OCR beside its original (which stays as received). A
+        layer that could not be made or stored is recorded with the reason; the mail is registered either way."""
+        for position, layer in enumerate(analysis.text_layers):
+            if layer is None or position >= len(prepared.candidates):
+                continue
+            document = prepared.documents[prepared.candidates[position]]
+            pages = [page + 1 for page in layer.ocr_pages]
+            stored = TextLayerIn("failed", pages, layer.text, tool=layer.tool, error=layer.error)
+            if layer.pdf is not None:
+                try:
+                    with self.timer("store"):
+                        sha, path = self.store.put(layer.pdf)
+                    stored = TextLayerIn("made", pages, layer.text, sha, len(layer.pdf), path, layer.tool)
+                except (OSError, StorageError) as exc:
+                    log.warning("%s: searchable PDF not stored: %s", document.filename or "document", exc)
+                    stored.error = f"kunne ikke lagres: {exc}"[:300]
+                layer.pdf = None  # stored: the bytes are not needed any more
+            document.text_layer = stored
 
     def _store_documents(self, envelope: Envelope) -> list[DocumentIn]:
         documents: list[DocumentIn] = []

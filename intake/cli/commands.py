@@ -205,13 +205,31 @@ def parse(
         "--profile",
         help="Form profile: a packaged profile's name or a profile TOML file (default: the packaged default).",
     ),
+    text_layer: Optional[Path] = typer.Option(
+        None,
+        "--text-layer",
+        dir_okay=False,
+        help="For a scan: write the searchable PDF (page images with the OCR'd text) to this file.",
+    ),
 ) -> None:
     """Parse one form file and print its fields: every key of the profile, and `fields` in form order."""
-    from postmottak.intake.form_worker import parse_form_isolated
+    from postmottak.intake.form_worker import read_form_isolated
 
-    form = parse_form_isolated(file.read_bytes(), file.name, profile, timeout_s=120, memory_mb=2048)
+    form, layer = read_form_isolated(file.read_bytes(), file.name, profile, timeout_s=120, memory_mb=2048)
     # The profile's own keys at the top level, beside the parse's own keys and `fields` (with how each was read).
-    result = form.model_dump(mode="json")
+    result: dict[str, object] = form.model_dump(mode="json")
+    if layer is not None:  # pages were read by OCR: say whether the searchable PDF was made (and where it went)
+        written = None
+        if layer.pdf is not None and text_layer is not None:
+            text_layer.write_bytes(layer.pdf)
+            written = str(text_layer)
+        result["text_layer"] = {
+            "made": layer.pdf is not None,
+            "ocr_pages": [page + 1 for page in layer.ocr_pages],
+            "size": len(layer.pdf) if layer.pdf is not None else None,
+            "written_to": written,
+            "error": layer.error,
+        }
     if as_json:
         sys.stdout.write(json.dumps(result, ensure_ascii=False, indent=2) + "\n")
         return
@@ -232,6 +250,9 @@ def parse(
     console.print(table)
     for warning in form.warnings:
         console.print(f"Advarsel: {warning}", highlight=False, markup=False)
+    if layer is not None and layer.pdf is not None:
+        where = f" og skrevet til {text_layer}" if text_layer is not None else " (lagre den med --text-layer FIL)"
+        console.print(f"Søkbar PDF (tekstlag) laget{where}.", highlight=False, markup=False)
 
 
 @db_app.command("upgrade")

@@ -18,6 +18,7 @@ from .profile import FormProfile, resolve_profile
 from .scan_confidence import mark_ocr_fields
 from .scan_documents import ScannedText, ocr_image, ocr_pdf
 from .scan_reader import ScanReading, is_image
+from .text_layer import TextLayer
 from .text_lines import TextLine, lines_to_text, normalise_line
 
 MAX_DOCUMENT_BYTES = 40 * 1024 * 1024
@@ -41,6 +42,8 @@ class ReadDocument:
     needs_manual_entry: bool = False
     # Word content controls, PDF form fields and Word table cells, placed in the lines' text.
     controls: list[FormControl] = field(default_factory=list)
+    # Pages read by OCR: the searchable PDF made from the same run (or why it could not be made).
+    text_layer: TextLayer | None = None
 
 
 def sniff_format(data: bytes, filename: str | None = None, content_type: str | None = None) -> str:
@@ -116,6 +119,7 @@ def _scanned_document(kind: str, scanned: ScannedText, warnings: list[str], page
         page_count,
         scanned.reading,
         scanned.needs_manual_entry,
+        scanned.text_layer,
     )
 
 
@@ -175,10 +179,14 @@ def form_from_document(document: ReadDocument, data: bytes, profile: FormProfile
     if document.ocr is not None:
         result = mark_ocr_fields(result, document.ocr, profile)
     extra_warnings = [w for w in document.warnings]
+    codes = ["document.note"] * len(extra_warnings)
+    if document.text_layer is not None and document.text_layer.error:
+        extra_warnings.append(f"Søkbar PDF (tekstlag) kunne ikke lages: {document.text_layer.error}")
+        codes.append("ocr.text_layer_failed")
     return result.model_copy(
         update={
             "warnings": extra_warnings + result.warnings,
-            "warning_codes": ["document.note"] * len(extra_warnings) + result.warning_codes,
+            "warning_codes": codes + result.warning_codes,
             "source_format": source,
             "page_count": document.page_count,
         }
@@ -193,6 +201,7 @@ class SingleDocumentAnalysis(BaseModel):
     warnings: list[str] = Field(default_factory=list)
     labels_found: int = 0
     form: FormResult | None = None
+    text_layer: TextLayer | None = None  # pages read by OCR: the searchable PDF
 
 
 def analyse_single_document(
@@ -213,7 +222,12 @@ def analyse_single_document(
     labels = count_labels(text, resolved)
     form = form_from_document(document, data, resolved) if labels >= resolved.min_labels_for_form else None
     return SingleDocumentAnalysis(
-        text=text[:max_chars], status="other", warnings=document.warnings, labels_found=labels, form=form
+        text=text[:max_chars],
+        status="other",
+        warnings=document.warnings,
+        labels_found=labels,
+        form=form,
+        text_layer=document.text_layer,
     )
 
 
@@ -244,6 +258,7 @@ def combine_analyses(singles: list[SingleDocumentAnalysis], filenames: list[str 
         document_statuses=statuses,
         document_warnings=[single.warnings for single in singles],
         warnings=warnings,
+        text_layers=[single.text_layer for single in singles],
     )
 
 

@@ -8,6 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from .answers import FieldAnswer, flat_defaults
 from .profile import FormProfile
+from .text_layer import TextLayer
 
 FormStatus = Literal["parsed", "partial", "unreadable", "not_a_form"]
 SourceFormat = Literal["pdf", "docx", "text", "unknown"]
@@ -85,3 +86,5 @@ class DocumentsAnalysis(BaseModel):
     # Per-document warnings (same order as the inputs) and warnings about the whole set.
     document_warnings: list[list[str]] = Field(default_factory=list)
     warnings: list[str] = Field(default_factory=list)
+    # Per document (same order): the searchable PDF of a document read by OCR, else None.
+    text_layers: list[TextLayer | None] = Field(default_factory=list)

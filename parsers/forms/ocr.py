@@ -51,6 +51,11 @@ class OcrPage:
     image: np.ndarray
     dpi: float
     skew_degrees: float
+    # The page as Tesseract's searchable PDF (the cleaned image, the words as invisible text), when asked for.
+    pdf: bytes | None = None
+    pdf_error: str | None = None
+    # The resolution of the page as it came (a 150 dpi scan is cleaned at 300 dpi; its searchable copy need not be).
+    source_dpi: float = 0.0
 
     @property
     def ink(self) -> np.ndarray:
@@ -143,28 +148,64 @@ def estimate_skew(grey: Image.Image) -> float:
 
 def recognise(pixels: np.ndarray, dpi: float, *, timeout_s: float = PAGE_TIMEOUT_S) -> list[OcrWord]:
     """Tesseract's words with boxes and confidences, in reading order."""
+    words, _pdf, _error = _run_tesseract(pixels, dpi, timeout_s, with_pdf=False)
+    return words
+
+
+def _run_tesseract(
+    pixels: np.ndarray, dpi: float, timeout_s: float, *, with_pdf: bool
+) -> tuple[list[OcrWord], bytes | None, str | None]:
+    """One Tesseract run: the words (TSV) and, with `with_pdf`, the page as a searchable PDF (the image with an
+    invisible text layer) from the same recognition. Returns (words, pdf, why there is no pdf)."""
+    import tempfile
+
     import pytesseract
 
     # One thread per Tesseract: the child processes already run in parallel, and OpenMP
     # threads on a busy machine make recognition slower, not faster.
     os.environ.setdefault("OMP_THREAD_LIMIT", "1")
+    with tempfile.TemporaryDirectory(prefix="postmottak-ocr-") as folder:
+        source, base = os.path.join(folder, "page.png"), os.path.join(folder, "page")
+        Image.fromarray(pixels).save(source, dpi=(dpi, dpi), compress_level=1)
+        config = f"--psm 3 --dpi {round(dpi)} -c tessedit_create_tsv=1"
+        pdf_error: str | None = None
+        try:
+            _tesseract(source, base, "tsv pdf" if with_pdf else "tsv", config, timeout_s)
+        except pytesseract.TesseractError as exc:
+            if not with_pdf:
+                raise
+            # The PDF renderer failed (its font file missing, say): read the page without it.
+            pdf_error = f"Tesseract kunne ikke lage PDF ({exc})"[:300]
+            _tesseract(source, base, "tsv", config, timeout_s)
+        with open(base + ".tsv", encoding="utf-8") as handle:
+            data = pytesseract.pytesseract.file_to_dict(handle.read(), "\t", -1)
+        pdf: bytes | None = None
+        if with_pdf and pdf_error is None:
+            try:
+                with open(base + ".pdf", "rb") as handle:
+                    pdf = handle.read()
+            except OSError as exc:
+                pdf_error = f"Tesseract laget ingen PDF ({exc.strerror})"
+    return _words(data), pdf, pdf_error
+
+
+def _tesseract(source: str, base: str, extensions: str, config: str, timeout_s: float) -> None:
+    import pytesseract
+
     try:
-        data = pytesseract.image_to_data(
-            Image.fromarray(pixels),
-            lang=LANGUAGES,
-            config=f"--psm 3 --dpi {round(dpi)}",
-            output_type=pytesseract.Output.DICT,
-            timeout=timeout_s,
-        )
+        pytesseract.pytesseract.run_tesseract(source, base, extensions, LANGUAGES, config, timeout=timeout_s)
     except pytesseract.TesseractNotFoundError as exc:
         raise OcrUnavailable(str(exc)) from None
+
+
+def _words(data: dict[str, list[object]]) -> list[OcrWord]:
     words: list[OcrWord] = []
-    for i, text in enumerate(data["text"]):
-        text = (text or "").strip()
-        confidence = float(data["conf"][i])
+    for i, text in enumerate(data.get("text", [])):
+        text = str(text or "").strip()
+        confidence = float(data["conf"][i])  # type: ignore[arg-type]  # numbers as file_to_dict parsed them
         if not text or confidence < 0:
             continue
-        left, top, width, height = data["left"][i], data["top"][i], data["width"][i], data["height"][i]
+        left, top, width, height = (int(data[key][i]) for key in ("left", "top", "width", "height"))  # type: ignore[call-overload]
         words.append(
             OcrWord(
                 text,
@@ -173,12 +214,16 @@ def recognise(pixels: np.ndarray, dpi: float, *, timeout_s: float = PAGE_TIMEOUT
                 top,
                 left + width,
                 top + height,
-                (data["block_num"][i], data["par_num"][i], data["line_num"][i]),
+                (int(data["block_num"][i]), int(data["par_num"][i]), int(data["line_num"][i])),  # type: ignore[call-overload]
             )
         )
     return words
 
 
-def ocr_page(image: Image.Image, dpi: float, *, timeout_s: float = PAGE_TIMEOUT_S) -> OcrPage:
+def ocr_page(image: Image.Image, dpi: float, *, timeout_s: float = PAGE_TIMEOUT_S, searchable: bool = False) -> OcrPage:
+    """Clean and read one page; with `searchable`, the same Tesseract run also writes the page as a searchable
+    PDF (kept in `OcrPage.pdf`, or why not in `OcrPage.pdf_error`)."""
+    source_dpi = dpi
     pixels, dpi, skew = clean_page(image, dpi)
-    return OcrPage(recognise(pixels, dpi, timeout_s=timeout_s), pixels, dpi, skew)
+    words, pdf, error = _run_tesseract(pixels, dpi, timeout_s, with_pdf=searchable)
+    return OcrPage(words, pixels, dpi, skew, pdf, error, source_dpi)

@@ -13,6 +13,7 @@ from .ocr import OcrUnavailable, tesseract_available
 from .pdf_reader import layout_pages, pdf_pages
 from .profile import FormProfile
 from .scan_reader import ScanReading, image_scanned_pages, pdf_image_only_pages, pdf_scanned_pages, read_scanned_pages
+from .text_layer import TextLayer, build_text_layer
 from .text_lines import TextLine
 
 # Tesseract may spend this long (wall time) on one page before it is stopped; the form worker's own limit
@@ -33,6 +34,8 @@ class ScannedText:
     reading: ScanReading | None = None
     # Tesseract is missing: the document is a scan nobody can read here.
     needs_manual_entry: bool = False
+    # The searchable PDF made from the same Tesseract run (or why it could not be made).
+    text_layer: TextLayer | None = None
 
 
 def ocr_pdf(
@@ -58,14 +61,14 @@ def ocr_pdf(
     if not tesseract_available():
         return _unavailable(name, text_lines, some_text)
     try:
-        pages = pdf_scanned_pages(data, scanned, timeout_s=PAGE_TIMEOUT_S)
+        pages = pdf_scanned_pages(data, scanned, timeout_s=PAGE_TIMEOUT_S, searchable=True)
     except OcrUnavailable:
         return _unavailable(name, text_lines, some_text)
     except RuntimeError as exc:  # pytesseract: the page's time limit
         return ScannedText("timeout", text_lines, [f"{name}: tekstgjenkjenningen (OCR) tok for lang tid ({exc})."])
     by_page, reading = read_scanned_pages(pages, profile)
     merged = [by_page.get(index, page) for index, page in enumerate(pdf_pages(data, pages_read))]
-    return ScannedText("ok", layout_pages(merged), [], reading)
+    return ScannedText("ok", layout_pages(merged), [], reading, text_layer=build_text_layer(pages, data))
 
 
 def ocr_image(data: bytes, name: str, max_pages: int, profile: FormProfile) -> ScannedText | None:
@@ -80,13 +83,14 @@ def ocr_image(data: bytes, name: str, max_pages: int, profile: FormProfile) -> S
     if not tesseract_available():
         return _unavailable(name, [], False)
     try:
-        pages = image_scanned_pages(data, max_pages, timeout_s=PAGE_TIMEOUT_S)
+        pages = image_scanned_pages(data, max_pages, timeout_s=PAGE_TIMEOUT_S, searchable=True)
     except OcrUnavailable:
         return _unavailable(name, [], False)
     except RuntimeError as exc:
         return ScannedText("timeout", warnings=[f"{name}: tekstgjenkjenningen (OCR) tok for lang tid ({exc})."])
     by_page, reading = read_scanned_pages(pages, profile)
-    return ScannedText("ok", layout_pages([by_page[index] for index in sorted(by_page)]), [], reading)
+    lines = layout_pages([by_page[index] for index in sorted(by_page)])
+    return ScannedText("ok", lines, [], reading, text_layer=build_text_layer(pages))
 
 
 def _unavailable(name: str, text_lines: list[TextLine], some_text: bool) -> ScannedText:

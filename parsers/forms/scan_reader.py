@@ -354,8 +354,11 @@ def _page_number_digits(text: str) -> str:
 # --- where the page images come from ----------------------------------------------------------
 
 
-def pdf_scanned_pages(data: bytes, page_indexes: list[int], *, timeout_s: float) -> list[tuple[int, OcrPage]]:
-    """OCR of the given pages of a PDF, each rendered at about its scan's own resolution."""
+def pdf_scanned_pages(
+    data: bytes, page_indexes: list[int], *, timeout_s: float, searchable: bool = False
+) -> list[tuple[int, OcrPage]]:
+    """OCR of the given pages of a PDF, each rendered at about its scan's own resolution (with `searchable`, each
+    also as Tesseract's searchable PDF page)."""
     import pypdfium2 as pdfium
 
     pdf = pdfium.PdfDocument(data)
@@ -366,7 +369,7 @@ def pdf_scanned_pages(data: bytes, page_indexes: list[int], *, timeout_s: float)
             dpi = _scan_dpi(page)
             image = page.render(scale=dpi / 72, grayscale=True).to_pil()
             page.close()
-            pages.append((index, ocr_page(image, dpi, timeout_s=timeout_s)))
+            pages.append((index, ocr_page(image, dpi, timeout_s=timeout_s, searchable=searchable)))
     finally:
         pdf.close()
     return pages
@@ -448,6 +451,11 @@ def open_page_images(data: bytes, max_pages: int) -> list[tuple[Image.Image, flo
     return pages
 
 
-def image_scanned_pages(data: bytes, max_pages: int, *, timeout_s: float) -> list[tuple[int, OcrPage]]:
+def image_scanned_pages(
+    data: bytes, max_pages: int, *, timeout_s: float, searchable: bool = False
+) -> list[tuple[int, OcrPage]]:
     images = open_page_images(data, max_pages)
-    return [(index, ocr_page(image, dpi, timeout_s=timeout_s)) for index, (image, dpi) in enumerate(images)]
+    return [
+        (index, ocr_page(image, dpi, timeout_s=timeout_s, searchable=searchable))
+        for index, (image, dpi) in enumerate(images)
+    ]

@@ -19,7 +19,7 @@ from sqlalchemy import select
 from postmottak.casefile import mailboxes
 from postmottak.casefile import models as m
 from postmottak.casefile.db import Database
-from postmottak.casefile.records import DocumentIn, IncomingMail, ReceiptPlan
+from postmottak.casefile.records import DocumentIn, IncomingMail, ReceiptPlan, TextLayerIn
 from postmottak.casefile.registry import register
 from postmottak.casefile.storage import DocumentStore
 
@@ -131,14 +131,19 @@ def add_mail(
     on_time: bool | None = None,
     receipt: str | None = "pending",
     pdf_name: str = "Høringssvar.pdf",
+    pdf: bytes | None = None,
+    text_layer: TextLayerIn | None = None,
 ) -> int:
-    pdf = form_pdf(form) if form is not None else None
+    if pdf is None and form is not None:
+        pdf = form_pdf(form)
     raw, message_id = eml(sender, sender_name, subject, body, when, (pdf_name, pdf) if pdf else None)
     raw_sha, raw_path = store.put(raw)
     documents = []
     if pdf is not None:
         sha, path = store.put(pdf)
-        documents.append(DocumentIn(pdf_name, "application/pdf", len(pdf), sha, path, pdf_name, is_form=True))
+        documents.append(
+            DocumentIn(pdf_name, "application/pdf", len(pdf), sha, path, pdf_name, is_form=True, text_layer=text_layer)
+        )
     else:
         text = body.encode("utf-8")
         sha, path = store.put(text)
@@ -404,6 +409,64 @@ def seed_fleet(db: Database, mailbox: str = "postmottak") -> str:
     with db.session() as session:
         assert leases.try_acquire(session, mailbox, worker, 3600) is not None
     return worker
+
+
+# The text of the scanned page in add_scanned_response: what its searchable version's text layer holds.
+SCANNED_TEXT = "Høringssvarskjema Navn på virksomheten Nordlys legesenter Kontaktperson Kari Fjellheim"
+
+
+def scanned_page_pdf(quality: int = 60) -> bytes:
+    """An image-only PDF page (what a scanner sends): printed-looking lines, no text layer."""
+    from PIL import Image, ImageDraw
+
+    page = Image.new("L", (827, 1169), 255)
+    draw = ImageDraw.Draw(page)
+    for number, line in enumerate(
+        ["Høringssvarskjema", "Navn på virksomheten: Nordlys legesenter", "Kontaktperson: Kari"]
+    ):
+        draw.text((80, 100 + 40 * number), line, fill=0)
+    draw.rectangle((80, 260, 96, 276), outline=0, width=2)
+    buffer = io.BytesIO()
+    page.save(buffer, format="PDF", resolution=100, quality=quality)
+    return buffer.getvalue()
+
+
+def add_scanned_response(db: Database, store: DocumentStore, seeded: Seeded, key: str = "scanned") -> int:
+    """A registered response whose form was a scan read by OCR: one field below the confidence threshold, and the
+    searchable version stored beside the original (made here without Tesseract: an image-only PDF stands in)."""
+    searchable = scanned_page_pdf(quality=40)
+    sha, path = store.put(searchable)
+    layer = TextLayerIn("made", [1], SCANNED_TEXT, sha, len(searchable), path, "Tesseract (nor+eng)")
+    codes = ["ocr.document", "ocr.field:organisation_name:94", "ocr.low_confidence:contact_person:61"]
+    warnings = [
+        "Skjemaet er et skannet bilde og er lest med tekstgjenkjenning (OCR, side 1); kontroller feltene mot bildet.",
+        "«Navn på virksomheten» er lest med OCR (sikkerhet 94 %).",
+        "«Kontaktperson» er lest med OCR med lav sikkerhet (61 %) og må kontrolleres mot bildet.",
+    ]
+    return add_mail(
+        db,
+        store,
+        key=key,
+        seeded=seeded,
+        sender="post@nordlys-legesenter.no",
+        sender_name="Nordlys legesenter",
+        subject=f"Høringssvar {CASE} (skannet)",
+        body="Vedlagt er vårt utfylte skjema, skannet.",
+        when=oslo(20, 9, 9, 30),
+        status=m.REGISTERED,
+        on_time=True,
+        form=form_data(
+            organisation_type="Privat virksomhet/næringsliv",
+            organisation_name="Nordlys legesenter",
+            contact_person="Kari Fjelheim",
+            form_status="partial",
+            warnings=warnings,
+            warning_codes=codes,
+        ),
+        pdf=scanned_page_pdf(),
+        pdf_name="skanning.pdf",
+        text_layer=layer,
+    )
 
 
 def sha256(data: bytes) -> str:

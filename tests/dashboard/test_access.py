@@ -47,7 +47,7 @@ def concrete_routes(app, seeded, db) -> list[tuple[str, str, str]]:  # type: ign
         document_id = session.scalar(
             select(m.Document.id).where(m.Document.intake_id == seeded.ids["bergen"], m.Document.is_form.is_(True))
         )
-    values = {"intake_id": str(seeded.ids["bergen"]), "document_id": str(document_id), "key": "22-414"}
+    values = {"intake_id": str(seeded.ids["bergen"]), "document_id": str(document_id), "key": "22-414", "page": "1"}
     routes = []
     for route in api_routes(app.routes):
         names = re.findall(r"{(\w+)}", route.path)

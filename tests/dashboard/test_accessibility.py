@@ -10,7 +10,7 @@ from postmottak.casefile import models as m
 from postmottak.casefile import review
 from tests.dashboard.conftest import PASSWORDS
 from tests.dashboard.live import BROWSER_TEST_MARKS, chromium, live_server
-from tests.dashboard.seed import CASE, add_mail, oslo
+from tests.dashboard.seed import CASE, add_mail, add_scanned_response, oslo
 from tests.forms import make_matrix_form
 
 pytestmark = BROWSER_TEST_MARKS
@@ -43,6 +43,7 @@ def _states(base: str, ids: dict[str, int]) -> list[tuple[str, str, str | None]]
         ("registered response, correction panels open", f"/intake/{ids['warned']}", "open-details"),
         ("response with a sent receipt", f"/intake/{ids['bergen']}", None),
         ("mail for review", f"/intake/{ids['review']}", None),
+        ("scanned response: page images beside the OCR'd fields", f"/intake/{ids['scanned']}", None),
         ("ignored machine mail", f"/intake/{ids['ignored']}", None),
         ("review queue", "/review", None),
         ("error shown after a too long correction", f"/intake/{ids['warned']}", "too-long"),
@@ -137,6 +138,7 @@ def _registrations_to_undo(db, store, seeded) -> None:  # type: ignore[no-untype
 
 def test_every_page_and_state_passes_axe_at_desktop_and_phone_width(app, db, store, seeded, tmp_path) -> None:  # type: ignore[no-untyped-def]
     _registrations_to_undo(db, store, seeded)
+    add_scanned_response(db, store, seeded)
     problems: list[str] = []
     blank = tmp_path / "hoeringsskjema.docx"
     blank.write_bytes(make_matrix_form.build_docx(None))

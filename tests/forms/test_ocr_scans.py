@@ -13,12 +13,15 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pdfplumber
 import pytest
 from PIL import Image, ImageDraw
 
 from postmottak.parsers.forms import DocumentInput, FormResult, analyse_documents, parse_form
+from postmottak.parsers.forms.documents import form_from_document, read_document
 from postmottak.parsers.forms.label_locator import find_label
 from postmottak.parsers.forms.ocr import clean_page, estimate_skew, tesseract_available
+from postmottak.parsers.forms.profile import resolve_profile
 from postmottak.parsers.forms.scan_boxes import read_box_before
 from tests.forms.corpus import BAD, FIXTURES
 from tests.forms.make_scans import (
@@ -56,19 +59,26 @@ def first_page_scan(name: str, kind: str, seed: int = 0) -> bytes:
 
 
 @pytest.fixture(scope="session")
-def grey_scan_result(tmp_path_factory):
-    """`postmottak parse SCAN.pdf --json` on a grey 150 dpi scan (the command a user runs, isolated reader)."""
-    scan = tmp_path_factory.mktemp("scan") / "skanning.pdf"
+def grey_scan_run(tmp_path_factory):
+    """`postmottak parse SCAN.pdf --json --text-layer OUT.pdf` on a grey 150 dpi scan (the command a user runs,
+    isolated reader): the JSON printed, and where the searchable PDF was to go."""
+    folder = tmp_path_factory.mktemp("scan")
+    scan, out = folder / "skanning.pdf", folder / "skanning-sokbar.pdf"
     scan.write_bytes(first_page_scan("form_org01_ja", "grey_150"))
     run = subprocess.run(
-        [sys.executable, "-m", "postmottak", "parse", str(scan), "--json"],
+        [sys.executable, "-m", "postmottak", "parse", str(scan), "--json", "--text-layer", str(out)],
         capture_output=True,
         text=True,
         cwd=REPO,
         timeout=300,
     )
     assert run.returncode == 0, run.stderr
-    return FormResult.model_validate(json.loads(run.stdout))
+    return json.loads(run.stdout), out
+
+
+@pytest.fixture(scope="session")
+def grey_scan_result(grey_scan_run):
+    return FormResult.model_validate(grey_scan_run[0])
 
 
 @pytest.fixture(scope="session")
@@ -94,6 +104,27 @@ def test_grey_scan_reads_page_one_fields_exactly(grey_scan_result) -> None:
     got = grey_scan_result.model_dump()
     assert {key: got[key] for key in PAGE_ONE_FIELDS} == {key: want[key] for key in PAGE_ONE_FIELDS}
     assert grey_scan_result.source_format == "pdf"
+
+
+@needs_tesseract
+def test_parse_json_says_the_text_layer_was_made_and_writes_it(grey_scan_run) -> None:
+    import pdfplumber
+
+    printed, out = grey_scan_run
+    layer = printed["text_layer"]
+    assert layer["made"] and layer["ocr_pages"] == [1] and layer["written_to"] == str(out) and layer["error"] is None
+    assert layer["size"] == out.stat().st_size
+    with pdfplumber.open(out) as pdf:
+        assert len(pdf.pages) == 1 and expected("form_org01_ja")["contact_person"] in pdf.pages[0].extract_text()
+    # A born-digital form needs no OCR: no text layer said.
+    digital = subprocess.run(
+        [sys.executable, "-m", "postmottak", "parse", str(FIXTURES / "form_org02_nei.pdf"), "--json"],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=120,
+    )
+    assert digital.returncode == 0 and "text_layer" not in json.loads(digital.stdout)
 
 
 @needs_tesseract
@@ -156,7 +187,15 @@ def test_only_the_image_pages_of_a_mixed_pdf_are_ocr_read() -> None:
 
     buffer = io.BytesIO()
     mixed.save(buffer)
-    result = parse_form(buffer.getvalue(), "blandet.pdf")
+    document = read_document(buffer.getvalue(), "blandet.pdf", profile=resolve_profile(None))
+    result = form_from_document(document, buffer.getvalue(), resolve_profile(None))
+    # The searchable version: page 1 copied as it was (its own text), page 2 the OCR'd scan with its text layer.
+    layer = document.text_layer
+    assert layer is not None and layer.error is None and layer.ocr_pages == [1] and layer.pdf is not None
+    with pdfplumber.open(io.BytesIO(layer.pdf)) as searchable, pdfplumber.open(io.BytesIO(source)) as born_digital:
+        assert len(searchable.pages) == 2
+        assert searchable.pages[0].extract_text() == born_digital.pages[0].extract_text()
+        assert expected("form_org01_ja")["goal_5"].split()[0] in searchable.pages[1].extract_text()
     want = expected("form_org01_ja")
     assert result.organisation_type == want["organisation_type"] and result.q1_text == want["q1_text"]
     assert "OCR, side 2)" in result.warnings[result.warning_codes.index("ocr.document")]
@@ -229,6 +268,7 @@ def test_without_tesseract_the_worker_registers_the_scanned_response(tmp_path: P
         scanned = forms[records[0].id]
         assert scanned.form_status == "unreadable"
         assert sum("føres inn manuelt" in w for w in scanned.warnings) == 1
+        assert list(session.scalars(select(m.SearchableVersion))) == []  # no OCR, no text layer
     engine.dispose()
 
 
