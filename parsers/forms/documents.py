@@ -119,7 +119,7 @@ def _scanned_document(kind: str, scanned: ScannedText, warnings: list[str], page
         page_count,
         scanned.reading,
         scanned.needs_manual_entry,
-        scanned.text_layer,
+        text_layer=scanned.text_layer,
     )
 
 
