@@ -103,8 +103,12 @@ def _footer() -> str:
     return "\n\nDette er en automatisk melding til ansatte i postmottaket."
 
 
-def collect(settings: Settings, db: Database, now: datetime) -> tuple[list[Outgoing], list[str]]:
-    """What is due now, with the state already moved on (committed only after sending, see notify)."""
+def collect(
+    settings: Settings, db: Database, now: datetime, running_since: datetime | None = None
+) -> tuple[list[Outgoing], list[str]]:
+    """What is due now, with the state already moved on (committed only after sending, see notify).
+    running_since: when the calling worker started; a mailbox never fetched is not stalled before the stall limit
+    has passed since then (its first poll may still be under way)."""
     config = settings.notifications
     period = timedelta(minutes=config.alert_interval_minutes)
     out: list[Outgoing] = []
@@ -112,7 +116,9 @@ def collect(settings: Settings, db: Database, now: datetime) -> tuple[list[Outgo
         opted_out = notes.opted_out(session)
         recipients = [address for user, address in sorted(config.recipients.items()) if user not in opted_out]
         polled, success = notes.last_success(session)
-        stalled = polled and (success is None or now - success > timedelta(minutes=config.stall_minutes))
+        limit = timedelta(minutes=config.stall_minutes)
+        never_fetched_too_long = running_since is None or now - running_since > limit
+        stalled = polled and (now - success > limit if success else never_fetched_too_long)
         stall_text = (
             f"innhentingen står stille: ingen vellykket henting siden {local_time(success)}"
             if success
@@ -187,12 +193,14 @@ def _message(settings: Settings, to: str, item: Outgoing, now: datetime) -> Emai
     return message
 
 
-def notify(settings: Settings, db: Database, now: datetime | None = None) -> NotifyReport:
+def notify(
+    settings: Settings, db: Database, now: datetime | None = None, running_since: datetime | None = None
+) -> NotifyReport:
     """Send what is due. The state is committed before sending (an alert is never sent twice); a send that fails
     is logged and reported."""
     now = now or datetime.now(timezone.utc)
     report = NotifyReport()
-    items, recipients = collect(settings, db, now)
+    items, recipients = collect(settings, db, now, running_since)
     if not items:
         return report
     report.recipients = recipients
@@ -218,8 +226,10 @@ def scheduled_notify(settings: Settings, db: Database) -> Callable[[], NotifyRep
     if not settings.notifications.recipients or not settings.smtp.configured:
         return None
 
+    started = datetime.now(timezone.utc)
+
     def job() -> NotifyReport:
-        report = notify(settings, db)
+        report = notify(settings, db, running_since=started)
         for subject in report.sent:
             log.info("notifications: sent %r to %d staff address(es)", subject, len(report.recipients))
         return report

@@ -73,6 +73,16 @@ def test_stall_is_alerted_once_then_all_clear(setup, database: Database, smtp_si
     assert len(smtp_sink.messages) == 4  # one alert and one all-clear, to two people
 
 
+def test_a_mailbox_never_fetched_is_stalled_only_once_the_worker_has_run_past_the_limit(
+    setup, database: Database, smtp_sink: SmtpSink
+) -> None:  # type: ignore[no-untyped-def]
+    with database.session() as session:  # a first poll under way: the mailbox is known, nothing fetched yet
+        session.add(m.MailboxState(source_key="imap://test/INBOX", last_uid=0, last_poll_at=NOW))
+    assert notify(setup, database, NOW, running_since=NOW - timedelta(minutes=1)).sent == []
+    late = notify(setup, database, NOW, running_since=NOW - timedelta(minutes=31))
+    assert len(late.sent) == 1 and "aldri hentet" in late.sent[0]
+
+
 def test_failed_mails_alert_rate_limited_and_opt_out(setup, database: Database, smtp_sink: SmtpSink) -> None:  # type: ignore[no-untyped-def]
     with database.session() as session:
         notes.set_opt_out(session, "ola", True, NOW)
