@@ -254,9 +254,11 @@ def _read_controls(
             and not (c.source == "content_control" and c.value and c.offset + len(c.value) > end)
         ]
         choices = [c for c in inside if c.answers_choice]
+        in_table = any(c.kind == "table_cell" for c in inside)
         if section.kind in ("checkboxes", "matrix"):
-            if choices and section.field:
-                read_by[section.field] = choices[0].source
+            if section.field and (choices or in_table):
+                # Boxes that are controls say so; printed boxes in a table's cells were read from the table.
+                read_by[section.field] = choices[0].source if choices else "table"
             continue
         if section.kind == "heading" or not section.field:
             continue
@@ -271,7 +273,7 @@ def _read_controls(
                 read_by[section.field] = answers[0].source
             elif not values.get(section.field):
                 read_by[section.field] = answers[0].source
-        elif any(c.kind == "table_cell" for c in inside):
+        elif in_table:
             read_by[section.field] = "table"
     for control in controls:
         owner = owners.get(id(control))

@@ -136,6 +136,11 @@ def expected(answers: Answers) -> list[tuple[str, str, object]]:
     ]
 
 
+# How each field of `expected` is read from the .docx and from its PDF (LibreOffice).
+DOCX_READ_BY = ["table"] * 3 + ["content_control", "content_control", "text", "content_control", "text"]
+PDF_READ_BY = ["table"] * 3 + ["glyph", "glyph", "text", "table", "text"]
+
+
 def blank_22_414() -> bytes:
     """The 22/414 form as the consultation sent it out: nothing ticked, every answer Word's placeholder."""
     return mf.build_docx(mf.FormSpec(name="blank_22_414", organisation_name=None, contact_person=None, email=None))
