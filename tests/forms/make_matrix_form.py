@@ -75,7 +75,7 @@ def _checkbox(paragraph, checked: bool) -> None:
     mf._checkbox(paragraph, checked, mf.FormSpec(name="matrix"))
 
 
-def build_docx(answers: Answers | None) -> bytes:
+def build_docx(answers: Answers | None, proposals: list[str] = PROPOSALS) -> bytes:
     filled = answers or Answers()
     document = docx.Document()
     mf._set_cell_spacing(document)
@@ -101,7 +101,7 @@ def build_docx(answers: Answers | None) -> bytes:
         paragraph.add_run(" " + option)
     document.add_paragraph(filled.explanation or PLACEHOLDER)
     mf._run(document.add_paragraph(), MATRIX_QUESTION, bold=True)
-    grid = document.add_table(rows=1 + len(PROPOSALS), cols=1 + len(COLUMNS))
+    grid = document.add_table(rows=1 + len(proposals), cols=1 + len(COLUMNS))
     grid.style = "Table Grid"
     grid.autofit = False
     widths = [Cm(5.5)] + [Cm(2.6)] * len(COLUMNS)
@@ -112,7 +112,7 @@ def build_docx(answers: Answers | None) -> bytes:
     grid.cell(0, 0).text = "Forslag"
     for column, name in enumerate(COLUMNS, start=1):
         grid.cell(0, column).text = name
-    for row, proposal in enumerate(PROPOSALS, start=1):
+    for row, proposal in enumerate(proposals, start=1):
         grid.cell(row, 0).text = proposal
         for column, name in enumerate(COLUMNS, start=1):
             _checkbox(grid.cell(row, column).paragraphs[0], name in filled.matrix.get(proposal, []))
@@ -124,14 +124,14 @@ def build_docx(answers: Answers | None) -> bytes:
     return buffer.getvalue()
 
 
-def expected(answers: Answers) -> list[tuple[str, str, object]]:
+def expected(answers: Answers, proposals: list[str] = PROPOSALS) -> list[tuple[str, str, object]]:
     """(label as printed, kind, value) per field in form order, as `form.fields` must hold them."""
     return [
         *[(label, "text", value) for label, value in zip(CONTACT, answers.contact, strict=True)],
         (ROLES_QUESTION, "choice", [role for role in ROLES if role in answers.roles]),
         (JA_NEI_QUESTION, "choice", [answers.ja_nei] if answers.ja_nei else []),
         (JA_NEI_QUESTION, "text", answers.explanation),
-        (MATRIX_QUESTION, "matrix", {p: [c for c in COLUMNS if c in answers.matrix.get(p, [])] for p in PROPOSALS}),
+        (MATRIX_QUESTION, "matrix", {p: [c for c in COLUMNS if c in answers.matrix.get(p, [])] for p in proposals}),
         (LAST_QUESTION, "text", answers.remarks),
     ]
 

@@ -66,6 +66,29 @@ def test_filled_matrix_forms_parse_field_by_field(
     assert [f.read_by for f in result.fields] == (mm.DOCX_READ_BY if filled_as == "docx" else mm.PDF_READ_BY)
 
 
+def test_a_pdf_whose_table_cells_wrap_reads_as_its_word_document() -> None:
+    # Proposals and an answer long enough to wrap in their cells: line by line across the page, a row's boxes
+    # stand between the lines of its label; read cell by cell, the PDF gives what the .docx gives.
+    proposals = [
+        "§ 3 Journalplikt for alle som yter helse- og omsorgstjenester",
+        "§ 5 Tilgangsstyring",
+        "§ 8 Logging av alle oppslag i pasientens journal",
+    ]
+    answers = mm.Answers(
+        contact=["Nasjonalt senter for samhandling og telemedisin ved Universitetssykehuset Nord-Norge HF", None, None],
+        roles=["Tjenesteyter"],
+        ja_nei="Ja",
+        matrix={proposals[0]: ["Delvis enig"], proposals[2]: ["Uenig"]},
+    )
+    profile = learn_profile(mm.build_docx(None, proposals), name="hoeringssvar-23-1234", case_number="23/1234")
+    filled = mm.build_docx(answers, proposals)
+    from_docx = parse_form(filled, "svar.docx", profile)
+    from_pdf = parse_form(mm.to_pdf(filled, "svar"), "svar.pdf", profile)
+    assert _fields(from_docx) == _fields(from_pdf) == mm.expected(answers, proposals)
+    assert from_pdf.form_status == "parsed" and not from_pdf.warnings
+    assert [f.read_by for f in from_pdf.fields] == mm.PDF_READ_BY
+
+
 def test_22_414_fixtures_parse_the_same_with_a_learned_profile() -> None:
     from_docx = learn_profile(mm.blank_22_414(), name="laert-22-414", case_number="22/414")
     from_pdf = learn_profile((mm.FIXTURES / "blank_22_414.pdf").read_bytes(), name="laert-22-414")
