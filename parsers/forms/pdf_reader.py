@@ -219,6 +219,8 @@ class _Widget:
     top: float  # PDF user space (origin bottom left)
     right: float
     bottom: float
+    export: str | None = None  # a checkbox's or radio button's export value
+    chosen: list[str] = field(default_factory=list)  # a list box's selected options (several when multi-select)
 
 
 class _FormFields:
@@ -258,12 +260,10 @@ class _FormFields:
                         if kind is None or not pdfium_c.FPDFAnnot_GetRect(annot, ctypes.byref(rect)):
                             continue
                         value = _annot_text(pdfium_c.FPDFAnnot_GetFormFieldValue, form, annot)
-                        options: list[str] = []
-                        if kind == "drop_down":
-                            for n in range(max(0, pdfium_c.FPDFAnnot_GetOptionCount(form, annot))):
-                                label = _annot_text(pdfium_c.FPDFAnnot_GetOptionLabel, form, annot, n)
-                                if label and label.strip():
-                                    options.append(label.strip())
+                        options, chosen = _options(form, annot) if kind == "drop_down" else ([], [])
+                        export = None
+                        if kind == "checkbox":
+                            export = _annot_text(pdfium_c.FPDFAnnot_GetFormFieldExportValue, form, annot)
                         self.widgets.append(
                             _Widget(
                                 page_index,
@@ -277,13 +277,17 @@ class _FormFields:
                                 max(rect.top, rect.bottom),
                                 max(rect.left, rect.right),
                                 min(rect.top, rect.bottom),
+                                export.strip() if export and export.strip() else None,
+                                chosen,
                             )
                         )
                     finally:
                         pdfium_c.FPDFPage_CloseAnnot(annot)
             finally:
                 page.close()
-        if not self.learning and not any(w.checked or (w.value and w.kind != "checkbox") for w in self.widgets):
+        if not self.learning and not any(
+            w.checked or w.chosen or (w.value and w.kind != "checkbox") for w in self.widgets
+        ):
             self.widgets = []  # no values: the printed text is all there is to read
 
     def chars(self, page_index: int, page_height: float) -> list[Char]:
@@ -303,7 +307,7 @@ class _FormFields:
             line_top = top + max(0.0, (bottom - top - size) / 2) if bottom - top <= 24 else top + 2
             out.extend(self._mark(widget, x, line_top, line_top + size))
             if widget.kind == "drop_down":
-                text = choice_rendering(widget.options, widget.value)
+                text = choice_rendering(widget.options, widget.chosen or widget.value)
             else:
                 text = "____" if self.learning else ""
             for char in text:
@@ -335,9 +339,25 @@ class _FormFields:
                 value,
                 widget.checked if widget.kind == "checkbox" else None,
                 list(widget.options),
+                widget.export,
             )
         )
         return [Char(mark(len(self.found) - 1), x - 0.2, x - 0.1, top, bottom, 0.0, bottom)]
+
+
+def _options(form: Any, annot: Any) -> tuple[list[str], list[str]]:
+    """A combo or list box's option labels, and those selected (every one of a multi-select list box)."""
+    import pypdfium2.raw as pdfium_c
+
+    options: list[str] = []
+    chosen: list[str] = []
+    for n in range(max(0, pdfium_c.FPDFAnnot_GetOptionCount(form, annot))):
+        label = _annot_text(pdfium_c.FPDFAnnot_GetOptionLabel, form, annot, n)
+        if label and label.strip():
+            options.append(label.strip())
+            if pdfium_c.FPDFAnnot_IsOptionSelected(form, annot, n):
+                chosen.append(label.strip())
+    return options, chosen
 
 
 def _annot_text(function: Any, *args: Any) -> str | None:
