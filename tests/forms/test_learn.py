@@ -89,6 +89,15 @@ def test_a_pdf_whose_table_cells_wrap_reads_as_its_word_document() -> None:
     assert [f.read_by for f in from_pdf.fields] == mm.PDF_READ_BY
 
 
+@pytest.mark.parametrize("name", sorted(mm.FILLED))
+def test_a_pdf_drawn_with_ruled_tables_and_vector_boxes_reads_field_by_field(matrix_profiles, name: str) -> None:
+    answers = mm.FILLED[name]
+    result = parse_form(mm.build_vector_pdf(answers), f"{name}.pdf", matrix_profiles[1])
+    assert result.form_status == "parsed" and not result.warnings
+    assert _fields(result) == mm.expected(answers)
+    assert [f.read_by for f in result.fields] == mm.VECTOR_PDF_READ_BY
+
+
 def test_22_414_fixtures_parse_the_same_with_a_learned_profile() -> None:
     from_docx = learn_profile(mm.blank_22_414(), name="laert-22-414", case_number="22/414")
     from_pdf = learn_profile((mm.FIXTURES / "blank_22_414.pdf").read_bytes(), name="laert-22-414")
