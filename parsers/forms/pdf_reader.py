@@ -1,5 +1,6 @@
 """PDF -> TextLines. Text comes from pypdfium2 (fast, C); pdfplumber is used when geometry
-is needed (checkboxes drawn as vector squares) and as a second, independent text backend."""
+is needed (checkboxes drawn as vector squares, the ruling lines of tables) and as a second, independent text
+backend."""
 
 from __future__ import annotations
 
