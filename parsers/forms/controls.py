@@ -34,6 +34,8 @@ class FormControl:
     value: str | None = None
     checked: bool | None = None
     options: list[str] = field(default_factory=list)
+    # A PDF checkbox's or radio button's export value (its on-state name, or its /Opt entry).
+    export: str | None = None
     # Position in the document text (lines_to_text of the placed lines); -1 when it could not be placed.
     offset: int = -1
 
@@ -55,14 +57,16 @@ def _mark_index(char: str) -> int | None:
     return code - _MARK_BASE if _MARK_BASE <= code <= _MARK_LIMIT else None
 
 
-def choice_rendering(options: list[str], chosen: str | None) -> str:
-    """A drop-down as a line of boxes: "☒ chosen ☐ other ..." (an answer not among the options is kept as text)."""
+def choice_rendering(options: list[str], chosen: str | list[str] | None) -> str:
+    """A drop-down or list box as a line of boxes: "☒ chosen ☐ other ..." (every chosen option ticked; an answer
+    not among the options is kept as text)."""
     from .glyphs import CANONICAL_CHECKED, CANONICAL_UNCHECKED
 
-    wanted = (chosen or "").strip().casefold()
-    parts = [f"{CANONICAL_CHECKED if o.strip().casefold() == wanted else CANONICAL_UNCHECKED} {o}" for o in options]
-    if wanted and not any(o.strip().casefold() == wanted for o in options):
-        parts.append((chosen or "").strip())
+    given = [chosen] if isinstance(chosen, str) else list(chosen or [])
+    wanted = {c.strip().casefold() for c in given if c.strip()}
+    parts = [f"{CANONICAL_CHECKED if o.strip().casefold() in wanted else CANONICAL_UNCHECKED} {o}" for o in options]
+    known = {o.strip().casefold() for o in options}
+    parts.extend(c.strip() for c in given if c.strip() and c.strip().casefold() not in known)
     return " ".join(parts)
 
 

@@ -168,9 +168,9 @@ def form_from_document(document: ReadDocument, data: bytes, profile: FormProfile
     if document.format == "pdf" and outcome.options_without_glyph and document.ocr is None:
         # Labels without glyphs: the boxes may be drawn as vector squares; read the geometry.
         try:
-            vector = parse_text(
-                lines_to_text(read_pdf(data, backend="pdfplumber").lines), profile, checkbox_read_by="vector_box"
-            )
+            cells: list[FormControl] = []  # the answer cells of ruled tables (pdfplumber draws no form fields)
+            lines = read_pdf(data, backend="pdfplumber", controls=cells).lines
+            vector = parse_text(lines_to_text(lines), profile, checkbox_read_by="vector_box", controls=cells)
         except Exception:  # the fast read succeeded; keep its result
             vector = None
         if vector is not None and vector.options_without_glyph < outcome.options_without_glyph:

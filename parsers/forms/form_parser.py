@@ -29,6 +29,12 @@ class _Located:
 class _Tick:
     option: ChoiceOption
     token: str | None  # the glyph token before the label, None when there is none
+    # Ticked or not as a PDF checkbox or radio button whose export value is this option says (None: no such box).
+    exported: bool | None = None
+
+    @property
+    def boxed(self) -> bool:
+        return self.token is not None or self.exported is not None
 
 
 @dataclass
@@ -134,8 +140,13 @@ def parse_text(
                 f"label_altered:{section.field or section.label}",
                 f"Ledeteksten «{section.label}» er endret i skjemaet.",
             )
+        stop = end if index + 1 < len(located) else len(text) + 1
+        inside = [c for c in controls or [] if item.content_start <= c.offset < stop]
         if section.kind == "checkboxes":
             ticks, rest = _read_options(content, section.options, whole=True)
+            ticks = _with_exports(ticks, section.options, inside)
+            if any(tick.exported is not None for tick in ticks):
+                rest = re.sub(GLYPH_TOKEN_PATTERN, " ", rest)  # the boxes were read as form fields, wherever they are
             ticks_by_section.append((section, ticks, section.field or ""))
             _warn_missing_options(section, section.options, ticks, warnings)
             leftover = clean_section_text(rest, placeholders, paragraphs=False)
@@ -165,6 +176,7 @@ def parse_text(
         else:
             if section.choices:
                 ticks, content = _read_options(content, section.choices, whole=False)
+                ticks = _with_exports(ticks, section.choices, inside)
                 ticks_by_section.append((section, ticks, section.choice_field or ""))
                 _warn_missing_options(section, section.choices, ticks, warnings)
             assert section.field is not None  # FormSection requires a field of an inline or text section
@@ -181,10 +193,10 @@ def parse_text(
     ticked: dict[str, list[str]] = {}  # choice key -> every ticked option's printed label
     for section, ticks, choice_key in ticks_by_section:
         options_found += len(ticks)
-        options_without_glyph += sum(1 for tick in ticks if tick.token is None)
-        checked = [tick.option.value for tick in ticks if _is_checked(tick.token, unchecked_cid)]
-        ticked[choice_key] = [tick.option.label for tick in ticks if _is_checked(tick.token, unchecked_cid)]
-        unknown = [tick.option.label for tick in ticks if tick.token is None]
+        options_without_glyph += sum(1 for tick in ticks if not tick.boxed)
+        checked = [tick.option.value for tick in ticks if _tick_checked(tick, unchecked_cid)]
+        ticked[choice_key] = [tick.option.label for tick in ticks if _tick_checked(tick, unchecked_cid)]
+        unknown = [tick.option.label for tick in ticks if not tick.boxed]
         if unknown:
             warnings.add(
                 f"checkbox.no_box:{choice_key}",
@@ -254,9 +266,11 @@ def _read_controls(
             and not (c.source == "content_control" and c.value and c.offset + len(c.value) > end)
         ]
         choices = [c for c in inside if c.answers_choice]
+        in_table = any(c.kind == "table_cell" for c in inside)
         if section.kind in ("checkboxes", "matrix"):
-            if choices and section.field:
-                read_by[section.field] = choices[0].source
+            if section.field and (choices or in_table):
+                # Boxes that are controls say so; printed boxes in a table's cells were read from the table.
+                read_by[section.field] = choices[0].source if choices else "table"
             continue
         if section.kind == "heading" or not section.field:
             continue
@@ -271,7 +285,7 @@ def _read_controls(
                 read_by[section.field] = answers[0].source
             elif not values.get(section.field):
                 read_by[section.field] = answers[0].source
-        elif any(c.kind == "table_cell" for c in inside):
+        elif in_table:
             read_by[section.field] = "table"
     for control in controls:
         owner = owners.get(id(control))
@@ -370,6 +384,45 @@ def _read_options(content: str, options: list[ChoiceOption], *, whole: bool) -> 
     for start, end in reversed(removed):
         rest = rest[:start] + " " + rest[end:]
     return ticks, rest
+
+
+def _with_exports(ticks: list[_Tick], options: list[ChoiceOption], controls: list[FormControl]) -> list[_Tick]:
+    """The ticks, with each option that a PDF checkbox or radio button names by its export value ticked as that
+    box is (whatever glyph stands before its printed label); in the options' order."""
+    states = _export_states(options, controls)
+    if not states:
+        return ticks
+    by_option = {id(tick.option): tick for tick in ticks}
+    merged = []
+    for option in options:
+        tick = by_option.get(id(option))
+        if id(option) in states:
+            tick = _Tick(option, tick.token if tick else None, states[id(option)])
+        if tick is not None:
+            merged.append(tick)
+    return merged
+
+
+def _export_states(options: list[ChoiceOption], controls: list[FormControl]) -> dict[int, bool]:
+    """id(option) -> ticked, for the options whose label (or value) is a checkbox's or radio button's export
+    value."""
+
+    def fold(text: str) -> str:
+        return " ".join(text.casefold().split())
+
+    states: dict[int, bool] = {}
+    for control in controls:
+        if control.kind != "checkbox" or not control.export:
+            continue
+        wanted = fold(control.export)
+        option = next((o for o in options if wanted in (fold(o.label), fold(o.value))), None)
+        if option is not None:
+            states[id(option)] = states.get(id(option), False) or bool(control.checked)
+    return states
+
+
+def _tick_checked(tick: _Tick, unchecked_cid: str | None) -> bool:
+    return tick.exported if tick.exported is not None else _is_checked(tick.token, unchecked_cid)
 
 
 def _warn_missing_options(

@@ -1,5 +1,6 @@
 """PDF -> TextLines. Text comes from pypdfium2 (fast, C); pdfplumber is used when geometry
-is needed (checkboxes drawn as vector squares) and as a second, independent text backend."""
+is needed (checkboxes drawn as vector squares, the ruling lines of tables) and as a second, independent text
+backend."""
 
 from __future__ import annotations
 
@@ -55,6 +56,8 @@ class PdfLine:
     page: int
     size: float
     baseline: float
+    # (table, row, column) of the table cell the line stands in; None outside tables.
+    cell: tuple[int, int, int] | None = None
 
     @property
     def height(self) -> float:
@@ -92,11 +95,13 @@ def read_pdf(
     page_count = pdf_page_count(data)
     pages_read = min(page_count, max_pages)
     cell_gap = CELL_GAP if table_cells else None
+    # Reading a response (not learning): text in ruled tables is read cell by cell (see tables below).
+    tables = None if table_cells else _RuledTables(data, pages_read, controls)
     if backend == "pdfium":
         fields = _FormFields(controls, learning=table_cells) if (controls is not None or table_cells) else None
-        pages = _pdfium_pages(data, pages_read, cell_gap, fields)
+        pages = _pdfium_pages(data, pages_read, cell_gap, fields, tables)
     else:
-        pages = _pdfplumber_pages(data, pages_read, cell_gap)
+        pages = _pdfplumber_pages(data, pages_read, cell_gap, tables)
     warnings: list[str] = []
     if page_count > pages_read:
         warnings.append(f"PDF-en har {page_count} sider; bare de første {pages_read} er lest.")
@@ -133,7 +138,11 @@ def _classify_pdfium_error(exc: Exception) -> PdfReadError:
 
 
 def _pdfium_pages(
-    data: bytes, pages_read: int, cell_gap: float | None = None, fields: _FormFields | None = None
+    data: bytes,
+    pages_read: int,
+    cell_gap: float | None = None,
+    fields: _FormFields | None = None,
+    tables: _RuledTables | None = None,
 ) -> list[tuple[list[PdfLine], tuple[float, float]]]:
     import pypdfium2 as pdfium
     import pypdfium2.raw as pdfium_c
@@ -188,7 +197,8 @@ def _pdfium_pages(
             page.close()
             if fields is not None:
                 chars.extend(fields.chars(page_index, height))
-            result.append((_group_lines(chars, page_index, cell_gap), (width, height)))
+            lines = tables.lines(chars, page_index) if tables is not None else None
+            result.append((lines or _group_lines(chars, page_index, cell_gap), (width, height)))
     finally:
         pdf.close()
     return result
@@ -210,6 +220,8 @@ class _Widget:
     top: float  # PDF user space (origin bottom left)
     right: float
     bottom: float
+    export: str | None = None  # a checkbox's or radio button's export value
+    chosen: list[str] = field(default_factory=list)  # a list box's selected options (several when multi-select)
 
 
 class _FormFields:
@@ -249,12 +261,10 @@ class _FormFields:
                         if kind is None or not pdfium_c.FPDFAnnot_GetRect(annot, ctypes.byref(rect)):
                             continue
                         value = _annot_text(pdfium_c.FPDFAnnot_GetFormFieldValue, form, annot)
-                        options: list[str] = []
-                        if kind == "drop_down":
-                            for n in range(max(0, pdfium_c.FPDFAnnot_GetOptionCount(form, annot))):
-                                label = _annot_text(pdfium_c.FPDFAnnot_GetOptionLabel, form, annot, n)
-                                if label and label.strip():
-                                    options.append(label.strip())
+                        options, chosen = _options(form, annot) if kind == "drop_down" else ([], [])
+                        export = None
+                        if kind == "checkbox":
+                            export = _annot_text(pdfium_c.FPDFAnnot_GetFormFieldExportValue, form, annot)
                         self.widgets.append(
                             _Widget(
                                 page_index,
@@ -268,13 +278,17 @@ class _FormFields:
                                 max(rect.top, rect.bottom),
                                 max(rect.left, rect.right),
                                 min(rect.top, rect.bottom),
+                                export.strip() if export and export.strip() else None,
+                                chosen,
                             )
                         )
                     finally:
                         pdfium_c.FPDFPage_CloseAnnot(annot)
             finally:
                 page.close()
-        if not self.learning and not any(w.checked or (w.value and w.kind != "checkbox") for w in self.widgets):
+        if not self.learning and not any(
+            w.checked or w.chosen or (w.value and w.kind != "checkbox") for w in self.widgets
+        ):
             self.widgets = []  # no values: the printed text is all there is to read
 
     def chars(self, page_index: int, page_height: float) -> list[Char]:
@@ -294,7 +308,7 @@ class _FormFields:
             line_top = top + max(0.0, (bottom - top - size) / 2) if bottom - top <= 24 else top + 2
             out.extend(self._mark(widget, x, line_top, line_top + size))
             if widget.kind == "drop_down":
-                text = choice_rendering(widget.options, widget.value)
+                text = choice_rendering(widget.options, widget.chosen or widget.value)
             else:
                 text = "____" if self.learning else ""
             for char in text:
@@ -326,9 +340,25 @@ class _FormFields:
                 value,
                 widget.checked if widget.kind == "checkbox" else None,
                 list(widget.options),
+                widget.export,
             )
         )
         return [Char(mark(len(self.found) - 1), x - 0.2, x - 0.1, top, bottom, 0.0, bottom)]
+
+
+def _options(form: Any, annot: Any) -> tuple[list[str], list[str]]:
+    """A combo or list box's option labels, and those selected (every one of a multi-select list box)."""
+    import pypdfium2.raw as pdfium_c
+
+    options: list[str] = []
+    chosen: list[str] = []
+    for n in range(max(0, pdfium_c.FPDFAnnot_GetOptionCount(form, annot))):
+        label = _annot_text(pdfium_c.FPDFAnnot_GetOptionLabel, form, annot, n)
+        if label and label.strip():
+            options.append(label.strip())
+            if pdfium_c.FPDFAnnot_IsOptionSelected(form, annot, n):
+                chosen.append(label.strip())
+    return options, chosen
 
 
 def _annot_text(function: Any, *args: Any) -> str | None:
@@ -341,11 +371,177 @@ def _annot_text(function: Any, *args: Any) -> str | None:
     return buffer.raw[: size - 2].decode("utf-16-le", errors="replace")
 
 
+# --- ruled tables: text read cell by cell --------------------------------------------------
+
+# pdfplumber's table finder on the ruling lines drawn on the page (its "lines" strategy), with its tolerances in
+# points: segments this close snap and join into one ruling line, and lines this close intersect.
+TABLE_SETTINGS: dict[str, Any] = {
+    "vertical_strategy": "lines",
+    "horizontal_strategy": "lines",
+    "snap_tolerance": 3,
+    "join_tolerance": 3,
+    "intersection_tolerance": 3,
+}
+# A page with fewer drawn paths than this has no ruled table worth looking for (pdfplumber is not asked).
+MIN_TABLE_PATHS = 4
+# A character belongs to a cell when its centre lies within the cell grown by this many points.
+CELL_TOLERANCE = 1.0
+# A table needs at least this many rows and columns: one ruled box around text is a frame, not a table.
+MIN_TABLE_ROWS = 1
+MIN_TABLE_COLUMNS = 2
+
+# (x0, top, x1, bottom) of a table cell, top-down page coordinates.
+_CellBox = tuple[float, float, float, float]
+# A table as its rows, each row its cells left to right.
+_Table = list[list[_CellBox]]
+
+
+class _RuledTables:
+    """The ruled tables of a PDF's pages (found on demand), and a page's lines read cell by cell.
+
+    A form made from a Word form with its fields in a table (label cell, answer cell) or a table of checkboxes
+    reads as the Word document does: each cell a paragraph, the cells of a row in order; with `found` (a list of
+    controls to fill) each answer cell (all but a row's first) is marked as a table cell (controls.py), so its
+    field is recorded as read from a table."""
+
+    def __init__(self, data: bytes, pages_read: int, found: list[FormControl] | None) -> None:
+        self.data = data
+        self.found = found
+        self.candidates = _pages_with_paths(data, pages_read)
+        self.tables: dict[int, list[_Table]] | None = None
+
+    def lines(self, chars: list[Char], page_index: int) -> list[PdfLine] | None:
+        """The page's lines with its tables read cell by cell; None when the page has no ruled table."""
+        if page_index not in self.candidates:
+            return None
+        if self.tables is None:
+            self.tables = _find_tables(self.data, self.candidates)
+        tables = self.tables.get(page_index)
+        if not tables:
+            return None
+        outside, cells = _split_by_cell(chars, tables)
+        blocks = [(table[0][0][1], self._table_lines(cells, t, table, page_index)) for t, table in enumerate(tables)]
+        return _merge_blocks(_group_lines(outside, page_index), blocks)
+
+    def _table_lines(
+        self, cells: dict[tuple[int, int, int], list[Char]], t: int, table: _Table, page_index: int
+    ) -> list[PdfLine]:
+        out: list[PdfLine] = []
+        for r, row in enumerate(table):
+            for c, box in enumerate(row):
+                lines = _group_lines(cells.get((t, r, c), []), page_index)
+                if c and self.found is not None:
+                    self.found.append(FormControl("table_cell", "table"))
+                    lines = _with_mark(lines, mark(len(self.found) - 1), box, page_index)
+                for line in lines:
+                    line.cell = (t, r, c)
+                out.extend(lines)
+        return out
+
+
+def _pages_with_paths(data: bytes, pages_read: int) -> set[int]:
+    """The pages with enough drawn paths (pdfium, without laying the page out) to hold a ruled table."""
+    import pypdfium2 as pdfium
+    import pypdfium2.raw as pdfium_c
+
+    pdf = pdfium.PdfDocument(data)
+    try:
+        pages = set()
+        for index in range(pages_read):
+            page = pdf[index]
+            paths = sum(1 for _ in page.get_objects(filter=[pdfium_c.FPDF_PAGEOBJ_PATH], max_depth=2))
+            page.close()
+            if paths >= MIN_TABLE_PATHS:
+                pages.add(index)
+        return pages
+    finally:
+        pdf.close()
+
+
+def _find_tables(data: bytes, pages: set[int]) -> dict[int, list[_Table]]:
+    """Per page, its ruled tables top to bottom (checkboxes drawn as squares are not ruling lines)."""
+    import pdfplumber
+
+    found: dict[int, list[_Table]] = {}
+    try:
+        with pdfplumber.open(io.BytesIO(data)) as pdf:
+            for index in sorted(pages):
+                page = pdf.pages[index]
+                ruled = page.filter(lambda obj: not (obj.get("object_type") in ("rect", "curve") and _is_box(obj)))
+                tables = [_rows(table) for table in ruled.find_tables(TABLE_SETTINGS)]
+                found[index] = sorted(
+                    (t for t in tables if len(t) >= MIN_TABLE_ROWS and max(len(r) for r in t) >= MIN_TABLE_COLUMNS),
+                    key=lambda t: t[0][0][1],
+                )
+                page.close()
+    except Exception:  # the text is read without tables; pdfium has already read the file
+        return {}
+    return found
+
+
+def _rows(table: Any) -> _Table:
+    return [[tuple(cell) for cell in row.cells if cell is not None] for row in table.rows if any(row.cells)]
+
+
+def _cell_of(char: Char, tables: list[_Table]) -> tuple[int, int, int] | None:
+    x, y = (char.x0 + char.x1) / 2, (char.top + char.bottom) / 2
+    for t, table in enumerate(tables):
+        for r, row in enumerate(table):
+            for c, (x0, top, x1, bottom) in enumerate(row):
+                if (
+                    x0 - CELL_TOLERANCE <= x <= x1 + CELL_TOLERANCE
+                    and top - CELL_TOLERANCE <= y <= bottom + CELL_TOLERANCE
+                ):
+                    return (t, r, c)
+    return None
+
+
+def _split_by_cell(
+    chars: list[Char], tables: list[_Table]
+) -> tuple[list[Char], dict[tuple[int, int, int], list[Char]]]:
+    """The characters outside every table, and those of each cell (a space goes with the character after it)."""
+    outside: list[Char] = []
+    cells: dict[tuple[int, int, int], list[Char]] = {}
+    spaces = 0
+    for char in chars:
+        if char.text == " ":
+            spaces += 1
+            continue
+        cell = _cell_of(char, tables)
+        bucket = outside if cell is None else cells.setdefault(cell, [])
+        bucket.extend([_SPACE] * min(spaces, 1))
+        bucket.append(char)
+        spaces = 0
+    return outside, cells
+
+
+def _with_mark(lines: list[PdfLine], marker: str, box: _CellBox, page_index: int) -> list[PdfLine]:
+    """A cell's lines with `marker` before its text (an empty cell: a line of the marker alone)."""
+    if lines:
+        lines[0].text = marker + lines[0].text
+        return lines
+    x0, top, x1, bottom = box
+    return [PdfLine(marker, x0, x1, top, bottom, 0.0, page_index, max(bottom - top, 1.0), bottom)]
+
+
+def _merge_blocks(outside: list[PdfLine], blocks: list[tuple[float, list[PdfLine]]]) -> list[PdfLine]:
+    """The lines outside tables with each table's lines put in where the table starts."""
+    out: list[PdfLine] = []
+    pending = sorted(blocks, key=lambda block: block[0])
+    for line in outside:
+        while pending and pending[0][0] <= line.top:
+            out.extend(pending.pop(0)[1])
+        out.append(line)
+    for _top, lines in pending:
+        out.extend(lines)
+    return out
+
+
 # --- pdfplumber backend (with vector checkbox detection) ------------------------------------
 
 
 def _pdfplumber_pages(
-    data: bytes, pages_read: int, cell_gap: float | None = None
+    data: bytes, pages_read: int, cell_gap: float | None = None, tables: _RuledTables | None = None
 ) -> list[tuple[list[PdfLine], tuple[float, float]]]:
     import pdfplumber
     from pdfminer.pdfdocument import PDFPasswordIncorrect
@@ -370,7 +566,9 @@ def _pdfplumber_pages(
                     for c in page.chars
                 ]
                 chars.extend(vector_checkbox_chars(page, chars))
-                result.append((_group_lines(chars, page_index, cell_gap), (float(page.width), float(page.height))))
+                lines = tables.lines(chars, page_index) if tables is not None else None
+                lines = lines or _group_lines(chars, page_index, cell_gap)
+                result.append((lines, (float(page.width), float(page.height))))
                 page.close()
     except PDFPasswordIncorrect:
         raise PdfReadError("encrypted", "PDF-en er kryptert (passordbeskyttet) og kan ikke leses.") from None
@@ -391,10 +589,7 @@ def vector_checkbox_chars(page: Page, text_chars: list[Char]) -> list[Char]:
     marks: list[_Box] = []
     for obj in list(page.rects) + list(page.curves):
         x0, x1, top, bottom = obj["x0"], obj["x1"], obj["top"], obj["bottom"]
-        w, h = x1 - x0, bottom - top
-        is_square = 4 <= w <= 24 and 4 <= h <= 24 and abs(w - h) <= 0.25 * max(w, h)
-        closed = obj["object_type"] == "rect" or _is_closed_square_path(obj)
-        if is_square and closed and not _filled_dark(obj):
+        if _is_box(obj) and not _filled_dark(obj):
             if not any(_same_box(b, (x0, x1, top, bottom)) for b in boxes):
                 boxes.append((x0, x1, top, bottom))
         else:
@@ -421,6 +616,13 @@ def vector_checkbox_chars(page: Page, text_chars: list[Char]) -> list[Char]:
         )
         synthetic.append(Char(CANONICAL_CHECKED if ticked else CANONICAL_UNCHECKED, x0, x1, top, bottom, 0.0, bottom))
     return synthetic
+
+
+def _is_box(obj: dict[str, Any]) -> bool:
+    """A small closed square: a checkbox drawn as a vector shape."""
+    w, h = obj["x1"] - obj["x0"], obj["bottom"] - obj["top"]
+    is_square = 4 <= w <= 24 and 4 <= h <= 24 and abs(w - h) <= 0.25 * max(w, h)
+    return is_square and (obj["object_type"] == "rect" or _is_closed_square_path(obj))
 
 
 def _is_closed_square_path(obj: dict[str, Any]) -> bool:
@@ -559,6 +761,8 @@ def _layout(pages: list[tuple[list[PdfLine], tuple[float, float]]]) -> list[Text
             continue
         if previous is None:
             paragraph = True
+        elif line.cell != previous.cell:
+            paragraph = True  # each table cell is a paragraph of its own, as in the Word document
         elif line.page == previous.page:
             pitch = line.baseline - previous.baseline
             expected = wrap_pitch.get(_height_key(previous), 1.2 * previous.height)

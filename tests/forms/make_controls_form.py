@@ -29,6 +29,10 @@ TYPE_QUESTION = "Type høringsinstans:"
 TYPES = ["Kommune", "Statlig virksomhet", "Organisasjon", "Privatperson"]
 SERVICES_QUESTION = "Hvilke tjenester svarer dere om? Kryss av for alle som passer:"
 SERVICES = ["Digital postkasse", "Timebestilling", "Innsyn i journal", "Betaling"]
+IMPORTANCE_QUESTION = "Hvor viktig er forslaget for dere?"
+IMPORTANCE = ["Svært viktig", "Viktig", "Lite viktig"]
+CHANNELS_QUESTION = "Hvilke kanaler bruker dere overfor innbyggerne? Velg alle som passer:"
+CHANNELS = ["Nettside", "E-post", "Brev", "Telefon"]
 SUPPORT_QUESTION = "Støtter dere forslaget?"
 SUPPORT = ["Ja", "Nei"]
 REMARKS_QUESTION = "Andre merknader til forslaget?"
@@ -45,6 +49,8 @@ class Answers:
     date: tuple[int, int, int] | None = None  # (year, month, day)
     type: str | None = None
     services: list[str] = field(default_factory=list)
+    importance: str | None = None
+    channels: list[str] = field(default_factory=list)
     support: str | None = None
     explanation: list[str] = field(default_factory=list)  # paragraphs
     remarks: list[str] = field(default_factory=list)
@@ -56,6 +62,8 @@ FILLED = {
         date=(2024, 5, 15),
         type="Kommune",
         services=["Digital postkasse", "Innsyn i journal", "Betaling"],
+        importance="Viktig",
+        channels=["Nettside", "Brev", "Telefon"],
         support="Ja",
         explanation=[
             "Forslaget gjør tjenestene enklere for innbyggerne.",
@@ -67,6 +75,8 @@ FILLED = {
         contact=["Bjørg Æsøy", None, "bjorg@example.no"],
         type="Privatperson",
         services=["Timebestilling"],
+        importance="Lite viktig",
+        channels=["E-post"],
         support="Nei",
     ),
 }
@@ -84,6 +94,8 @@ def expected(answers: Answers) -> list[tuple[str, str, object]]:
         (DATE_LABEL, "text", _date_text(answers.date) if answers.date else None),
         (TYPE_QUESTION, "choice", [answers.type] if answers.type else []),
         (SERVICES_QUESTION, "choice", [s for s in SERVICES if s in answers.services]),
+        (IMPORTANCE_QUESTION, "choice", [answers.importance] if answers.importance else []),
+        (CHANNELS_QUESTION, "choice", [c for c in CHANNELS if c in answers.channels]),
         (SUPPORT_QUESTION, "choice", [answers.support] if answers.support else []),
         (SUPPORT_QUESTION, "text", "\n\n".join(answers.explanation) or None),
         (REMARKS_QUESTION, "text", "\n\n".join(answers.remarks) or None),
@@ -92,8 +104,8 @@ def expected(answers: Answers) -> list[tuple[str, str, object]]:
 
 # How each field is read from the .docx and from the fillable PDF (the Word table cell typed into without a
 # control is read as a table).
-DOCX_READ_BY = ["content_control", "table", "content_control", *["content_control"] * 6]
-PDF_READ_BY = ["acroform"] * 9
+DOCX_READ_BY = ["content_control", "table", "content_control", *["content_control"] * 8]
+PDF_READ_BY = ["acroform"] * 11
 
 
 # --- .docx with content controls ---------------------------------------------------------------------------
@@ -206,6 +218,15 @@ def build_docx(answers: Answers | None) -> bytes:
         paragraph = document.add_paragraph()
         _checkbox(paragraph, service in filled.services)
         paragraph.add_run(" " + service)
+    for question, options, chosen in (
+        (IMPORTANCE_QUESTION, IMPORTANCE, [filled.importance]),
+        (CHANNELS_QUESTION, CHANNELS, filled.channels),
+    ):
+        mf._run(document.add_paragraph(), question, bold=True)
+        for option in options:
+            paragraph = document.add_paragraph()
+            _checkbox(paragraph, option in chosen)
+            paragraph.add_run(" " + option)
     mf._run(document.add_paragraph(), SUPPORT_QUESTION, bold=True)
     paragraph = document.add_paragraph()
     for index, option in enumerate(SUPPORT):
@@ -224,9 +245,14 @@ def build_docx(answers: Answers | None) -> bytes:
 # --- fillable PDF (AcroForm) --------------------------------------------------------------------------------
 
 
-def build_pdf(answers: Answers | None, *, typed: bool = False) -> bytes:
+def build_pdf(
+    answers: Answers | None, *, typed: bool = False, labels_before: bool = False, numbered_exports: bool = False
+) -> bytes:
     """The form as a fillable PDF: AcroForm fields named by their tag (text, date, choice), tooltips with the
-    printed label. With `typed`, the fields stay empty and the answers are printed on the page instead."""
+    printed label; the importance question a radio group whose export values are its option labels, the channels
+    a multi-select list box. With `typed`, the fields stay empty and the answers are printed on the page instead.
+    With `labels_before`, the importance options are printed before their buttons, not after; with
+    `numbered_exports`, the buttons' export values are "1", "2", ... instead of the option labels."""
     from reportlab.lib.colors import black, white
     from reportlab.lib.pagesizes import A4
     from reportlab.pdfgen.canvas import Canvas
@@ -293,6 +319,43 @@ def build_pdf(answers: Answers | None, *, typed: bool = False) -> bytes:
             typed_text(["X"], left + 2.5, y)
         y -= 20
     y -= 8
+    label(IMPORTANCE_QUESTION, bold=True)
+    y -= 22
+    for index, option in enumerate(IMPORTANCE):
+        form.radio(
+            name="viktighet",
+            tooltip=IMPORTANCE_QUESTION,
+            value=str(index + 1) if numbered_exports else option,
+            selected=values.importance == option,
+            x=left + (90 if labels_before else 0),
+            y=y - 3,
+            size=12,
+            buttonStyle="check",
+            shape="square",
+            **style,
+        )
+        label(option, x=left if labels_before else left + 20)
+        if typed and filled.importance == option:
+            typed_text(["X"], left + (90 if labels_before else 0) + 2.5, y)
+        y -= 20
+    y -= 8
+    label(CHANNELS_QUESTION, bold=True)
+    y -= 14
+    form.listbox(
+        name="kanaler",
+        tooltip=CHANNELS_QUESTION,
+        options=[(" ", " ")] + [(c, c) for c in CHANNELS],  # " ": nothing chosen (reportlab needs a value)
+        value=[c for c in CHANNELS if c in values.channels] or [" "],
+        fieldFlags="multiSelect",
+        x=left,
+        y=y - 56,
+        width=200,
+        height=60,
+        **style,
+    )
+    if typed and filled.channels:
+        typed_text([", ".join(c for c in CHANNELS if c in filled.channels)], left + 220, y - 10)
+    y -= 76
     label(SUPPORT_QUESTION, bold=True)
     y -= 22
     x = left

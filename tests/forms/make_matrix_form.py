@@ -75,7 +75,7 @@ def _checkbox(paragraph, checked: bool) -> None:
     mf._checkbox(paragraph, checked, mf.FormSpec(name="matrix"))
 
 
-def build_docx(answers: Answers | None) -> bytes:
+def build_docx(answers: Answers | None, proposals: list[str] = PROPOSALS) -> bytes:
     filled = answers or Answers()
     document = docx.Document()
     mf._set_cell_spacing(document)
@@ -101,7 +101,7 @@ def build_docx(answers: Answers | None) -> bytes:
         paragraph.add_run(" " + option)
     document.add_paragraph(filled.explanation or PLACEHOLDER)
     mf._run(document.add_paragraph(), MATRIX_QUESTION, bold=True)
-    grid = document.add_table(rows=1 + len(PROPOSALS), cols=1 + len(COLUMNS))
+    grid = document.add_table(rows=1 + len(proposals), cols=1 + len(COLUMNS))
     grid.style = "Table Grid"
     grid.autofit = False
     widths = [Cm(5.5)] + [Cm(2.6)] * len(COLUMNS)
@@ -112,7 +112,7 @@ def build_docx(answers: Answers | None) -> bytes:
     grid.cell(0, 0).text = "Forslag"
     for column, name in enumerate(COLUMNS, start=1):
         grid.cell(0, column).text = name
-    for row, proposal in enumerate(PROPOSALS, start=1):
+    for row, proposal in enumerate(proposals, start=1):
         grid.cell(row, 0).text = proposal
         for column, name in enumerate(COLUMNS, start=1):
             _checkbox(grid.cell(row, column).paragraphs[0], name in filled.matrix.get(proposal, []))
@@ -124,16 +124,88 @@ def build_docx(answers: Answers | None) -> bytes:
     return buffer.getvalue()
 
 
-def expected(answers: Answers) -> list[tuple[str, str, object]]:
+def expected(answers: Answers, proposals: list[str] = PROPOSALS) -> list[tuple[str, str, object]]:
     """(label as printed, kind, value) per field in form order, as `form.fields` must hold them."""
     return [
         *[(label, "text", value) for label, value in zip(CONTACT, answers.contact, strict=True)],
         (ROLES_QUESTION, "choice", [role for role in ROLES if role in answers.roles]),
         (JA_NEI_QUESTION, "choice", [answers.ja_nei] if answers.ja_nei else []),
         (JA_NEI_QUESTION, "text", answers.explanation),
-        (MATRIX_QUESTION, "matrix", {p: [c for c in COLUMNS if c in answers.matrix.get(p, [])] for p in PROPOSALS}),
+        (MATRIX_QUESTION, "matrix", {p: [c for c in COLUMNS if c in answers.matrix.get(p, [])] for p in proposals}),
         (LAST_QUESTION, "text", answers.remarks),
     ]
+
+
+def build_vector_pdf(answers: Answers, proposals: list[str] = PROPOSALS) -> bytes:
+    """The filled form drawn with reportlab, not converted from Word: ruled tables (contact fields, the matrix) and
+    checkboxes drawn as squares, a ticked one crossed by two lines, with no glyph."""
+    from reportlab.lib.pagesizes import A4
+    from reportlab.pdfgen.canvas import Canvas
+
+    buffer = io.BytesIO()
+    canvas = Canvas(buffer, pagesize=A4, invariant=True)
+    left, box = 72.0, 9.0
+    y = A4[1] - 72.0
+
+    def text(value: str, x: float, top: float, *, bold: bool = False) -> None:
+        canvas.setFont("Helvetica-Bold" if bold else "Helvetica", 10)
+        canvas.drawString(x, top, value)
+
+    def square(x: float, baseline: float, ticked: bool) -> None:
+        canvas.rect(x, baseline - 1, box, box)
+        if ticked:
+            canvas.line(x + 1.5, baseline + 0.5, x + box - 1.5, baseline + box - 2.5)
+            canvas.line(x + 1.5, baseline + box - 2.5, x + box - 1.5, baseline + 0.5)
+
+    def table(rows: list[list[str | bool]], widths: list[float], top: float) -> float:
+        """Rows of cells (text, or a box ticked or not) in a grid of ruling lines; the y below the table."""
+        height = 20.0
+        for r, row in enumerate(rows):
+            row_top = top - r * height
+            x = left
+            for value, width in zip(row, widths, strict=True):
+                canvas.rect(x, row_top - height, width, height)
+                if isinstance(value, bool):
+                    square(x + (width - box) / 2, row_top - 14, value)
+                elif value:
+                    text(value, x + 4, row_top - 14)
+                x += width
+        return top - len(rows) * height - 24
+
+    text(TITLE, left, y, bold=True)
+    text(CASE_LINE, left, y - 16)
+    y = table([[label, value or ""] for label, value in zip(CONTACT, answers.contact, strict=True)], [150, 300], y - 30)
+    text(ROLES_QUESTION, left, y, bold=True)
+    for role in ROLES:
+        y -= 16
+        square(left, y, role in answers.roles)
+        text(role, left + 14, y)
+    y -= 24
+    text(JA_NEI_QUESTION, left, y, bold=True)
+    y -= 16
+    for index, option in enumerate(JA_NEI):
+        square(left + 60 * index, y, answers.ja_nei == option)
+        text(option, left + 60 * index + 14, y)
+    if answers.explanation:
+        y -= 16
+        text(answers.explanation, left, y)
+    y -= 24
+    text(MATRIX_QUESTION, left, y, bold=True)
+    rows: list[list[str | bool]] = [["Forslag", *COLUMNS]]
+    rows += [[p, *(c in answers.matrix.get(p, []) for c in COLUMNS)] for p in proposals]
+    y = table(rows, [150, 70, 70, 70, 70], y - 8)
+    text(LAST_QUESTION, left, y, bold=True)
+    if answers.remarks:
+        text(answers.remarks, left, y - 16)
+    canvas.showPage()
+    canvas.save()
+    return buffer.getvalue()
+
+
+# How each field of `expected` is read from the .docx and from its PDF (LibreOffice).
+DOCX_READ_BY = ["table"] * 3 + ["content_control", "content_control", "text", "content_control", "text"]
+PDF_READ_BY = ["table"] * 3 + ["glyph", "glyph", "text", "table", "text"]
+VECTOR_PDF_READ_BY = ["table"] * 3 + ["vector_box", "vector_box", "text", "table", "text"]
 
 
 def blank_22_414() -> bytes:

@@ -43,13 +43,18 @@ def test_controls_form_learned_from_docx_and_from_fillable_pdf_is_one_profile(pr
         ("inline", mc.DATE_LABEL),
         ("checkboxes", mc.TYPE_QUESTION),
         ("checkboxes", mc.SERVICES_QUESTION),
+        ("checkboxes", mc.IMPORTANCE_QUESTION),
+        ("checkboxes", mc.CHANNELS_QUESTION),
         ("text", mc.SUPPORT_QUESTION),
         ("text", mc.REMARKS_QUESTION),
     ]
     # The drop-down's list items are the options of a single choice; the checkboxes a multiple choice.
     assert [o.label for o in sections[4].options] == mc.TYPES and not sections[4].multiple
     assert [o.label for o in sections[5].options] == mc.SERVICES and sections[5].multiple
-    assert [o.label for o in sections[6].choices] == mc.SUPPORT
+    # A radio group is a single choice; a multi-select list box's items the options of a multiple choice.
+    assert [o.label for o in sections[6].options] == mc.IMPORTANCE and not sections[6].multiple
+    assert [o.label for o in sections[7].options] == mc.CHANNELS and sections[7].multiple
+    assert [o.label for o in sections[8].choices] == mc.SUPPORT
 
 
 @pytest.mark.parametrize("name", sorted(mc.FILLED))
@@ -71,12 +76,40 @@ def test_pdf_form_fields_without_values_fall_back_to_the_printed_text(profiles) 
     result = parse_form(mc.build_pdf(answers, typed=True), "utskrevet.pdf", profiles["pdf"])
     expected = mc.expected(answers)
     assert "acroform" not in {f.read_by for f in result.fields}
-    type_index = [label for label, _kind, _value in expected].index(mc.TYPE_QUESTION)
-    # Every answer printed on the page is read from the text; the drop-down's answer printed as a plain word
-    # has no box to tick, which the parser says.
-    assert _fields(result)[:type_index] == expected[:type_index]
-    assert _fields(result)[type_index + 1 :] == expected[type_index + 1 :]
-    assert result.fields[type_index].value == [] and result.fields[type_index].warnings
+    labels = [label for label, _kind, _value in expected]
+    listed = {labels.index(mc.TYPE_QUESTION), labels.index(mc.CHANNELS_QUESTION)}
+    # Every answer printed on the page is read from the text; the drop-down's and the list box's answers printed
+    # as plain words have no box to tick, which the parser says.
+    assert [f for i, f in enumerate(_fields(result)) if i not in listed] == [
+        f for i, f in enumerate(expected) if i not in listed
+    ]
+    assert all(result.fields[i].value == [] and result.fields[i].warnings for i in listed)
+
+
+@pytest.mark.parametrize("learned_from", ["docx", "pdf"])
+def test_a_radio_button_is_the_option_its_export_value_names_wherever_its_label_is_printed(
+    profiles, learned_from: str
+) -> None:
+    # The importance options printed before their buttons: read glyph by label, each option would take the box of
+    # the option before it; read by the buttons' export values (the option labels), each is its own.
+    answers = mc.FILLED["kommune"]
+    result = parse_form(mc.build_pdf(answers, labels_before=True), "svar.pdf", profiles[learned_from])
+    assert _fields(result) == mc.expected(answers)
+    importance = next(f for f in result.fields if f.label == mc.IMPORTANCE_QUESTION)
+    assert importance.value == ["Viktig"] and importance.read_by == "acroform" and not importance.warnings
+
+
+def test_a_radio_button_whose_export_value_is_no_option_is_read_by_the_label_beside_it(profiles) -> None:
+    for name, answers in mc.FILLED.items():
+        result = parse_form(mc.build_pdf(answers, numbered_exports=True), f"{name}.pdf", profiles["pdf"])
+        assert _fields(result) == mc.expected(answers), name
+        assert [f.read_by for f in result.fields] == mc.PDF_READ_BY
+
+
+def test_a_multi_select_list_box_with_nothing_selected_is_no_answer(profiles) -> None:
+    answers = mc.Answers(contact=["Kari Nordmann", None, None], importance="Svært viktig")
+    result = parse_form(mc.build_pdf(answers), "svar.pdf", profiles["pdf"])
+    assert _fields(result) == mc.expected(answers)
 
 
 def test_a_content_control_showing_its_placeholder_is_no_answer_whatever_the_placeholder_says(profiles) -> None:

@@ -61,12 +61,41 @@ def test_filled_matrix_forms_parse_field_by_field(
     result = parse_form(data, f"{name}.{filled_as}", profile)
     assert result.form_status == "parsed", result.warnings
     assert _fields(result) == mm.expected(answers)
-    # Word's checkboxes are content controls (read from w14:checked); the PDF prints them as glyphs.
-    assert {f.read_by for f in result.fields if f.kind != "text"} == {
-        "content_control" if filled_as == "docx" else "glyph"
-    }
-    # The contact fields are typed into the cells of a Word table.
-    assert [f.read_by for f in result.fields[:3]] == ["table" if filled_as == "docx" else "text"] * 3
+    # The contact fields are typed into the cells of a table, in Word and in its PDF; Word's checkboxes are
+    # content controls (read from w14:checked), the PDF prints them as glyphs, its matrix read from the table.
+    assert [f.read_by for f in result.fields] == (mm.DOCX_READ_BY if filled_as == "docx" else mm.PDF_READ_BY)
+
+
+def test_a_pdf_whose_table_cells_wrap_reads_as_its_word_document() -> None:
+    # Proposals and an answer long enough to wrap in their cells: line by line across the page, a row's boxes
+    # stand between the lines of its label; read cell by cell, the PDF gives what the .docx gives.
+    proposals = [
+        "§ 3 Journalplikt for alle som yter helse- og omsorgstjenester",
+        "§ 5 Tilgangsstyring",
+        "§ 8 Logging av alle oppslag i pasientens journal",
+    ]
+    answers = mm.Answers(
+        contact=["Nasjonalt senter for samhandling og telemedisin ved Universitetssykehuset Nord-Norge HF", None, None],
+        roles=["Tjenesteyter"],
+        ja_nei="Ja",
+        matrix={proposals[0]: ["Delvis enig"], proposals[2]: ["Uenig"]},
+    )
+    profile = learn_profile(mm.build_docx(None, proposals), name="hoeringssvar-23-1234", case_number="23/1234")
+    filled = mm.build_docx(answers, proposals)
+    from_docx = parse_form(filled, "svar.docx", profile)
+    from_pdf = parse_form(mm.to_pdf(filled, "svar"), "svar.pdf", profile)
+    assert _fields(from_docx) == _fields(from_pdf) == mm.expected(answers, proposals)
+    assert from_pdf.form_status == "parsed" and not from_pdf.warnings
+    assert [f.read_by for f in from_pdf.fields] == mm.PDF_READ_BY
+
+
+@pytest.mark.parametrize("name", sorted(mm.FILLED))
+def test_a_pdf_drawn_with_ruled_tables_and_vector_boxes_reads_field_by_field(matrix_profiles, name: str) -> None:
+    answers = mm.FILLED[name]
+    result = parse_form(mm.build_vector_pdf(answers), f"{name}.pdf", matrix_profiles[1])
+    assert result.form_status == "parsed" and not result.warnings
+    assert _fields(result) == mm.expected(answers)
+    assert [f.read_by for f in result.fields] == mm.VECTOR_PDF_READ_BY
 
 
 def test_22_414_fixtures_parse_the_same_with_a_learned_profile() -> None:
