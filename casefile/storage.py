@@ -3,6 +3,10 @@
 Paths are derived from the hash alone, so nothing a sender writes (a filename like ../../etc/passwd) can steer
 where a file lands. Writes go to a temp file, are fsynced and renamed into place: a crash leaves either the whole
 file or none, and writing the same content twice is harmless.
+
+The intake stores a batch of mails with one flush: `stage` writes each file to its temp name without fsync, and
+`publish` fsyncs the batch's temp files, renames them into place and fsyncs their directories, once per batch and
+before the transaction that refers to them commits. Until then a staged file exists only under its temp name.
 """
 
 from __future__ import annotations
@@ -11,6 +15,8 @@ import hashlib
 import os
 import re
 import tempfile
+from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
@@ -18,6 +24,20 @@ _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 
 class StorageError(Exception):
     pass
+
+
+@dataclass(frozen=True)
+class Staged:
+    """A file written for a batch: `temp` holds the bytes until `publish` (None: already in place, or not a file)."""
+
+    sha256: str
+    relative: str
+    temp: Path | None = None
+    target: Path | None = None  # where it will be; a local path a reader may open (None for the database store)
+
+    @property
+    def readable_path(self) -> Path | None:
+        return self.temp or self.target
 
 
 class DocumentStore:
@@ -61,6 +81,65 @@ class DocumentStore:
             Path(tmp).unlink(missing_ok=True)
             raise
         return digest, relative
+
+    def stage(self, data: bytes) -> Staged:
+        """Write bytes to a temp file beside their place, without fsync; `publish` makes them durable and visible."""
+        digest = hashlib.sha256(data).hexdigest()
+        relative = self.relative_path(digest)
+        target = self.path_for(relative)
+        if target.exists() and target.stat().st_size == len(data):
+            try:
+                os.utime(target)
+                return Staged(digest, relative, None, target)
+            except FileNotFoundError:
+                pass
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return Staged(digest, relative, Path(tmp), target)
+
+    def publish(self, staged: Iterable[Staged]) -> None:
+        """Make staged files durable: fsync each, rename each into place, fsync each directory once. A crash
+        meanwhile leaves whole files or none under the final names."""
+        pending = []
+        for item in staged:
+            if item.temp is None or item.target is None:
+                continue
+            if not item.temp.exists():  # published already (a batch registered again one by one)
+                if not item.target.exists():
+                    raise StorageError(f"staged file {item.relative} is gone")
+                continue
+            pending.append(item)
+        for item in pending:
+            assert item.temp is not None
+            fd = os.open(item.temp, os.O_RDONLY)
+            try:
+                os.fsync(fd)  # the first one flushes the journal with the others' data; the rest find little to do
+            finally:
+                os.close(fd)
+        directories: set[Path] = set()
+        for item in pending:
+            assert item.temp is not None and item.target is not None
+            os.replace(item.temp, item.target)
+            directories.add(item.target.parent)
+            directories.add(item.target.parent.parent)  # the fan-out directory may be new as well
+        for directory in sorted(directories):
+            fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+
+    def discard(self, staged: Iterable[Staged]) -> None:
+        """Remove staged temp files that will not be published (the mail was not registered this time)."""
+        for item in staged:
+            if item.temp is not None:
+                item.temp.unlink(missing_ok=True)
 
     def read(self, relative: str) -> bytes:
         return self.path_for(relative).read_bytes()
