@@ -164,6 +164,7 @@ class DocumentStore:
         for item in pending:
             assert item.temp is not None and item.target is not None
             os.replace(item.temp, item.target)
+            os.utime(item.target)  # published now: retention leaves files touched since its run started alone
             directories.add(item.target.parent)
             directories.add(item.target.parent.parent)  # the fan-out directory may be new as well
         if synced and sync_filesystem(self.root):  # the renames
