@@ -127,7 +127,7 @@ def render_markdown(r: dict[str, Any]) -> str:
         "```",
         imp["sample_line"],
         imp["finished_line"],
-        imp["summary"],
+        re.sub(r"folder://\S*/export", "folder://…/export", imp["summary"]),  # the run's own temp directory
         "```",
     ]
     fleet = r.get("fleet")
