@@ -8,8 +8,10 @@ Starts a throwaway Dovecot and an aiosmtpd sink on 127.0.0.1 (tests/servers), ap
 process, so its RSS and its form readers' CPU are its own) with receipts to the sink:
   backlog on 1 core (everything - Dovecot, the sink, the worker - pinned to CPU 0) with 1 form reader,
   then on 2 cores with 1 and with 2 form readers; the floors (pdfplumber extract_words, pypdfium2 text) over the
-  same PDFs; idle polls on folders of 200 and 20,000 processed mails; one 30 MB mail; and `postmottak import`
-  of a large folder under a pseudo-terminal (the progress bar as a user sees it).
+  same PDFs; idle polls on folders of 200 and 20,000 processed mails; one 30 MB mail; `postmottak import`
+  of a large folder under a pseudo-terminal (the progress bar as a user sees it); and, when
+  POSTMOTTAK_TEST_DATABASE_URL names a PostgreSQL, benchmarks/fleet.py: two workers on two mailboxes against one
+  worker, and the takeover time after a SIGKILL.
 """
 
 from __future__ import annotations
@@ -363,6 +365,26 @@ def import_folder(work: Path, n: int, forms: list[tuple[str, bytes]]) -> dict[st
     }
 
 
+def fleet_runs(work: Path, per_mailbox: int, forms: list[tuple[str, bytes]]) -> dict[str, Any] | None:
+    """benchmarks/fleet.py: one worker, then two, on two mailboxes of N mails each (PostgreSQL, leases)."""
+    if per_mailbox <= 0 or not os.environ.get("POSTMOTTAK_TEST_DATABASE_URL"):
+        say("fleet: skipped (set POSTMOTTAK_TEST_DATABASE_URL to a PostgreSQL to run it)")
+        return None
+    from benchmarks import fleet
+
+    say(f"fleet: one worker, two mailboxes of {per_mailbox} ...")
+    one = fleet.one_run(work / "fleet", per_mailbox, 1, forms, takeover=False)
+    say("fleet: two workers, two mailboxes, then a SIGKILL ...")
+    two = fleet.one_run(work / "fleet", per_mailbox, 2, forms, takeover=True)
+    return {
+        "one_worker": one,
+        "two_workers": two,
+        "throughput_ratio": two["mails_per_s"] / one["mails_per_s"],
+        "lease_s": fleet.LEASE_S,
+        "renew_s": fleet.RENEW_S,
+    }
+
+
 # ----------------------------------------------------------------------------------------------- report
 
 
@@ -387,6 +409,7 @@ def machine() -> dict[str, str]:
         "os": f"{platform.system()} {platform.release()}",
         "python": platform.python_version(),
         "disk": str(tempfile.gettempdir()),
+        "load_average_at_start": " ".join(f"{x:.1f}" for x in os.getloadavg()),
     }
 
 
@@ -403,6 +426,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--idle-large", type=int, default=20_000)
     parser.add_argument("--big-mb", type=int, default=30, help="size of the one big mail (default 30 MB)")
     parser.add_argument("--import-mails", type=int, default=None, help="folder import size (default = --mails)")
+    parser.add_argument(
+        "--fleet-mails", type=int, default=40, help="mails per mailbox in the fleet run (0: skip; needs PostgreSQL)"
+    )
     parser.add_argument("--write", action="store_true", help="write the table into benchmarks/README.md")
     parser.add_argument("--keep", action="store_true", help="keep the temp directory (databases, logs)")
     args = parser.parse_args(argv)
@@ -455,12 +481,14 @@ def main(argv: list[str] | None = None) -> None:
             results["idle"] = idle_polls(imap, work, args.idle_small, args.idle_large)
             results["big"] = big_mail(imap, smtp, work, args.big_mb, forms).as_dict()
         results["import"] = import_folder(work, args.import_mails or n, forms)
+        results["fleet"] = fleet_runs(work, args.fleet_mails, forms)
     finally:
         if args.keep:
             say(f"kept {work}")
         else:
             shutil.rmtree(work, ignore_errors=True)
     results["total_s"] = time.perf_counter() - started
+    results["load_average_at_end"] = " ".join(f"{x:.1f}" for x in os.getloadavg())
     (REPO / "benchmarks" / "last-run.json").write_text(json.dumps(results, indent=2, default=str) + "\n")
     table = render(results)
     print(table)

@@ -25,7 +25,7 @@ from sqlalchemy.exc import IntegrityError
 
 from postmottak.casefile import models as m
 from postmottak.casefile.db import Database
-from postmottak.casefile.storage import DocumentStore, StorageError
+from postmottak.casefile.storage import DocumentStore, Staged, StorageError
 
 CHUNK = 1024 * 1024
 Backend = Literal["filesystem", "database"]
@@ -45,6 +45,12 @@ class Store(Protocol):
     def has(self, relative: str) -> bool: ...
 
     def delete_if_untouched(self, relative: str, since: float) -> bool | None: ...
+
+    def stage(self, data: bytes) -> Staged: ...
+
+    def publish(self, staged: Iterable[Staged]) -> None: ...
+
+    def discard(self, staged: Iterable[Staged]) -> None: ...
 
 
 def _either(first: bool | None, second: bool | None) -> bool | None:
@@ -140,6 +146,17 @@ class DatabaseStore:
         view = memoryview(data)
         self.put_chunks(relative, (view[start : start + CHUNK] for start in range(0, len(data), CHUNK)), digest)
         return digest, relative
+
+    def stage(self, data: bytes) -> Staged:
+        """Stored at once in its own transaction (durable on commit): nothing is left for `publish`."""
+        digest, relative = self.put(data)
+        return Staged(digest, relative)
+
+    def publish(self, staged: Iterable[Staged]) -> None:
+        pass
+
+    def discard(self, staged: Iterable[Staged]) -> None:
+        pass
 
     def put_chunks(self, relative: str, pieces: Iterable[bytes | memoryview], sha256: str) -> None:
         """Write a file chunk by chunk in one transaction; refuses content that does not hash to sha256."""

@@ -4,6 +4,9 @@ limit (RLIMIT_AS), so a PDF bomb or a parser crash cannot take the intake worker
 Each document is analysed separately: a bomb attachment times out on its own while the form
 beside it still parses. Nothing here raises: failures come back as document statuses
 ("timeout", "too_large", "crashed") with warnings.
+
+A document already on disk (the intake's stored attachments) goes to the child as its path (FileDocument), which the
+child reads itself: the bytes are not pickled through the pipe, and the worker need not hold them.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ import queue
 import resource
 import threading
 import time
-from typing import Any, Sequence
+from typing import Any, NamedTuple, Sequence, Union
 
 from postmottak.parsers.forms import DocumentInput, DocumentsAnalysis, SingleDocumentAnalysis, combine_analyses
 from postmottak.parsers.forms.models import FormResult
@@ -27,6 +30,17 @@ log = logging.getLogger(__name__)
 
 DEFAULT_TIMEOUT_S = 30.0
 DEFAULT_MEMORY_MB = 1024
+
+
+class FileDocument(NamedTuple):
+    """A document the child reads from a local file (a path the worker chose, never one from a sender)."""
+
+    filename: str | None
+    content_type: str
+    path: str
+
+
+AnyDocument = Union[DocumentInput, FileDocument]
 
 _context = multiprocessing.get_context("forkserver")
 _context.set_forkserver_preload(["postmottak.parsers.forms"])
@@ -73,11 +87,16 @@ def _worker_main(connection: multiprocessing.connection.Connection, memory_mb: i
             return
         if request is None:
             return
-        kind, doc, profile = request
+        kind, doc, profile, from_file = request
         try:
+            if from_file:
+                with open(doc[2], "rb") as handle:
+                    doc = (doc[0], doc[1], handle.read())
             reply = _analyse_in_child(kind, DocumentInput(*doc), profile)
         except MemoryError:
             reply = {"error": "too_large"}
+        except OSError as exc:  # the file went away: report it as a failed read, never crash the child
+            reply = {"error": "crashed", "detail": f"{type(exc).__name__}: {exc}"[:300]}
         try:
             connection.send(reply)
         except MemoryError:
@@ -87,7 +106,7 @@ def _worker_main(connection: multiprocessing.connection.Connection, memory_mb: i
 
 
 def _failure(
-    doc: DocumentInput, status: str, detail: str | None = None, timeout_s: float | None = None
+    doc: AnyDocument, status: str, detail: str | None = None, timeout_s: float | None = None
 ) -> SingleDocumentAnalysis:
     name = doc.filename or "dokumentet"
     limit = f" (over {timeout_s:g} s)" if timeout_s is not None else ""
@@ -100,7 +119,7 @@ def _failure(
     return SingleDocumentAnalysis(status=status, warnings=[messages.get(status, f"{name}: {status}")])
 
 
-def _reply_to_single(doc: DocumentInput, reply: dict[str, Any], timeout_s: float) -> SingleDocumentAnalysis:
+def _reply_to_single(doc: AnyDocument, reply: dict[str, Any], timeout_s: float) -> SingleDocumentAnalysis:
     if "ok" in reply:
         return SingleDocumentAnalysis.model_validate(reply["ok"])
     return _failure(doc, reply.get("error", "crashed"), reply.get("detail"), timeout_s)
@@ -117,12 +136,12 @@ class _Worker:
         self.tasks_done = 0
 
     def run(
-        self, doc: DocumentInput, profile: str | None, timeout_s: float, kind: str = "analyse"
+        self, doc: AnyDocument, profile: str | None, timeout_s: float, kind: str = "analyse"
     ) -> SingleDocumentAnalysis:
         """Analyse one document; on timeout or death the worker is killed (the caller replaces it).
         With kind="parse" a successful reply carries parse_form's FormResult in `.form`."""
         try:
-            self.connection.send((kind, tuple(doc), profile))
+            self.connection.send((kind, tuple(doc), profile, isinstance(doc, FileDocument)))
             if self.connection.poll(timeout_s):
                 reply = self.connection.recv()
                 self.tasks_done += 1
@@ -163,8 +182,12 @@ class _Worker:
         self.kill()
 
 
-def _as_inputs(docs: Sequence[DocumentInput | tuple[str | None, str, bytes]]) -> list[DocumentInput]:
-    return [DocumentInput(*doc) for doc in docs]
+def _as_input(doc: AnyDocument | tuple[str | None, str, bytes]) -> AnyDocument:
+    return doc if isinstance(doc, FileDocument) else DocumentInput(*doc)
+
+
+def _as_inputs(docs: Sequence[AnyDocument | tuple[str | None, str, bytes]]) -> list[AnyDocument]:
+    return [_as_input(doc) for doc in docs]
 
 
 def _profile_name(profile: Any) -> str | None:
@@ -173,7 +196,7 @@ def _profile_name(profile: Any) -> str | None:
 
 
 def analyse_documents_isolated(
-    docs: Sequence[DocumentInput],
+    docs: Sequence[AnyDocument],
     profile: str | None = None,
     *,
     timeout_s: float = DEFAULT_TIMEOUT_S,
@@ -254,7 +277,7 @@ def read_form_isolated(
 
 
 # A queued document: the input, the profile name, and the future its analysis resolves.
-_Task = tuple[DocumentInput, str | None, concurrent.futures.Future[SingleDocumentAnalysis]]
+_Task = tuple[AnyDocument, str | None, concurrent.futures.Future[SingleDocumentAnalysis]]
 
 
 class FormWorkerPool:
@@ -311,16 +334,16 @@ class FormWorkerPool:
                 worker.close()
 
     def submit_document(
-        self, doc: DocumentInput, profile: str | None = None
+        self, doc: AnyDocument, profile: str | None = None
     ) -> concurrent.futures.Future[SingleDocumentAnalysis]:
         if self._closed:
             raise RuntimeError("FormWorkerPool is closed")
         future: concurrent.futures.Future[SingleDocumentAnalysis] = concurrent.futures.Future()
-        self._tasks.put((DocumentInput(*doc), _profile_name(profile), future))
+        self._tasks.put((_as_input(doc), _profile_name(profile), future))
         return future
 
     def submit(
-        self, docs: Sequence[DocumentInput], profile: str | None = None
+        self, docs: Sequence[AnyDocument], profile: str | None = None
     ) -> concurrent.futures.Future[DocumentsAnalysis]:
         """Analyse a mail's documents (in parallel across workers); resolves to a DocumentsAnalysis."""
         inputs = _as_inputs(docs)
@@ -346,7 +369,7 @@ class FormWorkerPool:
             part.add_done_callback(finish)
         return combined
 
-    def analyse_documents(self, docs: Sequence[DocumentInput], profile: str | None = None) -> DocumentsAnalysis:
+    def analyse_documents(self, docs: Sequence[AnyDocument], profile: str | None = None) -> DocumentsAnalysis:
         return self.submit(docs, profile).result()
 
     def close(self) -> None:

@@ -1,10 +1,16 @@
 """The intake pipeline: source -> parse -> register (one transaction) -> side effects on the server.
 
 Per mail: the raw bytes are stored first (content-addressed, idempotent), then parsed and judged, then written to
-the case database in one transaction that also advances the folder's high-water mark. Only after that commit does
+the case database in a transaction that also advances the folder's high-water mark. Only after that commit does
 anything happen on the mail server (a move to the processed folder), so a crash at any point loses nothing and a
 restart registers nothing twice. A mail that fails is recorded, retried with backoff, and finally kept as a
 `failed` record for staff; it never blocks the mail behind it.
+
+Group commit: a run of mails (at most BATCH_MAILS, BATCH_BYTES) is registered in one transaction, with the
+high-water mark raised to the batch's last UID and the lease's fence checked in it. Their files are written without
+fsync and made durable together just before that transaction (`DocumentStore.publish`: one flush per batch). When
+any mail of a batch fails to register, the transaction is rolled back as a whole and the batch's mails are
+registered again one transaction each, so one bad mail costs the others nothing.
 """
 
 from __future__ import annotations
@@ -29,9 +35,9 @@ from postmottak.casefile.db import Database, DatabaseUnavailable, WriteConflict
 from postmottak.casefile.leases import LeaseLost
 from postmottak.casefile.locks import mailbox_lock
 from postmottak.casefile.records import DocumentIn, IncomingMail, TextLayerIn
-from postmottak.casefile.storage import DocumentStore, StorageError
+from postmottak.casefile.storage import DocumentStore, Staged, StorageError
 from postmottak.config.settings import Settings, form_reference
-from postmottak.intake.form_worker import FormWorkerPool
+from postmottak.intake.form_worker import AnyDocument, FileDocument, FormWorkerPool
 from postmottak.intake.receipt_policy import effective_sender, is_reply_to_receipt, own_domain, plan_receipt
 from postmottak.intake.sources.base import (
     FetchedMail,
@@ -61,6 +67,10 @@ WINDOW_BYTES = 64 * 1024 * 1024
 # Mails prepared (stored with fsync, MIME-parsed) at once in threads while the main thread registers in UID order:
 # the fsyncs of one overlap the parsing of another and the registering commits.
 PREPARE_THREADS = 2
+# Group commit: mails registered in one transaction (bounded by count and by the bytes of their raw mail, which a
+# batch keeps in memory until it commits).
+BATCH_MAILS = 32
+BATCH_BYTES = 16 * 1024 * 1024
 
 
 @dataclass
@@ -77,6 +87,7 @@ class Prepared:
     analysis: Future[DocumentsAnalysis] | None
     mail_text: str = ""  # subject, body and attachment names: what chose the form
     form_profile: str | None = None  # the form the documents are being read as
+    staged: list[Staged] = field(default_factory=list)  # its files, made durable before its registration commits
 
 
 @dataclass(frozen=True)
@@ -183,7 +194,7 @@ class Intake:
         prepared = self.prepare(mail, uidvalidity)
         if isinstance(prepared, registry.Outcome):
             return prepared
-        return self.register(prepared, rules)
+        return self.register(prepared, self.build(prepared, self.analysed(prepared), rules))
 
     def prepare(
         self, mail: FetchedMail, uidvalidity: int, *, check_known: bool = True
@@ -197,43 +208,71 @@ class Intake:
                 known = registry.location_known(session, self.source.source_key, uidvalidity, mail.uid)
             if known is not None:
                 return registry.Outcome("seen", known, "")
-        with self.timer("store"):
-            raw_sha, raw_path = self.store.put(mail.raw)
-        self.checkpoint("stored", mail.uid)
-        with self.timer("mime"):
-            envelope = parse_envelope(mail.raw)
-        with self.timer("store"):
-            documents = self._store_documents(envelope)
-        candidates = [i for i, a in enumerate(envelope.attachments) if _parseable(a)]
-        analysis: Future[DocumentsAnalysis] | None = None
-        mail_text = "\n".join([envelope.subject, envelope.body_text, *(a.filename or "" for a in envelope.attachments)])
-        profile = self.form_profile_for(mail_text)
-        if candidates:
-            inputs = [
-                DocumentInput(
-                    envelope.attachments[i].filename, envelope.attachments[i].content_type, envelope.attachments[i].data
-                )
-                for i in candidates
-            ]
-            analysis = self.form_pool().submit(inputs, profile)
-            del inputs
+        staged: list[Staged] = []
+        try:
+            with self.timer("store"):
+                raw = self.store.stage(mail.raw)
+            staged.append(raw)
+            self.checkpoint("stored", mail.uid)
+            with self.timer("mime"):
+                envelope = parse_envelope(mail.raw)
+            with self.timer("store"):
+                documents, files = self._store_documents(envelope)
+            staged.extend(files)
+            candidates = [i for i, a in enumerate(envelope.attachments) if _parseable(a)]
+            analysis: Future[DocumentsAnalysis] | None = None
+            mail_text = "\n".join(
+                [envelope.subject, envelope.body_text, *(a.filename or "" for a in envelope.attachments)]
+            )
+            profile = self.form_profile_for(mail_text)
+            if candidates:
+                inputs: list[AnyDocument] = []
+                for i in candidates:
+                    attachment, path = envelope.attachments[i], files[i].readable_path
+                    if path is not None:  # the reader opens the stored file itself: no bytes through the pipe
+                        inputs.append(FileDocument(attachment.filename, attachment.content_type, str(path)))
+                    else:
+                        inputs.append(DocumentInput(attachment.filename, attachment.content_type, attachment.data))
+                analysis = self.form_pool().submit(inputs, profile)
+                del inputs
+        except BaseException:
+            self.store.discard(staged)
+            raise
         for attachment in envelope.attachments:  # stored and handed to the pool: the bytes are not needed here
             attachment.data = b""
         return Prepared(
-            mail, uidvalidity, raw_sha, raw_path, envelope, documents, candidates, analysis, mail_text, profile
+            mail,
+            uidvalidity,
+            raw.sha256,
+            raw.relative,
+            envelope,
+            documents,
+            candidates,
+            analysis,
+            mail_text=mail_text,
+            form_profile=profile,
+            staged=staged,
         )
 
-    def register(self, prepared: "Prepared", rules: Sequence[CaseRule]) -> registry.Outcome:
-        mail, uidvalidity = prepared.mail, prepared.uidvalidity
+    def analysed(self, prepared: "Prepared") -> DocumentsAnalysis | None:
         with self.timer("pdf_wait"):
             analysis = prepared.analysis.result() if prepared.analysis is not None else None
             if analysis is not None:
                 analysis = self._read_as_cited_form(prepared, analysis)
-        incoming = self.build(prepared, analysis, rules)
+            return analysis
+
+    def register(self, prepared: "Prepared", incoming: IncomingMail) -> registry.Outcome:
+        """Register one mail in a transaction of its own (its files made durable first)."""
+        mail, uidvalidity = prepared.mail, prepared.uidvalidity
+        with self.timer("store"):
+            self.store.publish(prepared.staged)
         try:
             with self.timer("db"), self.db.session() as session:
+                self._fenced(session)
                 outcome = registry.register(session, incoming)
                 self._after_register(session, mail, uidvalidity, outcome, prepared.envelope)
+                if mail.uid.isdigit():
+                    registry.bump_high_water_mark(session, self.source.source_key, uidvalidity, int(mail.uid))
         except WriteConflict:
             # A second worker registered this location at the same moment; its record stands.
             with self.db.session() as session:
@@ -252,15 +291,51 @@ class Intake:
         cited = form_for_mail(self.settings, "\n".join([prepared.mail_text, *analysis.texts]))
         if cited is None or cited == prepared.form_profile:
             return analysis
-        inputs = [
+        inputs: list[AnyDocument] = [
             DocumentInput(
                 prepared.envelope.attachments[i].filename,
                 prepared.envelope.attachments[i].content_type,
-                self.store.read(prepared.documents[i].storage_path),
+                self._stored_bytes(prepared, i),
             )
             for i in prepared.candidates
         ]
         return self.form_pool().submit(inputs, cited).result()
+
+    def _stored_bytes(self, prepared: "Prepared", index: int) -> bytes:
+        """Attachment `index`'s bytes as stored: from its staged file (not yet under its final name) or the store."""
+        staged = prepared.staged[1 + index] if len(prepared.staged) > 1 + index else None  # [raw mail, *attachments]
+        path = staged.readable_path if staged is not None else None
+        return path.read_bytes() if path is not None else self.store.read(prepared.documents[index].storage_path)
+
+    def register_batch(self, batch: "Sequence[tuple[Prepared, IncomingMail]]") -> list[registry.Outcome | None] | None:
+        """Register several mails in one transaction: one fence check, one high-water mark update, one commit,
+        their files made durable with one flush before it. None when the batch as a whole was rolled back
+        (a mail in it failed to register): the caller registers them one by one."""
+        if not batch:
+            return []
+        source_key = self.source.source_key
+        with self.timer("store"):
+            self.store.publish([item for prepared, _ in batch for item in prepared.staged])
+        try:
+            with self.timer("db"), self.db.session() as session:
+                self._fenced(session)
+                outcomes: list[registry.Outcome | None] = []
+                for prepared, incoming in batch:
+                    outcome = registry.register(session, incoming)
+                    self._after_register(session, prepared.mail, prepared.uidvalidity, outcome, prepared.envelope)
+                    outcomes.append(outcome)
+                uidvalidity = batch[0][0].uidvalidity
+                highest = max((int(p.mail.uid) for p, _ in batch if p.mail.uid.isdigit()), default=None)
+                if highest is not None:
+                    registry.bump_high_water_mark(session, source_key, uidvalidity, highest)
+        except (DatabaseUnavailable, LeaseLost):
+            raise
+        except Exception:
+            log.info("%s: a batch of %d mails is registered one by one (one of them failed)", source_key, len(batch))
+            return None
+        for prepared, _ in batch:
+            self.checkpoint("committed", prepared.mail.uid)
+        return outcomes
 
     @contextmanager
     def timer(self, stage: str) -> Iterator[None]:
@@ -297,10 +372,7 @@ class Intake:
     def _after_register(  # type: ignore[no-untyped-def]
         self, session, mail: FetchedMail, uidvalidity: int, outcome: registry.Outcome, envelope: Envelope
     ) -> None:
-        self._fenced(session)
         registry.resolve_failure(session, self.source.source_key, uidvalidity, mail.uid, outcome.intake_id)
-        if mail.uid.isdigit():
-            registry.bump_high_water_mark(session, self.source.source_key, uidvalidity, int(mail.uid))
         if outcome.kind == "new":
             from postmottak.intake.receipts import link_receipt_bounce
 
@@ -378,18 +450,25 @@ class Intake:
             if layer.pdf is not None:
                 try:
                     with self.timer("store"):
-                        sha, path = self.store.put(layer.pdf)
-                    stored = TextLayerIn("made", pages, layer.text, sha, len(layer.pdf), path, layer.tool)
+                        staged = self.store.stage(layer.pdf)  # made durable with the mail's other files
+                    prepared.staged.append(staged)
+                    stored = TextLayerIn(
+                        "made", pages, layer.text, staged.sha256, len(layer.pdf), staged.relative, layer.tool
+                    )
                 except (OSError, StorageError) as exc:
                     log.warning("%s: searchable PDF not stored: %s", document.filename or "document", exc)
                     stored.error = f"kunne ikke lagres: {exc}"[:300]
                 layer.pdf = None  # stored: the bytes are not needed any more
             document.text_layer = stored
 
-    def _store_documents(self, envelope: Envelope) -> list[DocumentIn]:
+    def _store_documents(self, envelope: Envelope) -> tuple[list[DocumentIn], list[Staged]]:
+        """The mail's documents, staged (written, not yet durable); the files are in attachment order."""
         documents: list[DocumentIn] = []
+        files: list[Staged] = []
         for attachment in envelope.attachments:
-            sha, path = self.store.put(attachment.data)
+            staged = self.store.stage(attachment.data)
+            files.append(staged)
+            sha, path = staged.sha256, staged.relative
             documents.append(
                 DocumentIn(
                     filename=attachment.filename,
@@ -403,7 +482,9 @@ class Intake:
             )
         if not documents:
             body = envelope.body_text.encode("utf-8")
-            sha, path = self.store.put(body)
+            staged = self.store.stage(body)
+            files.append(staged)
+            sha, path = staged.sha256, staged.relative
             documents.append(
                 DocumentIn(
                     filename="e-post.txt",
@@ -415,7 +496,7 @@ class Intake:
                     kind="body",
                 )
             )
-        return documents
+        return documents, files
 
     # Failures ----------------------------------------------------------------------------
 
@@ -584,14 +665,20 @@ class Intake:
         report: CycleReport,
         preparing: ThreadPoolExecutor,
     ) -> None:
-        """Fetch in UID order, prepare a few mails ahead in threads, register strictly in UID order here."""
+        """Fetch in UID order, prepare a few mails ahead in threads, register strictly in UID order here (in
+        batches of one transaction each)."""
         uidvalidity = box.uidvalidity
         window: list[tuple[FetchedMail, Future[Prepared | registry.Outcome]]] = []
         window_bytes = 0
+        batch: list[tuple[Prepared, IncomingMail]] = []
         fetched = iter(box.fetch(wanted))
         while True:
-            with self.timer("fetch"):
-                mail = next(fetched, None)
+            try:
+                with self.timer("fetch"):
+                    mail = next(fetched, None)
+            except (SourceError, OSError):
+                self._flush(batch, report)  # what is prepared is registered before the reconnect
+                raise
             if mail is not None:
                 report.fetched += 1
                 if self.progress:
@@ -616,26 +703,59 @@ class Intake:
                 del future, ahead
                 if isinstance(prepared, registry.Outcome):
                     report.counts["seen"] += 1
+                elif isinstance(prepared, Failed):
+                    self._flush(batch, report)  # failures are recorded in UID order with the rest
+                    report.counts[self.fail(prepared.mail, prepared.uidvalidity, prepared.error)] += 1
                 else:
-                    self._register_one(prepared, rules, report)
+                    self._add_to_batch(prepared, rules, batch, report)
                 del prepared
                 full = len(window) >= self.window_size or window_bytes >= WINDOW_BYTES
             if mail is None:
+                self._flush(batch, report)
                 break
 
-    def _register_one(self, item: "Prepared | Failed", rules: Sequence[CaseRule], report: CycleReport) -> None:
-        if isinstance(item, Failed):
-            report.counts[self.fail(item.mail, item.uidvalidity, item.error)] += 1
-            return
+    def _add_to_batch(
+        self,
+        prepared: Prepared,
+        rules: Sequence[CaseRule],
+        batch: list[tuple[Prepared, IncomingMail]],
+        report: CycleReport,
+    ) -> None:
         try:
-            outcome = self.register(item, rules)
+            incoming = self.build(prepared, self.analysed(prepared), rules)
+        except Exception as exc:
+            self._flush(batch, report)
+            log.exception("%s: mail %s failed", self.source.source_key, prepared.mail.uid)
+            self.store.discard(prepared.staged)
+            report.counts[self.fail(prepared.mail, prepared.uidvalidity, f"{type(exc).__name__}: {exc}")] += 1
+            return
+        batch.append((prepared, incoming))
+        if len(batch) >= BATCH_MAILS or sum(len(p.mail.raw) for p, _ in batch) >= BATCH_BYTES:
+            self._flush(batch, report)
+
+    def _flush(self, batch: list[tuple[Prepared, IncomingMail]], report: CycleReport) -> None:
+        """Register the batch in one transaction; when that is rolled back, each mail in a transaction of its own."""
+        if not batch:
+            return
+        outcomes = self.register_batch(batch)
+        if outcomes is None:
+            outcomes = [self._register_alone(prepared, incoming, report) for prepared, incoming in batch]
+        batch.clear()
+        for outcome in outcomes:
+            if outcome is not None:
+                report.counts[outcome.status if outcome.kind == "new" else outcome.kind] += 1
+
+    def _register_alone(
+        self, prepared: Prepared, incoming: IncomingMail, report: CycleReport
+    ) -> registry.Outcome | None:
+        try:
+            return self.register(prepared, incoming)
         except (DatabaseUnavailable, LeaseLost):
             raise
         except Exception as exc:
-            log.exception("%s: mail %s failed", self.source.source_key, item.mail.uid)
-            report.counts[self.fail(item.mail, item.uidvalidity, f"{type(exc).__name__}: {exc}")] += 1
-            return
-        report.counts[outcome.status if outcome.kind == "new" else outcome.kind] += 1
+            log.exception("%s: mail %s failed", self.source.source_key, prepared.mail.uid)
+            report.counts[self.fail(prepared.mail, prepared.uidvalidity, f"{type(exc).__name__}: {exc}")] += 1
+            return None
 
     def _move_processed(self, box: MailboxSession, report: CycleReport) -> None:
         folder = self.settings.imap.processed_folder

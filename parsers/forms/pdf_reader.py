@@ -152,44 +152,60 @@ def _pdfium_pages(
     except pdfium.PdfiumError as exc:
         raise _classify_pdfium_error(exc) from None
     result = []
+    # The per-character calls are bound once and their out-parameters passed by reusable references: this loop runs
+    # for every character of every page, and Python's overhead around the C calls is most of a text PDF's read time.
+    count_chars = pdfium_c.FPDFText_CountChars
+    get_unicode = pdfium_c.FPDFText_GetUnicode
+    get_box = pdfium_c.FPDFText_GetLooseCharBox
+    get_origin = pdfium_c.FPDFText_GetCharOrigin
+    get_size = pdfium_c.FPDFText_GetFontSize
+    get_font = pdfium_c.FPDFText_GetFontInfo
     try:
         if fields is not None:
             fields.read(pdf, pages_read)
         rect = pdfium_c.FS_RECTF()
         origin_x, origin_y = ctypes.c_double(), ctypes.c_double()
+        rect_ref, x_ref, y_ref = ctypes.byref(rect), ctypes.byref(origin_x), ctypes.byref(origin_y)
         font_buffer = ctypes.create_string_buffer(256)
         flags = ctypes.c_int()
+        flags_ref = ctypes.byref(flags)
+        symbol_codes = SYMBOL_FONT_CODES
+        skipped = (0x0D, 0x0A, 0xFFFE, 0)
         for page_index in range(pages_read):
             page = pdf[page_index]
             width, height = page.get_size()
             textpage = page.get_textpage()
             raw = textpage.raw
             chars: list[Char] = []
-            for i in range(pdfium_c.FPDFText_CountChars(raw)):
-                code = pdfium_c.FPDFText_GetUnicode(raw, i)
-                if code in (0x0D, 0x0A, 0xFFFE, 0):
+            append = chars.append
+            count = count_chars(raw)
+            codes = _page_codes(raw, count)
+            for i in range(count):
+                code = codes[i] if codes is not None else get_unicode(raw, i)
+                if code == 0xFFFE and codes is not None:
+                    code = get_unicode(raw, i)  # the page text shows U+0002 (a line-end hyphen) as U+FFFE too
+                if code in skipped:
                     continue
                 # pdfium reports a hyphen at a line end as U+0002.
                 text = "-" if code == 0x02 else chr(code)
                 if text.isspace():
-                    chars.append(_SPACE)
+                    append(_SPACE)
                     continue
-                if not pdfium_c.FPDFText_GetLooseCharBox(raw, i, ctypes.byref(rect)):
+                if not get_box(raw, i, rect_ref):
                     continue
-                if text in SYMBOL_FONT_CODES or 0xF020 <= code <= 0xF0FF:
-                    n = pdfium_c.FPDFText_GetFontInfo(raw, i, font_buffer, len(font_buffer), ctypes.byref(flags))
+                if text in symbol_codes or 0xF020 <= code <= 0xF0FF:
+                    n = get_font(raw, i, font_buffer, len(font_buffer), flags_ref)
                     fontname = font_buffer.raw[: max(0, n - 1)].decode("utf-8", "replace") if n else None
                     text = decode_symbol_char(text, fontname)
-                pdfium_c.FPDFText_GetCharOrigin(raw, i, ctypes.byref(origin_x), ctypes.byref(origin_y))
-                size = pdfium_c.FPDFText_GetFontSize(raw, i)
-                chars.append(
+                get_origin(raw, i, x_ref, y_ref)
+                append(
                     Char(
                         text,
                         rect.left,
                         rect.right,
                         height - rect.top,
                         height - rect.bottom,
-                        size,
+                        get_size(raw, i),
                         height - origin_y.value,
                     )
                 )
@@ -535,6 +551,23 @@ def _merge_blocks(outside: list[PdfLine], blocks: list[tuple[float, list[PdfLine
     for _top, lines in pending:
         out.extend(lines)
     return out
+
+
+def _page_codes(raw: Any, count: int) -> list[int] | None:
+    """Every character's code point from one call for the whole page (FPDFText_GetText), or None when the page text
+    does not map one UTF-16 unit to each character (surrogate pairs): then each is asked for on its own."""
+    import pypdfium2.raw as pdfium_c
+
+    if count <= 0:
+        return []
+    buffer = (ctypes.c_ushort * (count + 1))()
+    written = pdfium_c.FPDFText_GetText(raw, 0, count, buffer)
+    if written != count + 1:
+        return None
+    codes = list(buffer[:count])
+    if any(0xD800 <= code <= 0xDFFF for code in codes):
+        return None
+    return codes
 
 
 # --- pdfplumber backend (with vector checkbox detection) ------------------------------------

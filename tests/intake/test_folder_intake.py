@@ -190,3 +190,38 @@ def test_failed_mail_waits_for_its_backoff(tmp_path: Path) -> None:
     intake.checkpoint = lambda stage, uid: (_ for _ in ()).throw(RuntimeError("boom")) if stage == "stored" else None
     assert intake.run_cycle().counts["retry"] == 1
     assert intake.run_cycle().fetched == 0, "not retried before its backoff has passed"
+
+
+def test_a_mail_failing_inside_a_batch_costs_the_others_nothing(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Six mails register in one batch transaction; the fourth raises there, so the batch is rolled back and each
+    is registered alone: five registered, the fourth recorded for a retry, which then registers it."""
+    from postmottak.casefile import registry
+
+    folder = tmp_path / "export"
+    folder.mkdir()
+    for index in range(6):
+        raw = mf.response_mail(org=f"Kommune {index}", attachments=[])
+        (folder / f"{index}.eml").write_bytes(with_received(raw, datetime(2022, 9, 20, 12, index, tzinfo=mf.OSLO)))
+    settings = settings_for(tmp_path, folder)
+    settings.intake.retry_base_seconds = 0
+    intake = build_worker(settings)
+    real_register = registry.register
+    calls: list[str] = []
+
+    def failing_once(session, mail):  # type: ignore[no-untyped-def]
+        calls.append(mail.uid)
+        if mail.uid == "3.eml" and calls.count("3.eml") <= 2:  # in the batch, and again on its own
+            raise RuntimeError("simulated registering bug")
+        return real_register(session, mail)
+
+    monkeypatch.setattr(registry, "register", failing_once)
+    first = intake.run_cycle()
+    assert first.counts["registered"] == 5 and first.counts["retry"] == 1, first.counts
+    assert calls[:4] == ["0.eml", "1.eml", "2.eml", "3.eml"], "tried as one batch first"
+    assert calls.count("0.eml") == 2, "the batch was rolled back and its first mail registered again on its own"
+    second = intake.run_cycle()
+    assert second.counts["registered"] == 1
+    with intake.db.session() as session:
+        assert session.scalar(select(func.count()).select_from(m.MailLocation)) == 6
+        assert session.scalar(select(func.count()).select_from(m.JournalEntry)) == 6
+    intake.close()

@@ -37,3 +37,20 @@ def test_verify_detects_a_changed_byte(tmp_path: Path) -> None:
     path = store.path_for(rel)
     path.write_bytes(b"%PDF-1.7 0riginal")
     assert not store.verify(rel, sha)
+
+
+def test_staged_files_take_their_names_only_when_published(tmp_path: Path) -> None:
+    store = DocumentStore(tmp_path)
+    first, second = store.stage(b"first"), store.stage(b"second")
+    assert first.temp is not None and first.temp.is_file()
+    assert not store.path_for(first.relative).exists(), "not under its final name before publish"
+    store.publish([first, second])
+    store.publish([first, second])  # again (a batch registered one by one after a rollback): nothing to do
+    assert store.verify(first.relative, first.sha256) and store.verify(second.relative, second.sha256)
+    assert not first.temp.exists()
+    again = store.stage(b"first")
+    assert again.temp is None, "content already in place is not written again"
+    dropped = store.stage(b"never registered")
+    store.discard([dropped])
+    assert dropped.temp is not None and not dropped.temp.exists()
+    assert not store.path_for(dropped.relative).exists()
