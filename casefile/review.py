@@ -727,8 +727,9 @@ def undo_deadline(event: m.AuditEvent) -> datetime | None:
 
 
 def cancelled_journal_numbers(session: Session, intake_id: int) -> list[str]:
-    """Journal numbers this mail once had whose registration was undone (status "Utgår"; never given again)."""
-    return [
+    """Journal numbers this mail once had whose registration was undone (status "Utgår"; never given again): the
+    cancelled entries kept, and those named only by the audit trail (undone before entries were kept)."""
+    numbers = [
         entry.journal_number
         for entry in session.scalars(
             select(m.CancelledJournalEntry)
@@ -736,6 +737,12 @@ def cancelled_journal_numbers(session: Session, intake_id: int) -> list[str]:
             .order_by(m.CancelledJournalEntry.journal_year, m.CancelledJournalEntry.journal_sequence)
         )
     ]
+    for event in history(session, intake_id):
+        if event.action == UNDO and isinstance(event.after, dict) and event.after.get("journal_number"):
+            number = str(event.after["journal_number"])
+            if number not in numbers:
+                numbers.append(number)
+    return numbers
 
 
 def last_decision(session: Session, intake_id: int, now: datetime | None = None) -> m.AuditEvent | None:
