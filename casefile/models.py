@@ -285,6 +285,74 @@ class JournalEntry(Base):
         return f"{self.case.year}/{self.case.sequence}-{self.document_number}"
 
 
+_CANCELLED_COPIED = (
+    "system_id",
+    "intake_id",
+    "case_id",
+    "journal_year",
+    "journal_sequence",
+    "document_number",
+    "journal_date",
+    "received_at",
+    "entry_type",
+    "title",
+    "correspondent_role",
+    "correspondent_name",
+    "correspondent_email",
+    "correspondent_is_private_person",
+    "on_time",
+    "created_at",
+    "created_by",
+)
+
+
+class CancelledJournalEntry(Base):
+    """A journalpost whose registration was undone (Noark journalstatus "Utgår"): its number is never given again
+    and the journals list it, without documents. The mail went back to the review queue and may be registered
+    again with a new number, so one mail can have several cancelled entries beside its one journal entry.
+    Migration 0009."""
+
+    __tablename__ = "cancelled_journal_entries"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    system_id: Mapped[str] = mapped_column(String(36), unique=True)  # the cancelled entry's own
+    intake_id: Mapped[int] = mapped_column(ForeignKey("intake_records.id"), index=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)
+    journal_year: Mapped[int] = mapped_column(Integer)
+    journal_sequence: Mapped[int] = mapped_column(Integer)
+    document_number: Mapped[int] = mapped_column(Integer)
+    journal_date: Mapped[date] = mapped_column(Date)
+    received_at: Mapped[datetime]
+    entry_type: Mapped[str] = mapped_column(String(64))
+    title: Mapped[str] = mapped_column(Text)
+    correspondent_role: Mapped[str] = mapped_column(String(32))
+    correspondent_name: Mapped[str | None] = mapped_column(Text)
+    correspondent_email: Mapped[str | None] = mapped_column(String(512))
+    correspondent_is_private_person: Mapped[bool | None] = mapped_column(Boolean)
+    on_time: Mapped[bool] = mapped_column(Boolean)
+    created_at: Mapped[datetime]
+    created_by: Mapped[str] = mapped_column(String(128))
+    cancelled_at: Mapped[datetime] = mapped_column(default=utcnow)
+    cancelled_by: Mapped[str] = mapped_column(String(128))
+
+    case: Mapped[Case] = relationship()
+    intake: Mapped[IntakeRecord] = relationship()
+
+    __table_args__ = (
+        UniqueConstraint("journal_year", "journal_sequence", name="uq_cancelled_journal_number"),
+        UniqueConstraint("case_id", "document_number", name="uq_cancelled_case_document_number"),
+    )
+
+    @classmethod
+    def of(cls, entry: JournalEntry, by: str) -> CancelledJournalEntry:
+        """The entry as cancelled, with everything the journals show of it."""
+        return cls(**{name: getattr(entry, name) for name in _CANCELLED_COPIED}, cancelled_by=by)
+
+    @property
+    def journal_number(self) -> str:
+        return f"{self.case.year}/{self.case.sequence}-{self.document_number}"
+
+
 class Document(Base):
     """dokumentbeskrivelse + dokumentobjekt (one version, one variant: the file as received)."""
 

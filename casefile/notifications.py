@@ -8,7 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, or_, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from postmottak.casefile import models as m
@@ -16,6 +17,8 @@ from postmottak.casefile import outbox
 from postmottak.casefile.review import review_count
 
 DIGEST = "digest"
+INCIDENTS = ("stall", "failed_mail", "smtp_refused")
+KEYS = (*INCIDENTS, DIGEST)
 SMTP_REASONS = ("refused by the SMTP server", "cannot reach SMTP server", "SMTP login", "no OAuth2 token for SMTP")
 
 
@@ -70,10 +73,13 @@ def digest_facts(session: Session, since: datetime) -> DigestFacts:
     return facts
 
 
-def last_success(session: Session) -> tuple[bool, datetime | None]:
-    """(whether any mailbox was ever polled, the latest successful poll)."""
+def last_success(session: Session) -> tuple[datetime | None, datetime | None]:
+    """(when the first poll on record started, the latest successful poll); None, None when never polled."""
     polled = session.scalar(select(func.count()).select_from(m.MailboxState)) or 0
-    return bool(polled), session.scalar(select(func.max(m.MailboxState.last_success_at)))
+    if not polled:
+        return None, None
+    first = session.scalar(select(func.min(m.PollRun.started_at)))
+    return first, session.scalar(select(func.max(m.MailboxState.last_success_at)))
 
 
 def failed_mail_ids(session: Session) -> list[int]:
@@ -91,6 +97,32 @@ def smtp_refusals(session: Session) -> list[tuple[int, str]]:
         .order_by(m.Receipt.id)
     ).all()
     return [(row.id, row.reason or "") for row in rows]
+
+
+def ensure_states(session: Session) -> None:
+    """A state row for every incident kind and the digest (a worker racing to add the same row: one is kept)."""
+    existing = set(session.scalars(select(m.NotificationState.key).where(m.NotificationState.key.in_(KEYS))))
+    for key in KEYS:
+        if key not in existing:
+            try:
+                with session.begin_nested():
+                    session.add(m.NotificationState(key=key, active=False, seen=0))
+            except IntegrityError:
+                pass  # another worker added it first
+
+
+def lock_states(session: Session) -> None:
+    """The first statement of a notification round: lock every state row until the round commits.
+
+    Several workers run the round (postmottak run with leases); the one that gets here second waits for the first
+    to commit and then reads the state it left, so an incident opens, and its alert and all-clear are sent, exactly
+    once (PostgreSQL: row locks; SQLite: the write lock, taken before anything is read)."""
+    session.execute(
+        update(m.NotificationState)
+        .where(m.NotificationState.key.in_(KEYS))
+        .values(seen=m.NotificationState.seen)
+        .execution_options(synchronize_session=False)
+    )
 
 
 def state(session: Session, key: str) -> m.NotificationState:

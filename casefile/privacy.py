@@ -6,7 +6,8 @@ candidate rows so it behaves the same on SQLite and PostgreSQL.
 
 Erasure removes what no archival duty covers: mail that was never journalled (ignored, duplicate, failed, waiting
 for review) loses its raw content and attachments (tombstone first, as in retention), its sender, subject, body
-and parsed form, and its receipt's address and text. A journalled response is kept: it is part of the case's
+and parsed form, and its receipt's address and text (and the sender and title of a journalpost whose registration
+was undone, which keeps only its number, date and status "Utgår"). A journalled response is kept: it is part of the case's
 archive (arkivlova § 6, arkivforskrifta), which the GDPR allows to keep (art. 17 (3) (b)); the answer says so.
 """
 
@@ -15,6 +16,7 @@ from __future__ import annotations
 import json
 import shutil
 import tempfile
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -82,7 +84,13 @@ def _contains(value: Any, needle: str) -> bool:
     return needle in str(value).casefold()
 
 
-def _fields(record: m.IntakeRecord, corrections: list[m.FieldCorrection], needle: str, is_address: bool) -> list[str]:
+def _fields(
+    record: m.IntakeRecord,
+    corrections: list[m.FieldCorrection],
+    needle: str,
+    is_address: bool,
+    cancelled: Sequence[m.CancelledJournalEntry] = (),
+) -> list[str]:
     found = []
     if is_address:
         if (record.sender_address or "").casefold() == needle:
@@ -100,6 +108,13 @@ def _fields(record: m.IntakeRecord, corrections: list[m.FieldCorrection], needle
             found.append("journalpost.korrespondansepart_navn")
         if _contains(entry.title, needle):
             found.append("journalpost.tittel")
+    for old in cancelled:  # journalposts of an undone registration ("Utgår")
+        if is_address and (old.correspondent_email or "").casefold() == needle:
+            found.append("utgått_journalpost.korrespondansepart_epost")
+        if not is_address and _contains(old.correspondent_name, needle):
+            found.append("utgått_journalpost.korrespondansepart_navn")
+        if _contains(old.title, needle):
+            found.append("utgått_journalpost.tittel")
     if record.form is not None:
         found += [f"skjema.{key}" for key, value in sorted(record.form.data.items()) if _contains(value, needle)]
     for correction in corrections:
@@ -127,10 +142,13 @@ def find(session: Session, query: str) -> FindResult:
     corrections: dict[int, list[m.FieldCorrection]] = {}
     for correction in session.scalars(select(m.FieldCorrection)):
         corrections.setdefault(correction.intake_id, []).append(correction)
+    cancelled: dict[int, list[m.CancelledJournalEntry]] = {}
+    for old in session.scalars(select(m.CancelledJournalEntry).order_by(m.CancelledJournalEntry.id)):
+        cancelled.setdefault(old.intake_id, []).append(old)
     tombstoned = set(session.scalars(select(m.ContentTombstone.intake_id)))
     result = FindResult(query)
     for record in records:
-        where = _fields(record, corrections.get(record.id, []), needle, is_address)
+        where = _fields(record, corrections.get(record.id, []), needle, is_address, cancelled.get(record.id, []))
         if not where:
             continue
         entry = record.journal_entry
@@ -286,6 +304,11 @@ def erase(db: Database, store: retention.FileDeleter, query: str, actor: str, *,
             own = select(m.FieldCorrection).where(m.FieldCorrection.intake_id == intake_id)
             for correction in session.scalars(own):
                 correction.parsed_value, correction.corrected_value = None, None
+            # A cancelled journalpost keeps its number, date and status (no gap in the journal), not the person.
+            undone = select(m.CancelledJournalEntry).where(m.CancelledJournalEntry.intake_id == intake_id)
+            for old in session.scalars(undone):
+                old.correspondent_name, old.correspondent_email, old.title = None, None, ERASED
+                old.correspondent_is_private_person = True
             session.add(
                 m.AuditEvent(
                     actor=actor,

@@ -734,12 +734,22 @@ def undo_deadline(event: m.AuditEvent) -> datetime | None:
 
 
 def cancelled_journal_numbers(session: Session, intake_id: int) -> list[str]:
-    """Journal numbers this mail once had whose registration was undone (status "Utgår"; never given again)."""
-    return [
-        str(e.after["journal_number"])
-        for e in history(session, intake_id)
-        if e.action == UNDO and isinstance(e.after, dict) and e.after.get("journal_number")
+    """Journal numbers this mail once had whose registration was undone (status "Utgår"; never given again): the
+    cancelled entries kept, and those named only by the audit trail (undone before entries were kept)."""
+    numbers = [
+        entry.journal_number
+        for entry in session.scalars(
+            select(m.CancelledJournalEntry)
+            .where(m.CancelledJournalEntry.intake_id == intake_id)
+            .order_by(m.CancelledJournalEntry.journal_year, m.CancelledJournalEntry.journal_sequence)
+        )
     ]
+    for event in history(session, intake_id):
+        if event.action == UNDO and isinstance(event.after, dict) and event.after.get("journal_number"):
+            number = str(event.after["journal_number"])
+            if number not in numbers:
+                numbers.append(number)
+    return numbers
 
 
 def last_decision(session: Session, intake_id: int, now: datetime | None = None) -> m.AuditEvent | None:
@@ -758,10 +768,10 @@ class UndoneRegistration:
     receipt_to: str | None = None
 
 
-def _undo_registration(session: Session, record: m.IntakeRecord, event: m.AuditEvent) -> UndoneRegistration:
-    """Back to the review queue. The journal entry is removed but its number is not reused: the journal sequence
-    and the case's document numbers only count up, and the undo's audit event keeps the entry as cancelled
-    (Noark journal status "Utgår"). A receipt still waiting is cancelled; one already sent cannot be."""
+def _undo_registration(session: Session, record: m.IntakeRecord, event: m.AuditEvent, actor: str) -> UndoneRegistration:
+    """Back to the review queue. The journal entry becomes a cancelled entry (Noark journalstatus "Utgår"), which
+    the journals keep listing without documents; its number is not reused (the journal sequence and the case's
+    document numbers only count up). A receipt still waiting is cancelled; one already sent cannot be."""
     entry = record.journal_entry
     if record.status != m.REGISTERED or entry is None:
         raise ReviewError("Posten er ikke lenger registrert på en sak; ingenting å angre.")
@@ -772,6 +782,7 @@ def _undo_registration(session: Session, record: m.IntakeRecord, event: m.AuditE
         session, record.id, (m.REGISTERED,), status=m.NEEDS_REVIEW, reason=reason, case_id=None, on_time=None
     ):
         raise ReviewError("Posten er allerede behandlet av noen andre.")
+    session.add(m.CancelledJournalEntry.of(entry, actor))
     session.delete(entry)
     receipt = record.receipt
     outcome = "none"
@@ -835,7 +846,7 @@ def undo_last(session: Session, intake_id: int, actor: str) -> m.AuditEvent:
             )
     else:
         case_id = record.case_id
-        undone = _undo_registration(session, record, event)
+        undone = _undo_registration(session, record, event, actor)
         record = load_record(session, intake_id)
         after.update(
             status=record.status,

@@ -1,10 +1,11 @@
 """The staff digest (daily) and alerts (intake stalls, a mail ends failed, SMTP refuses receipts), by e-mail.
 
-Run by the worker's own loop (`postmottak run`, each interval beside the intake cycle; see scheduled_notify) or by
-`postmottak notify` from a timer, through the [smtp] settings, to the addresses in
+Run by the worker's own loop (`postmottak run`, each interval beside the intake cycle; see scheduled_notify; with
+leases every worker runs it, intake/fleet.py) or by `postmottak notify` from a timer, through the [smtp] settings, to the addresses in
 [notifications] recipients only (staff, never respondents), minus those who opted out in the dashboard. Each
 incident is alerted once when it opens, again at most once per `alert_interval_minutes` while it grows, and gets
-one all-clear when it is over. All text is Norwegian.
+one all-clear when it is over, however many workers run the round: each round locks the state rows first
+(casefile.notifications.lock_states) and commits the new state before sending. All text is Norwegian.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from postmottak.casefile import notifications as notes
-from postmottak.casefile.db import Database
+from postmottak.casefile.db import Database, WriteConflict
 from postmottak.casefile.labels import local_time, reason_text
 from postmottak.config.settings import Settings
 from postmottak.intake.receipts import CONNECTION_ERRORS, _close, connect
@@ -103,22 +104,24 @@ def _footer() -> str:
     return "\n\nDette er en automatisk melding til ansatte i postmottaket."
 
 
-def collect(
-    settings: Settings, db: Database, now: datetime, running_since: datetime | None = None
-) -> tuple[list[Outgoing], list[str]]:
-    """What is due now, with the state already moved on (committed only after sending, see notify).
-    running_since: when the calling worker started; a mailbox never fetched is not stalled before the stall limit
-    has passed since then (its first poll may still be under way)."""
+def collect(settings: Settings, db: Database, now: datetime) -> tuple[list[Outgoing], list[str]]:
+    """What is due now, with the state already moved on (committed only after sending, see notify)."""
     config = settings.notifications
     period = timedelta(minutes=config.alert_interval_minutes)
     out: list[Outgoing] = []
+    try:
+        with db.session() as session:
+            notes.ensure_states(session)
+    except WriteConflict:  # another worker added the rows at the same moment: they are there
+        pass
     with db.session() as session:
+        notes.lock_states(session)  # one round at a time across workers: each alert goes out once
         opted_out = notes.opted_out(session)
         recipients = [address for user, address in sorted(config.recipients.items()) if user not in opted_out]
-        polled, success = notes.last_success(session)
-        limit = timedelta(minutes=config.stall_minutes)
-        never_fetched_too_long = running_since is None or now - running_since > limit
-        stalled = polled and (now - success > limit if success else never_fetched_too_long)
+        first_poll, success = notes.last_success(session)
+        # Never a success: stalled once the first poll is older than the limit (not while it is still running).
+        since_ok = success or first_poll
+        stalled = since_ok is not None and now - since_ok > timedelta(minutes=config.stall_minutes)
         stall_text = (
             f"innhentingen står stille: ingen vellykket henting siden {local_time(success)}"
             if success
@@ -193,14 +196,12 @@ def _message(settings: Settings, to: str, item: Outgoing, now: datetime) -> Emai
     return message
 
 
-def notify(
-    settings: Settings, db: Database, now: datetime | None = None, running_since: datetime | None = None
-) -> NotifyReport:
+def notify(settings: Settings, db: Database, now: datetime | None = None) -> NotifyReport:
     """Send what is due. The state is committed before sending (an alert is never sent twice); a send that fails
     is logged and reported."""
     now = now or datetime.now(timezone.utc)
     report = NotifyReport()
-    items, recipients = collect(settings, db, now, running_since)
+    items, recipients = collect(settings, db, now)
     if not items:
         return report
     report.recipients = recipients
@@ -226,10 +227,8 @@ def scheduled_notify(settings: Settings, db: Database) -> Callable[[], NotifyRep
     if not settings.notifications.recipients or not settings.smtp.configured:
         return None
 
-    started = datetime.now(timezone.utc)
-
     def job() -> NotifyReport:
-        report = notify(settings, db, running_since=started)
+        report = notify(settings, db)
         for subject in report.sent:
             log.info("notifications: sent %r to %d staff address(es)", subject, len(report.recipients))
         return report

@@ -6,7 +6,8 @@ mailbox has a thread of its own that runs the intake cycle every `[schedule] int
 registering transaction fenced by the lease's token (casefile/leases.py). With IMAP and `idle = true` that thread
 also keeps an IDLE connection of its own on the mailbox (intake/idle.py), so new mail starts a cycle at once; the
 watcher ends with the thread, that is when the lease is lost or given back. Receipts go out from a thread of their
-own: each receipt is claimed in the database first, so several workers never send the same one at once.
+own: each receipt is claimed in the database first, so several workers never send the same one at once. The staff
+alerts and digest run in another thread on every worker, once per incident across them (intake/digest.py).
 """
 
 from __future__ import annotations
@@ -93,6 +94,8 @@ class Fleet:
         log.info("worker %s: %d mailbox(es), lease %.0f s", self.worker_id, len(self.mailboxes), self.lease_seconds)
         receipts = threading.Thread(target=self._send_receipts, name="receipts", daemon=True)
         receipts.start()
+        notifications = threading.Thread(target=self._notify, name="notifications", daemon=True)
+        notifications.start()
         try:
             while not self.stopping.is_set():
                 try:
@@ -103,6 +106,7 @@ class Fleet:
         finally:
             self.shutdown()
             receipts.join(timeout=self.settings.smtp.timeout_seconds + 5)
+            notifications.join(timeout=self.settings.smtp.timeout_seconds + 5)
 
     def tick(self) -> None:
         """One round: heartbeat, renew what is held, drop what is lost, take or give back to reach the share."""
@@ -277,6 +281,23 @@ class Fleet:
             except Exception:
                 log.exception("sending receipts failed")
             self.stopping.wait(min(self.settings.schedule.interval_seconds, 5))
+
+    # Staff alerts and digest -------------------------------------------------------------
+
+    def _notify(self) -> None:
+        """The staff alerts and digest (intake/digest.py), every interval, on every worker: the round locks the
+        notification state in the database, so with several workers each alert and digest still goes out once, and
+        it goes on as long as any worker lives. A slow or refusing SMTP server only delays this thread."""
+        from postmottak.intake.digest import scheduled_notify
+        from postmottak.intake.scheduler import SideJob
+
+        job = scheduled_notify(self.settings, self.db)
+        if job is None:
+            return
+        side = SideJob("notify", job, self.settings.schedule.interval_seconds)
+        while not self.stopping.is_set():
+            side()
+            self.stopping.wait(self.settings.schedule.interval_seconds)
 
     # Stop --------------------------------------------------------------------------------
 

@@ -37,7 +37,7 @@ from postmottak.casefile.noark5.ids import derived_id
 from postmottak.casefile.noark5.journal import case_officer, class_id, loepende_journal_xml, offentlig_journal_xml
 from postmottak.casefile.noark5.options import SYSTEM_USER, ArchiveOptions
 from postmottak.casefile.noark5.schemas import SCHEMA_FILES, schema_bytes
-from postmottak.casefile.noark5.source import CaseSource, EntrySource, load_case
+from postmottak.casefile.noark5.source import CANCELLED_STATUS, CaseSource, EntrySource, load_case
 from postmottak.casefile.noark5.xmlutil import (
     ADDML,
     FORM_NS,
@@ -153,14 +153,14 @@ def export_case(
         changes = _endringslogg(source)
         (staging / "arkivstruktur.xml").write_bytes(_arkivstruktur(source, planned, options))
         (staging / "endringslogg.xml").write_bytes(changes[0])
-        journals = bool(source.entries)
+        journals = bool(source.journal)
         if journals:
             (staging / "loependeJournal.xml").write_bytes(loepende_journal_xml(source, options))
             (staging / "offentligJournal.xml").write_bytes(offentlig_journal_xml(source, options))
         result = ExtractResult(
             path=output,
             folders=1,
-            registrations=len(source.entries),
+            registrations=len(source.journal),
             document_files=sum(len(item.relatives) for item in planned),
             changes=changes[1],
             screened=sum(1 for item in source.entries if item.is_private_person or item.exemption is not None),
@@ -297,8 +297,9 @@ def _arkivstruktur(source: CaseSource, planned: list[PlannedFile], options: Arch
     files_by_entry: dict[int, list[PlannedFile]] = {}
     for item in planned:
         files_by_entry.setdefault(item.entry.entry.id, []).append(item)
-    for entry_source in source.entries:
-        _journalpost(b, folder, entry_source, files_by_entry.get(entry_source.entry.id, []), tz)
+    for entry_source in source.journal:  # a cancelled journalpost ("Utgår") has no documents
+        files = [] if entry_source.cancelled else files_by_entry.get(entry_source.entry.id, [])
+        _journalpost(b, folder, entry_source, files, tz)
     b.sub(folder, "saksaar", case.year)
     b.sub(folder, "sakssekvensnummer", case.sequence)
     b.sub(folder, "saksdato", xs_date(local_date(case.created_at, tz)))
@@ -336,13 +337,18 @@ def _journalpost(b: Builder, folder: ET.Element, item: EntrySource, files: list[
     public_title = item.public_title()
     if public_title != entry.title:
         b.sub(post, "offentligTittel", public_title)
-    if item.form:
+    if item.form and not item.cancelled:
         _form_metadata(b, post, item.form)
     if not entry.on_time:
         note = b.sub(post, "merknad")
         b.sub(note, "merknadstekst", "Mottatt etter høringsfristen.")
         b.sub(note, "merknadsdato", created)
         b.sub(note, "merknadRegistrertAv", entry.created_by)
+    if isinstance(entry, m.CancelledJournalEntry):
+        note = b.sub(post, "merknad")
+        b.sub(note, "merknadstekst", "Registreringen ble angret; journalposten utgår og har ingen dokumenter.")
+        b.sub(note, "merknadsdato", xs_datetime(entry.cancelled_at, tz))
+        b.sub(note, "merknadRegistrertAv", entry.cancelled_by)
     party = b.sub(post, "korrespondansepart")
     b.sub(party, "korrespondanseparttype", entry.correspondent_role)
     b.sub(party, "korrespondansepartNavn", item.sender_name)
@@ -354,7 +360,7 @@ def _journalpost(b: Builder, folder: ET.Element, item: EntrySource, files: list[
     b.sub(post, "journalsekvensnummer", entry.journal_sequence)
     b.sub(post, "journalpostnummer", entry.document_number)
     b.sub(post, "journalposttype", entry.entry_type)
-    b.sub(post, "journalstatus", "Arkivert")
+    b.sub(post, "journalstatus", CANCELLED_STATUS if item.cancelled else "Arkivert")
     b.sub(post, "journaldato", xs_date(entry.journal_date))
     b.sub(post, "mottattDato", xs_datetime(entry.received_at, tz))
     b.sub(post, "antallVedlegg", max(0, len(files) - 1))

@@ -3,6 +3,10 @@
 Private persons are screened wherever the public sees a journal: their name becomes "Privatperson (skjermet)",
 their e-mail address is never shown, and their name is blanked in the title. The running journal
 (loependeJournal.xml) keeps the names and marks which element the public version screens (skjermingMetadata).
+
+A journalpost whose registration was undone stays in every journal with its number (no gap), without documents:
+journalstatus "Utgår" in the CSV and JSON; the two XML journal schemas have no journalstatus element, so there its
+title starts with "Utgår:" and antallVedlegg is 0 (the extract's arkivstruktur.xml has journalstatus "Utgår").
 """
 
 from __future__ import annotations
@@ -14,12 +18,13 @@ import xml.etree.ElementTree as ET
 from dataclasses import asdict, dataclass
 
 from postmottak.casefile.noark5.options import ArchiveOptions
-from postmottak.casefile.noark5.source import CaseSource, EntrySource
+from postmottak.casefile.noark5.source import CANCELLED_STATUS, CaseSource, EntrySource
 from postmottak.casefile.noark5.xmlutil import N5, Builder, local_date, to_bytes, xs_date
 
 LOEPENDE_NS = N5 + "loependeJournal"
 OFFENTLIG_NS = N5 + "offentligJournal"
 SCREENED_ELEMENT = "korrespondansepartNavn"
+REGISTERED_STATUS = "Journalført"
 
 
 class EmptyJournalError(Exception):
@@ -38,6 +43,7 @@ class PublicJournalRow:
     sakstittel: str
     skjermet: bool
     unntatt_offentlighet: str  # the legal basis when the response is exempt from publication, else ""
+    journalstatus: str  # "Journalført", or "Utgår" for a registration that was undone
 
 
 def public_rows(source: CaseSource) -> list[PublicJournalRow]:
@@ -54,9 +60,15 @@ def public_rows(source: CaseSource) -> list[PublicJournalRow]:
             sakstittel=case.title,
             skjermet=item.names_screened,
             unntatt_offentlighet=item.exemption.legal_basis if item.exemption is not None else "",
+            journalstatus=CANCELLED_STATUS if item.cancelled else REGISTERED_STATUS,
         )
-        for item in source.entries
+        for item in source.journal
     ]
+
+
+def _title(item: EntrySource, title: str) -> str:
+    """A cancelled journalpost's title in the XML journals, whose schemas have no journalstatus."""
+    return f"{CANCELLED_STATUS}: {title}" if item.cancelled else title
 
 
 def render_public_journal(source: CaseSource, fmt: str, options: ArchiveOptions | None = None) -> bytes:
@@ -81,13 +93,13 @@ def render_public_journal(source: CaseSource, fmt: str, options: ArchiveOptions 
 
 
 def _journal_head(b: Builder, root: ET.Element, source: CaseSource, options: ArchiveOptions) -> None:
-    if not source.entries:
+    if not source.journal:
         raise EmptyJournalError(f"case {source.case.number} has no journal entries")
-    dates = [item.entry.journal_date for item in source.entries]
+    dates = [item.entry.journal_date for item in source.journal]
     head = b.sub(root, "journalhode")
     b.sub(head, "journalStartDato", xs_date(min(dates)))
     b.sub(head, "journalSluttDato", xs_date(max(dates)))
-    b.sub(head, "antallJournalposter", len(source.entries))
+    b.sub(head, "antallJournalposter", len(source.journal))
     creator = b.sub(head, "arkivskaper")
     b.sub(creator, "arkivskaperID", options.creator_id)
     b.sub(creator, "arkivskaperNavn", options.creator_name)
@@ -112,7 +124,7 @@ def loepende_journal_xml(source: CaseSource, options: ArchiveOptions) -> bytes:
     root = b.root("loependeJournal", "loependeJournal.xsd")
     _journal_head(b, root, source, options)
     case = source.case
-    for item in source.entries:
+    for item in source.journal:
         registration = b.sub(root, "journalregistrering")
         _class(b, registration, source)
         folder = b.sub(registration, "saksmappe")
@@ -133,10 +145,10 @@ def _loepende_post(b: Builder, parent: ET.Element, item: EntrySource, options: A
     b.sub(post, "journalaar", entry.journal_year)
     b.sub(post, "journalsekvensnummer", entry.journal_sequence)
     b.sub(post, "journalpostnummer", entry.document_number)
-    b.sub(post, "tittel", entry.title)
+    b.sub(post, "tittel", _title(item, entry.title))
     public_title = item.public_title()
     if public_title != entry.title:
-        b.sub(post, "offentligTittel", public_title)
+        b.sub(post, "offentligTittel", _title(item, public_title))
     if item.names_screened:
         b.sub(post, "skjermingMetadata", SCREENED_ELEMENT)
     b.sub(post, "journaldato", xs_date(entry.journal_date))
@@ -163,7 +175,7 @@ def offentlig_journal_xml(source: CaseSource, options: ArchiveOptions) -> bytes:
     root = b.root("offentligJournal", "offentligJournal.xsd")
     _journal_head(b, root, source, options)
     case = source.case
-    for item in source.entries:
+    for item in source.journal:
         registration = b.sub(root, "journalregistrering")
         _class(b, registration, source)
         folder = b.sub(registration, "saksmappe")
@@ -178,7 +190,7 @@ def offentlig_journal_xml(source: CaseSource, options: ArchiveOptions) -> bytes:
         b.sub(post, "journalaar", entry.journal_year)
         b.sub(post, "journalsekvensnummer", entry.journal_sequence)
         b.sub(post, "journalpostnummer", entry.document_number)
-        b.sub(post, "offentligTittel", item.public_title())
+        b.sub(post, "offentligTittel", _title(item, item.public_title()))
         if item.names_screened:
             b.sub(post, "skjermingMetadata", SCREENED_ELEMENT)
         b.sub(post, "journaldato", xs_date(entry.journal_date))

@@ -16,9 +16,12 @@ SCREENED_NAME = "Privatperson (skjermet)"
 EXEMPT_NAME = "Avsender skjermet"
 
 
+CANCELLED_STATUS = "Utgår"  # Noark journalstatus of a journalpost whose registration was undone
+
+
 @dataclass
 class EntrySource:
-    entry: m.JournalEntry
+    entry: m.JournalEntry | m.CancelledJournalEntry  # cancelled: listed in the journals, no documents
     intake: m.IntakeRecord
     documents: list[m.Document]
     form: dict[str, Any] | None  # parsed form with staff corrections applied
@@ -30,6 +33,10 @@ class EntrySource:
     document_exemptions: dict[int, m.PublicationExemption] = field(default_factory=dict)
     # The fields of the case's form (from its profile).
     layout: FormLayout | None = None
+
+    @property
+    def cancelled(self) -> bool:
+        return isinstance(self.entry, m.CancelledJournalEntry)
 
     @property
     def names_screened(self) -> bool:
@@ -70,6 +77,15 @@ class CaseSource:
     case: m.Case
     entries: list[EntrySource]
     audit_events: list[m.AuditEvent] = field(default_factory=list)
+    cancelled: list[EntrySource] = field(default_factory=list)  # journalposts that "Utgår"
+
+    @property
+    def journal(self) -> list[EntrySource]:
+        """Every journalpost of the case, cancelled ones included, in journal order."""
+        return sorted(
+            [*self.entries, *self.cancelled],
+            key=lambda item: (item.entry.journal_year, item.entry.journal_sequence),
+        )
 
 
 def _replace_casefold(text: str, needle: str, replacement: str) -> str:
@@ -86,7 +102,7 @@ def _replace_casefold(text: str, needle: str, replacement: str) -> str:
 
 
 def is_private_person(
-    entry: m.JournalEntry,
+    entry: m.JournalEntry | m.CancelledJournalEntry,
     form: dict[str, Any] | None,
     corrections: list[m.FieldCorrection],
     layout: FormLayout | None = None,
@@ -129,36 +145,52 @@ def load_case(session: Session, number: str) -> CaseSource:
             .order_by(m.JournalEntry.journal_year, m.JournalEntry.journal_sequence, m.JournalEntry.id)
         )
     )
+    cancelled_entries = list(
+        session.scalars(
+            select(m.CancelledJournalEntry)
+            .where(m.CancelledJournalEntry.case_id == case.id)
+            .options(
+                selectinload(m.CancelledJournalEntry.intake)
+                .selectinload(m.IntakeRecord.form)
+                .selectinload(m.FormResultRow.answers),
+                selectinload(m.CancelledJournalEntry.case),
+            )
+            .order_by(m.CancelledJournalEntry.journal_year, m.CancelledJournalEntry.journal_sequence)
+        )
+    )
     intake_ids = [e.intake_id for e in entries]
-    corrections = load_corrections(session, intake_ids)
+    corrections = load_corrections(session, intake_ids + [e.intake_id for e in cancelled_entries])
     layout = form_layout(case.form_profile)
-    sources = []
-    for entry in entries:
+
+    def source_of(entry: m.JournalEntry | m.CancelledJournalEntry, documents: list[m.Document]) -> EntrySource:
         own = corrections.get(entry.intake_id, [])
         form = corrected_form(entry.intake, own)
-        sources.append(
-            EntrySource(
-                entry=entry,
-                intake=entry.intake,
-                documents=sorted(entry.intake.documents, key=lambda d: d.number),
-                form=form,
-                corrections=own,
-                is_private_person=is_private_person(entry, form, own, layout),
-                organisation=respondent_name(form, layout),
-                layout=layout,
-            )
+        return EntrySource(
+            entry=entry,
+            intake=entry.intake,
+            documents=documents,
+            form=form,
+            corrections=own,
+            is_private_person=is_private_person(entry, form, own, layout),
+            organisation=respondent_name(form, layout),
+            layout=layout,
         )
+
+    sources = [source_of(entry, sorted(entry.intake.documents, key=lambda d: d.number)) for entry in entries]
+    cancelled = [source_of(entry, []) for entry in cancelled_entries]
     exemptions: dict[int, list[m.PublicationExemption]] = {}
-    if intake_ids:
+    if intake_ids or cancelled_entries:
         for exemption in session.scalars(
-            select(m.PublicationExemption).where(m.PublicationExemption.intake_id.in_(intake_ids))
+            select(m.PublicationExemption).where(
+                m.PublicationExemption.intake_id.in_(intake_ids + [e.intake_id for e in cancelled_entries])
+            )
         ):
             exemptions.setdefault(exemption.intake_id, []).append(exemption)
-    for item in sources:
+    for item in [*sources, *cancelled]:
         for exemption in exemptions.get(item.intake.id, []):
             if exemption.document_id is None:
-                item.exemption = exemption
-            else:
+                item.exemption = exemption  # a cancelled entry screened as the mail is now: never less
+            elif not item.cancelled:
                 item.document_exemptions[exemption.document_id] = exemption
     audit_filter = [m.AuditEvent.case_id == case.id]
     if intake_ids:
@@ -166,4 +198,4 @@ def load_case(session: Session, number: str) -> CaseSource:
     events = list(
         session.scalars(select(m.AuditEvent).where(or_(*audit_filter)).order_by(m.AuditEvent.at, m.AuditEvent.id))
     )
-    return CaseSource(case=case, entries=sources, audit_events=events)
+    return CaseSource(case=case, entries=sources, audit_events=events, cancelled=cancelled)

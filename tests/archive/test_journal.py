@@ -5,14 +5,18 @@ from __future__ import annotations
 import csv
 import io
 import json
+import xml.etree.ElementTree as ET
 
 import pytest
 
+from postmottak.casefile import review
+from postmottak.casefile.noark5.closing import close
 from postmottak.casefile.noark5.extract import export_case
 from postmottak.casefile.noark5.formats import identify
 from postmottak.casefile.noark5.journal import render_public_journal
 from postmottak.casefile.noark5.source import SCREENED_NAME, load_case
-from tests.archive.builders import CASE_NUMBER, BuiltCase, make_pdf
+from postmottak.casefile.noark5.validate import validate_extract
+from tests.archive.builders import CASE_NUMBER, BuiltCase, build_realistic_case, make_pdf
 from tests.archive.conftest import Setup, run_cli
 
 
@@ -72,6 +76,63 @@ def test_journal_files_in_the_extract(setup: Setup, closed_case: BuiltCase) -> N
             render_public_journal(load_case(session, CASE_NUMBER), "xml")
             == (output / "offentligJournal.xml").read_bytes()
         )
+
+
+def _posts(xml: bytes, tag: str) -> dict[int, ET.Element]:
+    """journalpostnummer -> journalpost element (any namespace)."""
+    root = ET.fromstring(xml)
+    return {int(post.findtext("{*}journalpostnummer") or 0): post for post in root.findall(f".//{{*}}{tag}")}
+
+
+def test_an_undone_registration_stays_in_every_journal_as_utgaar_without_documents(setup: Setup) -> None:
+    """Registered from the review queue as 2022/414-5, undone, registered again as 2022/414-6: both numbers are in
+    the public journal (csv, json, xml), the running journal and the extract, -5 with journalstatus "Utgår" and no
+    document, and the extract still validates against the schemas."""
+    db = setup.database.db
+    built = build_realistic_case(db, setup.store, closed=False)
+    mail = built.intake_ids["ignored"]
+    with db.session() as session:
+        review.register_to_case(session, mail, CASE_NUMBER, "arkivar.anne", send_receipt=False)
+    with db.session() as session:
+        review.undo_last(session, mail, "arkivar.anne")
+    with db.session() as session:
+        assert review.load_record(session, mail).journal_entry is None
+        assert review.cancelled_journal_numbers(session, mail) == ["2022/414-5"]
+        review.register_to_case(session, mail, CASE_NUMBER, "arkivar.anne", send_receipt=False)
+    with db.session() as session:
+        assert review.load_record(session, mail).journal_entry.journal_number == "2022/414-6"  # type: ignore[union-attr]
+        source = load_case(session, CASE_NUMBER)
+        rows = json.loads(render_public_journal(source, "json"))
+        table = list(csv.DictReader(io.StringIO(render_public_journal(source, "csv").decode("utf-8-sig"))))
+        public_xml = render_public_journal(source, "xml")
+    numbers = [f"2022/414-{n}" for n in range(1, 7)]
+    assert [row["journalnummer"] for row in rows] == numbers  # no gap
+    assert [row["journalstatus"] for row in rows] == ["Journalført"] * 4 + ["Utgår", "Journalført"]
+    assert [row["journalstatus"] for row in table] == [row["journalstatus"] for row in rows]
+    public = _posts(public_xml, "journalpost")
+    assert sorted(public) == [1, 2, 3, 4, 5, 6]
+    assert (public[5].findtext("{*}offentligTittel") or "").startswith("Utgår: ")
+    assert not (public[6].findtext("{*}offentligTittel") or "").startswith("Utgår")
+
+    with db.session() as session:
+        close(session, CASE_NUMBER, "arkivar.anne")
+    output = setup.tmp / "extract"
+    with db.session() as session:
+        result = export_case(session, setup.store, CASE_NUMBER, output)
+    report = validate_extract(output)
+    assert report.ok, [str(problem) for problem in report.errors]
+    assert result.registrations == 6 and result.document_files == built.document_count + 1
+    running = _posts((output / "loependeJournal.xml").read_bytes(), "journalpost")
+    assert sorted(running) == [1, 2, 3, 4, 5, 6]
+    assert (running[5].findtext("{*}tittel") or "").startswith("Utgår: ")
+    assert running[5].findtext("{*}antallVedlegg") == "0"
+    assert b"<antallJournalposter>6</antallJournalposter>" in (output / "offentligJournal.xml").read_bytes()
+    structure = _posts((output / "arkivstruktur.xml").read_bytes(), "registrering")
+    assert structure[5].findtext("{*}journalstatus") == "Utgår"
+    assert structure[5].find("{*}dokumentbeskrivelse") is None
+    assert "angret" in (structure[5].findtext("{*}merknad/{*}merknadstekst") or "")
+    assert structure[6].findtext("{*}journalstatus") == "Arkivert"
+    assert structure[6].find("{*}dokumentbeskrivelse") is not None
 
 
 def test_unknown_format_and_case(setup: Setup, closed_case: BuiltCase) -> None:

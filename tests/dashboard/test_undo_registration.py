@@ -1,6 +1,6 @@
 """Undoing a registration on a case from the review queue: within the window and only as the latest action; the
-journal number is cancelled ("utgår") and never given again, a receipt still waiting is stopped, one already sent is
-reported to staff. SQLite, and PostgreSQL when configured."""
+journal entry is kept as cancelled ("utgår"), its number never given again, a receipt still waiting is stopped, one
+already sent is reported to staff. SQLite, and PostgreSQL when configured."""
 
 from __future__ import annotations
 
@@ -60,6 +60,12 @@ def test_a_registration_undone_returns_to_review_cancels_the_number_and_stops_th
         undo = review.history(session, intake_id)[-1]
         assert undo.action == "undo" and undo.actor == "arkivar" and undo.case_id is not None
         assert undo.after["journal_number"] == first_number and undo.after["journal_status"] == "utgår"
+        # The entry is kept as cancelled (the journals list it as "Utgår"), with the undo's actor.
+        cancelled = session.scalars(select(m.CancelledJournalEntry)).all()
+        assert [(c.journal_number, c.intake_id, c.cancelled_by) for c in cancelled] == [
+            (first_number, intake_id, "arkivar")
+        ]
+        assert review.cancelled_journal_numbers(session, intake_id) == [first_number]
 
     # A second undo is refused, in Norwegian, and changes nothing.
     again = _undo(archivist, intake_id)
@@ -72,6 +78,7 @@ def test_a_registration_undone_returns_to_review_cancels_the_number_and_stops_th
         record = review.load_record(session, intake_id)
         assert record.journal_entry.journal_number != first_number
         assert record.journal_entry.journal_sequence > first_sequence
+        assert review.cancelled_journal_numbers(session, intake_id) == [first_number]  # still listed, once
         assert record.receipt.status == "pending", record.receipt.reason
 
 

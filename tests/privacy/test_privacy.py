@@ -79,3 +79,23 @@ def test_erase_removes_what_has_no_archival_duty_and_says_why_it_keeps_the_rest(
         ignored = session.get(m.IntakeRecord, ids["ignored_staff"])
         paths = [ignored.raw_path] + [d.storage_path for d in ignored.documents]
     assert ignored.sender_address is None and not any(setup.store.path_for(p).exists() for p in paths)
+
+
+def test_a_cancelled_journalpost_is_found_and_loses_the_person_but_not_its_number_on_erasure(setup: Setup) -> None:
+    from postmottak.casefile import review
+    from tests.archive.builders import CASE_NUMBER
+
+    db = setup.database.db
+    mail = every_status(db, setup.store).ids["ignored_staff"]
+    with db.session() as session:
+        review.register_to_case(session, mail, CASE_NUMBER, "arkivar.anne", send_receipt=False)
+    with db.session() as session:
+        review.undo_last(session, mail, "arkivar.anne")
+    found = _words(run_cli(setup.config, "privacy", "find", "privat@example.com").output)
+    assert "utgått_journalpost.korrespondansepart_epost" in found
+    assert run_cli(setup.config, "privacy", "erase", "privat@example.com", "--yes").exit_code == 0
+    with db.session() as session:
+        old = session.scalar(select(m.CancelledJournalEntry).where(m.CancelledJournalEntry.intake_id == mail))
+        assert old is not None and old.journal_number == review.cancelled_journal_numbers(session, mail)[0]
+        assert (old.correspondent_email, old.correspondent_name) == (None, None)
+        assert "Privat" not in old.title and old.correspondent_is_private_person

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
+from postmottak.casefile import leases
 from postmottak.casefile import models as m
 from postmottak.casefile import notifications as notes
 from postmottak.casefile.db import Database
@@ -73,16 +74,6 @@ def test_stall_is_alerted_once_then_all_clear(setup, database: Database, smtp_si
     assert len(smtp_sink.messages) == 4  # one alert and one all-clear, to two people
 
 
-def test_a_mailbox_never_fetched_is_stalled_only_once_the_worker_has_run_past_the_limit(
-    setup, database: Database, smtp_sink: SmtpSink
-) -> None:  # type: ignore[no-untyped-def]
-    with database.session() as session:  # a first poll under way: the mailbox is known, nothing fetched yet
-        session.add(m.MailboxState(source_key="imap://test/INBOX", last_uid=0, last_poll_at=NOW))
-    assert notify(setup, database, NOW, running_since=NOW - timedelta(minutes=1)).sent == []
-    late = notify(setup, database, NOW, running_since=NOW - timedelta(minutes=31))
-    assert len(late.sent) == 1 and "aldri hentet" in late.sent[0]
-
-
 def test_failed_mails_alert_rate_limited_and_opt_out(setup, database: Database, smtp_sink: SmtpSink) -> None:  # type: ignore[no-untyped-def]
     with database.session() as session:
         notes.set_opt_out(session, "ola", True, NOW)
@@ -100,6 +91,35 @@ def test_failed_mails_alert_rate_limited_and_opt_out(setup, database: Database, 
     cleared = notify(setup, database, NOW + timedelta(minutes=62))
     assert len(cleared.sent) == 1 and "ingen e-post står som feilet" in body_text(smtp_sink.messages[-1].message)
     assert all(mail.rcpt_tos == ("kari@ehelse.no",) for mail in smtp_sink.messages)
+
+
+def test_rounds_run_at_once_send_the_alert_and_the_all_clear_once(
+    setup, database: Database, smtp_sink: SmtpSink
+) -> None:  # type: ignore[no-untyped-def]
+    """Four rounds started together (as several workers do) on separate connections: one alert, one all-clear."""
+    import threading
+
+    def together(now: datetime) -> list[int]:
+        barrier = threading.Barrier(4)
+        sent: list[int] = []
+
+        def round_() -> None:
+            barrier.wait()
+            sent.append(len(notify(setup, database, now).sent))
+
+        threads = [threading.Thread(target=round_) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=60)
+        return sent
+
+    failed = register(database, sender="a@example.no", status="failed", plan=None)
+    assert sorted(together(NOW)) == [0, 0, 0, 1]
+    with database.session() as session:
+        session.get(m.IntakeRecord, failed).status = "ignored"  # type: ignore[union-attr]
+    assert sorted(together(NOW + timedelta(minutes=1))) == [0, 0, 0, 1]
+    assert len(smtp_sink.messages) == 4  # (alert + all-clear) x kari and ola
 
 
 def test_smtp_refusing_receipts_is_alerted(setup, database: Database, smtp_sink: SmtpSink) -> None:  # type: ignore[no-untyped-def]
@@ -141,11 +161,12 @@ def _wait_for(condition, what: str, log: Path, seconds: float = 60) -> None:  # 
 
 
 def _start_run(
-    tmp_path: Path, database_url: str, host: str, port: int, digest: str
+    tmp_path: Path, database_url: str, host: str, port: int, digest: str, *, name: str = "run"
 ) -> tuple[subprocess.Popen[bytes], Path, Path]:
-    """`postmottak run` over a folder, every second, with staff alerts to kari (and the digest as given)."""
+    """`postmottak run` over a folder, every second, with staff alerts to kari (and the digest and any further
+    settings as given in `digest`)."""
     folder = tmp_path / "mail"
-    folder.mkdir()
+    folder.mkdir(exist_ok=True)
     config = tmp_path / "postmottak.toml"
     config.write_text(
         f'[database]\nurl = "{database_url}"\n[storage]\npath = "{tmp_path / "docs"}"\n'
@@ -155,7 +176,7 @@ def _start_run(
         f'[[cases]]\nnumber = "22/414"\ntitle = "{mf.CASE_TITLE}"\ndeadline = "2022-10-01"\n',
         encoding="utf-8",
     )
-    log = tmp_path / "run.log"
+    log = tmp_path / f"{name}.log"
     with log.open("w") as handle:
         process = subprocess.Popen(
             [sys.executable, "-m", "postmottak", "--config", str(config), "run"],
@@ -214,3 +235,45 @@ def test_the_run_loop_registers_mail_while_the_smtp_server_is_down(database: Dat
         if process.poll() is None:
             process.kill()
     assert "Traceback" not in log.read_text()
+
+
+@pytest.mark.slow
+def test_two_lease_workers_send_one_alert_and_one_all_clear_for_a_failed_mail(
+    database: Database, smtp_sink: SmtpSink, tmp_path: Path
+) -> None:
+    """Two `postmottak run` processes sharing the database through leases both run the alert round every second;
+    the failed mail is still alerted once and cleared once."""
+    sync_cases(database)
+    leased = "digest = false\n[leases]\nenabled = true\nseconds = 3\nrenew_seconds = 1"
+    started = [
+        _start_run(tmp_path, database.url, smtp_sink.host, smtp_sink.port, leased, name=name) for name in ("a", "b")
+    ]
+    logs = [log for _process, _folder, log in started]
+    alerts = lambda: [s for s in _subjects(smtp_sink) if "VARSEL" in s]  # noqa: E731
+    cleared = lambda: [s for s in _subjects(smtp_sink) if "i orden igjen" in s]  # noqa: E731
+
+    def workers() -> int:
+        with database.session() as session:
+            return len(leases.live_workers(session, leases.db_now(session), 3))
+
+    try:
+        _wait_for(lambda: workers() == 2, "both workers running", logs[0])
+        failed = register(database, sender="a@example.no", status="failed", plan=None)
+        _wait_for(lambda: bool(alerts()), "the alert", logs[0])
+        time.sleep(2)  # both workers run the round at least once more with the incident open
+        with database.session() as session:
+            session.get(m.IntakeRecord, failed).status = "ignored"  # type: ignore[union-attr]
+        _wait_for(lambda: bool(cleared()), "the all-clear", logs[0])
+        time.sleep(2)
+        for process, _folder, _log in started:
+            process.send_signal(signal.SIGTERM)
+        assert [process.wait(timeout=30) for process, _folder, _log in started] == [0, 0]
+    finally:
+        for process, _folder, _log in started:
+            if process.poll() is None:
+                process.kill()
+    assert len(alerts()) == 1 and "1 e-post(er) feilet" in alerts()[0], _subjects(smtp_sink)
+    assert len(cleared()) == 1 and len(smtp_sink.messages) == 2, _subjects(smtp_sink)
+    texts = [log.read_text() for log in logs]
+    assert all("Traceback" not in text for text in texts), texts
+    assert sum(text.count("notifications: sent") for text in texts) == 2, texts

@@ -55,13 +55,13 @@ HEAD = ScriptDirectory.from_config(migrate.alembic_config("sqlite://")).get_curr
 
 TEST_MIGRATION = '''"""test-only: rewrite a table (batch copy on SQLite) and move data
 
-Revision ID: 0009
+Revision ID: 0999
 Revises: {head}
 """
 from alembic import op
 import sqlalchemy as sa
 
-revision = "0009"
+revision = "0999"
 down_revision = "{head}"
 branch_labels = None
 depends_on = None
@@ -256,7 +256,7 @@ def _drop_everything(url: str) -> None:
 def _test_script_location(tmp_path: Path) -> Path:
     location = tmp_path / "migrations"
     shutil.copytree(migrate.MIGRATIONS, location, ignore=shutil.ignore_patterns("__pycache__"))
-    (location / "versions" / "0009_test_rewrite.py").write_text(
+    (location / "versions" / "0999_test_rewrite.py").write_text(
         TEST_MIGRATION.replace("{head}", HEAD), encoding="utf-8"
     )
     return location
@@ -291,7 +291,7 @@ def test_table_rewrite_killed_midway_keeps_data_and_is_backed_up_first(db_url: s
     for point in points:
         status = _open_in_process_of_its_own(db_url, migrations, _env(tmp_path, point), log)
         assert status in (-signal.SIGKILL, 0), _tail(log)
-        assert _assert_at_a_revision(db_url, migrations) in (HEAD, "0009")
+        assert _assert_at_a_revision(db_url, migrations) in (HEAD, "0999")
         assert data_digest(db_url, storage)["counts"] == before["counts"]
     assert _open_in_process_of_its_own(db_url, migrations, _env(tmp_path), log) == 0, _tail(log)
 
@@ -434,13 +434,13 @@ def _healthy(port: int, process: subprocess.Popen[bytes], timeout: float) -> boo
 
 FAILING_MIGRATION = '''"""test-only: creates a table, then fails
 
-Revision ID: 0009
+Revision ID: 0999
 Revises: {head}
 """
 from alembic import op
 import sqlalchemy as sa
 
-revision = "0009"
+revision = "0999"
 down_revision = "{head}"
 branch_labels = None
 depends_on = None
@@ -460,7 +460,7 @@ def downgrade() -> None:
 def test_a_failing_migration_is_rolled_back_whole_and_reported_in_one_line(db_url: str, tmp_path: Path) -> None:
     location = tmp_path / "migrations"
     shutil.copytree(migrate.MIGRATIONS, location, ignore=shutil.ignore_patterns("__pycache__"))
-    (location / "versions" / "0009_test_fails.py").write_text(
+    (location / "versions" / "0999_test_fails.py").write_text(
         FAILING_MIGRATION.replace("{head}", HEAD), encoding="utf-8"
     )
     migrate_to(db_url, HEAD)
@@ -474,5 +474,5 @@ def test_a_failing_migration_is_rolled_back_whole_and_reported_in_one_line(db_ur
     finally:
         db.dispose()
     assert "\n" not in message and DatabaseNeedsRepair.exit_code == REPAIR_EXIT
-    assert "migrering 0009" in message and f"revisjon {HEAD}" in message and "cannot convert" in message
+    assert "migrering 0999" in message and f"revisjon {HEAD}" in message and "cannot convert" in message
     assert schema_snapshot(db_url) == before  # neither the table nor the column of the failed migration remain
