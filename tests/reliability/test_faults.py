@@ -121,7 +121,9 @@ def test_imap_server_stopped_and_restarted_mid_poll(
     restarts: list[threading.Timer] = []
 
     def crash_the_server(stage: str, uid: str) -> None:
-        if stage == "committed" and uid == "4" and not restarts:
+        # Mail 4 is stored while later mails are still to be fetched (mails are registered in batches, so a
+        # commit checkpoint would come after the last fetch).
+        if stage == "stored" and uid == "4" and not restarts:
             dovecot_server.stop(graceful=False)  # gone, like a crashed server; back 1.5 s later
             restarts.append(threading.Timer(1.5, dovecot_server.start))
             restarts[0].start()
