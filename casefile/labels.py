@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import re
 from datetime import date, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
+
+if TYPE_CHECKING:
+    from postmottak.parsers.forms.profile import FormProfile
 
 OSLO = ZoneInfo("Europe/Oslo")
 DATE_TIME_FORMAT = "%d.%m.%Y %H:%M"
@@ -262,3 +265,20 @@ def changes(value: Any, prefix: str = "") -> str:
                 parts.append(f"{prefix}{label}: {_value_text(key, item)}")
         return ", ".join(parts) or "–"
     return str(value)
+
+
+def learned_field_rows(profile: FormProfile) -> list[tuple[str, str, str]]:
+    """(kind, label, options) of each section of a learned form in form order, as staff see them: the table
+    `forms learn` prints and the fields the dashboard's "Ny høring" page shows."""
+    rows = []
+    for section in profile.sections:
+        kind = FORM_KIND_LABELS[section.kind]
+        if section.kind == "checkboxes":
+            kind += " (flere valg)" if section.multiple else " (ett valg)"
+        options = ", ".join(o.label for o in section.options or section.choices)
+        if section.kind == "matrix":
+            options = "Rader: " + "; ".join(section.rows) + ". Kolonner: " + options
+        elif section.choices:
+            kind += " med valg"
+        rows.append((kind, section.label, options))
+    return rows

@@ -5,7 +5,11 @@ JavaScript, so it works with the keyboard, screen readers and the strict Content
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from fastapi import APIRouter, Depends, HTTPException, Request
+from sqlalchemy.orm import Session
 from starlette.responses import Response
 
 from postmottak.casefile import review
@@ -23,6 +27,22 @@ def _record(session, intake_id: int):  # type: ignore[no-untyped-def]
         raise HTTPException(404) from None
 
 
+def _confirm_page(
+    request: Request,
+    user: StaffUser,
+    intake_id: int,
+    kind: str,
+    next: str,
+    details: Callable[[Session, Any], dict[str, Any]] = lambda session, record: {},
+) -> Response:
+    """The confirmation page of `kind` for one mail; `details(session, record)` adds what that action will do."""
+    request.state.user = user
+    with request.app.state.db.session() as session:
+        record = _record(session, intake_id)
+        context = {"record": record, "kind": kind, "back": safe_next(next, f"/intake/{intake_id}")}
+        return render(request, "confirm.html", context | details(session, record))
+
+
 @router.get("/intake/{intake_id}/register/confirm")
 def confirm_register(
     request: Request,
@@ -33,24 +53,17 @@ def confirm_register(
     next: str = "",
     user: StaffUser = Depends(require_archivist),
 ) -> Response:
-    request.state.user = user
-    with request.app.state.db.session() as session:
-        record = _record(session, intake_id)
-        plan = review.receipt_preview(session, record, request.app.state.receipt_check) if send_receipt else None
-        return render(
-            request,
-            "confirm.html",
-            {
-                "record": record,
-                "kind": "register",
-                "case_number": case_number[:32],
-                "send_receipt": bool(send_receipt),
-                "note": note,
-                "plan": plan,
-                "problem": too_long(case_number=case_number, note=note),
-                "back": safe_next(next, f"/intake/{intake_id}"),
-            },
-        )
+    def details(session: Session, record: Any) -> dict[str, Any]:
+        check = request.app.state.receipt_check
+        return {
+            "case_number": case_number[:32],
+            "send_receipt": bool(send_receipt),
+            "note": note,
+            "plan": review.receipt_preview(session, record, check) if send_receipt else None,
+            "problem": too_long(case_number=case_number, note=note),
+        }
+
+    return _confirm_page(request, user, intake_id, "register", next, details)
 
 
 @router.get("/intake/{intake_id}/ignore/confirm")
@@ -61,21 +74,10 @@ def confirm_ignore(
     next: str = "",
     user: StaffUser = Depends(require_archivist),
 ) -> Response:
-    request.state.user = user
-    with request.app.state.db.session() as session:
-        record = _record(session, intake_id)
-        problem = too_long(reason=reason) or (None if reason.strip() else "Oppgi en begrunnelse.")
-        return render(
-            request,
-            "confirm.html",
-            {
-                "record": record,
-                "kind": "ignore",
-                "reason": reason,
-                "problem": problem,
-                "back": safe_next(next, f"/intake/{intake_id}"),
-            },
-        )
+    problem = too_long(reason=reason) or (None if reason.strip() else "Oppgi en begrunnelse.")
+    return _confirm_page(
+        request, user, intake_id, "ignore", next, lambda session, record: {"reason": reason, "problem": problem}
+    )
 
 
 @router.get("/intake/{intake_id}/resend-receipt/confirm")
@@ -85,18 +87,7 @@ def confirm_resend(
     next: str = "",
     user: StaffUser = Depends(require_archivist),
 ) -> Response:
-    request.state.user = user
-    with request.app.state.db.session() as session:
-        record = _record(session, intake_id)
-        return render(
-            request,
-            "confirm.html",
-            {
-                "record": record,
-                "kind": "resend",
-                "back": safe_next(next, f"/intake/{intake_id}"),
-            },
-        )
+    return _confirm_page(request, user, intake_id, "resend", next)
 
 
 @router.get("/intake/{intake_id}/undo/confirm")
@@ -107,19 +98,13 @@ def confirm_undo(
     user: StaffUser = Depends(require_archivist),
 ) -> Response:
     """Undoing a registration: what happens to the journal entry and the receipt, before it is done."""
-    request.state.user = user
-    with request.app.state.db.session() as session:
-        record = _record(session, intake_id)
+
+    def details(session: Session, record: Any) -> dict[str, Any]:
         event = review.last_decision(session, intake_id)
-        return render(
-            request,
-            "confirm.html",
-            {
-                "record": record,
-                "kind": "undo",
-                "event": event,
-                "deadline": review.undo_deadline(event) if event is not None else None,
-                "problem": review.undo_refusal(session, intake_id),
-                "back": safe_next(next, f"/intake/{intake_id}"),
-            },
-        )
+        return {
+            "event": event,
+            "deadline": review.undo_deadline(event) if event is not None else None,
+            "problem": review.undo_refusal(session, intake_id),
+        }
+
+    return _confirm_page(request, user, intake_id, "undo", next, details)

@@ -25,7 +25,7 @@ from starlette.responses import RedirectResponse, Response
 
 from postmottak.casefile import consultations
 from postmottak.casefile.db import WriteConflict
-from postmottak.casefile.labels import FORM_KIND_LABELS
+from postmottak.casefile.labels import learned_field_rows
 from postmottak.dashboard.rendering import case_key, render
 from postmottak.dashboard.security import StaffUser, csrf_protect, flash, require_archivist
 from postmottak.dashboard.web_settings import session_secret
@@ -70,18 +70,7 @@ def _serializer(request: Request) -> URLSafeTimedSerializer:
 
 def learned_fields(profile: FormProfile) -> list[LearnedField]:
     """What was learned, in form order, as the CLI's `forms learn` prints it."""
-    rows = []
-    for section in profile.sections:
-        kind = FORM_KIND_LABELS[section.kind]
-        if section.kind == "checkboxes":
-            kind += " (flere valg)" if section.multiple else " (ett valg)"
-        options = ", ".join(o.label for o in section.options or section.choices)
-        if section.kind == "matrix":
-            options = "Rader: " + "; ".join(section.rows) + ". Kolonner: " + options
-        elif section.choices:
-            kind += " med valg"
-        rows.append(LearnedField(kind, section.label, options))
-    return rows
+    return [LearnedField(*row) for row in learned_field_rows(profile)]
 
 
 def _profile_name(number: str) -> str:

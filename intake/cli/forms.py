@@ -9,12 +9,10 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from postmottak.casefile.labels import FORM_KIND_LABELS
+from postmottak.casefile.labels import learned_field_rows
 from postmottak.intake.cli.context import console, err
 
 forms_app = typer.Typer(help="Consultation forms: learn a form profile from the blank form.", no_args_is_help=True)
-
-KIND_NAMES = FORM_KIND_LABELS  # the dashboard's "Ny høring" page shows the same words
 
 
 @forms_app.command("learn")
@@ -38,16 +36,8 @@ def learn(
     table.add_column("Type")
     table.add_column("Ledetekst", overflow="fold")
     table.add_column("Valg", overflow="fold")
-    for section in profile.sections:
-        kind = KIND_NAMES[section.kind]
-        if section.kind == "checkboxes":
-            kind += " (flere valg)" if section.multiple else " (ett valg)"
-        options = ", ".join(o.label for o in section.options or section.choices)
-        if section.kind == "matrix":
-            options = "Rader: " + "; ".join(section.rows) + ". Kolonner: " + options
-        elif section.choices:
-            kind += " med valg"
-        table.add_row(kind, section.label, options)
+    for row in learned_field_rows(profile):  # the same words as the dashboard's "Ny høring" page
+        table.add_row(*row)
     console.print(table)
     output.write_text(profile_to_toml(profile), encoding="utf-8")
     console.print(f"Skrev {output} ({len(profile.sections)} deler).", highlight=False)

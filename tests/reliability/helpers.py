@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -326,3 +327,33 @@ def dump_tables(db: Database) -> str:
 
 def figures_line(name: str, **values: Any) -> str:
     return f"{name}: " + ", ".join(f"{key}={value}" for key, value in values.items())
+
+
+def imap_mailboxes(server: DovecotServer, folders: dict[str, str], password_file: Path, *options: str) -> list[str]:
+    """TOML lines of one `[[mailboxes]]` entry per (name, folder) on `server`; `options` are further lines of each
+    entry's `[mailboxes.imap]` table (e.g. 'idle = true')."""
+    lines: list[str] = []
+    for name, folder in folders.items():
+        lines += [
+            "[[mailboxes]]",
+            f'name = "{name}"',
+            "[mailboxes.imap]",
+            f'host = "{server.host}"',
+            f"port = {server.port}",
+            'security = "none"',
+            f'username = "{server.username}"',
+            f'password_file = "{password_file}"',
+            f'folder = "{folder}"',
+            *options,
+        ]
+    return lines
+
+
+def wait_until(condition: Callable[[], bool], what: str, timeout: float, step: float = 0.1) -> None:
+    """Poll `condition` until it holds; an AssertionError naming `what` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(step)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")

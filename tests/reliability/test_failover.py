@@ -31,6 +31,7 @@ from tests.servers.smtp import SmtpSink
 
 from .helpers import (
     check_invariants,
+    imap_mailboxes,
     reap_group,
     receipt_message_ids,
     registered_with_receipt,
@@ -38,6 +39,7 @@ from .helpers import (
     start_cli,
     stop,
     stored_documents,
+    wait_until,
     worker_env,
     write_config,
 )
@@ -53,33 +55,13 @@ ARRIVED = datetime(2022, 9, 20, 10, 0, tzinfo=mf.OSLO)
 def _config(tmp_path: Path, db_url: str, server: DovecotServer, sink: SmtpSink) -> Path:
     password_file = tmp_path / "imap-password"
     password_file.write_text(server.password, encoding="utf-8")
-    boxes = []
-    for name, folder in FOLDERS.items():
-        boxes += [
-            "[[mailboxes]]",
-            f'name = "{name}"',
-            "[mailboxes.imap]",
-            f'host = "{server.host}"',
-            f"port = {server.port}",
-            'security = "none"',
-            f'username = "{server.username}"',
-            f'password_file = "{password_file}"',
-            f'folder = "{folder}"',
-            "batch_size = 10",
-            "timeout_seconds = 20",
-            "idle = false",
-        ]
+    boxes = imap_mailboxes(server, FOLDERS, password_file, "batch_size = 10", "timeout_seconds = 20", "idle = false")
     extra = "\n".join([*boxes, "[leases]", f"seconds = {LEASE_S}", "renew_seconds = 1"]) + "\n"
     return write_config(tmp_path, db_url=db_url, smtp=sink, claim_seconds=5, extra=extra, storage_backend="database")
 
 
 def _wait(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+    wait_until(condition, what, timeout, step=0.2)
 
 
 class Observer:

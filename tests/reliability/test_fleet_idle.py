@@ -25,7 +25,7 @@ from postmottak.casefile.db import Database
 from tests import mailfactory as mf
 from tests.servers.dovecot import DovecotServer
 
-from .helpers import reap_group, start_cli, stop, worker_env, write_config
+from .helpers import imap_mailboxes, reap_group, start_cli, stop, wait_until, worker_env, write_config
 
 FOLDERS = {"postmottak": "INBOX", "horing": "Horing"}
 ARRIVED = datetime(2022, 9, 20, 10, 0, tzinfo=mf.OSLO)
@@ -37,32 +37,13 @@ pytestmark = pytest.mark.slow
 def _config(tmp_path: Path, db_url: str, server: DovecotServer) -> Path:
     password_file = tmp_path / "imap-password"
     password_file.write_text(server.password, encoding="utf-8")
-    lines = []
-    for name, folder in FOLDERS.items():
-        lines += [
-            "[[mailboxes]]",
-            f'name = "{name}"',
-            "[mailboxes.imap]",
-            f'host = "{server.host}"',
-            f"port = {server.port}",
-            'security = "none"',
-            f'username = "{server.username}"',
-            f'password_file = "{password_file}"',
-            f'folder = "{folder}"',
-            "timeout_seconds = 20",
-            "idle = true",
-        ]
+    lines = imap_mailboxes(server, FOLDERS, password_file, "timeout_seconds = 20", "idle = true")
     extra = "\n".join([*lines, "[leases]", "seconds = 3", "renew_seconds = 1"]) + "\n"
     return write_config(tmp_path, db_url=db_url, interval_seconds=3600, extra=extra)
 
 
 def _wait(condition: Callable[[], bool], what: str, timeout: float = WAIT_S) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+    wait_until(condition, what, timeout)
 
 
 def _holders(db: Database) -> dict[str, str | None]:
