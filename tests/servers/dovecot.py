@@ -17,23 +17,13 @@ Typical use (or the `dovecot_server` fixture from tests/servers/fixtures.py):
 
 from __future__ import annotations
 
-import atexit
 import grp
 import os
 import pwd
-import shutil
-import signal
-import socket
 import subprocess
-import tempfile
-import time
-import weakref
-from datetime import datetime
 from pathlib import Path
-from types import TracebackType
-from typing import Iterable
 
-from imapclient import IMAPClient
+from .imap_base import ImapTestServer
 
 DOVECOT_BINARY = "/usr/sbin/dovecot"
 DOVEADM_BINARY = "/usr/bin/doveadm"
@@ -45,23 +35,6 @@ STARTUP_TIMEOUT_SECONDS = 10.0
 def dovecot_available() -> bool:
     """True when the Dovecot binaries are installed (see scripts/ensure-system-packages)."""
     return os.access(DOVECOT_BINARY, os.X_OK) and os.access(DOVEADM_BINARY, os.X_OK)
-
-
-def _free_loopback_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-# Dovecot runs in its own session (so Ctrl-C in pytest does not hit it first); make sure an interrupted test run
-# does not leave instances behind.
-_live_servers: "weakref.WeakSet[DovecotServer]" = weakref.WeakSet()
-
-
-@atexit.register
-def _kill_leftover_servers() -> None:
-    for server in list(_live_servers):
-        server.cleanup()
 
 
 def _existing_user(*candidates: str) -> str:
@@ -78,10 +51,15 @@ class DovecotError(RuntimeError):
     pass
 
 
-class DovecotServer:
+class DovecotServer(ImapTestServer):
     """A Dovecot instance owned by the test. Use as a context manager or call start()/stop()."""
 
-    host = "127.0.0.1"
+    product = "Dovecot"
+    error = DovecotError
+    startup_timeout_seconds = STARTUP_TIMEOUT_SECONDS
+    # Dovecot's master takes about a second to shut down on SIGTERM; cleanup() waits for that only when the data
+    # is kept.
+    sigterm_first = True
     kind = "dovecot"
     name = "dovecot"
     separator = "/"  # namespace inbox below: personal folders next to INBOX, levels split by "/"
@@ -97,101 +75,30 @@ class DovecotServer:
         oauth2_key: bytes | None = None,
         imap_capability: str | None = None,
     ) -> None:
-        self.username = username
+        # Maildir keeps INTERNALDATE as a file mtime, so the offset given at APPEND is not stored; Dovecot
+        # reports INTERNALDATE in its own local time zone. Running it with TZ=Europe/Oslo makes it answer like
+        # a Norwegian server (+02:00 in September, +01:00 in winter); the instant is always preserved.
+        super().__init__(
+            username,
+            password,
+            port=port,
+            root_dir=root_dir,
+            timezone=timezone,
+            dir_prefix="postmottak-dovecot-",
+            config_name="dovecot.conf",
+            log_name="dovecot.log",
+        )
         # With oauth2_key, XOAUTH2/OAUTHBEARER logins are accepted too: the `oauth2` passdb validates HS256 JWTs
         # locally with this key (header kid "default", no azp claim, the user name in `sub`).
         self.oauth2_key = oauth2_key
         # Replaces the capabilities announced after login (Dovecot's imap_capability), e.g. a list without IDLE.
         self.imap_capability = imap_capability
-        self.password = password
-        # Maildir keeps INTERNALDATE as a file mtime, so the offset given at APPEND is not stored; Dovecot
-        # reports INTERNALDATE in its own local time zone. Running it with TZ=Europe/Oslo makes it answer like
-        # a Norwegian server (+02:00 in September, +01:00 in winter); the instant is always preserved.
-        self.timezone = timezone
-        self._fixed_port = port
-        self.port: int = port or 0
-        self._owns_root_dir = root_dir is None
-        self.root_dir = Path(root_dir) if root_dir else Path(tempfile.mkdtemp(prefix="postmottak-dovecot-"))
-        self.config_path = self.root_dir / "dovecot.conf"
-        self.log_path = self.root_dir / "dovecot.log"
-        self._process: subprocess.Popen[bytes] | None = None
-        self._admin: IMAPClient | None = None
-        self._refused_modes: dict[Path, int] = {}  # directories made read-only by refuse_new_folders()
 
-    # ------------------------------------------------------------------ lifecycle
+    def _available(self) -> bool:
+        return dovecot_available()
 
-    def start(self) -> "DovecotServer":
-        if self.running:
-            return self
-        if not dovecot_available():
-            raise DovecotError(f"{DOVECOT_BINARY} not installed; run scripts/ensure-system-packages")
-        # A port picked by probing can be taken between probe and bind; retry with a fresh one unless fixed.
-        attempts = 1 if (self._fixed_port or self.port) else 5
-        last_error: Exception | None = None
-        for _ in range(attempts):
-            if not self.port:
-                self.port = _free_loopback_port()
-            self._write_config()
-            try:
-                self._spawn_and_wait()
-                _live_servers.add(self)
-                return self
-            except DovecotError as error:
-                last_error = error
-                self._terminate_process()
-                if self._fixed_port or "Address already in use" not in str(error):
-                    break
-                self.port = 0
-        raise DovecotError(f"Dovecot did not start: {last_error}")
-
-    def stop(self, graceful: bool = True) -> None:
-        """Stop the server; data and port are kept for start().
-
-        graceful: SIGTERM (Dovecot's master takes about a second to shut down); False kills the process group
-        at once, like a crash (committed mail survives either way).
-        """
-        self._close_admin()
-        self._terminate_process(graceful=graceful)
-
-    def restart(self, graceful: bool = True) -> None:
-        """Stop and start again on the same port with the same data."""
-        port = self.port
-        self.stop(graceful=graceful)
-        self.port = port
-        self._fixed_port = self._fixed_port or port
-        self.start()
-
-    def cleanup(self) -> None:
-        """Stop and delete the temp dir (if this object created it).
-
-        When the data is thrown away anyway, the process group is killed outright, saving Dovecot's ~1 s
-        graceful shutdown per test.
-        """
-        self._close_admin()
-        self._terminate_process(graceful=not self._owns_root_dir)
-        if self._owns_root_dir:
-            shutil.rmtree(self.root_dir, ignore_errors=True)
-
-    @property
-    def running(self) -> bool:
-        return self._process is not None and self._process.poll() is None
-
-    def __enter__(self) -> "DovecotServer":
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.cleanup()
-
-    def log_text(self) -> str:
-        try:
-            return self.log_path.read_text(encoding="utf-8", errors="replace")
-        except FileNotFoundError:
-            return ""
+    def _not_available_message(self) -> str:
+        return f"{DOVECOT_BINARY} not installed; run scripts/ensure-system-packages"
 
     # ------------------------------------------------------------------ config and process
 
@@ -328,161 +235,16 @@ namespace inbox {{
 """
         return " xoauth2 oauthbearer", passdb
 
-    def _spawn_and_wait(self) -> None:
-        log_offset = len(self.log_text())
-        self._process = subprocess.Popen(
-            [DOVECOT_BINARY, "-F", "-c", str(self.config_path)],
-            env={"PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"), "TZ": self.timezone},
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            start_new_session=True,
-        )
-        deadline = time.monotonic() + STARTUP_TIMEOUT_SECONDS
-        while time.monotonic() < deadline:
-            if self._process.poll() is not None:
-                stderr = self._process.stderr.read().decode(errors="replace") if self._process.stderr else ""
-                returncode = self._process.returncode
-                raise DovecotError(f"exited with {returncode}: {stderr.strip()} {self._log_since(log_offset)}")
-            if self._greeting_arrives():
-                return
-            new_log = self._log_since(log_offset)
-            if "Fatal:" in new_log or "Error:" in new_log:
-                raise DovecotError(new_log)
-            time.sleep(0.02)
-        raise DovecotError(f"no IMAP greeting on {self.host}:{self.port} within {STARTUP_TIMEOUT_SECONDS}s")
+    def _command(self) -> list[str]:
+        return [DOVECOT_BINARY, "-F", "-c", str(self.config_path)]
 
-    def _log_since(self, offset: int) -> str:
-        return self.log_text()[offset:].strip()
+    def _worth_retrying(self, error: RuntimeError) -> bool:
+        return "Address already in use" in str(error)
 
-    def _greeting_arrives(self) -> bool:
-        try:
-            with socket.create_connection((self.host, self.port), timeout=1.0) as conn:
-                conn.settimeout(2.0)
-                greeting = conn.recv(512)
-                return greeting.startswith(b"* OK")
-        except OSError:
-            return False
+    def _startup_failure(self, new_log: str) -> str | None:
+        return new_log if "Fatal:" in new_log or "Error:" in new_log else None
 
-    def _terminate_process(self, graceful: bool = True) -> None:
-        process = self._process
-        self._process = None
-        if process is None:
-            return
-        if process.poll() is None:
-            if graceful:
-                process.send_signal(signal.SIGTERM)
-                try:
-                    process.wait(timeout=5)
-                except subprocess.TimeoutExpired:
-                    pass
-            # The master and every child share the process group we created for it (start_new_session).
-            try:
-                os.killpg(process.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            process.wait(timeout=5)
-        if process.stderr:
-            process.stderr.close()
-        # Dovecot children exit when the master goes; wait until the listener is really gone.
-        deadline = time.monotonic() + 5
-        while time.monotonic() < deadline and self._port_accepts():
-            time.sleep(0.02)
-
-    def _port_accepts(self) -> bool:
-        try:
-            with socket.create_connection((self.host, self.port), timeout=0.2):
-                return True
-        except OSError:
-            return False
-
-    # ------------------------------------------------------------------ admin helpers (separate connection)
-
-    def connect(self) -> IMAPClient:
-        """A fresh, logged-in IMAPClient; the caller closes it."""
-        client = IMAPClient(self.host, port=self.port, ssl=False, use_uid=True, timeout=10)
-        client.login(self.username, self.password)
-        return client
-
-    def _admin_client(self) -> IMAPClient:
-        if self._admin is not None:
-            try:
-                self._admin.noop()
-                return self._admin
-            except Exception:
-                self._close_admin()
-        self._admin = self.connect()
-        return self._admin
-
-    def _close_admin(self) -> None:
-        admin = self._admin
-        self._admin = None
-        if admin is None:
-            return
-        try:
-            admin.logout()
-        except Exception:
-            try:
-                admin.shutdown()
-            except Exception:
-                pass
-
-    def append(
-        self,
-        raw: bytes,
-        internaldate: datetime,
-        folder: str = "INBOX",
-        flags: Iterable[str | bytes] = (),
-    ) -> int:
-        """Append a message with the given INTERNALDATE (must be tz-aware); returns its UID."""
-        if internaldate.tzinfo is None or internaldate.utcoffset() is None:
-            raise ValueError("internaldate must be timezone-aware")
-        refused = bool(self._refused_modes)  # delivering needs the mail directory writable (dovecot-uidlist)
-        if refused:
-            self.allow_new_folders()
-        try:
-            response = self._admin_client().append(folder, raw, flags=tuple(flags), msg_time=internaldate)
-        finally:
-            if refused:
-                self.refuse_new_folders()
-        # Dovecot answers with UIDPLUS: b"[APPENDUID <uidvalidity> <uid>] Append completed."
-        text = response.decode() if isinstance(response, bytes) else str(response)
-        if "APPENDUID" not in text:
-            raise DovecotError(f"APPEND response without APPENDUID: {text!r}")
-        return int(text.split("APPENDUID", 1)[1].split("]", 1)[0].split()[1])
-
-    def create_folder(self, name: str) -> None:
-        self._admin_client().create_folder(name)
-
-    def delete_folder(self, name: str) -> None:
-        self._admin_client().delete_folder(name)
-
-    def folder_exists(self, name: str) -> bool:
-        return bool(self._admin_client().folder_exists(name))
-
-    def list_uids(self, folder: str = "INBOX") -> list[int]:
-        client = self._admin_client()
-        client.select_folder(folder, readonly=True)
-        try:
-            return sorted(int(uid) for uid in client.search("ALL"))
-        finally:
-            client.unselect_folder()
-
-    def fetch_all(self, folder: str = "INBOX") -> dict[int, bytes]:
-        client = self._admin_client()
-        client.select_folder(folder, readonly=True)
-        try:
-            uids = client.search("ALL")
-            if not uids:
-                return {}
-            fetched = client.fetch(uids, [b"BODY.PEEK[]"])
-            return {int(uid): bytes(data[b"BODY[]"]) for uid, data in fetched.items()}
-        finally:
-            client.unselect_folder()
-
-    def uidvalidity(self, folder: str = "INBOX") -> int:
-        status = self._admin_client().folder_status(folder, [b"UIDVALIDITY"])
-        return int(status[b"UIDVALIDITY"])
+    # ------------------------------------------------------------------ helpers
 
     def recreate_folder_with_new_uidvalidity(self, folder: str) -> int:
         """Delete and re-create `folder` (or empty it, for INBOX) and guarantee a different UIDVALIDITY.
@@ -529,10 +291,6 @@ namespace inbox {{
             raise DovecotError(f"doveadm {' '.join(args)} failed ({result.returncode}): {result.stderr.strip()}")
         return result.stdout
 
-    def personal(self, name: str) -> str:
-        """The full name of the user's folder `name` (levels written with "/"): the same on this namespace."""
-        return self.personal_prefix + name.replace("/", self.separator)
-
     def refuse_new_folders(self) -> None:
         """Make CREATE fail (NO): the mail directory becomes read-only for the user Dovecot accesses mail as.
 
@@ -542,9 +300,3 @@ namespace inbox {{
             if path.is_dir() and path.name not in ("cur", "new", "tmp"):
                 self._refused_modes.setdefault(path, path.stat().st_mode & 0o7777)
                 path.chmod(0o555)
-
-    def allow_new_folders(self) -> None:
-        """Undo refuse_new_folders()."""
-        for path, mode in self._refused_modes.items():
-            path.chmod(mode)
-        self._refused_modes.clear()
