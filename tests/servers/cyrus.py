@@ -58,6 +58,9 @@ class CyrusServer(ImapTestServer):
     product = "Cyrus"
     error = CyrusError
     startup_timeout_seconds = STARTUP_TIMEOUT_SECONDS
+    dir_prefix = "postmottak-cyrus-"
+    config_name = "imapd.conf"
+    log_name = "master.log"
     kind = "cyrus"
 
     def __init__(
@@ -77,9 +80,6 @@ class CyrusServer(ImapTestServer):
             port=None,
             root_dir=root_dir,
             timezone=timezone,
-            dir_prefix="postmottak-cyrus-",
-            config_name="imapd.conf",
-            log_name="master.log",
         )
         self.altnamespace = altnamespace
         self.unixhierarchysep = unixhierarchysep

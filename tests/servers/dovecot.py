@@ -57,6 +57,9 @@ class DovecotServer(ImapTestServer):
     product = "Dovecot"
     error = DovecotError
     startup_timeout_seconds = STARTUP_TIMEOUT_SECONDS
+    dir_prefix = "postmottak-dovecot-"
+    config_name = "dovecot.conf"
+    log_name = "dovecot.log"
     # Dovecot's master takes about a second to shut down on SIGTERM; cleanup() waits for that only when the data
     # is kept.
     sigterm_first = True
@@ -84,9 +87,6 @@ class DovecotServer(ImapTestServer):
             port=port,
             root_dir=root_dir,
             timezone=timezone,
-            dir_prefix="postmottak-dovecot-",
-            config_name="dovecot.conf",
-            log_name="dovecot.log",
         )
         # With oauth2_key, XOAUTH2/OAUTHBEARER logins are accepted too: the `oauth2` passdb validates HS256 JWTs
         # locally with this key (header kid "default", no azp claim, the user name in `sub`).

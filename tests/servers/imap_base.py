@@ -49,6 +49,9 @@ class ImapTestServer:
     product: ClassVar[str]  # for messages: "Dovecot", "Cyrus"
     error: ClassVar[type[RuntimeError]]  # raised for anything that goes wrong with this server
     startup_timeout_seconds: ClassVar[float]
+    dir_prefix: ClassVar[str]  # of the temp dir made when no root_dir is given
+    config_name: ClassVar[str]  # file names in the root dir
+    log_name: ClassVar[str]
     # Whether cleanup() of data the caller keeps, and a failed start, send SIGTERM before killing the group.
     sigterm_first: ClassVar[bool] = False
     separator: str
@@ -62,9 +65,6 @@ class ImapTestServer:
         port: int | None,
         root_dir: Path | None,
         timezone: str,
-        dir_prefix: str,
-        config_name: str,
-        log_name: str,
     ) -> None:
         self.username = username
         self.password = password
@@ -72,9 +72,9 @@ class ImapTestServer:
         self._fixed_port = bool(port)
         self.port: int = port or 0
         self._owns_root_dir = root_dir is None
-        self.root_dir = Path(root_dir) if root_dir else Path(tempfile.mkdtemp(prefix=dir_prefix))
-        self.config_path = self.root_dir / config_name
-        self.log_path = self.root_dir / log_name
+        self.root_dir = Path(root_dir) if root_dir else Path(tempfile.mkdtemp(prefix=self.dir_prefix))
+        self.config_path = self.root_dir / self.config_name
+        self.log_path = self.root_dir / self.log_name
         self._process: subprocess.Popen[bytes] | None = None
         self._admin: IMAPClient | None = None
         self._refused_modes: dict[Path, int] = {}  # directories made read-only by refuse_new_folders()
