@@ -21,6 +21,7 @@ import grp
 import os
 import pwd
 import subprocess
+import time
 from pathlib import Path
 
 from .imap_base import ImapTestServer
@@ -275,8 +276,12 @@ namespace inbox {{
         return new
 
     def kill_connections(self) -> None:
-        """Drop every IMAP session of the test user (doveadm kick), e.g. to test reconnect logic."""
+        """Drop every IMAP session of the test user (doveadm kick), e.g. to test reconnect logic. A session that
+        has just logged in may not be known to Dovecot's session tracker yet: wait (briefly) until it is."""
         self._close_admin()
+        deadline = time.monotonic() + 5
+        while self.username not in self.doveadm("who") and time.monotonic() < deadline:
+            time.sleep(0.05)
         self.doveadm("kick", self.username)
 
     def doveadm(self, *args: str) -> str:
