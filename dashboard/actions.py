@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from fastapi import APIRouter, Depends, Form, HTTPException, Request
@@ -37,56 +38,66 @@ def too_long(**values: str) -> str | None:
     return None
 
 
-def _act(
-    request: Request,
-    intake_id: int,
-    next_url: str,
-    success: str | Callable[[Any], str],
-    action: Callable[[Session], Any],
-    **inputs: str,
-) -> Response:
-    target = safe_next(next_url, f"/intake/{intake_id}")
-    problem = too_long(**inputs)
-    if problem:
-        flash(request, problem, "error")
+@dataclass
+class IntakeAction:
+    """One archivist's POST on one mail: where to go afterwards, and who acts."""
+
+    request: Request
+    intake_id: int
+    next_url: str
+    user: StaffUser
+
+    def run(
+        self,
+        success: str | Callable[[Any], str],
+        action: Callable[[Session], Any],
+        **inputs: str,
+    ) -> Response:
+        """Check the inputs' lengths, run `action` in one transaction, flash the outcome and redirect (303)."""
+        request = self.request
+        target = safe_next(self.next_url, f"/intake/{self.intake_id}")
+        problem = too_long(**inputs)
+        if problem:
+            flash(request, problem, "error")
+            return RedirectResponse(target, status_code=303)
+        try:
+            with request.app.state.db.session() as session:
+                result = action(session)
+                if callable(success):
+                    success = success(result)
+        except LookupError:
+            raise HTTPException(404) from None
+        except review.ReviewError as exc:
+            flash(request, str(exc), "error")
+            return RedirectResponse(target, status_code=303)
+        flash(request, success if isinstance(success, str) else "")
         return RedirectResponse(target, status_code=303)
-    try:
-        with request.app.state.db.session() as session:
-            result = action(session)
-            if callable(success):
-                success = success(result)
-    except LookupError:
-        raise HTTPException(404) from None
-    except review.ReviewError as exc:
-        flash(request, str(exc), "error")
-        return RedirectResponse(target, status_code=303)
-    flash(request, success if isinstance(success, str) else "")
-    return RedirectResponse(target, status_code=303)
+
+
+def intake_action(
+    request: Request, intake_id: int, next: str = Form(""), user: StaffUser = Depends(require_archivist)
+) -> IntakeAction:
+    """The parts every action on a mail takes; the role is checked before the form's fields are validated."""
+    return IntakeAction(request, intake_id, next, user)
 
 
 @router.post("/intake/{intake_id}/register")
 def register(
-    request: Request,
-    intake_id: int,
     case_number: str = Form(...),
     send_receipt: str = Form(""),
     note: str = Form(""),
-    next: str = Form(""),
-    user: StaffUser = Depends(require_archivist),
+    act: IntakeAction = Depends(intake_action),
 ) -> Response:
-    return _act(
-        request,
-        intake_id,
-        next,
-        f"Post {intake_id} er registrert på sak {case_number}.",
+    return act.run(
+        f"Post {act.intake_id} er registrert på sak {case_number}.",
         lambda s: review.register_to_case(
             s,
-            intake_id,
+            act.intake_id,
             case_number,
-            user.username,
+            act.user.username,
             send_receipt=bool(send_receipt),
             note=note.strip() or None,
-            receipt_check=request.app.state.receipt_check,
+            receipt_check=act.request.app.state.receipt_check,
         ),
         case_number=case_number,
         note=note,
@@ -94,85 +105,44 @@ def register(
 
 
 @router.post("/intake/{intake_id}/ignore")
-def ignore(
-    request: Request,
-    intake_id: int,
-    reason: str = Form(""),
-    next: str = Form(""),
-    user: StaffUser = Depends(require_archivist),
-) -> Response:
-    return _act(
-        request,
-        intake_id,
-        next,
-        f"Post {intake_id} er markert som ignorert.",
-        lambda s: review.mark_ignored(s, intake_id, reason, user.username),
+def ignore(reason: str = Form(""), act: IntakeAction = Depends(intake_action)) -> Response:
+    return act.run(
+        f"Post {act.intake_id} er markert som ignorert.",
+        lambda s: review.mark_ignored(s, act.intake_id, reason, act.user.username),
         reason=reason,
     )
 
 
 @router.post("/intake/{intake_id}/correct")
-def correct(
-    request: Request,
-    intake_id: int,
-    field: str = Form(...),
-    value: str = Form(""),
-    next: str = Form(""),
-    user: StaffUser = Depends(require_archivist),
-) -> Response:
-    return _act(
-        request,
-        intake_id,
-        next,
+def correct(field: str = Form(...), value: str = Form(""), act: IntakeAction = Depends(intake_action)) -> Response:
+    return act.run(
         "Korreksjonen er lagret.",
-        lambda s: review.correct_field(s, intake_id, field, value, user.username),
+        lambda s: review.correct_field(s, act.intake_id, field, value, act.user.username),
         field=field,
         value=value,
     )
 
 
 @router.post("/intake/{intake_id}/resend-receipt")
-def resend_receipt(
-    request: Request, intake_id: int, next: str = Form(""), user: StaffUser = Depends(require_archivist)
-) -> Response:
-    return _act(
-        request,
-        intake_id,
-        next,
+def resend_receipt(act: IntakeAction = Depends(intake_action)) -> Response:
+    return act.run(
         "Kvitteringen sendes på nytt ved neste kjøring.",
-        lambda s: review.resend_receipt(s, intake_id, user.username),
+        lambda s: review.resend_receipt(s, act.intake_id, act.user.username),
     )
 
 
 @router.post("/intake/{intake_id}/confirm-form")
-def confirm_form(
-    request: Request,
-    intake_id: int,
-    note: str = Form(""),
-    next: str = Form(""),
-    user: StaffUser = Depends(require_archivist),
-) -> Response:
-    return _act(
-        request,
-        intake_id,
-        next,
+def confirm_form(note: str = Form(""), act: IntakeAction = Depends(intake_action)) -> Response:
+    return act.run(
         "Skjemaet er merket som kontrollert.",
-        lambda s: review.confirm_form(s, intake_id, user.username, note),
+        lambda s: review.confirm_form(s, act.intake_id, act.user.username, note),
         note=note,
     )
 
 
 @router.post("/intake/{intake_id}/undo")
-def undo(
-    request: Request, intake_id: int, next: str = Form(""), user: StaffUser = Depends(require_archivist)
-) -> Response:
-    return _act(
-        request,
-        intake_id,
-        next,
-        undone_message,
-        lambda s: review.undo_last(s, intake_id, user.username),
-    )
+def undo(act: IntakeAction = Depends(intake_action)) -> Response:
+    return act.run(undone_message, lambda s: review.undo_last(s, act.intake_id, act.user.username))
 
 
 def undone_message(event: Any) -> str:

@@ -7,6 +7,8 @@ store; nothing in the URL is ever used as a path.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, HTTPException, Request
@@ -17,6 +19,9 @@ from postmottak.casefile.storage import StorageError
 from postmottak.dashboard.pages import find_case
 from postmottak.dashboard.rendering import case_key
 from postmottak.dashboard.security import StaffUser, current_user
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
 
 router = APIRouter()
 
@@ -91,31 +96,40 @@ def raw_mail(request: Request, intake_id: int, user: StaffUser = Depends(current
     )
 
 
-@router.get("/cases/{key}/export.csv")
-def export_csv(request: Request, key: str, user: StaffUser = Depends(current_user)) -> Response:
+# A case export by file extension: how it is built, and its media type.
+_EXPORTS: dict[str, tuple[Callable[[Session, str], bytes], str]] = {
+    "csv": (spreadsheet.export_csv, "text/csv; charset=utf-8"),
+    "xlsx": (spreadsheet.export_xlsx, XLSX),
+}
+
+
+def _case_export(request: Request, key: str, user: StaffUser, extension: str) -> Response:
+    """A case's responses as a spreadsheet (`csv` or `xlsx`), recorded in the audit trail as an export."""
+    builder, media_type = _EXPORTS[extension]
     with request.app.state.db.session() as session:
         case = find_case(session, key)
-        data = spreadsheet.export_csv(session, case.number)
+        data = builder(session, case.number)
         review.record_access(
-            session, actor=user.username, action="export", case_id=case.id, note=f"CSV, sak {case.number}"
+            session,
+            actor=user.username,
+            action="export",
+            case_id=case.id,
+            note=f"{extension.upper()}, sak {case.number}",
         )
     return Response(
         data,
-        media_type="text/csv; charset=utf-8",
-        headers={"Content-Disposition": _disposition("attachment", f"hoeringssvar-{case_key(case.number)}.csv")},
+        media_type=media_type,
+        headers={
+            "Content-Disposition": _disposition("attachment", f"hoeringssvar-{case_key(case.number)}.{extension}")
+        },
     )
+
+
+@router.get("/cases/{key}/export.csv")
+def export_csv(request: Request, key: str, user: StaffUser = Depends(current_user)) -> Response:
+    return _case_export(request, key, user, "csv")
 
 
 @router.get("/cases/{key}/export.xlsx")
 def export_xlsx(request: Request, key: str, user: StaffUser = Depends(current_user)) -> Response:
-    with request.app.state.db.session() as session:
-        case = find_case(session, key)
-        data = spreadsheet.export_xlsx(session, case.number)
-        review.record_access(
-            session, actor=user.username, action="export", case_id=case.id, note=f"XLSX, sak {case.number}"
-        )
-    return Response(
-        data,
-        media_type=XLSX,
-        headers={"Content-Disposition": _disposition("attachment", f"hoeringssvar-{case_key(case.number)}.xlsx")},
-    )
+    return _case_export(request, key, user, "xlsx")

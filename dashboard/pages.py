@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass
 from datetime import date, datetime, timezone
 from typing import TYPE_CHECKING
 from urllib.parse import urlencode
@@ -26,6 +27,35 @@ if TYPE_CHECKING:
 router = APIRouter()
 
 TIMELINESS = {"on_time": "I tide", "late": "For sent"}
+
+
+@dataclass
+class IntakeQuery:
+    """The intake list's filters as the address gives them; read leniently in `intake_list`."""
+
+    status: str = ""
+    case: str = ""
+    timeliness: str = ""
+    receipt: str = ""
+    org_type: str = ""
+    q: str = ""
+
+
+@dataclass
+class AuditQuery:
+    """The audit log's filters as the address gives them; read in `_audit_criteria`."""
+
+    actor: str = ""
+    action: str = ""
+    case: str = ""
+    intake: str = ""
+    since: str = ""
+    until: str = ""
+
+
+def given_filters(query: IntakeQuery | AuditQuery) -> dict[str, str]:
+    """The filters that are set, in declaration order: for links that keep them."""
+    return {name: value for name, value in asdict(query).items() if value}
 
 
 def staff(request: Request) -> StaffUser:
@@ -79,12 +109,7 @@ def overview(request: Request, user: StaffUser = Depends(staff)) -> Response:
 @router.get("/intake")
 def intake_list(
     request: Request,
-    status: str = "",
-    case: str = "",
-    timeliness: str = "",
-    receipt: str = "",
-    org_type: str = "",
-    q: str = "",
+    query: IntakeQuery = Depends(),
     page: str = "1",
     sort: str = "received",
     order: str = "desc",
@@ -94,12 +119,12 @@ def intake_list(
     with state.db.session() as session:
         cases = review.case_numbers(session)
         criteria = review.IntakeFilter(
-            status=status if status in m.INTAKE_STATUSES else None,
-            case_number=case if case in cases else None,
-            timeliness=timeliness if timeliness in TIMELINESS else None,
-            receipt_status=receipt if receipt in m.RECEIPT_STATUSES else None,
-            respondent_type=org_type or None,
-            search=q[:200] or None,
+            status=query.status if query.status in m.INTAKE_STATUSES else None,
+            case_number=query.case if query.case in cases else None,
+            timeliness=query.timeliness if query.timeliness in TIMELINESS else None,
+            receipt_status=query.receipt if query.receipt in m.RECEIPT_STATUSES else None,
+            respondent_type=query.org_type or None,
+            search=query.q[:200] or None,
             page=int(page) if page.isdigit() and len(page) < 7 else 1,
             per_page=state.web.page_size,
             sort=sort if sort in review.SORT_COLUMNS else "received",
@@ -111,18 +136,7 @@ def intake_list(
             if criteria.sort == "received" and criteria.descending
             else {"sort": criteria.sort, "order": "desc" if criteria.descending else "asc"}
         )
-        params = {
-            k: v
-            for k, v in {
-                "status": status,
-                "case": case,
-                "timeliness": timeliness,
-                "receipt": receipt,
-                "org_type": org_type,
-                "q": q,
-            }.items()
-            if v
-        }
+        params = given_filters(query)
         return render(
             request,
             "intake_list.html",
@@ -239,15 +253,7 @@ def case_summary(request: Request, key: str, user: StaffUser = Depends(staff)) -
 
 
 def _audit_criteria(
-    session: Session,
-    actor: str,
-    action: str,
-    case: str,
-    intake: str,
-    since: str,
-    until: str,
-    page: str,
-    per_page: int = 50,
+    session: Session, query: AuditQuery, page: str, per_page: int = 50
 ) -> tuple[audit.AuditFilter, list[str]]:
     """The audit filters from the address; values that cannot be read are named back to staff, not a 422."""
     problems: list[str] = []
@@ -261,44 +267,31 @@ def _audit_criteria(
             problems.append(f"{label} «{text[:20]}» er ikke en dato (åååå-mm-dd).")
             return None
 
+    intake = query.intake
     intake_id = int(intake) if intake.isdigit() and len(intake) < 10 else None
     if intake and intake_id is None:
         problems.append(f"Postnummeret «{intake[:20]}» er ikke et tall.")
     criteria = audit.AuditFilter(
-        actor=actor[:128] or None,
-        action=action if action in ACTION_LABELS else None,
-        case_number=case if case in review.case_numbers(session) else None,
+        actor=query.actor[:128] or None,
+        action=query.action if query.action in ACTION_LABELS else None,
+        case_number=query.case if query.case in review.case_numbers(session) else None,
         intake_id=intake_id,
-        since=day(since, "Fra-datoen"),
-        until=day(until, "Til-datoen"),
+        since=day(query.since, "Fra-datoen"),
+        until=day(query.until, "Til-datoen"),
         page=int(page) if page.isdigit() and len(page) < 7 else 1,
         per_page=per_page,
     )
     return criteria, problems
 
 
-AUDIT_PARAMS = ("actor", "action", "case", "intake", "since", "until")
-
-
 @router.get("/audit")
 def audit_log(
-    request: Request,
-    actor: str = "",
-    action: str = "",
-    case: str = "",
-    intake: str = "",
-    since: str = "",
-    until: str = "",
-    page: str = "1",
-    user: StaffUser = Depends(staff),
+    request: Request, query: AuditQuery = Depends(), page: str = "1", user: StaffUser = Depends(staff)
 ) -> Response:
-    values = {"actor": actor, "action": action, "case": case, "intake": intake, "since": since, "until": until}
     with request.app.state.db.session() as session:
-        criteria, problems = _audit_criteria(
-            session, actor, action, case, intake, since, until, page, request.app.state.web.page_size
-        )
+        criteria, problems = _audit_criteria(session, query, page, request.app.state.web.page_size)
         result = audit.search_audit(session, criteria)
-        params = {k: v for k, v in values.items() if v}
+        params = given_filters(query)
         return render(
             request,
             "audit.html",
@@ -316,18 +309,9 @@ def audit_log(
 
 
 @router.get("/audit/export.csv")
-def audit_export(
-    request: Request,
-    actor: str = "",
-    action: str = "",
-    case: str = "",
-    intake: str = "",
-    since: str = "",
-    until: str = "",
-    user: StaffUser = Depends(staff),
-) -> Response:
+def audit_export(request: Request, query: AuditQuery = Depends(), user: StaffUser = Depends(staff)) -> Response:
     with request.app.state.db.session() as session:
-        criteria, _problems = _audit_criteria(session, actor, action, case, intake, since, until, "1")
+        criteria, _problems = _audit_criteria(session, query, "1")
         data, rows = audit.export_csv(session, criteria)
         review.record_access(session, actor=user.username, action="export", note=f"logg som CSV, {rows} rader")
     return Response(
