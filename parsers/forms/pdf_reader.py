@@ -120,16 +120,18 @@ def pdf_page_count(data: bytes) -> int:
     try:
         pdf = pdfium.PdfDocument(data)
     except pdfium.PdfiumError as exc:
-        raise _classify_pdfium_error(exc) from None
+        raise _classify_pdfium_error(exc, data) from None
     try:
         return len(pdf)
     finally:
         pdf.close()
 
 
-def _classify_pdfium_error(exc: Exception) -> PdfReadError:
+def _classify_pdfium_error(exc: Exception, data: bytes) -> PdfReadError:
     message = str(exc)
-    if "password" in message.lower():
+    # pdfium's last error is one value for the whole process, so the message alone is not trusted to call a file
+    # encrypted: an encrypted PDF names its /Encrypt dictionary in the trailer.
+    if "password" in message.lower() and b"/Encrypt" in data:
         return PdfReadError("encrypted", "PDF-en er kryptert (passordbeskyttet) og kan ikke leses.")
     return PdfReadError("unreadable", f"PDF-en er skadet eller ufullstendig og kan ikke leses ({message}).")
 
@@ -150,7 +152,7 @@ def _pdfium_pages(
     try:
         pdf = pdfium.PdfDocument(data)
     except pdfium.PdfiumError as exc:
-        raise _classify_pdfium_error(exc) from None
+        raise _classify_pdfium_error(exc, data) from None
     result = []
     # The per-character calls are bound once and their out-parameters passed by reusable references: this loop runs
     # for every character of every page, and Python's overhead around the C calls is most of a text PDF's read time.
