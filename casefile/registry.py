@@ -78,6 +78,12 @@ def _existing_original(session: Session, keys: list[str]) -> int | None:
 
 def next_value(session: Session, name: str) -> int:
     """Atomically increment and return a named counter (journal sequence per year)."""
+    # The counter exists but for the first use of a name (a year's first journal entry): one UPDATE, then.
+    value = session.execute(
+        update(m.Sequence).where(m.Sequence.name == name).values(value=m.Sequence.value + 1).returning(m.Sequence.value)
+    ).scalar_one_or_none()
+    if value is not None:
+        return value
     dialect = session.get_bind().dialect.name
     if dialect == "postgresql":
         stmt: Any = postgresql.insert(m.Sequence).values(name=name, value=0).on_conflict_do_nothing()
