@@ -172,7 +172,7 @@ def _pdfium_pages(
         origin_x, origin_y = ctypes.c_double(), ctypes.c_double()
         rect_ref, x_ref, y_ref = ctypes.byref(rect), ctypes.byref(origin_x), ctypes.byref(origin_y)
         font_buffer = ctypes.create_string_buffer(256)
-        font_buffer_size = len(font_buffer)
+        font_buffer_size = ctypes.c_ulong(len(font_buffer))
         flags = ctypes.c_int()
         flags_ref = ctypes.byref(flags)
         symbol_codes = SYMBOL_FONT_CODES
