@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import date, datetime, timedelta, timezone
-from typing import Any
+from typing import Any, cast
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import Table, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -273,7 +273,8 @@ def register(session: Session, mail: IncomingMail) -> Outcome:
             for position, answer in enumerate(form_answers(mail.form))
         ]
         if answers:
-            session.execute(insert(m.FormAnswer.__table__), answers)
+            # Core (the table), not the ORM's bulk insert, which splits the rows by which values are None.
+            session.execute(insert(cast(Table, m.FormAnswer.__table__)), answers)
     session.flush()
     return Outcome("new", record.id, status)
 
