@@ -13,7 +13,7 @@ from datetime import date, datetime, timedelta
 from typing import Any, cast
 
 from sqlalchemy import CursorResult, func, or_, select, update
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session
 
 from postmottak.casefile import models as m
 
@@ -87,41 +87,94 @@ def claim(session: Session, receipt_id: int, now: datetime, until: datetime) -> 
 
 
 def load_job(session: Session, receipt_id: int) -> ReceiptJob:
-    receipt = session.execute(
-        select(m.Receipt)
-        .where(m.Receipt.id == receipt_id)
-        .options(
-            selectinload(m.Receipt.intake).selectinload(m.IntakeRecord.documents),
-            selectinload(m.Receipt.intake).selectinload(m.IntakeRecord.journal_entry).selectinload(m.JournalEntry.case),
-            selectinload(m.Receipt.intake).selectinload(m.IntakeRecord.case),
+    """The receipt with its mail, journal entry, case and file attachments, read as plain columns (three SELECTs,
+    no ORM objects: this runs for every receipt sent)."""
+    receipt, intake, entry = m.Receipt, m.IntakeRecord, m.JournalEntry
+    row = session.execute(
+        select(
+            receipt.id,
+            receipt.attempts,
+            receipt.to_address,
+            receipt.message_id,
+            receipt.subject,
+            receipt.body,
+            intake.id,
+            intake.sender_name,
+            intake.status,
+            intake.message_id,
+            intake.subject,
+            intake.received_at,
+            intake.on_time,
+            intake.case_id,
+            entry.id,
+            entry.received_at,
+            entry.on_time,
+            entry.case_id,
+            entry.document_number,
         )
-        .execution_options(populate_existing=True)
-    ).scalar_one()
-    intake = receipt.intake
-    entry = intake.journal_entry
-    case = entry.case if entry is not None else intake.case
+        .join(intake, intake.id == receipt.intake_id)
+        .outerjoin(entry, entry.intake_id == intake.id)
+        .where(receipt.id == receipt_id)
+    ).one()
+    (
+        job_id,
+        attempts,
+        to_address,
+        message_id,
+        subject,
+        body,
+        intake_id,
+        sender_name,
+        status,
+        original_message_id,
+        original_subject,
+        intake_received_at,
+        intake_on_time,
+        intake_case_id,
+        entry_id,
+        entry_received_at,
+        entry_on_time,
+        entry_case_id,
+        document_number,
+    ) = row
+    has_entry = entry_id is not None
+    case_id = entry_case_id if has_entry else intake_case_id
+    case = (
+        session.execute(
+            select(m.Case.number, m.Case.title, m.Case.deadline, m.Case.timezone, m.Case.year, m.Case.sequence).where(
+                m.Case.id == case_id
+            )
+        ).one_or_none()
+        if case_id is not None
+        else None
+    )
     attachments = tuple(
-        AttachmentFact(doc.filename or doc.title, doc.size) for doc in intake.documents if doc.kind == "file"
+        AttachmentFact(filename or title, size)
+        for filename, title, size in session.execute(
+            select(m.Document.filename, m.Document.title, m.Document.size)
+            .where(m.Document.intake_id == intake_id, m.Document.kind == "file")
+            .order_by(m.Document.number)
+        )
     )
     return ReceiptJob(
-        receipt_id=receipt.id,
-        intake_id=intake.id,
-        attempts=receipt.attempts,
-        to_address=receipt.to_address,
-        to_name=intake.sender_name,
-        message_id=receipt.message_id,
-        subject=receipt.subject,
-        body=receipt.body,
-        registered=intake.status == m.REGISTERED and entry is not None,
-        original_message_id=intake.message_id,
-        original_subject=intake.subject or "",
-        received_at=entry.received_at if entry is not None else intake.received_at,
-        on_time=bool(entry.on_time if entry is not None else intake.on_time),
+        receipt_id=job_id,
+        intake_id=intake_id,
+        attempts=attempts,
+        to_address=to_address,
+        to_name=sender_name,
+        message_id=message_id,
+        subject=subject,
+        body=body,
+        registered=status == m.REGISTERED and has_entry,
+        original_message_id=original_message_id,
+        original_subject=original_subject or "",
+        received_at=entry_received_at if has_entry else intake_received_at,
+        on_time=bool(entry_on_time if has_entry else intake_on_time),
         case_number=case.number if case is not None else None,
         case_title=case.title if case is not None else "",
         deadline=case.deadline if case is not None else None,
         case_timezone=case.timezone if case is not None else "Europe/Oslo",
-        journal_number=entry.journal_number if entry is not None else None,
+        journal_number=f"{case.year}/{case.sequence}-{document_number}" if has_entry and case is not None else None,
         attachments=attachments,
     )
 

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import date, datetime, timedelta, timezone
-from typing import Any
+from typing import Any, cast
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import Table, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -78,6 +78,12 @@ def _existing_original(session: Session, keys: list[str]) -> int | None:
 
 def next_value(session: Session, name: str) -> int:
     """Atomically increment and return a named counter (journal sequence per year)."""
+    # The counter exists but for the first use of a name (a year's first journal entry): one UPDATE, then.
+    value = session.execute(
+        update(m.Sequence).where(m.Sequence.name == name).values(value=m.Sequence.value + 1).returning(m.Sequence.value)
+    ).scalar_one_or_none()
+    if value is not None:
+        return value
     dialect = session.get_bind().dialect.name
     if dialect == "postgresql":
         stmt: Any = postgresql.insert(m.Sequence).values(name=name, value=0).on_conflict_do_nothing()
@@ -170,7 +176,11 @@ def register(session: Session, mail: IncomingMail) -> Outcome:
             f"same {'content' if _same_content(session, original, mail) else 'Message-ID'} as intake #{original}",
         )
 
+    # The case of a mail to be journalled, looked up once (its id goes into the record's first INSERT).
+    case = _case(session, mail.case_number) if status == m.REGISTERED else None
     record = _new_record(mail, status, reason, duplicate_of=original)
+    if case is not None:
+        record.case_id = case[0]
     session.add(record)
     session.flush()
     add_location(session, mail, record.id)
@@ -194,7 +204,7 @@ def register(session: Session, mail: IncomingMail) -> Outcome:
             record.on_time = None
             status = m.DUPLICATE
 
-    _add_documents(session, record, mail)
+    documents = _add_documents(session, record, mail)
     if status == m.REGISTERED:
         add_journal_entry(
             session,
@@ -202,6 +212,7 @@ def register(session: Session, mail: IncomingMail) -> Outcome:
             case_number=mail.case_number,
             on_time=bool(mail.on_time),
             private_person=mail.sender_is_private_person,
+            case=case,
         )
         if mail.receipt is not None:
             session.add(
@@ -235,29 +246,35 @@ def register(session: Session, mail: IncomingMail) -> Outcome:
         data = {key: value for key, value in mail.form.items() if key != "fields"}
         form_row = m.FormResultRow(
             intake_id=record.id,
-            document_id=_form_document_id(record, mail),
+            document_id=_form_document_id(documents, mail),
             profile=str(mail.form.get("profile") or ""),
             form_status=str(mail.form.get("form_status") or ""),
             data=data,
             warnings=list(mail.form.get("warnings") or []),
         )
-        for position, answer in enumerate(form_answers(mail.form)):
-            form_row.answers.append(
-                m.FormAnswer(
-                    intake_id=record.id,
-                    position=position,
-                    key=answer["key"],
-                    label=answer["label"],
-                    kind=answer["kind"],
-                    value=answer.get("value"),
-                    read_by=answer.get("read_by") or "unknown",
-                    text_value=answer.get("value")
-                    if answer["kind"] == "text" and isinstance(answer.get("value"), str)
-                    else None,
-                    warnings=list(answer.get("warnings") or []),
-                )
-            )
         session.add(form_row)
+        session.flush()
+        # The answers in one executemany (the ORM would send one INSERT per answer).
+        answers = [
+            {
+                "form_result_id": form_row.id,
+                "intake_id": record.id,
+                "position": position,
+                "key": answer["key"],
+                "label": answer["label"],
+                "kind": answer["kind"],
+                "value": answer.get("value"),
+                "read_by": answer.get("read_by") or "unknown",
+                "text_value": answer.get("value")
+                if answer["kind"] == "text" and isinstance(answer.get("value"), str)
+                else None,
+                "warnings": list(answer.get("warnings") or []),
+            }
+            for position, answer in enumerate(form_answers(mail.form))
+        ]
+        if answers:
+            # Core (the table), not the ORM's bulk insert, which splits the rows by which values are None.
+            session.execute(insert(cast(Table, m.FormAnswer.__table__)), answers)
     session.flush()
     return Outcome("new", record.id, status)
 
@@ -281,13 +298,14 @@ def _same_content(session: Session, original: int, mail: IncomingMail) -> bool:
     return session.scalar(select(m.IntakeRecord.raw_sha256).where(m.IntakeRecord.id == original)) == mail.raw_sha256
 
 
-def _case_id(session: Session, number: str | None) -> int | None:
+def _case(session: Session, number: str | None) -> tuple[int, str] | None:
+    """The id and timezone of case `number` (None for no number); LookupError when there is no such case."""
     if number is None:
         return None
-    case_id = session.scalar(select(m.Case.id).where(m.Case.number == number))
-    if case_id is None:
+    row = session.execute(select(m.Case.id, m.Case.timezone).where(m.Case.number == number)).first()
+    if row is None:
         raise LookupError(f"case {number} is not in the case database")
-    return case_id
+    return row[0], row[1]
 
 
 def _new_record(mail: IncomingMail, status: str, reason: str | None, duplicate_of: int | None) -> m.IntakeRecord:
@@ -316,12 +334,14 @@ def _new_record(mail: IncomingMail, status: str, reason: str | None, duplicate_o
     )
 
 
-def _add_documents(session: Session, record: m.IntakeRecord, mail: IncomingMail) -> None:
+def _add_documents(session: Session, record: m.IntakeRecord, mail: IncomingMail) -> list[m.Document]:
+    """The mail's documents added to its (flushed) record, in order; flushed, so they have their ids."""
     main_index = mail.form_document_index if mail.form_document_index is not None else 0
     rows: list[m.Document] = []
     for index, doc in enumerate(mail.documents):
         rows.append(
             m.Document(
+                intake_id=record.id,
                 number=index + 1,
                 role="main" if index == main_index else "attachment",
                 kind=doc.kind,
@@ -335,7 +355,8 @@ def _add_documents(session: Session, record: m.IntakeRecord, mail: IncomingMail)
                 depth=doc.depth,
             )
         )
-    record.documents.extend(rows)
+    # By the record's id, not through record.documents: appending to that collection would load it first.
+    session.add_all(rows)
     session.flush()
     for doc, row in zip(mail.documents, rows, strict=True):
         layer = doc.text_layer
@@ -354,12 +375,13 @@ def _add_documents(session: Session, record: m.IntakeRecord, mail: IncomingMail)
                     error=layer.error,
                 )
             )
+    return rows
 
 
-def _form_document_id(record: m.IntakeRecord, mail: IncomingMail) -> int | None:
-    if mail.form_document_index is None or mail.form_document_index >= len(record.documents):
+def _form_document_id(documents: list[m.Document], mail: IncomingMail) -> int | None:
+    if mail.form_document_index is None or mail.form_document_index >= len(documents):
         return None
-    return record.documents[mail.form_document_index].id
+    return documents[mail.form_document_index].id
 
 
 def add_journal_entry(
@@ -370,16 +392,20 @@ def add_journal_entry(
     on_time: bool,
     private_person: bool | None,
     created_by: str = "postmottak",
+    case: tuple[int, str] | None = None,
 ) -> m.JournalEntry:
     """Journal a record to a case: next journal sequence of the receive year, next document number in the case.
 
-    Used by the intake (at registration) and by staff registering a mail from the review queue.
+    Used by the intake (at registration) and by staff registering a mail from the review queue. `case` is the id and
+    timezone of case `case_number` when the caller has looked them up already.
     """
-    case_id = _case_id(session, case_number)
-    assert case_id is not None
-    record.case_id = case_id
+    found = case if case is not None else _case(session, case_number)
+    assert found is not None
+    case_id = found[0]
+    if record.case_id != case_id:
+        record.case_id = case_id
     # journaldato is the day it was journalled, in the case's own timezone; journalaar follows it (Noark 5).
-    case_tz = session.scalar(select(m.Case.timezone).where(m.Case.id == case_id)) or "Europe/Oslo"
+    case_tz = found[1] or "Europe/Oslo"
     journal_date: date = datetime.now(ZoneInfo(case_tz)).date()
     year = journal_date.year
     entry = m.JournalEntry(

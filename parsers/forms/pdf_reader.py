@@ -153,15 +153,20 @@ def _pdfium_pages(
         pdf = pdfium.PdfDocument(data)
     except pdfium.PdfiumError as exc:
         raise _classify_pdfium_error(exc, data) from None
-    result = []
-    # The per-character calls are bound once and their out-parameters passed by reusable references: this loop runs
-    # for every character of every page, and Python's overhead around the C calls is most of a text PDF's read time.
+    # Per page: its characters (read while the page is open) and its size; lines are made once every page is read,
+    # since the ruled-table finder is asked about all pages with enough drawn paths at once.
+    read: list[tuple[list[Char], tuple[float, float]]] = []
+    candidates: set[int] = set()
+    # The per-character calls run for every character of every page, and Python's overhead around the C calls is
+    # most of a text PDF's read time: they are bound once without ctypes' per-call argument conversion (_bare), and
+    # their arguments are passed as ready C values (the text page as a void pointer, out-parameters by reusable
+    # references).
     count_chars = pdfium_c.FPDFText_CountChars
-    get_unicode = pdfium_c.FPDFText_GetUnicode
-    get_box = pdfium_c.FPDFText_GetLooseCharBox
-    get_origin = pdfium_c.FPDFText_GetCharOrigin
-    get_size = pdfium_c.FPDFText_GetFontSize
-    get_font = pdfium_c.FPDFText_GetFontInfo
+    get_unicode = _bare(pdfium_c.FPDFText_GetUnicode, ctypes.c_uint)
+    get_box = _bare(pdfium_c.FPDFText_GetLooseCharBox)
+    get_origin = _bare(pdfium_c.FPDFText_GetCharOrigin)
+    get_size = _bare(pdfium_c.FPDFText_GetFontSize, ctypes.c_double)
+    get_font = _bare(pdfium_c.FPDFText_GetFontInfo, ctypes.c_ulong)
     try:
         if fields is not None:
             fields.read(pdf, pages_read)
@@ -169,6 +174,7 @@ def _pdfium_pages(
         origin_x, origin_y = ctypes.c_double(), ctypes.c_double()
         rect_ref, x_ref, y_ref = ctypes.byref(rect), ctypes.byref(origin_x), ctypes.byref(origin_y)
         font_buffer = ctypes.create_string_buffer(256)
+        font_buffer_size = ctypes.c_ulong(len(font_buffer))
         flags = ctypes.c_int()
         flags_ref = ctypes.byref(flags)
         symbol_codes = SYMBOL_FONT_CODES
@@ -178,14 +184,15 @@ def _pdfium_pages(
             width, height = page.get_size()
             textpage = page.get_textpage()
             raw = textpage.raw
+            text_ref = ctypes.c_void_p(ctypes.cast(raw, ctypes.c_void_p).value)
             chars: list[Char] = []
             append = chars.append
             count = count_chars(raw)
             codes = _page_codes(raw, count)
             for i in range(count):
-                code = codes[i] if codes is not None else get_unicode(raw, i)
+                code = codes[i] if codes is not None else get_unicode(text_ref, i)
                 if code == 0xFFFE and codes is not None:
-                    code = get_unicode(raw, i)  # the page text shows U+0002 (a line-end hyphen) as U+FFFE too
+                    code = get_unicode(text_ref, i)  # the page text shows U+0002 (a line-end hyphen) as U+FFFE too
                 if code in skipped:
                     continue
                 # pdfium reports a hyphen at a line end as U+0002.
@@ -193,13 +200,13 @@ def _pdfium_pages(
                 if text.isspace():
                     append(_SPACE)
                     continue
-                if not get_box(raw, i, rect_ref):
+                if not get_box(text_ref, i, rect_ref):
                     continue
                 if text in symbol_codes or 0xF020 <= code <= 0xF0FF:
-                    n = get_font(raw, i, font_buffer, len(font_buffer), flags_ref)
+                    n = get_font(text_ref, i, font_buffer, font_buffer_size, flags_ref)
                     fontname = font_buffer.raw[: max(0, n - 1)].decode("utf-8", "replace") if n else None
                     text = decode_symbol_char(text, fontname)
-                get_origin(raw, i, x_ref, y_ref)
+                get_origin(text_ref, i, x_ref, y_ref)
                 append(
                     Char(
                         text,
@@ -207,19 +214,56 @@ def _pdfium_pages(
                         rect.right,
                         height - rect.top,
                         height - rect.bottom,
-                        get_size(raw, i),
+                        get_size(text_ref, i),
                         height - origin_y.value,
                     )
                 )
+            if tables is not None and _path_count(page.raw, MIN_TABLE_PATHS) >= MIN_TABLE_PATHS:
+                candidates.add(page_index)
             textpage.close()
             page.close()
-            if fields is not None:
-                chars.extend(fields.chars(page_index, height))
-            lines = tables.lines(chars, page_index) if tables is not None else None
-            result.append((lines or _group_lines(chars, page_index, cell_gap), (width, height)))
+            read.append((chars, (width, height)))
     finally:
         pdf.close()
+    if tables is not None:
+        tables.candidates = candidates
+    result = []
+    for page_index, (chars, size) in enumerate(read):
+        if fields is not None:
+            chars.extend(fields.chars(page_index, size[1]))
+        lines = tables.lines(chars, page_index) if tables is not None else None
+        result.append((lines or _group_lines(chars, page_index, cell_gap), size))
     return result
+
+
+def _bare(function: Any, restype: Any = ctypes.c_int) -> Any:
+    """`function` (a pypdfium2 binding) without ctypes' argument conversion: called with C values (ints, void
+    pointers, byref references), it skips the per-argument type checks that cost more than the call itself."""
+    bare = type(function)(ctypes.cast(function, ctypes.c_void_p).value)
+    bare.restype = restype
+    return bare
+
+
+def _path_count(page: Any, enough: int) -> int:
+    """The page's path objects, and those inside its form XObjects one level down (as pypdfium2's
+    `get_objects(filter=[FPDF_PAGEOBJ_PATH], max_depth=2)` finds them), counted up to `enough`."""
+    import pypdfium2.raw as pdfium_c
+
+    get_type = pdfium_c.FPDFPageObj_GetType
+    path, form = pdfium_c.FPDF_PAGEOBJ_PATH, pdfium_c.FPDF_PAGEOBJ_FORM
+    count = 0
+    for i in range(max(0, pdfium_c.FPDFPage_CountObjects(page))):
+        obj = pdfium_c.FPDFPage_GetObject(page, i)
+        kind = get_type(obj)
+        if kind == path:
+            count += 1
+        elif kind == form:
+            for j in range(max(0, pdfium_c.FPDFFormObj_CountObjects(obj))):
+                if get_type(pdfium_c.FPDFFormObj_GetObject(obj, j)) == path:
+                    count += 1
+        if count >= enough:
+            break
+    return count
 
 
 # --- form fields (AcroForm), read from their values with pdfium -----------------------------
@@ -424,12 +468,17 @@ class _RuledTables:
 
     def __init__(self, data: bytes, pages_read: int, found: list[FormControl] | None) -> None:
         self.data = data
+        self.pages_read = pages_read
         self.found = found
-        self.candidates = _pages_with_paths(data, pages_read)
+        # The pages with enough drawn paths to hold a table: set by the pdfium backend as it reads the pages, else
+        # looked up on first use.
+        self.candidates: set[int] | None = None
         self.tables: dict[int, list[_Table]] | None = None
 
     def lines(self, chars: list[Char], page_index: int) -> list[PdfLine] | None:
         """The page's lines with its tables read cell by cell; None when the page has no ruled table."""
+        if self.candidates is None:
+            self.candidates = _pages_with_paths(self.data, self.pages_read)
         if page_index not in self.candidates:
             return None
         if self.tables is None:
@@ -702,22 +751,27 @@ def _overlap_fraction(inner: _Box, outer: _Box) -> float:
 def _group_lines(chars: list[Char], page_index: int, cell_gap: float | None = None) -> list[PdfLine]:
     """Cluster characters into visual lines (by vertical centre) and spell each line left to right."""
     # Spaces carry no position: attach a space flag to the next real char in content order.
-    marked: list[tuple[Char, bool]] = []
+    real_chars: list[Char] = []
+    space_before: list[bool] = []
     pending_space = False
     for char in chars:
         if char.text == " ":
             pending_space = True
             continue
-        marked.append((char, pending_space))
+        real_chars.append(char)
+        space_before.append(pending_space)
         pending_space = False
-    if not marked:
+    if not real_chars:
         return []
-    order = sorted(range(len(marked)), key=lambda i: (marked[i][0].top + marked[i][0].bottom) / 2)
+    # Per character, computed once (this runs for every character of a document).
+    mids = [(c.top + c.bottom) / 2 for c in real_chars]
+    heights = [max(c.bottom - c.top, 1.0) for c in real_chars]
+    x0s = [c.x0 for c in real_chars]
+    order = sorted(range(len(real_chars)), key=mids.__getitem__)
     clusters: list[list[int]] = []
     cluster_mid = cluster_height = 0.0
     for i in order:
-        c = marked[i][0]
-        mid, height = (c.top + c.bottom) / 2, max(c.bottom - c.top, 1.0)
+        mid, height = mids[i], heights[i]
         if clusters and abs(mid - cluster_mid) <= 0.45 * max(cluster_height, height):
             clusters[-1].append(i)
         else:
@@ -725,16 +779,18 @@ def _group_lines(chars: list[Char], page_index: int, cell_gap: float | None = No
             cluster_mid, cluster_height = mid, height
     lines: list[PdfLine] = []
     for cluster in clusters:
-        cluster.sort(key=lambda i: (marked[i][0].x0, i))
-        real = [marked[i][0] for i in cluster if marked[i][0].size > 0] or [marked[i][0] for i in cluster]
-        size = statistics.median_low([c.size or (c.bottom - c.top) for c in real])
-        baseline = statistics.median_low([c.baseline for c in real])
+        # Left to right; characters at the same x in content order (two stable sorts: by index, then by x).
+        cluster.sort()
+        cluster.sort(key=x0s.__getitem__)
+        members = [real_chars[i] for i in cluster]
+        real = [c for c in members if c.size > 0] or members
+        size = _median_low([c.size or (c.bottom - c.top) for c in real])
+        baseline = _median_low([c.baseline for c in real])
         height = size
         parts: list[str] = []
         previous: Char | None = None
         first_word_end: float | None = None
-        for i in cluster:
-            char, space_before = marked[i]
+        for i, char in zip(cluster, members, strict=True):
             if previous is not None:
                 gap = char.x0 - previous.x1
                 # A space char in the content stream counts only when it sits in a visible gap
@@ -743,7 +799,7 @@ def _group_lines(chars: list[Char], page_index: int, cell_gap: float | None = No
                     parts.append(CELL_SEPARATOR)
                     if first_word_end is None:
                         first_word_end = previous.x1
-                elif gap > 0.18 * height or (space_before and gap > 0.05 * height):
+                elif gap > 0.18 * height or (space_before[i] and gap > 0.05 * height):
                     parts.append(" ")
                     if first_word_end is None:
                         first_word_end = previous.x1
@@ -754,14 +810,14 @@ def _group_lines(chars: list[Char], page_index: int, cell_gap: float | None = No
             parts.append(char.text)
             previous = char
         assert previous is not None  # a cluster is never empty and its first char is always kept
-        x0 = marked[cluster[0]][0].x0
+        x0 = members[0].x0
         lines.append(
             PdfLine(
                 text="".join(parts),
                 x0=x0,
-                x1=max(marked[i][0].x1 for i in cluster),
-                top=min(marked[i][0].top for i in cluster),
-                bottom=max(marked[i][0].bottom for i in cluster),
+                x1=max([c.x1 for c in members]),
+                top=min([c.top for c in members]),
+                bottom=max([c.bottom for c in members]),
                 first_word_width=(first_word_end if first_word_end is not None else previous.x1) - x0,
                 page=page_index,
                 size=size,
@@ -769,6 +825,12 @@ def _group_lines(chars: list[Char], page_index: int, cell_gap: float | None = No
             )
         )
     return lines
+
+
+def _median_low(values: list[float]) -> float:
+    """statistics.median_low of a non-empty list, without its checks and conversions."""
+    values.sort()
+    return values[(len(values) - 1) // 2]
 
 
 _PAGE_NUMBER = re.compile(
