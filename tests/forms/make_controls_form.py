@@ -174,8 +174,11 @@ def _drop_down(document, value: str | None) -> None:
     paragraph._p.append(sdt)
 
 
+SPEC = mf.FormSpec(name="controls")
+
+
 def _checkbox(paragraph, checked: bool) -> None:
-    mf._checkbox(paragraph, checked, mf.FormSpec(name="controls"))
+    mf._checkbox(paragraph, checked, SPEC)
 
 
 def _rich_text_block(document, answer: list[str]) -> None:
@@ -214,26 +217,15 @@ def build_docx(answers: Answers | None) -> bytes:
     mf._run(document.add_paragraph(), TYPE_QUESTION, bold=True)
     _drop_down(document, filled.type)
     mf._run(document.add_paragraph(), SERVICES_QUESTION, bold=True)
-    for service in SERVICES:
-        paragraph = document.add_paragraph()
-        _checkbox(paragraph, service in filled.services)
-        paragraph.add_run(" " + service)
+    mf.checkbox_options(document, SERVICES, filled.services, SPEC)
     for question, options, chosen in (
         (IMPORTANCE_QUESTION, IMPORTANCE, [filled.importance]),
         (CHANNELS_QUESTION, CHANNELS, filled.channels),
     ):
         mf._run(document.add_paragraph(), question, bold=True)
-        for option in options:
-            paragraph = document.add_paragraph()
-            _checkbox(paragraph, option in chosen)
-            paragraph.add_run(" " + option)
+        mf.checkbox_options(document, options, chosen, SPEC)
     mf._run(document.add_paragraph(), SUPPORT_QUESTION, bold=True)
-    paragraph = document.add_paragraph()
-    for index, option in enumerate(SUPPORT):
-        if index:
-            paragraph.add_run("    ")
-        _checkbox(paragraph, filled.support == option)
-        paragraph.add_run(" " + option)
+    mf.checkbox_options(document, SUPPORT, (filled.support,), SPEC, one_line=True)
     _rich_text_block(document, filled.explanation)
     mf._run(document.add_paragraph(), REMARKS_QUESTION, bold=True)
     _rich_text_block(document, filled.remarks)

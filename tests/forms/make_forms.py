@@ -22,6 +22,7 @@ import subprocess
 import sys
 import tempfile
 import zlib
+from collections.abc import Container, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -196,6 +197,19 @@ def _run(paragraph, text: str, *, bold: bool = False, font: str | None = None, g
 
 def _w14(tag: str) -> str:
     return "{http://schemas.microsoft.com/office/word/2010/wordml}" + tag
+
+
+def checkbox_options(
+    document, options: Sequence[str], ticked: Container[str | None], spec: FormSpec, *, one_line: bool = False
+) -> None:
+    """A choice group's options, each after its box (ticked when in `ticked`): a paragraph each, or all on one line."""
+    line = document.add_paragraph() if one_line else None
+    for index, option in enumerate(options):
+        paragraph = line if line is not None else document.add_paragraph()
+        if line is not None and index:
+            paragraph.add_run("    ")
+        _checkbox(paragraph, option in ticked, spec)
+        paragraph.add_run(" " + option)
 
 
 def _checkbox(paragraph, checked: bool, spec: FormSpec) -> None:

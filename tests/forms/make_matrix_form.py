@@ -71,8 +71,11 @@ FILLED = {
 }
 
 
+SPEC = mf.FormSpec(name="matrix")
+
+
 def _checkbox(paragraph, checked: bool) -> None:
-    mf._checkbox(paragraph, checked, mf.FormSpec(name="matrix"))
+    mf._checkbox(paragraph, checked, SPEC)
 
 
 def build_docx(answers: Answers | None, proposals: list[str] = PROPOSALS) -> bytes:
@@ -88,17 +91,9 @@ def build_docx(answers: Answers | None, proposals: list[str] = PROPOSALS) -> byt
         table.cell(row, 1).text = value or ""
     document.add_paragraph()
     mf._run(document.add_paragraph(), ROLES_QUESTION, bold=True)
-    for role in ROLES:
-        paragraph = document.add_paragraph()
-        _checkbox(paragraph, role in filled.roles)
-        paragraph.add_run(" " + role)
+    mf.checkbox_options(document, ROLES, filled.roles, SPEC)
     mf._run(document.add_paragraph(), JA_NEI_QUESTION, bold=True)
-    paragraph = document.add_paragraph()
-    for index, option in enumerate(JA_NEI):
-        if index:
-            paragraph.add_run("    ")
-        _checkbox(paragraph, filled.ja_nei == option)
-        paragraph.add_run(" " + option)
+    mf.checkbox_options(document, JA_NEI, (filled.ja_nei,), SPEC, one_line=True)
     document.add_paragraph(filled.explanation or PLACEHOLDER)
     mf._run(document.add_paragraph(), MATRIX_QUESTION, bold=True)
     grid = document.add_table(rows=1 + len(proposals), cols=1 + len(COLUMNS))
