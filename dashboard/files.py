@@ -6,16 +6,14 @@ store; nothing in the URL is ever used as a path.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING
-from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, HTTPException, Request
 from starlette.responses import Response
 
 from postmottak.casefile import review, spreadsheet
-from postmottak.casefile.storage import StorageError
+from postmottak.dashboard.downloads import disposition, read_stored
 from postmottak.dashboard.pages import find_case
 from postmottak.dashboard.rendering import case_key
 from postmottak.dashboard.security import StaffUser, current_user
@@ -28,20 +26,6 @@ router = APIRouter()
 # Shown in the browser; anything else is a download, so a sender's HTML never runs on our origin.
 INLINE_TYPES = ("application/pdf", "text/plain", "image/png", "image/jpeg", "image/gif")
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
-
-
-def _disposition(kind: str, filename: str) -> str:
-    cleaned = re.sub(r'[\x00-\x1f\x7f"\\/]', "_", filename).strip() or "dokument"
-    ascii_name = cleaned.encode("ascii", "replace").decode("ascii").replace("?", "_")
-    return f"{kind}; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(cleaned, safe='')}"
-
-
-def _read(request: Request, relative: str) -> bytes:
-    try:
-        data: bytes = request.app.state.store.read(relative)
-        return data
-    except (OSError, StorageError):
-        raise HTTPException(404, "Filen finnes ikke i dokumentlageret.") from None
 
 
 def _record(request: Request, user: StaffUser, action: str, *, intake_id: int, note: str) -> None:
@@ -64,13 +48,13 @@ def document(
         except LookupError:
             raise HTTPException(404) from None
         relative, filename, content_type = doc.storage_path, doc.filename or doc.title, doc.content_type
-    data = _read(request, relative)
+    data = read_stored(request, relative)
     base_type = content_type.split(";")[0].strip().lower()
     inline = not download and base_type in INLINE_TYPES
     media_type = content_type if inline else "application/octet-stream"
     if base_type == "text/plain" and "charset" not in content_type:
         media_type = "text/plain; charset=utf-8"
-    headers = {"Content-Disposition": _disposition("inline" if inline else "attachment", filename)}
+    headers = {"Content-Disposition": disposition("inline" if inline else "attachment", filename)}
     if inline and base_type != "application/pdf":
         headers["Content-Security-Policy"] = "sandbox; default-src 'none'; img-src 'self'"
     elif inline:
@@ -87,12 +71,12 @@ def raw_mail(request: Request, intake_id: int, user: StaffUser = Depends(current
         except LookupError:
             raise HTTPException(404) from None
         relative = record.raw_path
-    data = _read(request, relative)
+    data = read_stored(request, relative)
     _record(request, user, "download", intake_id=intake_id, note="original e-post (.eml)")
     return Response(
         data,
         media_type="message/rfc822",
-        headers={"Content-Disposition": _disposition("attachment", f"post-{intake_id}.eml")},
+        headers={"Content-Disposition": disposition("attachment", f"post-{intake_id}.eml")},
     )
 
 
@@ -119,9 +103,7 @@ def _case_export(request: Request, key: str, user: StaffUser, extension: str) ->
     return Response(
         data,
         media_type=media_type,
-        headers={
-            "Content-Disposition": _disposition("attachment", f"hoeringssvar-{case_key(case.number)}.{extension}")
-        },
+        headers={"Content-Disposition": disposition("attachment", f"hoeringssvar-{case_key(case.number)}.{extension}")},
     )
 
 

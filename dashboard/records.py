@@ -21,7 +21,7 @@ from starlette.responses import RedirectResponse, Response
 
 from postmottak.casefile import privacy, publication, retention, review
 from postmottak.casefile.noark5.archival import prepare_case
-from postmottak.dashboard.files import _disposition
+from postmottak.dashboard.downloads import disposition
 from postmottak.dashboard.pages import find_case, staff
 from postmottak.dashboard.rendering import case_key, render
 from postmottak.dashboard.security import StaffUser, csrf_protect, flash, require_archivist
@@ -114,7 +114,7 @@ def publication_write(request: Request, key: str, user: StaffUser = Depends(requ
         shutil.rmtree(work, ignore_errors=True)
     filename = f"publisering-{case_key(number)}.zip"
     return Response(
-        data, media_type="application/zip", headers={"Content-Disposition": _disposition("attachment", filename)}
+        data, media_type="application/zip", headers={"Content-Disposition": disposition("attachment", filename)}
     )
 
 
@@ -204,7 +204,7 @@ def privacy_export(request: Request, query: str = Form(""), user: StaffUser = De
     return Response(
         data,
         media_type="application/zip",
-        headers={"Content-Disposition": _disposition("attachment", f"innsyn-{stamp}.zip")},
+        headers={"Content-Disposition": disposition("attachment", f"innsyn-{stamp}.zip")},
     )
 
 

@@ -18,7 +18,7 @@ from starlette.responses import Response
 
 from postmottak.casefile import models as m
 from postmottak.casefile import review, searchable
-from postmottak.casefile.storage import StorageError
+from postmottak.dashboard.downloads import disposition, read_stored
 from postmottak.dashboard.security import StaffUser, current_user
 
 router = APIRouter()
@@ -89,23 +89,14 @@ def _version(request: Request, intake_id: int, document_id: int) -> tuple[m.Sear
         return version, document
 
 
-def _read(request: Request, relative: str) -> bytes:
-    try:
-        data: bytes = request.app.state.store.read(relative)
-        return data
-    except (OSError, StorageError):
-        raise HTTPException(404, "Filen finnes ikke i dokumentlageret.") from None
-
-
 @router.get("/intake/{intake_id}/documents/{document_id}/searchable.pdf")
 def searchable_pdf(
     request: Request, intake_id: int, document_id: int, user: StaffUser = Depends(current_user)
 ) -> Response:
-    from postmottak.dashboard.files import _disposition  # files imports pages, which imports this module
 
     version, document = _version(request, intake_id, document_id)
     assert version.storage_path is not None
-    data = _read(request, version.storage_path)
+    data = read_stored(request, version.storage_path)
     name = (document.filename or document.title or "dokument").rsplit(".", 1)[0] + " (søkbar).pdf"
     with request.app.state.db.session() as session:
         review.record_access(
@@ -116,7 +107,7 @@ def searchable_pdf(
             note=f"søkbar PDF (OCR) av dokument {document_id}: {document.filename or document.title}",
         )
     return Response(
-        data, media_type="application/pdf", headers={"Content-Disposition": _disposition("attachment", name)}
+        data, media_type="application/pdf", headers={"Content-Disposition": disposition("attachment", name)}
     )
 
 
@@ -128,7 +119,7 @@ def page_image(
     if page not in [int(p) for p in version.ocr_pages]:
         raise HTTPException(404)
     assert version.storage_path is not None
-    png = render_page(_read(request, version.storage_path), page - 1)
+    png = render_page(read_stored(request, version.storage_path), page - 1)
     if png is None:
         raise HTTPException(404)
     return Response(png, media_type="image/png", headers={"Cache-Control": "private, max-age=600"})
