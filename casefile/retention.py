@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, Protocol
@@ -91,26 +90,18 @@ def record_files(session: Session, record: m.IntakeRecord) -> list[dict[str, str
     files = [{"kind": "raw", "path": record.raw_path, "sha256": record.raw_sha256}]
     for document in record.documents:
         files.append({"kind": "document", "path": document.storage_path, "sha256": document.sha256})
-    versions: Iterable[m.ArchivalVersion] = (
-        session.scalars(
-            select(m.ArchivalVersion).where(m.ArchivalVersion.document_id.in_([d.id for d in record.documents]))
-        )
-        if record.documents
-        else []
-    )
-    for version in versions:
-        if version.storage_path and version.sha256:
-            files.append({"kind": "archival", "path": version.storage_path, "sha256": version.sha256})
-    searchable: Iterable[m.SearchableVersion] = (
-        session.scalars(
-            select(m.SearchableVersion).where(m.SearchableVersion.document_id.in_([d.id for d in record.documents]))
-        )
-        if record.documents
-        else []
-    )
-    for layer in searchable:
-        if layer.storage_path and layer.sha256:
-            files.append({"kind": "searchable", "path": layer.storage_path, "sha256": layer.sha256})
+    document_ids = [d.id for d in record.documents]
+    derived: list[tuple[str, type[m.ArchivalVersion] | type[m.SearchableVersion]]] = [
+        ("archival", m.ArchivalVersion),  # the PDF/A version made for the archive
+        ("searchable", m.SearchableVersion),  # a scan's searchable PDF
+    ]
+    for kind, model in derived:
+        if not document_ids:
+            break
+        query = select(model.storage_path, model.sha256).where(model.document_id.in_(document_ids))
+        for path, sha256 in session.execute(query):
+            if path and sha256:
+                files.append({"kind": kind, "path": path, "sha256": sha256})
     return files
 
 
