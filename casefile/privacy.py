@@ -100,21 +100,18 @@ def _fields(
     for label, value in (("emne", record.subject), ("e-posttekst", record.body_text)):
         if _contains(value, needle):
             found.append(label)
-    entry = record.journal_entry
-    if entry is not None:
+    # The journal entry, and those of an undone registration ("Utgår"): the same fields each.
+    entries: list[tuple[str, m.JournalEntry | m.CancelledJournalEntry]] = []
+    if record.journal_entry is not None:
+        entries.append(("journalpost", record.journal_entry))
+    entries += [("utgått_journalpost", old) for old in cancelled]
+    for prefix, entry in entries:
         if is_address and (entry.correspondent_email or "").casefold() == needle:
-            found.append("journalpost.korrespondansepart_epost")
+            found.append(f"{prefix}.korrespondansepart_epost")
         if not is_address and _contains(entry.correspondent_name, needle):
-            found.append("journalpost.korrespondansepart_navn")
+            found.append(f"{prefix}.korrespondansepart_navn")
         if _contains(entry.title, needle):
-            found.append("journalpost.tittel")
-    for old in cancelled:  # journalposts of an undone registration ("Utgår")
-        if is_address and (old.correspondent_email or "").casefold() == needle:
-            found.append("utgått_journalpost.korrespondansepart_epost")
-        if not is_address and _contains(old.correspondent_name, needle):
-            found.append("utgått_journalpost.korrespondansepart_navn")
-        if _contains(old.title, needle):
-            found.append("utgått_journalpost.tittel")
+            found.append(f"{prefix}.tittel")
     if record.form is not None:
         found += [f"skjema.{key}" for key, value in sorted(record.form.data.items()) if _contains(value, needle)]
     for correction in corrections:
