@@ -39,8 +39,10 @@ def main() -> None:
     receipts.ReceiptSender.send_due = timed_send_due  # type: ignore[method-assign]
     intake = build_worker(load_settings(config))
     ready = time.perf_counter()
+    cpu_before = _cpu_s()
     report = full_cycle(intake)
     cycled = time.perf_counter()
+    cycle_cpu = _cpu_s() - cpu_before
     intake.close()
     closed = time.perf_counter()
     usage = resource.getrusage(resource.RUSAGE_SELF)
@@ -56,10 +58,16 @@ def main() -> None:
                 "timings": dict(intake.timings),
                 "smtp_s": smtp_seconds[0],
                 "main_cpu_s": usage.ru_utime + usage.ru_stime,
+                "cycle_cpu_s": cycle_cpu,
                 "main_peak_rss_kb": _peak_rss_kb(),
             }
         )
     )
+
+
+def _cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def _peak_rss_kb() -> int:

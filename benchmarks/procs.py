@@ -21,6 +21,23 @@ def _stat(pid: int) -> tuple[int, float] | None:
     return int(fields[1]), (int(fields[11]) + int(fields[12])) / TICKS
 
 
+def tree_cpu_s(root: int) -> float:
+    """CPU seconds of `root`, of its children it has reaped (cutime, cstime) and of its live descendants: what a
+    server such as Dovecot, which forks a process per connection, has spent in all."""
+    try:
+        with open(f"/proc/{root}/stat", "rb") as handle:
+            text = handle.read()
+    except OSError:
+        return 0.0
+    fields = text[text.rindex(b")") + 2 :].split()
+    total = sum(int(value) for value in fields[11:15]) / TICKS
+    for pid in descendants(root):
+        info = _stat(pid)
+        if info is not None:
+            total += info[1]
+    return total
+
+
 def _memory_kb(pid: int) -> tuple[int, int]:
     """(VmRSS, VmHWM) in kB: current and peak resident set size."""
     rss = hwm = 0

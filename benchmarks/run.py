@@ -22,6 +22,7 @@ import os
 import platform
 import pty
 import re
+import resource
 import select
 import shutil
 import statistics
@@ -36,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks import floors, mails
-from benchmarks.procs import TreeSampler, set_affinity_tree
+from benchmarks.procs import TreeSampler, set_affinity_tree, tree_cpu_s
 
 REPO = Path(__file__).resolve().parents[1]
 PYTHON = sys.executable
@@ -105,6 +106,10 @@ class CycleRun:
     readers_cpu_s: float
     wall_s: float
     received_receipts: int = 0
+    # CPU the rest of the system spent meanwhile: the IMAP server (all its processes) and this process (the SMTP
+    # sink's thread and the sampler); on one core it competes with the worker.
+    dovecot_cpu_s: float = 0.0
+    runner_cpu_s: float = 0.0
 
     @property
     def cycle_s(self) -> float:
@@ -185,7 +190,10 @@ def backlog(imap: Any, smtp: Any, work: Path, n: int, *, workers: int, cpus: str
         set_affinity_tree(os.getpid(), everything)
     try:
         say(f"backlog: {label} ...")
+        dovecot_before, runner_before = tree_cpu_s(imap._process.pid), _own_cpu_s()
         run = run_cycle(label, config, n, cpus)
+        run.dovecot_cpu_s = tree_cpu_s(imap._process.pid) - dovecot_before
+        run.runner_cpu_s = _own_cpu_s() - runner_before
     finally:
         if pinned:
             all_cpus = set(range(os.cpu_count() or 1))
@@ -200,6 +208,11 @@ def backlog(imap: Any, smtp: Any, work: Path, n: int, *, workers: int, cpus: str
     say(f"backlog: {label}: {run.mails_per_s:.1f} mails/s")
     shutil.rmtree(directory / "documents", ignore_errors=True)
     return run
+
+
+def _own_cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def maildir_of(imap: Any, folder: str) -> Path:
