@@ -9,14 +9,12 @@ import io
 import re
 import statistics
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 from .controls import ControlKind, FormControl, choice_rendering, mark, place_controls
 from .glyphs import CANONICAL_CHECKED, CANONICAL_UNCHECKED, SYMBOL_FONT_CODES, decode_symbol_char
 from .text_lines import TextLine, normalise_line
-
-if TYPE_CHECKING:
-    from pdfplumber.page import Page
+from .vector_boxes import Shape, checkboxes, is_box_object, plumber_shapes
 
 Backend = Literal["pdfium", "pdfplumber"]
 DEFAULT_MAX_PAGES = 60
@@ -534,7 +532,7 @@ def _find_tables(data: bytes, pages: set[int]) -> dict[int, list[_Table]]:
         with pdfplumber.open(io.BytesIO(data)) as pdf:
             for index in sorted(pages):
                 page = pdf.pages[index]
-                ruled = page.filter(lambda obj: not (obj.get("object_type") in ("rect", "curve") and _is_box(obj)))
+                ruled = page.filter(lambda obj: not is_box_object(obj))
                 tables = [_rows(table) for table in ruled.find_tables(TABLE_SETTINGS)]
                 found[index] = sorted(
                     (t for t in tables if len(t) >= MIN_TABLE_ROWS and max(len(r) for r in t) >= MIN_TABLE_COLUMNS),
@@ -649,7 +647,7 @@ def _pdfplumber_pages(
                     else _SPACE
                     for c in page.chars
                 ]
-                chars.extend(vector_checkbox_chars(page, chars))
+                chars.extend(_vector_box_chars(plumber_shapes(page), chars))
                 lines = tables.lines(chars, page_index) if tables is not None else None
                 lines = lines or _group_lines(chars, page_index, cell_gap)
                 result.append((lines, (float(page.width), float(page.height))))
@@ -659,90 +657,12 @@ def _pdfplumber_pages(
     return result
 
 
-# (x0, x1, top, bottom) of a drawn box or stroke.
-_Box = tuple[float, float, float, float]
-
-
-def vector_checkbox_chars(page: Page, text_chars: list[Char]) -> list[Char]:
-    """Checkboxes drawn as small squares (no glyph): a synthetic ☒/☐ char per square.
-
-    A square is ticked when another stroke (lines of an X, a tick polyline, a filled inner
-    square) lies mostly inside it.
-    """
-    boxes: list[_Box] = []
-    marks: list[_Box] = []
-    for obj in list(page.rects) + list(page.curves):
-        x0, x1, top, bottom = obj["x0"], obj["x1"], obj["top"], obj["bottom"]
-        if _is_box(obj) and not _filled_dark(obj):
-            if not any(_same_box(b, (x0, x1, top, bottom)) for b in boxes):
-                boxes.append((x0, x1, top, bottom))
-        else:
-            marks.append((x0, x1, top, bottom))
-    for obj in page.lines:
-        marks.append((obj["x0"], obj["x1"], obj["top"], obj["bottom"]))
-    for obj in page.rects:
-        if _filled_dark(obj):
-            marks.append((obj["x0"], obj["x1"], obj["top"], obj["bottom"]))
-
-    synthetic: list[Char] = []
-    for x0, x1, top, bottom in boxes:
-        if any(
-            c.text != " " and _overlap_fraction((c.x0, c.x1, c.top, c.bottom), (x0, x1, top, bottom)) > 0.5
-            for c in text_chars
-        ):
-            continue  # a glyph box already sits there
-        size = max(x1 - x0, bottom - top)
-        ticked = any(
-            _overlap_fraction(mark, (x0 - 1.5, x1 + 1.5, top - 1.5, bottom + 1.5)) >= 0.6
-            and max(mark[1] - mark[0], mark[3] - mark[2]) >= 0.3 * size
-            and not _same_box(mark, (x0, x1, top, bottom))
-            for mark in marks
-        )
-        synthetic.append(Char(CANONICAL_CHECKED if ticked else CANONICAL_UNCHECKED, x0, x1, top, bottom, 0.0, bottom))
-    return synthetic
-
-
-def _is_box(obj: dict[str, Any]) -> bool:
-    """A small closed square: a checkbox drawn as a vector shape."""
-    w, h = obj["x1"] - obj["x0"], obj["bottom"] - obj["top"]
-    is_square = 4 <= w <= 24 and 4 <= h <= 24 and abs(w - h) <= 0.25 * max(w, h)
-    return is_square and (obj["object_type"] == "rect" or _is_closed_square_path(obj))
-
-
-def _is_closed_square_path(obj: dict[str, Any]) -> bool:
-    points: list[tuple[float, float]] = obj.get("pts") or []
-    return len(points) >= 4 and abs(points[0][0] - points[-1][0]) < 1 and abs(points[0][1] - points[-1][1]) < 1
-
-
-def _filled_dark(obj: dict[str, Any]) -> bool:
-    if not obj.get("fill"):
-        return False
-    color = obj.get("non_stroking_color")
-    if color is None:
-        return True
-    values: list[float] = list(color) if isinstance(color, (list, tuple)) else [color]
-    if len(values) == 1:
-        return values[0] < 0.5
-    if len(values) == 3:
-        return sum(values) / 3 < 0.5
-    if len(values) == 4:
-        return values[3] > 0.5
-    return False
-
-
-def _same_box(a: _Box, b: _Box, tolerance: float = 1.0) -> bool:
-    return all(abs(p - q) <= tolerance for p, q in zip(a, b, strict=False))
-
-
-def _overlap_fraction(inner: _Box, outer: _Box) -> float:
-    """Share of `inner` (a box, or a flat line) that lies within `outer`."""
-
-    def axis(i0: float, i1: float, o0: float, o1: float) -> float:
-        if i1 - i0 < 0.5:  # flat along this axis: inside or not
-            return 1.0 if o0 <= (i0 + i1) / 2 <= o1 else 0.0
-        return max(0.0, min(i1, o1) - max(i0, o0)) / (i1 - i0)
-
-    return axis(inner[0], inner[1], outer[0], outer[1]) * axis(inner[2], inner[3], outer[2], outer[3])
+def _vector_box_chars(shapes: list[Shape], chars: list[Char]) -> list[Char]:
+    """A ☒/☐ char per checkbox drawn as a small square with no glyph in it (vector_boxes.py)."""
+    return [
+        Char(CANONICAL_CHECKED if ticked else CANONICAL_UNCHECKED, x0, x1, top, bottom, 0.0, bottom)
+        for (x0, x1, top, bottom), ticked in checkboxes(shapes, chars)
+    ]
 
 
 # --- shared: chars -> lines -> paragraphs ---------------------------------------------------
