@@ -1,6 +1,6 @@
-"""PDF -> TextLines. Text comes from pypdfium2 (fast, C); pdfplumber is used when geometry
-is needed (checkboxes drawn as vector squares, the ruling lines of tables) and as a second, independent text
-backend."""
+"""PDF -> TextLines. Text comes from pypdfium2 (fast, C), and so do checkboxes drawn as vector squares
+(vector_boxes.py); pdfplumber's table finder reads the ruling lines of tables, and pdfplumber is a second,
+independent text backend."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from typing import Any, Literal
 from .controls import ControlKind, FormControl, choice_rendering, mark, place_controls
 from .glyphs import CANONICAL_CHECKED, CANONICAL_UNCHECKED, SYMBOL_FONT_CODES, decode_symbol_char
 from .text_lines import TextLine, normalise_line
-from .vector_boxes import Shape, checkboxes, is_box_object, plumber_shapes
+from .vector_boxes import Shape, checkboxes, is_box_object, page_shapes, plumber_shapes
 
 Backend = Literal["pdfium", "pdfplumber"]
 DEFAULT_MAX_PAGES = 60
@@ -83,13 +83,17 @@ def read_pdf(
     max_pages: int = DEFAULT_MAX_PAGES,
     table_cells: bool = False,
     controls: list[FormControl] | None = None,
+    vector_boxes: bool = False,
 ) -> PdfLayout:
     """The lines of a PDF. With `table_cells`, wide horizontal gaps (table columns) are kept as CELL_SEPARATOR.
 
     Form fields (AcroForm) are read from their values (pdfium backend): with `table_cells` (learning) every field
     is drawn into the lines as answer space, boxes or a drop-down's options; with `controls` (a list to fill)
     the fields of a filled form are drawn from their values and collected, each with its offset in the text
-    (controls.place_controls). A form whose fields hold no values is read from its printed text alone."""
+    (controls.place_controls). A form whose fields hold no values is read from its printed text alone.
+
+    With `vector_boxes`, checkboxes drawn as small squares with no glyph in them are read as ☒/☐ characters (the
+    pdfplumber backend always reads them)."""
     page_count = pdf_page_count(data)
     pages_read = min(page_count, max_pages)
     cell_gap = CELL_GAP if table_cells else None
@@ -97,7 +101,7 @@ def read_pdf(
     tables = None if table_cells else _RuledTables(data, pages_read, controls)
     if backend == "pdfium":
         fields = _FormFields(controls, learning=table_cells) if (controls is not None or table_cells) else None
-        pages = _pdfium_pages(data, pages_read, cell_gap, fields, tables)
+        pages = _pdfium_pages(data, pages_read, cell_gap, fields, tables, vector_boxes)
     else:
         pages = _pdfplumber_pages(data, pages_read, cell_gap, tables)
     warnings: list[str] = []
@@ -143,6 +147,7 @@ def _pdfium_pages(
     cell_gap: float | None = None,
     fields: _FormFields | None = None,
     tables: _RuledTables | None = None,
+    vector_boxes: bool = False,
 ) -> list[tuple[list[PdfLine], tuple[float, float]]]:
     import pypdfium2 as pdfium
     import pypdfium2.raw as pdfium_c
@@ -218,6 +223,8 @@ def _pdfium_pages(
                 )
             if tables is not None and _path_count(page.raw, MIN_TABLE_PATHS) >= MIN_TABLE_PATHS:
                 candidates.add(page_index)
+            if vector_boxes:
+                chars.extend(_vector_box_chars(page_shapes(page.raw, height), chars))
             textpage.close()
             page.close()
             read.append((chars, (width, height)))

@@ -1,10 +1,13 @@
-"""Checkboxes drawn as small vector squares (no glyph): what counts as a box and what ticks it, on the shapes
-drawn on a page. Coordinates are top-down page coordinates, as a Char's."""
+"""Checkboxes drawn as small vector squares (no glyph).
+
+The shapes come from pdfium's page objects (the fast read) or from pdfplumber's (its text backend); what counts as
+a box and what ticks it is the same for both. Coordinates are top-down page coordinates, as a Char's."""
 
 from __future__ import annotations
 
+import ctypes
 from bisect import bisect_left, bisect_right
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -94,6 +97,110 @@ def _overlap_fraction(inner: Box, outer: Box) -> float:
         return max(0.0, min(i1, o1) - max(i0, o0)) / (i1 - i0)
 
     return axis(inner[0], inner[1], outer[0], outer[1]) * axis(inner[2], inner[3], outer[2], outer[3])
+
+
+# --- pdfium: a page's path objects ----------------------------------------------------------
+
+# (a, b, c, d, e, f) of a PDF transformation matrix: (x, y) -> (a x + c y + e, b x + d y + f).
+_Matrix = tuple[float, float, float, float, float, float]
+
+
+def page_shapes(page: Any, page_height: float) -> list[Shape]:
+    """The drawn subpaths of a pdfium page, and of its form XObjects one level down, in top-down page coordinates.
+
+    As pdfminer sees them: each subpath a shape, a curve's extent that of its end points (not its control points),
+    a subpath closed by "h" ending at its start."""
+    import pypdfium2.raw as pdfium_c
+
+    moveto, bezierto = pdfium_c.FPDF_SEGMENT_MOVETO, pdfium_c.FPDF_SEGMENT_BEZIERTO
+    matrix = pdfium_c.FS_MATRIX()
+    x, y = ctypes.c_float(), ctypes.c_float()
+    fill_mode, stroke = ctypes.c_int(), ctypes.c_int()
+    red, green, blue, alpha = (ctypes.c_uint() for _ in range(4))
+    shapes: list[Shape] = []
+    for obj, form in _path_objects(page):
+        if not pdfium_c.FPDFPageObj_GetMatrix(obj, ctypes.byref(matrix)):
+            continue
+        own: _Matrix = (matrix.a, matrix.b, matrix.c, matrix.d, matrix.e, matrix.f)
+        transform = own if form is None else _multiply(own, form)
+        dark = False
+        pdfium_c.FPDFPath_GetDrawMode(obj, ctypes.byref(fill_mode), ctypes.byref(stroke))
+        if fill_mode.value != pdfium_c.FPDF_FILLMODE_NONE:
+            got = pdfium_c.FPDFPageObj_GetFillColor(
+                obj, ctypes.byref(red), ctypes.byref(green), ctypes.byref(blue), ctypes.byref(alpha)
+            )
+            dark = not got or (red.value + green.value + blue.value) / 3 < 127.5
+        points: list[tuple[float, float]] = []
+        closed = False
+        beziers = 0
+        for i in range(max(0, pdfium_c.FPDFPath_CountSegments(obj))):
+            segment = pdfium_c.FPDFPath_GetPathSegment(obj, i)
+            kind = pdfium_c.FPDFPathSegment_GetType(segment)
+            if kind == moveto and points:
+                shapes.append(_shape(points, closed, dark, transform, page_height))
+                points, closed = [], False
+            if kind == bezierto:
+                beziers += 1
+                if beziers % 3:  # a cubic curve is three segments: two control points, then its end point
+                    continue
+            else:
+                beziers = 0
+            pdfium_c.FPDFPathSegment_GetPoint(segment, ctypes.byref(x), ctypes.byref(y))
+            points.append((x.value, y.value))
+            if pdfium_c.FPDFPathSegment_GetClose(segment):
+                closed = True
+        if points:
+            shapes.append(_shape(points, closed, dark, transform, page_height))
+    return shapes
+
+
+def _shape(points: list[tuple[float, float]], closed: bool, dark: bool, matrix: _Matrix, page_height: float) -> Shape:
+    a, b, c, d, e, f = matrix
+    if closed:
+        points.append(points[0])  # "h" draws back to the start
+    xs = [a * px + c * py + e for px, py in points]
+    ys = [b * px + d * py + f for px, py in points]
+    ends_at_start = len(points) >= 4 and abs(xs[0] - xs[-1]) < 1 and abs(ys[0] - ys[-1]) < 1
+    return Shape(min(xs), max(xs), page_height - max(ys), page_height - min(ys), ends_at_start, dark)
+
+
+def _path_objects(page: Any) -> Iterator[tuple[Any, _Matrix | None]]:
+    """The page's path objects, and those inside its form XObjects one level down (as pypdfium2's
+    `get_objects(filter=[FPDF_PAGEOBJ_PATH], max_depth=2)` finds them), each with its form's matrix (None on the
+    page itself)."""
+    import pypdfium2.raw as pdfium_c
+
+    get_type = pdfium_c.FPDFPageObj_GetType
+    path, form = pdfium_c.FPDF_PAGEOBJ_PATH, pdfium_c.FPDF_PAGEOBJ_FORM
+    matrix = pdfium_c.FS_MATRIX()
+    for i in range(max(0, pdfium_c.FPDFPage_CountObjects(page))):
+        obj = pdfium_c.FPDFPage_GetObject(page, i)
+        kind = get_type(obj)
+        if kind == path:
+            yield obj, None
+        elif kind == form:
+            children = max(0, pdfium_c.FPDFFormObj_CountObjects(obj))
+            if not children or not pdfium_c.FPDFPageObj_GetMatrix(obj, ctypes.byref(matrix)):
+                continue
+            form_matrix = (matrix.a, matrix.b, matrix.c, matrix.d, matrix.e, matrix.f)
+            for j in range(children):
+                child = pdfium_c.FPDFFormObj_GetObject(obj, j)
+                if get_type(child) == path:
+                    yield child, form_matrix
+
+
+def _multiply(first: _Matrix, then: _Matrix) -> _Matrix:
+    """The matrix applying `first`, then `then`."""
+    a1, b1, c1, d1, e1, f1 = first
+    a2, b2, c2, d2, e2, f2 = then
+    return (
+        a1 * a2 + b1 * c2,
+        a1 * b2 + b1 * d2,
+        c1 * a2 + d1 * c2,
+        c1 * b2 + d1 * d2,
+        e1 * a2 + f1 * c2 + e2,
+        e1 * b2 + f1 * d2 + f2,
+    )
 
 
 # --- pdfplumber: a page's rects, curves and lines -------------------------------------------
