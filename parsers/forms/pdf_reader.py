@@ -14,7 +14,7 @@ from typing import Any, Literal
 from .controls import ControlKind, FormControl, choice_rendering, mark, place_controls
 from .glyphs import CANONICAL_CHECKED, CANONICAL_UNCHECKED, SYMBOL_FONT_CODES, decode_symbol_char
 from .text_lines import TextLine, normalise_line
-from .vector_boxes import Shape, checkboxes, is_box_object, page_shapes, plumber_shapes
+from .vector_boxes import Shape, checkboxes, is_box_object, page_shapes, plumber_shapes, ruling_paths
 
 Backend = Literal["pdfium", "pdfplumber"]
 DEFAULT_MAX_PAGES = 60
@@ -221,7 +221,7 @@ def _pdfium_pages(
                         height - origin_y.value,
                     )
                 )
-            if tables is not None and _path_count(page.raw, MIN_TABLE_PATHS) >= MIN_TABLE_PATHS:
+            if tables is not None and ruling_paths(page.raw, MIN_TABLE_PATHS) >= MIN_TABLE_PATHS:
                 candidates.add(page_index)
             if vector_boxes:
                 chars.extend(_vector_box_chars(page_shapes(page.raw, height), chars))
@@ -247,28 +247,6 @@ def _bare(function: Any, restype: Any = ctypes.c_int) -> Any:
     bare = type(function)(ctypes.cast(function, ctypes.c_void_p).value)
     bare.restype = restype
     return bare
-
-
-def _path_count(page: Any, enough: int) -> int:
-    """The page's path objects, and those inside its form XObjects one level down (as pypdfium2's
-    `get_objects(filter=[FPDF_PAGEOBJ_PATH], max_depth=2)` finds them), counted up to `enough`."""
-    import pypdfium2.raw as pdfium_c
-
-    get_type = pdfium_c.FPDFPageObj_GetType
-    path, form = pdfium_c.FPDF_PAGEOBJ_PATH, pdfium_c.FPDF_PAGEOBJ_FORM
-    count = 0
-    for i in range(max(0, pdfium_c.FPDFPage_CountObjects(page))):
-        obj = pdfium_c.FPDFPage_GetObject(page, i)
-        kind = get_type(obj)
-        if kind == path:
-            count += 1
-        elif kind == form:
-            for j in range(max(0, pdfium_c.FPDFFormObj_CountObjects(obj))):
-                if get_type(pdfium_c.FPDFFormObj_GetObject(obj, j)) == path:
-                    count += 1
-        if count >= enough:
-            break
-    return count
 
 
 # --- form fields (AcroForm), read from their values with pdfium -----------------------------
@@ -449,7 +427,8 @@ TABLE_SETTINGS: dict[str, Any] = {
     "join_tolerance": 3,
     "intersection_tolerance": 3,
 }
-# A page with fewer drawn paths than this has no ruled table worth looking for (pdfplumber is not asked).
+# A page with fewer drawn paths that could be ruling lines (vector_boxes.ruling_paths) than this has no ruled table
+# worth looking for (pdfplumber is not asked).
 MIN_TABLE_PATHS = 4
 # A character belongs to a cell when its centre lies within the cell grown by this many points.
 CELL_TOLERANCE = 1.0
@@ -514,14 +493,13 @@ class _RuledTables:
 def _pages_with_paths(data: bytes, pages_read: int) -> set[int]:
     """The pages with enough drawn paths (pdfium, without laying the page out) to hold a ruled table."""
     import pypdfium2 as pdfium
-    import pypdfium2.raw as pdfium_c
 
     pdf = pdfium.PdfDocument(data)
     try:
         pages = set()
         for index in range(pages_read):
             page = pdf[index]
-            paths = sum(1 for _ in page.get_objects(filter=[pdfium_c.FPDF_PAGEOBJ_PATH], max_depth=2))
+            paths = ruling_paths(page.raw, MIN_TABLE_PATHS)
             page.close()
             if paths >= MIN_TABLE_PATHS:
                 pages.add(index)

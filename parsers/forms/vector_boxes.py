@@ -1,4 +1,4 @@
-"""Checkboxes drawn as small vector squares (no glyph).
+"""Checkboxes drawn as small vector squares (no glyph), and which drawn paths could be a table's ruling lines.
 
 The shapes come from pdfium's page objects (the fast read) or from pdfplumber's (its text backend); what counts as
 a box and what ticks it is the same for both. Coordinates are top-down page coordinates, as a Char's."""
@@ -16,6 +16,9 @@ Box = tuple[float, float, float, float]
 
 # A checkbox is a closed square between these sizes (points), its sides equal to within this share of the longer.
 BOX_MIN, BOX_MAX, BOX_SQUARENESS = 4.0, 24.0, 0.25
+# pdfium's bounds of a stroked path take in the stroke (and a diagonal's mitre), up to this many points more than
+# the path itself: a checkbox or the tick inside one measured by them is still checkbox-sized.
+STROKE_TOLERANCE = 3.0
 
 
 @dataclass(slots=True)
@@ -103,6 +106,30 @@ def _overlap_fraction(inner: Box, outer: Box) -> float:
 
 # (a, b, c, d, e, f) of a PDF transformation matrix: (x, y) -> (a x + c y + e, b x + d y + f).
 _Matrix = tuple[float, float, float, float, float, float]
+
+
+def ruling_paths(page: Any, enough: int) -> int:
+    """The page's path objects that could be a ruling line or a cell border of a table, counted up to `enough`:
+    checkbox-sized squares (a box, or the tick drawn inside one) are not."""
+    import pypdfium2.raw as pdfium_c
+
+    left, bottom, right, top = (ctypes.c_float() for _ in range(4))
+    refs = (ctypes.byref(left), ctypes.byref(bottom), ctypes.byref(right), ctypes.byref(top))
+    low, high = BOX_MIN - STROKE_TOLERANCE, BOX_MAX + STROKE_TOLERANCE
+    count = 0
+    for obj, form in _path_objects(page):
+        if not pdfium_c.FPDFPageObj_GetBounds(obj, *refs):
+            continue
+        x0, y0, x1, y1 = left.value, bottom.value, right.value, top.value
+        if form is not None:  # the bounds of an object inside a form XObject are in the form's space
+            x0, y0, x1, y1 = _transform_bounds(form, x0, y0, x1, y1)
+        width, height = x1 - x0, y1 - y0
+        checkbox_sized = low <= width <= high and low <= height <= high
+        if not (checkbox_sized and abs(width - height) <= BOX_SQUARENESS * max(width, height)):
+            count += 1
+            if count >= enough:
+                break
+    return count
 
 
 def page_shapes(page: Any, page_height: float) -> list[Shape]:
@@ -201,6 +228,13 @@ def _multiply(first: _Matrix, then: _Matrix) -> _Matrix:
         e1 * a2 + f1 * c2 + e2,
         e1 * b2 + f1 * d2 + f2,
     )
+
+
+def _transform_bounds(m: _Matrix, x0: float, y0: float, x1: float, y1: float) -> tuple[float, float, float, float]:
+    a, b, c, d, e, f = m
+    corners = [(a * x + c * y + e, b * x + d * y + f) for x in (x0, x1) for y in (y0, y1)]
+    xs, ys = [p[0] for p in corners], [p[1] for p in corners]
+    return min(xs), min(ys), max(xs), max(ys)
 
 
 # --- pdfplumber: a page's rects, curves and lines -------------------------------------------
