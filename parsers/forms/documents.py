@@ -166,10 +166,10 @@ def form_from_document(document: ReadDocument, data: bytes, profile: FormProfile
         )
     outcome = parse_text(lines_to_text(document.lines), profile, controls=document.controls)
     if document.format == "pdf" and outcome.options_without_glyph and document.ocr is None:
-        # Labels without glyphs: the boxes may be drawn as vector squares; read the geometry.
+        # Labels without glyphs: the boxes may be drawn as vector squares; read the PDF again with them.
         try:
-            cells: list[FormControl] = []  # the answer cells of ruled tables (pdfplumber draws no form fields)
-            lines = read_pdf(data, backend="pdfplumber", controls=cells).lines
+            cells: list[FormControl] = []
+            lines = read_pdf(data, controls=cells, vector_boxes=True).lines
             vector = parse_text(lines_to_text(lines), profile, checkbox_read_by="vector_box", controls=cells)
         except Exception:  # the fast read succeeded; keep its result
             vector = None

@@ -1,6 +1,6 @@
-"""PDF -> TextLines. Text comes from pypdfium2 (fast, C); pdfplumber is used when geometry
-is needed (checkboxes drawn as vector squares, the ruling lines of tables) and as a second, independent text
-backend."""
+"""PDF -> TextLines. Text comes from pypdfium2 (fast, C), and so do checkboxes drawn as vector squares
+(vector_boxes.py); pdfplumber's table finder reads the ruling lines of tables, and pdfplumber is a second,
+independent text backend."""
 
 from __future__ import annotations
 
@@ -9,14 +9,12 @@ import io
 import re
 import statistics
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 from .controls import ControlKind, FormControl, choice_rendering, mark, place_controls
 from .glyphs import CANONICAL_CHECKED, CANONICAL_UNCHECKED, SYMBOL_FONT_CODES, decode_symbol_char
 from .text_lines import TextLine, normalise_line
-
-if TYPE_CHECKING:
-    from pdfplumber.page import Page
+from .vector_boxes import Shape, checkboxes, is_box_object, page_shapes, plumber_shapes, ruling_paths
 
 Backend = Literal["pdfium", "pdfplumber"]
 DEFAULT_MAX_PAGES = 60
@@ -85,13 +83,17 @@ def read_pdf(
     max_pages: int = DEFAULT_MAX_PAGES,
     table_cells: bool = False,
     controls: list[FormControl] | None = None,
+    vector_boxes: bool = False,
 ) -> PdfLayout:
     """The lines of a PDF. With `table_cells`, wide horizontal gaps (table columns) are kept as CELL_SEPARATOR.
 
     Form fields (AcroForm) are read from their values (pdfium backend): with `table_cells` (learning) every field
     is drawn into the lines as answer space, boxes or a drop-down's options; with `controls` (a list to fill)
     the fields of a filled form are drawn from their values and collected, each with its offset in the text
-    (controls.place_controls). A form whose fields hold no values is read from its printed text alone."""
+    (controls.place_controls). A form whose fields hold no values is read from its printed text alone.
+
+    With `vector_boxes`, checkboxes drawn as small squares with no glyph in them are read as ☒/☐ characters (the
+    pdfplumber backend always reads them)."""
     page_count = pdf_page_count(data)
     pages_read = min(page_count, max_pages)
     cell_gap = CELL_GAP if table_cells else None
@@ -99,7 +101,7 @@ def read_pdf(
     tables = None if table_cells else _RuledTables(data, pages_read, controls)
     if backend == "pdfium":
         fields = _FormFields(controls, learning=table_cells) if (controls is not None or table_cells) else None
-        pages = _pdfium_pages(data, pages_read, cell_gap, fields, tables)
+        pages = _pdfium_pages(data, pages_read, cell_gap, fields, tables, vector_boxes)
     else:
         pages = _pdfplumber_pages(data, pages_read, cell_gap, tables)
     warnings: list[str] = []
@@ -145,6 +147,7 @@ def _pdfium_pages(
     cell_gap: float | None = None,
     fields: _FormFields | None = None,
     tables: _RuledTables | None = None,
+    vector_boxes: bool = False,
 ) -> list[tuple[list[PdfLine], tuple[float, float]]]:
     import pypdfium2 as pdfium
     import pypdfium2.raw as pdfium_c
@@ -218,8 +221,10 @@ def _pdfium_pages(
                         height - origin_y.value,
                     )
                 )
-            if tables is not None and _path_count(page.raw, MIN_TABLE_PATHS) >= MIN_TABLE_PATHS:
+            if tables is not None and ruling_paths(page.raw, MIN_TABLE_PATHS) >= MIN_TABLE_PATHS:
                 candidates.add(page_index)
+            if vector_boxes:
+                chars.extend(_vector_box_chars(page_shapes(page.raw, height), chars))
             textpage.close()
             page.close()
             read.append((chars, (width, height)))
@@ -242,28 +247,6 @@ def _bare(function: Any, restype: Any = ctypes.c_int) -> Any:
     bare = type(function)(ctypes.cast(function, ctypes.c_void_p).value)
     bare.restype = restype
     return bare
-
-
-def _path_count(page: Any, enough: int) -> int:
-    """The page's path objects, and those inside its form XObjects one level down (as pypdfium2's
-    `get_objects(filter=[FPDF_PAGEOBJ_PATH], max_depth=2)` finds them), counted up to `enough`."""
-    import pypdfium2.raw as pdfium_c
-
-    get_type = pdfium_c.FPDFPageObj_GetType
-    path, form = pdfium_c.FPDF_PAGEOBJ_PATH, pdfium_c.FPDF_PAGEOBJ_FORM
-    count = 0
-    for i in range(max(0, pdfium_c.FPDFPage_CountObjects(page))):
-        obj = pdfium_c.FPDFPage_GetObject(page, i)
-        kind = get_type(obj)
-        if kind == path:
-            count += 1
-        elif kind == form:
-            for j in range(max(0, pdfium_c.FPDFFormObj_CountObjects(obj))):
-                if get_type(pdfium_c.FPDFFormObj_GetObject(obj, j)) == path:
-                    count += 1
-        if count >= enough:
-            break
-    return count
 
 
 # --- form fields (AcroForm), read from their values with pdfium -----------------------------
@@ -444,7 +427,8 @@ TABLE_SETTINGS: dict[str, Any] = {
     "join_tolerance": 3,
     "intersection_tolerance": 3,
 }
-# A page with fewer drawn paths than this has no ruled table worth looking for (pdfplumber is not asked).
+# A page with fewer drawn paths that could be ruling lines (vector_boxes.ruling_paths) than this has no ruled table
+# worth looking for (pdfplumber is not asked).
 MIN_TABLE_PATHS = 4
 # A character belongs to a cell when its centre lies within the cell grown by this many points.
 CELL_TOLERANCE = 1.0
@@ -509,14 +493,13 @@ class _RuledTables:
 def _pages_with_paths(data: bytes, pages_read: int) -> set[int]:
     """The pages with enough drawn paths (pdfium, without laying the page out) to hold a ruled table."""
     import pypdfium2 as pdfium
-    import pypdfium2.raw as pdfium_c
 
     pdf = pdfium.PdfDocument(data)
     try:
         pages = set()
         for index in range(pages_read):
             page = pdf[index]
-            paths = sum(1 for _ in page.get_objects(filter=[pdfium_c.FPDF_PAGEOBJ_PATH], max_depth=2))
+            paths = ruling_paths(page.raw, MIN_TABLE_PATHS)
             page.close()
             if paths >= MIN_TABLE_PATHS:
                 pages.add(index)
@@ -534,7 +517,7 @@ def _find_tables(data: bytes, pages: set[int]) -> dict[int, list[_Table]]:
         with pdfplumber.open(io.BytesIO(data)) as pdf:
             for index in sorted(pages):
                 page = pdf.pages[index]
-                ruled = page.filter(lambda obj: not (obj.get("object_type") in ("rect", "curve") and _is_box(obj)))
+                ruled = page.filter(lambda obj: not is_box_object(obj))
                 tables = [_rows(table) for table in ruled.find_tables(TABLE_SETTINGS)]
                 found[index] = sorted(
                     (t for t in tables if len(t) >= MIN_TABLE_ROWS and max(len(r) for r in t) >= MIN_TABLE_COLUMNS),
@@ -649,7 +632,7 @@ def _pdfplumber_pages(
                     else _SPACE
                     for c in page.chars
                 ]
-                chars.extend(vector_checkbox_chars(page, chars))
+                chars.extend(_vector_box_chars(plumber_shapes(page), chars))
                 lines = tables.lines(chars, page_index) if tables is not None else None
                 lines = lines or _group_lines(chars, page_index, cell_gap)
                 result.append((lines, (float(page.width), float(page.height))))
@@ -659,90 +642,12 @@ def _pdfplumber_pages(
     return result
 
 
-# (x0, x1, top, bottom) of a drawn box or stroke.
-_Box = tuple[float, float, float, float]
-
-
-def vector_checkbox_chars(page: Page, text_chars: list[Char]) -> list[Char]:
-    """Checkboxes drawn as small squares (no glyph): a synthetic ☒/☐ char per square.
-
-    A square is ticked when another stroke (lines of an X, a tick polyline, a filled inner
-    square) lies mostly inside it.
-    """
-    boxes: list[_Box] = []
-    marks: list[_Box] = []
-    for obj in list(page.rects) + list(page.curves):
-        x0, x1, top, bottom = obj["x0"], obj["x1"], obj["top"], obj["bottom"]
-        if _is_box(obj) and not _filled_dark(obj):
-            if not any(_same_box(b, (x0, x1, top, bottom)) for b in boxes):
-                boxes.append((x0, x1, top, bottom))
-        else:
-            marks.append((x0, x1, top, bottom))
-    for obj in page.lines:
-        marks.append((obj["x0"], obj["x1"], obj["top"], obj["bottom"]))
-    for obj in page.rects:
-        if _filled_dark(obj):
-            marks.append((obj["x0"], obj["x1"], obj["top"], obj["bottom"]))
-
-    synthetic: list[Char] = []
-    for x0, x1, top, bottom in boxes:
-        if any(
-            c.text != " " and _overlap_fraction((c.x0, c.x1, c.top, c.bottom), (x0, x1, top, bottom)) > 0.5
-            for c in text_chars
-        ):
-            continue  # a glyph box already sits there
-        size = max(x1 - x0, bottom - top)
-        ticked = any(
-            _overlap_fraction(mark, (x0 - 1.5, x1 + 1.5, top - 1.5, bottom + 1.5)) >= 0.6
-            and max(mark[1] - mark[0], mark[3] - mark[2]) >= 0.3 * size
-            and not _same_box(mark, (x0, x1, top, bottom))
-            for mark in marks
-        )
-        synthetic.append(Char(CANONICAL_CHECKED if ticked else CANONICAL_UNCHECKED, x0, x1, top, bottom, 0.0, bottom))
-    return synthetic
-
-
-def _is_box(obj: dict[str, Any]) -> bool:
-    """A small closed square: a checkbox drawn as a vector shape."""
-    w, h = obj["x1"] - obj["x0"], obj["bottom"] - obj["top"]
-    is_square = 4 <= w <= 24 and 4 <= h <= 24 and abs(w - h) <= 0.25 * max(w, h)
-    return is_square and (obj["object_type"] == "rect" or _is_closed_square_path(obj))
-
-
-def _is_closed_square_path(obj: dict[str, Any]) -> bool:
-    points: list[tuple[float, float]] = obj.get("pts") or []
-    return len(points) >= 4 and abs(points[0][0] - points[-1][0]) < 1 and abs(points[0][1] - points[-1][1]) < 1
-
-
-def _filled_dark(obj: dict[str, Any]) -> bool:
-    if not obj.get("fill"):
-        return False
-    color = obj.get("non_stroking_color")
-    if color is None:
-        return True
-    values: list[float] = list(color) if isinstance(color, (list, tuple)) else [color]
-    if len(values) == 1:
-        return values[0] < 0.5
-    if len(values) == 3:
-        return sum(values) / 3 < 0.5
-    if len(values) == 4:
-        return values[3] > 0.5
-    return False
-
-
-def _same_box(a: _Box, b: _Box, tolerance: float = 1.0) -> bool:
-    return all(abs(p - q) <= tolerance for p, q in zip(a, b, strict=False))
-
-
-def _overlap_fraction(inner: _Box, outer: _Box) -> float:
-    """Share of `inner` (a box, or a flat line) that lies within `outer`."""
-
-    def axis(i0: float, i1: float, o0: float, o1: float) -> float:
-        if i1 - i0 < 0.5:  # flat along this axis: inside or not
-            return 1.0 if o0 <= (i0 + i1) / 2 <= o1 else 0.0
-        return max(0.0, min(i1, o1) - max(i0, o0)) / (i1 - i0)
-
-    return axis(inner[0], inner[1], outer[0], outer[1]) * axis(inner[2], inner[3], outer[2], outer[3])
+def _vector_box_chars(shapes: list[Shape], chars: list[Char]) -> list[Char]:
+    """A ☒/☐ char per checkbox drawn as a small square with no glyph in it (vector_boxes.py)."""
+    return [
+        Char(CANONICAL_CHECKED if ticked else CANONICAL_UNCHECKED, x0, x1, top, bottom, 0.0, bottom)
+        for (x0, x1, top, bottom), ticked in checkboxes(shapes, chars)
+    ]
 
 
 # --- shared: chars -> lines -> paragraphs ---------------------------------------------------
