@@ -290,7 +290,7 @@ class _Sender:
             self.mark_accepted(session)
             if not outbox.claim(session, receipt_id, now, now + timedelta(seconds=config.claim_seconds)):
                 return  # another worker took it, or it is no longer pending
-            if outbox.stored_message_id(session, receipt_id) != job.message_id:  # another attempt stored its text
+            if not outbox.unchanged_since_loaded(session, job):  # e.g. another attempt stored its text meanwhile
                 job = outbox.load_job(session, receipt_id)
                 plan = self._plan(job, now, smtputf8)
             prepared = self._apply(session, job, plan, now)
