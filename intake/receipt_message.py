@@ -110,6 +110,7 @@ class MailAddress:
     needs_smtputf8: bool
 
 
+@functools.lru_cache(maxsize=1024)  # the sender's domain for every receipt, and respondents' shared domains
 def ascii_domain(domain: str) -> str:
     """The A-label form of a domain (IDNA 2008 with UTS #46 mapping, falling back to IDNA 2003)."""
     domain = domain.strip().rstrip(".")
