@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, Table, bindparam, func, or_, select, update
+from sqlalchemy import CursorResult, Integer, Table, bindparam, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from postmottak.casefile import models as m
@@ -57,7 +57,7 @@ def _clip(text: str | None) -> str | None:
     return None if text is None else text[:REASON_LIMIT]
 
 
-# The statements run for every receipt sent, built once as Core statements on the tables: no ORM statement to
+# The statements run for every receipt sent (and every pass), built once as Core statements on the tables: no ORM statement to
 # construct, compile-cache key and execute per receipt (bind parameter names must differ from column names).
 _receipts = cast(Table, m.Receipt.__table__)
 _intakes = cast(Table, m.IntakeRecord.__table__)
@@ -66,6 +66,12 @@ _cases = cast(Table, m.Case.__table__)
 _documents = cast(Table, m.Document.__table__)
 _due = or_(_receipts.c.next_attempt_at.is_(None), _receipts.c.next_attempt_at <= bindparam("b_now"))
 
+_DUE_IDS = (
+    select(_receipts.c.id)
+    .where(_receipts.c.status == PENDING, _due)
+    .order_by(_receipts.c.id)
+    .limit(bindparam("b_limit", type_=Integer))
+)
 _CLAIM = (
     update(_receipts)
     .where(_receipts.c.id == bindparam("b_id"), _receipts.c.status == PENDING, _due)
@@ -140,17 +146,7 @@ _MARK_SENT = (
 
 def due_ids(session: Session, now: datetime, limit: int) -> list[int]:
     """Pending receipts whose next attempt is due, oldest first."""
-    return list(
-        session.scalars(
-            select(m.Receipt.id)
-            .where(
-                m.Receipt.status == PENDING,
-                or_(m.Receipt.next_attempt_at.is_(None), m.Receipt.next_attempt_at <= now),
-            )
-            .order_by(m.Receipt.id)
-            .limit(limit)
-        )
-    )
+    return list(session.scalars(_DUE_IDS, {"b_now": now, "b_limit": limit}))
 
 
 def claim(session: Session, receipt_id: int, now: datetime, until: datetime) -> bool:
