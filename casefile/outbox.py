@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, func, or_, select, update
+from sqlalchemy import CursorResult, Integer, Table, bindparam, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from postmottak.casefile import models as m
@@ -50,73 +50,127 @@ class ReceiptJob:
     case_timezone: str
     journal_number: str | None
     attachments: tuple[AttachmentFact, ...]
+    entry_id: int | None  # the journal entry the text is rendered for
 
 
 def _clip(text: str | None) -> str | None:
     return None if text is None else text[:REASON_LIMIT]
 
 
+# The statements run for every receipt sent (and every pass), built once as Core statements on the tables: no ORM statement to
+# construct, compile-cache key and execute per receipt (bind parameter names must differ from column names).
+_receipts = cast(Table, m.Receipt.__table__)
+_intakes = cast(Table, m.IntakeRecord.__table__)
+_entries = cast(Table, m.JournalEntry.__table__)
+_cases = cast(Table, m.Case.__table__)
+_documents = cast(Table, m.Document.__table__)
+_due = or_(_receipts.c.next_attempt_at.is_(None), _receipts.c.next_attempt_at <= bindparam("b_now"))
+
+_DUE_IDS = (
+    select(_receipts.c.id)
+    .where(_receipts.c.status == PENDING, _due)
+    .order_by(_receipts.c.id)
+    .limit(bindparam("b_limit", type_=Integer))
+)
+_CLAIM = (
+    update(_receipts)
+    .where(_receipts.c.id == bindparam("b_id"), _receipts.c.status == PENDING, _due)
+    .values(attempts=_receipts.c.attempts + 1, next_attempt_at=bindparam("b_until"))
+)
+_JOBS = (
+    select(
+        _receipts.c.id,
+        _receipts.c.attempts,
+        _receipts.c.to_address,
+        _receipts.c.message_id,
+        _receipts.c.subject,
+        _receipts.c.body,
+        _intakes.c.id,
+        _intakes.c.sender_name,
+        _intakes.c.status,
+        _intakes.c.message_id,
+        _intakes.c.subject,
+        _intakes.c.received_at,
+        _intakes.c.on_time,
+        _intakes.c.case_id,
+        _entries.c.id,
+        _entries.c.received_at,
+        _entries.c.on_time,
+        _entries.c.case_id,
+        _entries.c.document_number,
+    )
+    .join(_intakes, _intakes.c.id == _receipts.c.intake_id)
+    .outerjoin(_entries, _entries.c.intake_id == _intakes.c.id)
+    .where(_receipts.c.id.in_(bindparam("b_ids", expanding=True)))
+)
+_CASES = select(
+    _cases.c.id, _cases.c.number, _cases.c.title, _cases.c.deadline, _cases.c.timezone, _cases.c.year, _cases.c.sequence
+).where(_cases.c.id.in_(bindparam("b_ids", expanding=True)))
+_ATTACHMENTS = (
+    select(_documents.c.intake_id, _documents.c.filename, _documents.c.title, _documents.c.size)
+    .where(_documents.c.intake_id.in_(bindparam("b_ids", expanding=True)), _documents.c.kind == "file")
+    .order_by(_documents.c.intake_id, _documents.c.number)
+)
+_STATE = (
+    select(_receipts.c.attempts, _receipts.c.to_address, _receipts.c.message_id, _entries.c.id)
+    .outerjoin(_entries, _entries.c.intake_id == _receipts.c.intake_id)
+    .where(_receipts.c.id == bindparam("b_id"))
+)
+_STORE_CONTENT = (
+    update(_receipts)
+    .where(_receipts.c.id == bindparam("b_id"))
+    .values(message_id=bindparam("b_message_id"), subject=bindparam("b_subject"), body=bindparam("b_body"))
+)
+_SENT_RECENTLY = (
+    select(func.count())
+    .select_from(_receipts)
+    .where(
+        func.lower(_receipts.c.to_address) == bindparam("b_address"),
+        _receipts.c.sent_at.is_not(None),
+        _receipts.c.sent_at >= bindparam("b_since"),
+    )
+)
+_SENT_RECENTLY_EXCLUDING = _SENT_RECENTLY.where(_receipts.c.id != bindparam("b_excluding"))
+_MARK_SENT = (
+    update(_receipts)
+    .where(_receipts.c.id == bindparam("b_id"), _receipts.c.status == PENDING)
+    .values(
+        status=SENT,
+        sent_at=bindparam("b_now"),
+        smtp_response=bindparam("b_response"),
+        reason=None,
+        next_attempt_at=None,
+    )
+)
+
+
 def due_ids(session: Session, now: datetime, limit: int) -> list[int]:
     """Pending receipts whose next attempt is due, oldest first."""
-    return list(
-        session.scalars(
-            select(m.Receipt.id)
-            .where(
-                m.Receipt.status == PENDING,
-                or_(m.Receipt.next_attempt_at.is_(None), m.Receipt.next_attempt_at <= now),
-            )
-            .order_by(m.Receipt.id)
-            .limit(limit)
-        )
-    )
+    return list(session.scalars(_DUE_IDS, {"b_now": now, "b_limit": limit}))
 
 
 def claim(session: Session, receipt_id: int, now: datetime, until: datetime) -> bool:
     """Take a due pending receipt for one delivery attempt; False when it is no longer due (another worker has it)."""
-    result = session.execute(
-        update(m.Receipt)
-        .where(
-            m.Receipt.id == receipt_id,
-            m.Receipt.status == PENDING,
-            or_(m.Receipt.next_attempt_at.is_(None), m.Receipt.next_attempt_at <= now),
-        )
-        .values(attempts=m.Receipt.attempts + 1, next_attempt_at=until)
-        .execution_options(synchronize_session=False)
-    )
+    result = session.execute(_CLAIM, {"b_id": receipt_id, "b_now": now, "b_until": until})
     return cast(CursorResult[Any], result).rowcount == 1  # an UPDATE executes to a CursorResult (with rowcount)
 
 
 def load_job(session: Session, receipt_id: int) -> ReceiptJob:
-    """The receipt with its mail, journal entry, case and file attachments, read as plain columns (three SELECTs,
-    no ORM objects: this runs for every receipt sent)."""
-    receipt, intake, entry = m.Receipt, m.IntakeRecord, m.JournalEntry
-    row = session.execute(
-        select(
-            receipt.id,
-            receipt.attempts,
-            receipt.to_address,
-            receipt.message_id,
-            receipt.subject,
-            receipt.body,
-            intake.id,
-            intake.sender_name,
-            intake.status,
-            intake.message_id,
-            intake.subject,
-            intake.received_at,
-            intake.on_time,
-            intake.case_id,
-            entry.id,
-            entry.received_at,
-            entry.on_time,
-            entry.case_id,
-            entry.document_number,
-        )
-        .join(intake, intake.id == receipt.intake_id)
-        .outerjoin(entry, entry.intake_id == intake.id)
-        .where(receipt.id == receipt_id)
-    ).one()
-    (
+    return load_jobs(session, [receipt_id])[receipt_id]
+
+
+def load_jobs(session: Session, receipt_ids: list[int]) -> dict[int, ReceiptJob]:
+    """The receipts with their mails, journal entries, cases and file attachments, read as plain columns: three
+    SELECTs for the whole list, no ORM objects. A receipt that does not exist is left out."""
+    rows = session.execute(_JOBS, {"b_ids": list(receipt_ids)}).all()
+    case_ids = {row[17] if row[14] is not None else row[13] for row in rows} - {None}
+    cases = {row[0]: row for row in session.execute(_CASES, {"b_ids": list(case_ids)})} if case_ids else {}
+    attachments: dict[int, list[AttachmentFact]] = {}
+    if rows:
+        for intake_id, filename, title, size in session.execute(_ATTACHMENTS, {"b_ids": [row[6] for row in rows]}):
+            attachments.setdefault(intake_id, []).append(AttachmentFact(filename or title, size))
+    jobs = {}
+    for (
         job_id,
         attempts,
         to_address,
@@ -136,86 +190,59 @@ def load_job(session: Session, receipt_id: int) -> ReceiptJob:
         entry_on_time,
         entry_case_id,
         document_number,
-    ) = row
-    has_entry = entry_id is not None
-    case_id = entry_case_id if has_entry else intake_case_id
-    case = (
-        session.execute(
-            select(m.Case.number, m.Case.title, m.Case.deadline, m.Case.timezone, m.Case.year, m.Case.sequence).where(
-                m.Case.id == case_id
-            )
-        ).one_or_none()
-        if case_id is not None
-        else None
-    )
-    attachments = tuple(
-        AttachmentFact(filename or title, size)
-        for filename, title, size in session.execute(
-            select(m.Document.filename, m.Document.title, m.Document.size)
-            .where(m.Document.intake_id == intake_id, m.Document.kind == "file")
-            .order_by(m.Document.number)
+    ) in rows:
+        has_entry = entry_id is not None
+        case = cases.get(entry_case_id if has_entry else intake_case_id)
+        jobs[job_id] = ReceiptJob(
+            receipt_id=job_id,
+            intake_id=intake_id,
+            attempts=attempts,
+            to_address=to_address,
+            to_name=sender_name,
+            message_id=message_id,
+            subject=subject,
+            body=body,
+            registered=status == m.REGISTERED and has_entry,
+            original_message_id=original_message_id,
+            original_subject=original_subject or "",
+            received_at=entry_received_at if has_entry else intake_received_at,
+            on_time=bool(entry_on_time if has_entry else intake_on_time),
+            case_number=case.number if case is not None else None,
+            case_title=case.title if case is not None else "",
+            deadline=case.deadline if case is not None else None,
+            case_timezone=case.timezone if case is not None else "Europe/Oslo",
+            journal_number=f"{case.year}/{case.sequence}-{document_number}" if has_entry and case is not None else None,
+            attachments=tuple(attachments.get(intake_id, ())),
+            entry_id=entry_id,
         )
-    )
-    return ReceiptJob(
-        receipt_id=job_id,
-        intake_id=intake_id,
-        attempts=attempts,
-        to_address=to_address,
-        to_name=sender_name,
-        message_id=message_id,
-        subject=subject,
-        body=body,
-        registered=status == m.REGISTERED and has_entry,
-        original_message_id=original_message_id,
-        original_subject=original_subject or "",
-        received_at=entry_received_at if has_entry else intake_received_at,
-        on_time=bool(entry_on_time if has_entry else intake_on_time),
-        case_number=case.number if case is not None else None,
-        case_title=case.title if case is not None else "",
-        deadline=case.deadline if case is not None else None,
-        case_timezone=case.timezone if case is not None else "Europe/Oslo",
-        journal_number=f"{case.year}/{case.sequence}-{document_number}" if has_entry and case is not None else None,
-        attachments=attachments,
-    )
+    return jobs
+
+
+def unchanged_since_loaded(session: Session, job: ReceiptJob) -> bool:
+    """Right after this worker's `claim` of `job`: the receipt is still as `job` read it, so the message built from
+    it is the one to send. Not so when another attempt was counted or stored its text meanwhile (a retry must send
+    that text and Message-ID), the address was corrected, or the registration was undone and done again."""
+    row = session.execute(_STATE, {"b_id": job.receipt_id}).one_or_none()
+    return row is not None and tuple(row) == (job.attempts + 1, job.to_address, job.message_id, job.entry_id)
 
 
 def store_content(session: Session, receipt_id: int, *, message_id: str, subject: str, body: str) -> None:
     """Keep the rendered receipt and its Message-ID before it is sent, so a retry sends exactly the same mail."""
     session.execute(
-        update(m.Receipt)
-        .where(m.Receipt.id == receipt_id)
-        .values(message_id=message_id, subject=subject, body=body)
-        .execution_options(synchronize_session=False)
+        _STORE_CONTENT, {"b_id": receipt_id, "b_message_id": message_id, "b_subject": subject, "b_body": body}
     )
-
-
-def stored_message_id(session: Session, receipt_id: int) -> str | None:
-    return session.scalar(select(m.Receipt.message_id).where(m.Receipt.id == receipt_id))
 
 
 def sent_recently(session: Session, address: str, since: datetime, *, excluding: int | None = None) -> int:
     """Receipts handed to the SMTP server for this address (any letter case) since `since`."""
-    query = (
-        select(func.count())
-        .select_from(m.Receipt)
-        .where(
-            func.lower(m.Receipt.to_address) == address.lower(),
-            m.Receipt.sent_at.is_not(None),
-            m.Receipt.sent_at >= since,
-        )
-    )
-    if excluding is not None:
-        query = query.where(m.Receipt.id != excluding)
-    return int(session.scalar(query) or 0)
+    params = {"b_address": address.lower(), "b_since": since}
+    if excluding is None:
+        return int(session.scalar(_SENT_RECENTLY, params) or 0)
+    return int(session.scalar(_SENT_RECENTLY_EXCLUDING, {**params, "b_excluding": excluding}) or 0)
 
 
 def mark_sent(session: Session, receipt_id: int, now: datetime, smtp_response: str) -> None:
-    session.execute(
-        update(m.Receipt)
-        .where(m.Receipt.id == receipt_id, m.Receipt.status == PENDING)
-        .values(status=SENT, sent_at=now, smtp_response=_clip(smtp_response), reason=None, next_attempt_at=None)
-        .execution_options(synchronize_session=False)
-    )
+    session.execute(_MARK_SENT, {"b_id": receipt_id, "b_now": now, "b_response": _clip(smtp_response)})
 
 
 def mark_failed(session: Session, receipt_id: int, reason: str, smtp_response: str | None = None) -> None:

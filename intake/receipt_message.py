@@ -8,6 +8,7 @@ IDNA-encoded; a non-ASCII local part needs SMTPUTF8 and is otherwise refused wit
 
 from __future__ import annotations
 
+import functools
 import re
 import secrets
 import string
@@ -15,10 +16,9 @@ import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
-from email import policy
+from email import policy, quoprimime
 from email.header import decode_header, make_header
 from email.headerregistry import Address
-from email.message import EmailMessage
 from email.utils import format_datetime
 from pathlib import Path
 from typing import Any
@@ -60,6 +60,7 @@ MONTHS = (
 _ENCODED_WORD = re.compile(r"=\?[^?\s]+\?[bBqQ]\?[^?\s]*\?=")
 _LDH_LABEL = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
 _LOCAL_FORBIDDEN = set('"(),:;<>[\\]@')
+_CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")  # Unicode category Cc except LF and tab
 
 
 # ------------------------------------------------------------------------------------------ header values
@@ -78,16 +79,18 @@ def decode_text(value: str) -> str:
 def sanitise_text(value: str | None, max_length: int = HEADER_TEXT_LIMIT) -> str:
     """One safe line: decoded, control and format characters (CR, LF, NUL, bidi overrides...) gone, capped."""
     text = decode_text(value or "")
-    cleaned: list[str] = []
-    for char in text:
-        category = unicodedata.category(char)
-        if category in ("Cc", "Zl", "Zp") or char.isspace():
-            cleaned.append(" ")
-        elif category in ("Cf", "Cs", "Cn"):
-            continue
-        else:
-            cleaned.append(char)
-    line = " ".join("".join(cleaned).split())
+    if not text.isprintable():  # printable: no control, format, separator (but the space) or unassigned character
+        cleaned: list[str] = []
+        for char in text:
+            category = unicodedata.category(char)
+            if category in ("Cc", "Zl", "Zp") or char.isspace():
+                cleaned.append(" ")
+            elif category in ("Cf", "Cs", "Cn"):
+                continue
+            else:
+                cleaned.append(char)
+        text = "".join(cleaned)
+    line = " ".join(text.split())
     if len(line) > max_length:
         line = line[: max_length - 1].rstrip() + "…"
     return line
@@ -107,6 +110,7 @@ class MailAddress:
     needs_smtputf8: bool
 
 
+@functools.lru_cache(maxsize=1024)  # the sender's domain for every receipt, and respondents' shared domains
 def ascii_domain(domain: str) -> str:
     """The A-label form of a domain (IDNA 2008 with UTS #46 mapping, falling back to IDNA 2003)."""
     domain = domain.strip().rstrip(".")
@@ -344,7 +348,7 @@ def render_body(template: ReceiptTemplate, facts: ReceiptFacts) -> str:
         values["vedlegg"] = _format(template.sections["ingen vedlegg"], values, f"{where} [ingen vedlegg]")
     body = _format(template.sections["kvittering"], values, f"{where} [kvittering]")
     # No stray control characters from anywhere (the template included), tidy line ends.
-    body = "".join(ch for ch in body if ch in "\n\t" or unicodedata.category(ch) != "Cc")
+    body = _CONTROL_CHARS.sub("", body)
     return "\n".join(line.rstrip() for line in body.splitlines()).strip("\n") + "\n"
 
 
@@ -364,23 +368,67 @@ def build_message(
     date: datetime,
     smtputf8: bool,
 ) -> bytes:
-    """The receipt as bytes with CRLF line ends, ready for SMTP DATA."""
-    chosen = policy.SMTPUTF8 if smtputf8 else policy.SMTP
-    message = EmailMessage(policy=chosen)
-    message["From"] = _address(sanitise_text(sender_name, 100), sender.header)
-    message["To"] = _address(sanitise_text(recipient_name, 100), recipient.header)
-    message["Subject"] = sanitise_text(subject)
-    message["Date"] = format_datetime(date)
-    message["Message-ID"] = f"<{message_id}>"
+    """The receipt as bytes with CRLF line ends, ready for SMTP DATA.
+
+    The same bytes as an EmailMessage with these headers and `set_content(body, charset="utf-8",
+    cte="quoted-printable")` written by its generator, built line by line so that the header registry parses only
+    what needs it: To for each receipt, From, Subject and the fixed lines once per value (cached), other short
+    plain-ASCII lines not at all. The body goes through the email package's own quoted-printable encoder."""
+    lines = [
+        _sender_header(smtputf8, sanitise_text(sender_name, 100), sender.header),
+        _fold(smtputf8, "To", _address(sanitise_text(recipient_name, 100), recipient.header)),
+        _repeated_header(smtputf8, "Subject", sanitise_text(subject)),
+        _plain_header(smtputf8, "Date", format_datetime(date)),
+        _plain_header(smtputf8, "Message-ID", f"<{message_id}>"),
+    ]
     original = clean_message_id(in_reply_to)
     if original:
-        message["In-Reply-To"] = f"<{original}>"
-        message["References"] = f"<{original}>"
-    message["Auto-Submitted"] = "auto-replied"
-    message["X-Auto-Response-Suppress"] = "All"
-    message["MIME-Version"] = "1.0"
-    message.set_content(body, subtype="plain", charset="utf-8", cte="quoted-printable")
-    return message.as_bytes(policy=chosen)
+        lines.append(_plain_header(smtputf8, "In-Reply-To", f"<{original}>"))
+        lines.append(_plain_header(smtputf8, "References", f"<{original}>"))
+    lines += [_repeated_header(smtputf8, name, value) for name, value in _FIXED_HEADERS]
+    # As EmailMessage.set_content encodes the text (UTF-8, split into lines, quoted-printable) and its generator
+    # writes it (CRLF line ends).
+    text = b"\n".join(body.encode("utf-8").splitlines()) + b"\n"
+    payload = quoprimime.body_encode(text.decode("latin-1"), _MAX_LINE)
+    lines += [b"\r\n", payload.replace("\n", "\r\n").encode("ascii")]
+    return b"".join(lines)
+
+
+_POLICIES = {False: policy.SMTP, True: policy.SMTPUTF8}
+_MAX_LINE = 78  # the SMTP policies' max_line_length
+_FIXED_HEADERS = (
+    ("Auto-Submitted", "auto-replied"),
+    ("X-Auto-Response-Suppress", "All"),
+    ("MIME-Version", "1.0"),
+    ("Content-Type", 'text/plain; charset="utf-8"'),  # what set_content gives
+    ("Content-Transfer-Encoding", "quoted-printable"),
+)
+_PLAIN_VALUE = re.compile(r"[!-~]+(?: [!-~]+)*")  # printable ASCII words between single spaces
+_SPECIAL_IN_PLAIN = re.compile(r'=\?|[()"\\]')  # what could start an encoded word, a comment or a quoted string
+
+
+def _fold(smtputf8: bool, name: str, value: str | Address) -> bytes:
+    """One header line as EmailMessage stores it (parsed by the header registry) and its generator writes it."""
+    chosen = _POLICIES[smtputf8]
+    name, header = chosen.header_store_parse(name, value)
+    return chosen.fold_binary(name, header)
+
+
+_repeated_header = functools.lru_cache(maxsize=256)(_fold)  # the subject (one per case) and the fixed lines
+
+
+@functools.lru_cache(maxsize=16)
+def _sender_header(smtputf8: bool, display_name: str, addr_spec: str) -> bytes:
+    return _fold(smtputf8, "From", _address(display_name, addr_spec))
+
+
+def _plain_header(smtputf8: bool, name: str, value: str) -> bytes:
+    """Date, Message-ID, In-Reply-To, References: a short line of plain ASCII is written by the registry as it is,
+    so it is written here without parsing it; anything else goes through the registry."""
+    line = f"{name}: {value}"
+    if len(line) <= _MAX_LINE and _PLAIN_VALUE.fullmatch(value) and not _SPECIAL_IN_PLAIN.search(value):
+        return line.encode("ascii") + b"\r\n"
+    return _fold(smtputf8, name, value)
 
 
 def _address(display_name: str, addr_spec: str) -> Address:

@@ -1,11 +1,13 @@
 """Sending the pending receipts over SMTP: part of every worker cycle and of `postmottak receipts send`.
 
 Each receipt is claimed (attempt counted, committed) before it is sent and marked sent right after the server
-accepted it (its own short commit), so a crash in between resends that one receipt once at most (after the claim
-period); nothing else is ever sent twice. Temporary failures (4xx replies, connection problems) are retried with
-exponential backoff up
-to `[receipts] max_attempts`; permanent ones (5xx, an address that cannot be used) make the receipt `failed` with
-the reason. The per-recipient rate limit is checked last, right before sending.
+accepted it, so a crash in between resends that one receipt once at most (after the claim period); nothing else is
+ever sent twice. The `sent` mark commits in the transaction that claims the next receipt (or on its own when no
+next one follows at once): one commit per receipt. The next receipt is read and built while this one is sent, so
+that commit follows the server's acceptance with nothing but a few short statements in between. Temporary failures
+(4xx replies, connection problems) are retried with exponential backoff up to `[receipts] max_attempts`; permanent
+ones (5xx, an address that cannot be used) make the receipt `failed` with the reason. The per-recipient rate limit
+is checked last, right before sending, after the previous receipt's `sent` is written.
 """
 
 from __future__ import annotations
@@ -197,6 +199,9 @@ def _alive(connection: smtplib.SMTP | None) -> bool:
 class _Plan:
     """One receipt's message as built before the claim, or the reason it is not sent."""
 
+    job: ReceiptJob
+    connection: smtplib.SMTP | None  # the connection whose extensions (SMTPUTF8, 8BITMIME) it was built for
+
     refusal: str | None = None  # not to be sent at all (not registered, unusable address)
     suppression: str | None = None  # never answered: an automatic address (MAILER-DAEMON, noreply, ...)
     unsendable: bool = False
@@ -219,6 +224,9 @@ class _Sender:
     tokens: TokenClient | None = None
     # A receipt the server accepted, marked sent in the next transaction: (receipt id, time, server reply).
     accepted: list[tuple[int, datetime, str]] = field(default_factory=list)
+    # Read ahead for this pass (checked again after the claim), and the next receipt's message built ahead.
+    jobs: dict[int, ReceiptJob] = field(default_factory=dict)
+    ready: dict[int, _Plan] = field(default_factory=dict)
 
     @property
     def smtp(self) -> SmtpSettings:
@@ -247,9 +255,14 @@ class _Sender:
             with self.session():
                 pass
 
+    READ_AHEAD = 20  # receipts whose jobs are read with one set of SELECTs
+
     def run(self, due: list[int]) -> None:
-        for index, receipt_id in enumerate(due):
+        self.jobs.clear()
+        self.ready.clear()
+        for index in range(len(due)):
             if not _alive(self.connection):
+                self.flush()  # the last receipt's `sent` does not wait for a connection
                 try:
                     self.connection = connect(self.smtp, self.tokens)
                 except CONNECTION_ERRORS as exc:
@@ -257,7 +270,7 @@ class _Sender:
                     log.warning("receipts: %s; %d receipt(s) wait for a retry", reason, len(due) - index)
                     self._server_unavailable(due[index:], reason)
                     return
-            self.one(receipt_id)
+            self.one(due, index)
 
     def _server_unavailable(self, ids: list[int], reason: str) -> None:
         now = _now()
@@ -277,27 +290,33 @@ class _Sender:
                 )
                 self.counts[result] += 1
 
-    def one(self, receipt_id: int) -> None:
+    def one(self, due: list[int], index: int) -> None:
+        receipt_id = due[index]
         config = self.settings.receipts
+        plan = self.ready.pop(receipt_id, None)
+        if plan is None or plan.connection is not self.connection:
+            self.flush()  # not built ahead: the last receipt's `sent` does not wait for this one's reading and building
+            plan = self._prepare(due, index)
+            if plan is None:
+                return  # no such receipt
+        job = plan.job
         now = _now()
-        assert self.connection is not None
-        smtputf8 = self.connection.has_extn("smtputf8")
         with self.session() as session:
-            # Read and build first, then claim and write: SQLite takes its write lock at the claim, so the intake
-            # running alongside waits for a few short writes, not for the rendering of a message.
-            job = outbox.load_job(session, receipt_id)
-            plan = self._plan(job, now, smtputf8)
+            # The previous receipt's `sent` first (mark_accepted), then the claim: SQLite takes its write lock at the
+            # first write, so the intake running alongside waits for a few short writes, not for any rendering.
             self.mark_accepted(session)
             if not outbox.claim(session, receipt_id, now, now + timedelta(seconds=config.claim_seconds)):
                 return  # another worker took it, or it is no longer pending
-            if outbox.stored_message_id(session, receipt_id) != job.message_id:  # another attempt stored its text
+            if not outbox.unchanged_since_loaded(session, job):  # e.g. another attempt stored its text meanwhile
                 job = outbox.load_job(session, receipt_id)
-                plan = self._plan(job, now, smtputf8)
+                plan = self._plan(job, now)
             prepared = self._apply(session, job, plan, now)
         if prepared is None:
             return
         self.checkpoint("claimed", receipt_id)
+        self._prepare_ahead(due, index + 1)
         recipient, data, options = prepared
+        assert self.connection is not None
         try:
             reply = transact(self.connection, self.envelope_from, recipient.smtp, data, options)
         except SmtpReply as refusal:
@@ -309,26 +328,47 @@ class _Sender:
             self._retry(job, _describe(exc, self.smtp), None)
             return
         self.checkpoint("accepted", receipt_id)
+        # Written with the next claim (mark_accepted), or by flush when there is none.
         self.accepted.append((receipt_id, _now(), reply))
-        # Commit the `sent` mark at once: the window in which a crash makes a respondent get the receipt twice is
-        # then only this commit, not the building and claiming of the next receipt too.
-        self.flush()
         self.counts["sent"] += 1
         log.info("receipt #%d sent (intake #%d): %s", receipt_id, job.intake_id, reply)
 
-    def _plan(self, job: ReceiptJob, now: datetime, smtputf8: bool) -> "_Plan":
-        """The message, or why there is none: reads and CPU only, nothing written."""
+    def _prepare(self, due: list[int], index: int) -> _Plan | None:
+        """The receipt's job (read with the next few) and its message as of now; reads only, nothing written."""
+        receipt_id = due[index]
+        if receipt_id not in self.jobs:
+            with self.db.session() as session:
+                self.jobs.update(outbox.load_jobs(session, due[index : index + self.READ_AHEAD]))
+        job = self.jobs.pop(receipt_id, None)
+        return None if job is None else self._plan(job, _now())
+
+    def _prepare_ahead(self, due: list[int], index: int) -> None:
+        """Read and build the next receipt while this one is sent, so its claim can carry this one's `sent` at once.
+        Only a head start: what fails here is done again, and fails where it belongs, at that receipt's turn."""
+        if index >= len(due):
+            return
+        try:
+            plan = self._prepare(due, index)
+        except Exception:  # done again at the receipt's turn, where its error is raised
+            return
+        if plan is not None:
+            self.ready[due[index]] = plan
+
+    def _plan(self, job: ReceiptJob, now: datetime) -> "_Plan":
+        """The message for the current connection, or why there is none: CPU only, nothing read or written."""
+        connection = self.connection
         if not job.registered or job.case_number is None or job.journal_number is None:
-            return _Plan(refusal="the mail is not registered to a case; no receipt is sent")
+            return _Plan(job, connection, refusal="the mail is not registered to a case; no receipt is sent")
         automatic = automatic_address_reason(job.to_address or "")
         if automatic:
             # The last guard, whatever queued the receipt (a hand registration, a resend): no machine gets one.
-            return _Plan(suppression=automatic)
+            return _Plan(job, connection, suppression=automatic)
+        smtputf8 = connection is not None and connection.has_extn("smtputf8")
         try:
             recipient = prepare_address(job.to_address, smtputf8_offered=smtputf8)
             sender = prepare_address(self.smtp.sender, smtputf8_offered=smtputf8)
         except UnsendableAddress as exc:
-            return _Plan(refusal=str(exc), unsendable=True)
+            return _Plan(job, connection, refusal=str(exc), unsendable=True)
         message_id, subject, body = job.message_id, job.subject, job.body
         content = None
         if message_id is None or subject is None or body is None:
@@ -351,13 +391,13 @@ class _Sender:
                 smtputf8=use_utf8,
             )
         except (ValueError, TypeError, LookupError) as exc:  # a value the email package refuses
-            return _Plan(recipient=recipient, content=content, build_error=exc)
+            return _Plan(job, connection, recipient=recipient, content=content, build_error=exc)
         options: list[str] = []
         if use_utf8:
             options.append("SMTPUTF8")
-        if self.connection is not None and self.connection.has_extn("8bitmime"):
+        if connection is not None and connection.has_extn("8bitmime"):
             options.append("BODY=8BITMIME")
-        return _Plan(recipient=recipient, data=data, options=options, content=content)
+        return _Plan(job, connection, recipient=recipient, data=data, options=options, content=content)
 
     def _apply(self, session, job: ReceiptJob, plan: "_Plan", now: datetime):  # type: ignore[no-untyped-def]
         """Inside the claiming transaction: the last checks, in the order refusal, rate limit, build. Returns what

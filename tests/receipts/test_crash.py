@@ -11,10 +11,13 @@ import signal
 import subprocess
 import sys
 from collections import Counter
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
+from sqlalchemy import update
 
+from postmottak.casefile import models as m
 from postmottak.casefile.db import Database
 from postmottak.intake.receipts import send_pending
 from tests.servers.smtp import SmtpSink
@@ -122,3 +125,52 @@ def test_kill_before_sending_loses_nothing_and_sends_once(db: Database, smtp_sin
     assert send_pending(settings, db)["sent"] == 0
     assert recipients(smtp_sink) == Counter({"person0@example.no": 1, "person1@example.no": 1})
     assert receipt_of(db, ids[0]).attempts == 2
+
+
+def expire_claim(db: Database, receipt_id: int) -> None:
+    """As if the claim period had passed."""
+    with db.session() as session:
+        session.execute(
+            update(m.Receipt)
+            .where(m.Receipt.id == receipt_id)
+            .values(next_attempt_at=datetime.now(timezone.utc) - timedelta(seconds=1))
+        )
+
+
+def test_kill_after_an_acceptance_resends_only_that_receipt_and_the_next_goes_out_at_once(
+    db: Database, smtp_sink: SmtpSink, tmp_path: Path
+) -> None:
+    """A receipt's `sent` commits with the next receipt's claim: killed after the server accepted the second of
+    three, the first is sent, the second claimed (sent again once, after its claim period), the third untouched."""
+    ids = [register(db, sender=f"person{i}@example.no") for i in range(3)]
+    victim = receipt_of(db, ids[1]).id
+    run_child(db, smtp_sink, tmp_path, claim_seconds=600, stage="accepted", victim=victim)
+    assert [receipt_of(db, i).status for i in ids] == ["sent", "pending", "pending"]
+    assert [receipt_of(db, i).attempts for i in ids] == [1, 1, 0]
+
+    settings = make_settings(smtp_sink, tmp_path, db, claim_seconds=600)
+    assert send_pending(settings, db)["sent"] == 1  # the third at once; the second waits for its claim period
+    assert recipients(smtp_sink) == Counter({"person0@example.no": 1, "person1@example.no": 1, "person2@example.no": 1})
+    expire_claim(db, victim)
+    assert send_pending(settings, db)["sent"] == 1
+    assert recipients(smtp_sink) == Counter({"person0@example.no": 1, "person1@example.no": 2, "person2@example.no": 1})
+    assert [receipt_of(db, i).status for i in ids] == ["sent", "sent", "sent"]
+
+
+def test_kill_after_the_next_claim_keeps_the_previous_receipt_sent(
+    db: Database, smtp_sink: SmtpSink, tmp_path: Path
+) -> None:
+    """Killed after claiming the second receipt, before sending it: the first one's `sent` was committed with that
+    claim, so nothing is sent twice and the second goes out after its claim period."""
+    ids = [register(db, sender=f"person{i}@example.no") for i in range(3)]
+    victim = receipt_of(db, ids[1]).id
+    run_child(db, smtp_sink, tmp_path, claim_seconds=600, stage="claimed", victim=victim)
+    assert recipients(smtp_sink) == Counter({"person0@example.no": 1})
+    assert [receipt_of(db, i).status for i in ids] == ["sent", "pending", "pending"]
+
+    settings = make_settings(smtp_sink, tmp_path, db, claim_seconds=600)
+    assert send_pending(settings, db)["sent"] == 1
+    expire_claim(db, victim)
+    assert send_pending(settings, db)["sent"] == 1
+    assert recipients(smtp_sink) == Counter({"person0@example.no": 1, "person1@example.no": 1, "person2@example.no": 1})
+    assert receipt_of(db, ids[1]).attempts == 2

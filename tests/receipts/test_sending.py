@@ -5,13 +5,14 @@ from __future__ import annotations
 import logging
 import re
 import threading
+from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from email import policy
 from email.parser import Parser
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import event, select, update
 
 from postmottak.casefile import models as m
 from postmottak.casefile.db import Database
@@ -382,3 +383,100 @@ def test_disabled_or_unconfigured_sends_nothing(db: Database, smtp_sink: SmtpSin
     assert send_pending(make_settings(smtp_sink, tmp_path, db, enabled=False), db)["sent"] == 0
     assert send_pending(make_settings(None, tmp_path, db), db)["sent"] == 0
     assert smtp_sink.messages == []
+
+
+def count_write_commits(db: Database) -> Callable[[], int]:
+    """Counts committed transactions that wrote something (a read-only one commits too, but writes nothing)."""
+    counted = [0]
+
+    @event.listens_for(db.engine, "before_cursor_execute")
+    def _statement(conn, cursor, statement, parameters, context, executemany):  # type: ignore[no-untyped-def]
+        if statement.lstrip().upper().startswith(("UPDATE", "INSERT", "DELETE")):
+            conn.info["wrote"] = True
+
+    @event.listens_for(db.engine, "commit")
+    def _commit(conn):  # type: ignore[no-untyped-def]
+        if conn.info.pop("wrote", False):
+            counted[0] += 1
+
+    @event.listens_for(db.engine, "rollback")
+    def _rollback(conn):  # type: ignore[no-untyped-def]
+        conn.info.pop("wrote", None)
+
+    return lambda: counted[0]
+
+
+def test_each_receipt_sent_costs_one_write_transaction(db: Database, smtp_sink: SmtpSink, tmp_path: Path) -> None:
+    for i in range(6):
+        register(db, sender=f"person{i}@example.no")
+    writes = count_write_commits(db)
+    assert send_pending(make_settings(smtp_sink, tmp_path, db), db)["sent"] == 6
+    # Six claims, each also marking the receipt before it sent, and the last receipt's `sent` on its own.
+    assert writes() == 7
+    assert len(smtp_sink.messages) == 6
+
+
+def test_a_receipt_changed_after_it_was_read_ahead_is_sent_as_it_is_now(
+    db: Database, smtp_sink: SmtpSink, tmp_path: Path
+) -> None:
+    first, second, third = (register(db, sender=f"person{i}@example.no") for i in range(3))
+    first_id, second_id, third_id = (receipt_of(db, i).id for i in (first, second, third))
+
+    def checkpoint(stage: str, receipt_id: int) -> None:
+        # The three were read together before the first was claimed; now an address is corrected, and another
+        # attempt is as if it had stored its text (a retry must send that text and Message-ID).
+        if stage == "claimed" and receipt_id == first_id:
+            with db.session() as session:
+                session.execute(
+                    update(m.Receipt).where(m.Receipt.id == second_id).values(to_address="rettet@example.no")
+                )
+                session.execute(
+                    update(m.Receipt)
+                    .where(m.Receipt.id == third_id)
+                    .values(message_id="kvittering-lagret-1@ehelse.no", subject="Lagret emne", body="Lagret tekst\n")
+                )
+
+    counts = send_pending(make_settings(smtp_sink, tmp_path, db), db, checkpoint=checkpoint)
+    assert counts["sent"] == 3
+    assert [mail.rcpt_tos[0] for mail in smtp_sink.messages] == [
+        "person0@example.no",
+        "rettet@example.no",
+        "person2@example.no",
+    ]
+    stored = smtp_sink.messages[2].message
+    assert stored["Message-ID"] == "<kvittering-lagret-1@ehelse.no>" and stored["Subject"] == "Lagret emne"
+    assert body_text(stored) == "Lagret tekst\n"
+    assert receipt_of(db, third).message_id == "kvittering-lagret-1@ehelse.no"
+
+
+def test_a_connection_the_server_closes_midway_is_reopened_for_the_rest(
+    db: Database, smtp_sink: SmtpSink, tmp_path: Path
+) -> None:
+    ids = [register(db, sender=f"person{i}@example.no") for i in range(3)]
+    settings = make_settings(smtp_sink, tmp_path, db)
+    smtp_sink.fail_next_data(1, 421)  # the client closes the connection; the next receipt needs a new one
+    counts = send_pending(settings, db)
+    assert counts["retry"] == 1 and counts["sent"] == 2
+    assert send_pending(settings, db)["sent"] == 1
+    assert sorted(mail.rcpt_tos[0] for mail in smtp_sink.messages) == [f"person{i}@example.no" for i in range(3)]
+    assert [receipt_of(db, i).status for i in ids] == ["sent", "sent", "sent"]
+
+
+def test_a_receipt_built_ahead_is_built_again_for_a_new_connection(
+    db: Database, smtp_sink: SmtpSink, tmp_path: Path
+) -> None:
+    first = register(db, sender="kari@example.no")
+    second = register(db, sender="åse@example.no")  # needs SMTPUTF8
+    first_id = receipt_of(db, first).id
+
+    def checkpoint(stage: str, receipt_id: int) -> None:
+        # The second receipt is built ahead for this connection, which offers SMTPUTF8; the server then restarts
+        # without it, so the first receipt's connection breaks and the second is sent over a new one.
+        if stage == "claimed" and receipt_id == first_id:
+            smtp_sink.enable_smtputf8 = False
+            smtp_sink.restart()
+
+    counts = send_pending(make_settings(smtp_sink, tmp_path, db), db, checkpoint=checkpoint)
+    assert counts["retry"] == 1 and counts["failed"] == 1 and smtp_sink.messages == []
+    reason = receipt_of(db, second).reason or ""
+    assert receipt_of(db, second).status == "failed" and "does not offer SMTPUTF8" in reason, reason
