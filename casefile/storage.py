@@ -81,6 +81,9 @@ def _fsync_path(path: Path, *, directory: bool = False) -> None:
 class DocumentStore:
     def __init__(self, root: Path) -> None:
         self.root = Path(root).resolve()
+        # Fan-out directories (relative -> absolute) checked to lie inside the root and made: `stage` resolves and
+        # makes each once, not again for every file written into it.
+        self._directories: dict[str, Path] = {}
 
     def relative_path(self, sha256: str) -> str:
         if not _HEX64.match(sha256):
@@ -100,15 +103,14 @@ class DocumentStore:
         if sha256 is not None and sha256 != digest:
             raise StorageError("content does not match the given SHA-256")
         relative = self.relative_path(digest)
-        target = self.path_for(relative)
+        target = self._target(relative)
         if target.exists() and target.stat().st_size == len(data):
             try:
                 os.utime(target)  # reused: retention (casefile/retention.py) leaves recently touched files alone
                 return digest, relative
             except FileNotFoundError:
                 pass  # deleted a moment ago: write it again
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
+        target, fd, tmp = self._temp_file(relative, target)
         try:
             with os.fdopen(fd, "wb") as handle:
                 handle.write(data)
@@ -124,15 +126,14 @@ class DocumentStore:
         """Write bytes to a temp file beside their place, without fsync; `publish` makes them durable and visible."""
         digest = hashlib.sha256(data).hexdigest()
         relative = self.relative_path(digest)
-        target = self.path_for(relative)
+        target = self._target(relative)
         if target.exists() and target.stat().st_size == len(data):
             try:
                 os.utime(target)
                 return Staged(digest, relative, None, target)
             except FileNotFoundError:
                 pass
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
+        target, fd, tmp = self._temp_file(relative, target)
         try:
             with os.fdopen(fd, "wb") as handle:
                 handle.write(data)
@@ -140,6 +141,28 @@ class DocumentStore:
             Path(tmp).unlink(missing_ok=True)
             raise
         return Staged(digest, relative, Path(tmp), target)
+
+    def _target(self, relative: str) -> Path:
+        """`path_for(relative)` of a file to be written, its directory made. The directory is resolved (and checked)
+        once; the file's own name only when it is a symbolic link."""
+        directory, _, name = relative.rpartition("/")
+        parent = self._directories.get(directory)
+        if parent is None:
+            parent = self.path_for(directory)
+            parent.mkdir(parents=True, exist_ok=True)
+            self._directories[directory] = parent
+        target = parent / name
+        return self.path_for(relative) if target.is_symlink() else target
+
+    def _temp_file(self, relative: str, target: Path) -> tuple[Path, int, str]:
+        """A new temp file beside `target` (the place of `relative`): the target, the open descriptor, its name."""
+        try:
+            fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
+        except FileNotFoundError:  # the directory was removed since it was made: made again
+            self._directories.clear()
+            target = self._target(relative)
+            fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
+        return target, fd, tmp
 
     def publish(self, staged: Iterable[Staged]) -> None:
         """Make staged files durable: fsync each, rename each into place, fsync each directory once. A crash

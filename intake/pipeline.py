@@ -319,11 +319,14 @@ class Intake:
         try:
             with self.timer("db"), self.db.session() as session:
                 self._fenced(session)
-                outcomes: list[registry.Outcome | None] = []
-                for prepared, incoming in batch:
-                    outcome = registry.register(session, incoming)
-                    self._after_register(session, prepared.mail, prepared.uidvalidity, outcome, prepared.envelope)
-                    outcomes.append(outcome)
+                registered = registry.register_batch(session, [incoming for _, incoming in batch])
+                pairs = list(zip(batch, registered, strict=True))
+                registry.resolve_failures(
+                    session, source_key, [(p.uidvalidity, p.mail.uid, o.intake_id) for (p, _), o in pairs]
+                )
+                for (prepared, _), outcome in pairs:
+                    if outcome.kind == "new":
+                        self._link_bounce(session, prepared.envelope, outcome.intake_id)
                 uidvalidity = batch[0][0].uidvalidity
                 highest = max((int(p.mail.uid) for p, _ in batch if p.mail.uid.isdigit()), default=None)
                 if highest is not None:
@@ -335,7 +338,7 @@ class Intake:
             return None
         for prepared, _ in batch:
             self.checkpoint("committed", prepared.mail.uid)
-        return outcomes
+        return list(registered)
 
     @contextmanager
     def timer(self, stage: str) -> Iterator[None]:
@@ -374,9 +377,12 @@ class Intake:
     ) -> None:
         registry.resolve_failure(session, self.source.source_key, uidvalidity, mail.uid, outcome.intake_id)
         if outcome.kind == "new":
-            from postmottak.intake.receipts import link_receipt_bounce
+            self._link_bounce(session, envelope, outcome.intake_id)
 
-            link_receipt_bounce(session, envelope, outcome.intake_id)  # a DSN about one of our receipts
+    def _link_bounce(self, session: Session, envelope: Envelope, intake_id: int) -> None:
+        from postmottak.intake.receipts import link_receipt_bounce
+
+        link_receipt_bounce(session, envelope, intake_id)  # a DSN about one of our receipts
 
     def build(
         self, prepared: "Prepared", analysis: DocumentsAnalysis | None, rules: Sequence[CaseRule]

@@ -725,15 +725,12 @@ def _decode_transfer_encoding(data: bytes | memoryview, encoding: str | None, de
 
 def _split_multipart(body: memoryview, boundary: str, budget: _Budget, defects: list[str]) -> list[memoryview] | None:
     """The parts between boundary lines (views into ``body``), or None when no boundary line is present."""
-    delimiter = re.compile(
-        rb"^--" + re.escape(boundary.encode("utf-8", errors="replace")) + rb"(--)?[ \t]*\r?$", re.MULTILINE
-    )
     parts: list[memoryview] = []
     start: int | None = None
     closed = False
-    for match in delimiter.finditer(body):
+    for line_start, line_end, closing in _boundary_lines(body, boundary.encode("utf-8", errors="replace")):
         if start is not None:
-            end = match.start()
+            end = line_start
             if end > start and body[end - 1 : end].tobytes() == b"\n":
                 end -= 2 if body[end - 2 : end].tobytes() == b"\r\n" else 1
             parts.append(body[start : max(start, end)])
@@ -742,10 +739,10 @@ def _split_multipart(body: memoryview, boundary: str, budget: _Budget, defects: 
                     defects.append(f"more than {MAX_PARTS} MIME parts; the rest was not read")
                     budget.exhausted = True
                 return parts
-        if match.group(1):
+        if closing:
             closed = True
             break
-        newline = _find_newline(body, match.end())
+        newline = _find_newline(body, line_end)
         start = len(body) if newline < 0 else newline + 1
     if start is None:
         return None
@@ -753,6 +750,65 @@ def _split_multipart(body: memoryview, boundary: str, budget: _Budget, defects: 
         defects.append(f"multipart without closing boundary {boundary[:70]!r}")
         parts.append(body[start:])
     return parts
+
+
+# "--" at the start of a line after the first: where a boundary line may begin. One pattern for every boundary: a
+# pattern made from each mail's boundary took longer to compile than the search itself.
+_LINE_DASHES = re.compile(rb"\n--")
+# Lines that start with "--" but are no boundary line are looked at one by one; after this many, the rest of the body
+# is searched with a pattern made for its boundary after all, so a body of nothing but such lines stays cheap.
+MISSES_BEFORE_PATTERN = 64
+
+
+def _boundary_lines(
+    body: memoryview, boundary: bytes, misses_allowed: int = MISSES_BEFORE_PATTERN
+) -> Iterator[tuple[int, int, bool]]:
+    """(start, end, closing) of each line "--boundary" or "--boundary--" followed by nothing but spaces or tabs and
+    a CR: what ``re.finditer(rb"^--" + re.escape(boundary) + rb"(--)?[ \t]*\r?$", body, re.MULTILINE)`` finds."""
+    candidate = 0 if body[:2].tobytes() == b"--" else _next_line_dashes(body, 0)
+    misses = 0
+    while candidate >= 0:
+        found = _boundary_line_end(body, candidate + 2, boundary)
+        if found is not None:
+            yield candidate, found[0], found[1]
+            candidate = _next_line_dashes(body, found[0])
+            continue
+        misses += 1
+        if misses > misses_allowed:
+            pattern = re.compile(rb"^--" + re.escape(boundary) + rb"(--)?[ \t]*\r?$", re.MULTILINE)
+            for match in pattern.finditer(body, candidate):  # ^ matches at `candidate`: it follows a newline
+                yield match.start(), match.end(), match.group(1) is not None
+            return
+        candidate = _next_line_dashes(body, candidate)
+
+
+def _next_line_dashes(body: memoryview, position: int) -> int:
+    match = _LINE_DASHES.search(body, position)
+    return -1 if match is None else match.start() + 1
+
+
+def _boundary_line_end(body: memoryview, position: int, boundary: bytes) -> tuple[int, bool] | None:
+    """Where the boundary line whose boundary should begin at `position` ends, and whether it is the closing one;
+    None when it is no boundary line."""
+    if body[position : position + len(boundary)].tobytes() != boundary:
+        return None
+    position += len(boundary)
+    if body[position : position + 2].tobytes() == b"--":
+        end = _line_end(body, position + 2)
+        if end is not None:
+            return end, True
+    end = _line_end(body, position)
+    return None if end is None else (end, False)
+
+
+def _line_end(body: memoryview, position: int) -> int | None:
+    """The end of the line (its LF, or the end of the body) when only spaces, tabs and a CR come before it."""
+    size = len(body)
+    while position < size and body[position] in (0x20, 0x09):
+        position += 1
+    if position < size and body[position] == 0x0D:
+        position += 1
+    return position if position == size or body[position] == 0x0A else None
 
 
 def _content_disposition(headers: _Headers) -> tuple[str, dict[str, str]]:

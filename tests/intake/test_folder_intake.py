@@ -205,16 +205,16 @@ def test_a_mail_failing_inside_a_batch_costs_the_others_nothing(tmp_path: Path, 
     settings = settings_for(tmp_path, folder)
     settings.intake.retry_base_seconds = 0
     intake = build_worker(settings)
-    real_register = registry.register
+    real_fit_columns = registry.fit_columns  # the first step of registering each mail, in a batch or alone
     calls: list[str] = []
 
-    def failing_once(session, mail):  # type: ignore[no-untyped-def]
+    def failing_once(mail):  # type: ignore[no-untyped-def]
         calls.append(mail.uid)
         if mail.uid == "3.eml" and calls.count("3.eml") <= 2:  # in the batch, and again on its own
             raise RuntimeError("simulated registering bug")
-        return real_register(session, mail)
+        return real_fit_columns(mail)
 
-    monkeypatch.setattr(registry, "register", failing_once)
+    monkeypatch.setattr(registry, "fit_columns", failing_once)
     first = intake.run_cycle()
     assert first.counts["registered"] == 5 and first.counts["retry"] == 1, first.counts
     assert calls[:4] == ["0.eml", "1.eml", "2.eml", "3.eml"], "tried as one batch first"

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import hashlib
+import shutil
 from pathlib import Path
 
 import pytest
@@ -54,3 +55,32 @@ def test_staged_files_take_their_names_only_when_published(tmp_path: Path) -> No
     store.discard([dropped])
     assert dropped.temp is not None and not dropped.temp.exists()
     assert not store.path_for(dropped.relative).exists()
+
+
+def test_a_fan_out_directory_removed_after_use_is_made_again(tmp_path: Path) -> None:
+    store = DocumentStore(tmp_path / "store")
+    first = store.stage(b"first")
+    store.publish([first])
+    shutil.rmtree(tmp_path / "store" / "sha256")  # e.g. a store emptied by hand while the worker runs
+    again = store.stage(b"first")
+    store.publish([again])
+    assert again.temp is not None and store.verify(again.relative, again.sha256)
+
+
+def test_a_link_out_of_the_store_is_refused_for_a_directory_and_for_a_file(tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    store = DocumentStore(tmp_path / "store")
+    placed = store.stage(b"placed")  # its directory is known to the store from now on
+    store.publish([placed])
+    sha = hashlib.sha256(b"linked").hexdigest()
+    (tmp_path / "store" / "sha256" / sha[:2]).mkdir(exist_ok=True)
+    (tmp_path / "store" / "sha256" / sha[:2] / sha[2:4]).symlink_to(outside)
+    with pytest.raises(StorageError):
+        store.stage(b"linked")
+    target = store.path_for(placed.relative)
+    target.unlink()
+    target.symlink_to(outside / "file")
+    with pytest.raises(StorageError):
+        store.stage(b"placed")
+    assert not any(outside.iterdir()), "nothing written outside the store"

@@ -234,3 +234,25 @@ def test_find_case_references_total_and_returns_only_configured(text: str, confi
 def test_normalise_case_number_two_and_four_digit_years_agree(year: int, sequence: int) -> None:
     assert normalise_case_number(f"{year}/{sequence}") == (year % 100, sequence)
     assert normalise_case_number(f"{year % 100:02d}/00{sequence}") == (year % 100, sequence)
+
+
+BOUNDARY_PIECES = [b"-", b"--", b"\n", b"\r", b"\r\n", b" ", b"\t", b"a", b"b", b"ab", b"=_"]
+
+
+@PROPERTY_SETTINGS
+@given(
+    boundary=st.lists(st.sampled_from([b"a", b"b", b"-", b" ", b"=", b"\n"]), min_size=1, max_size=4).map(b"".join),
+    pieces=st.lists(st.one_of(st.sampled_from(BOUNDARY_PIECES), st.none()), max_size=16),
+)
+def test_boundary_lines_are_where_the_boundary_line_pattern_matches(
+    boundary: bytes, pieces: list[bytes | None]
+) -> None:
+    """The multipart splitter finds boundary lines without a pattern per boundary; it finds exactly these."""
+    from postmottak.parsers.envelope import _boundary_lines
+
+    body = b"".join(b"--" + boundary if piece is None else piece for piece in pieces)
+    pattern = re.compile(rb"^--" + re.escape(boundary) + rb"(--)?[ \t]*\r?$", re.MULTILINE)
+    expected = [(match.start(), match.end(), match.group(1) is not None) for match in pattern.finditer(body)]
+    view = memoryview(b"x\n" + body + b"\ny")[2:-2]  # a view into a larger buffer, as the parser passes it
+    assert list(_boundary_lines(view, boundary)) == expected
+    assert list(_boundary_lines(view, boundary, misses_allowed=1)) == expected, "after many lines that are none"
