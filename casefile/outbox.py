@@ -1,7 +1,7 @@
 """The receipt outbox: which receipts are due, claiming one for sending, and recording what happened to it.
 
 A receipt is claimed before it is sent: the claim counts the attempt and pushes `next_attempt_at` a claim period
-ahead, in its own committed transaction. A worker that dies after the SMTP server accepted the message but before
+ahead, committed before the message is sent. A worker that dies after the SMTP server accepted the message but before
 `mark_sent` committed leaves the receipt pending with that future time, so it is sent again (once) only after the
 claim period; a second worker meanwhile cannot pick it up, because the claim is a conditional UPDATE.
 """
