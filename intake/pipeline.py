@@ -329,6 +329,8 @@ class Intake:
                 registry.resolve_failures(
                     session, source_key, [(p.uidvalidity, p.mail.uid, o.intake_id) for (p, _), o in pairs]
                 )
+                # After the whole batch, as the same: a bounce is about a receipt already sent, never one of the
+                # receipts this batch queues.
                 for (prepared, _), outcome in pairs:
                     if outcome.kind == "new":
                         self._link_bounce(session, prepared.envelope, outcome.intake_id)
