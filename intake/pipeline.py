@@ -145,6 +145,7 @@ class Intake:
     fence: Callable[[Session], None] | None = None
     # Case number -> profile file of the consultations set up in the dashboard, as of the last `case_rules()`.
     _stored_forms: dict[str, str] = field(default_factory=dict, repr=False)
+    _own_domain: tuple[str, str] | None = field(default=None, repr=False)  # (sender address, its domain)
 
     @property
     def window_size(self) -> int:
@@ -153,7 +154,11 @@ class Intake:
 
     @property
     def own_domains(self) -> set[str]:
-        return {own_domain(self.settings.smtp.sender)}
+        """Our sender's domain, in A-label form: worked out (IDNA) once per sender address, not three times a mail."""
+        sender = self.settings.smtp.sender
+        if self._own_domain is None or self._own_domain[0] != sender:
+            self._own_domain = (sender, own_domain(sender))
+        return {self._own_domain[1]}
 
     def case_rules(self) -> list[CaseRule]:
         """The configured cases and the consultations set up in the dashboard (read again at every cycle, so a new
@@ -324,6 +329,8 @@ class Intake:
                 registry.resolve_failures(
                     session, source_key, [(p.uidvalidity, p.mail.uid, o.intake_id) for (p, _), o in pairs]
                 )
+                # After the whole batch, as the same: a bounce is about a receipt already sent, never one of the
+                # receipts this batch queues.
                 for (prepared, _), outcome in pairs:
                     if outcome.kind == "new":
                         self._link_bounce(session, prepared.envelope, outcome.intake_id)

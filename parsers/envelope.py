@@ -369,6 +369,8 @@ class _Headers:
 
 def _split_unquoted(value: str, separator: str) -> list[str]:
     """Split on ``separator`` outside double quotes (backslash escapes honoured)."""
+    if '"' not in value:  # no quotes, so no escapes either: every separator splits
+        return value.split(separator)
     parts: list[str] = []
     current: list[str] = []
     in_quotes = False
