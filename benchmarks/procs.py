@@ -100,6 +100,9 @@ class TreeSampler:
 
     root: int
     interval: float = 0.05
+    # CPUs the sampler must not run on (the core a one-core run is pinned to): the instrument is not to take CPU
+    # from what it measures, so it moves to the other CPUs when there are any.
+    avoid: frozenset[int] = frozenset()
     processes: dict[int, ProcessStats] = field(default_factory=dict)
     peak_tree_rss_kb: int = 0
     peak_children_rss_kb: int = 0
@@ -117,6 +120,9 @@ class TreeSampler:
             self._thread.join()
 
     def _run(self) -> None:
+        elsewhere = set(range(os.cpu_count() or 1)) - self.avoid
+        if self.avoid and elsewhere:
+            os.sched_setaffinity(threading.get_native_id(), elsewhere)
         while not self._stop.is_set():
             self.sample()
             self._stop.wait(self.interval)

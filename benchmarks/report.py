@@ -34,7 +34,7 @@ def _others_on_core(run: dict[str, Any], n: int) -> str:
         return ""
     return (
         f", {_ms(run['dovecot_cpu_s'] / n)} ms/mail in Dovecot and {_ms(run['runner_cpu_s'] / n)} ms/mail in the "
-        "benchmark's own process (the SMTP sink's thread and the sampler)"
+        "benchmark's own process (the SMTP sink's thread on the core, and the RSS/CPU sampler, kept on the other core)"
     )
 
 

@@ -107,7 +107,8 @@ class CycleRun:
     wall_s: float
     received_receipts: int = 0
     # CPU the rest of the system spent meanwhile: the IMAP server (all its processes) and this process (the SMTP
-    # sink's thread and the sampler); on one core it competes with the worker.
+    # sink's thread, and the sampler, which a one-core run keeps off that core); on one core the sink and Dovecot
+    # compete with the worker.
     dovecot_cpu_s: float = 0.0
     runner_cpu_s: float = 0.0
 
@@ -137,7 +138,8 @@ def run_cycle(label: str, config: Path, mails_expected: int, cpus: str = "") -> 
         stderr=open(config.parent / "worker.log", "wb"),
         text=True,
     )
-    sampler = TreeSampler(child.pid).start()
+    avoid = frozenset(int(cpu) for cpu in cpus.split(",")) if cpus else frozenset()
+    sampler = TreeSampler(child.pid, avoid=avoid).start()
     stdout, _ = child.communicate()
     sampler.stop()
     wall = time.perf_counter() - began
