@@ -518,6 +518,24 @@ def load_template(settings: Settings) -> ReceiptTemplate:
     return ReceiptTemplate.load(settings.resolve(path) if path else None)
 
 
+# Receipts the server accepted whose `sent` mark could not be written (the database went away), by database URL.
+# Each cycle has a sender of its own; the next one in this process writes these first, so an outage between an
+# acceptance and its commit does not make the receipt go out again once its claim runs out.
+_UNWRITTEN_MARKS: dict[str, list[tuple[int, datetime, str]]] = {}
+_UNWRITTEN_LOCK = threading.Lock()
+
+
+def _keep_unwritten(db: Database, marks: list[tuple[int, datetime, str]]) -> None:
+    if marks:
+        with _UNWRITTEN_LOCK:
+            _UNWRITTEN_MARKS.setdefault(db.url, []).extend(marks)
+
+
+def _take_unwritten(db: Database) -> list[tuple[int, datetime, str]]:
+    with _UNWRITTEN_LOCK:
+        return _UNWRITTEN_MARKS.pop(db.url, [])
+
+
 class ReceiptSender:
     """Sends due receipts in passes over one SMTP connection that stays open between passes."""
 
@@ -543,6 +561,9 @@ class ReceiptSender:
             self._sender = _Sender(self.settings, self.db, template, self._checkpoint, self.counts, envelope_from)
             if self.settings.smtp.auth == "oauth2":
                 self._sender.tokens = token_client(self.settings)
+            self._sender.accepted.extend(_take_unwritten(self.db))
+        if self._sender.accepted:
+            self._sender.flush()  # marks an earlier pass could not write, before anything is claimed
         limit = self.settings.receipts.batch_size if limit is None else limit
         if limit <= 0:
             return 0
@@ -559,6 +580,10 @@ class ReceiptSender:
         if self._sender is not None:
             try:
                 self._sender.flush()
+            except BaseException:
+                _keep_unwritten(self.db, self._sender.accepted)
+                self._sender.accepted = []
+                raise
             finally:
                 _close(self._sender.connection)
                 self._sender.connection = None

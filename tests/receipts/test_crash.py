@@ -174,3 +174,28 @@ def test_kill_after_the_next_claim_keeps_the_previous_receipt_sent(
     assert send_pending(settings, db)["sent"] == 1
     assert recipients(smtp_sink) == Counter({"person0@example.no": 1, "person1@example.no": 1, "person2@example.no": 1})
     assert receipt_of(db, ids[1]).attempts == 2
+
+
+def test_a_sent_mark_the_database_refused_is_written_by_the_next_pass_and_not_resent(
+    db: Database, smtp_sink: SmtpSink, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from postmottak.casefile import outbox
+    from postmottak.casefile.db import DatabaseUnavailable
+
+    intake_id = register(db, sender="person0@example.no")
+    settings = make_settings(smtp_sink, tmp_path, db, claim_seconds=0)  # claimed and unmarked = due again at once
+    write_mark = outbox.mark_sent
+
+    def database_gone(*args: object, **kwargs: object) -> None:
+        raise DatabaseUnavailable("the case database went away")
+
+    monkeypatch.setattr(outbox, "mark_sent", database_gone)
+    with pytest.raises(DatabaseUnavailable):
+        send_pending(settings, db)
+    assert recipients(smtp_sink) == Counter({"person0@example.no": 1})
+    assert receipt_of(db, intake_id).status == "pending"  # the server has it; the database does not know yet
+
+    monkeypatch.setattr(outbox, "mark_sent", write_mark)
+    assert send_pending(settings, db)["sent"] == 0
+    assert recipients(smtp_sink) == Counter({"person0@example.no": 1})
+    assert receipt_of(db, intake_id).status == "sent"
