@@ -932,18 +932,17 @@ _PAGE_NUMBER_ZONE = 0.15
 
 def _layout(pages: list[tuple[list[PdfLine], tuple[float, float]]]) -> list[TextLine]:
     body_pages = _drop_page_furniture(pages)
-    body = [line for page_lines in body_pages for line in page_lines]
+    body = [item for page_lines in body_pages for item in page_lines]
     if not body:
         return []
-    wrap_pitch = _wrap_pitch_by_height(body)
-    right_edge = max(line.x1 for line in body)
-    page_tops = [min(line.top for line in lines) for lines in body_pages if lines]
+    wrap_pitch = _wrap_pitch_by_height([line for line, _text in body])
+    right_edge = max(line.x1 for line, _text in body)
+    page_tops = [min(line.top for line, _text in items) for items in body_pages if items]
     body_top = statistics.median(page_tops) if page_tops else 0.0
 
     out: list[TextLine] = []
     previous: PdfLine | None = None
-    for line in body:
-        text = normalise_line(line.text)
+    for line, text in body:
         if not text:
             continue
         if previous is None:
@@ -987,33 +986,39 @@ def _wrap_pitch_by_height(lines: list[PdfLine]) -> dict[float, float]:
     return result
 
 
-def _drop_page_furniture(pages: list[tuple[list[PdfLine], tuple[float, float]]]) -> list[list[PdfLine]]:
+def _drop_page_furniture(
+    pages: list[tuple[list[PdfLine], tuple[float, float]]],
+) -> list[list[tuple[PdfLine, str]]]:
     """Remove page headers, footers and page numbers: page-number lines near the top or bottom
-    edge, and lines in the margin zones that repeat (digits ignored) on several pages."""
+    edge, and lines in the margin zones that repeat (digits ignored) on several pages. Each line kept comes with its
+    text normalised (normalise_line)."""
 
-    def key(line: PdfLine) -> str:
-        return re.sub(r"\d+", "#", normalise_line(line.text).lower())
+    def key(text: str) -> str:
+        return _DIGITS.sub("#", text.lower())
 
     def in_zone(line: PdfLine, size: tuple[float, float], zone: float) -> bool:
         height = size[1]
         return line.bottom < zone * height or line.top > (1 - zone) * height
 
+    texts = [[(line, normalise_line(line.text)) for line in lines] for lines, _size in pages]
     repeat_counts: dict[str, int] = {}
-    for lines, size in pages:
-        for text in {key(line) for line in lines if in_zone(line, size, _MARGIN_ZONE)}:
+    for (_lines, size), items in zip(pages, texts, strict=True):
+        for text in {key(text) for line, text in items if in_zone(line, size, _MARGIN_ZONE)}:
             repeat_counts[text] = repeat_counts.get(text, 0) + 1
     result = []
-    for lines, size in pages:
+    for (_lines, size), items in zip(pages, texts, strict=True):
         kept = []
-        for line in lines:
-            text = normalise_line(line.text)
+        for line, text in items:
             if in_zone(line, size, _PAGE_NUMBER_ZONE) and _PAGE_NUMBER.match(text):
                 continue
-            if len(pages) > 1 and in_zone(line, size, _MARGIN_ZONE) and repeat_counts.get(key(line), 0) >= 2:
+            if len(pages) > 1 and in_zone(line, size, _MARGIN_ZONE) and repeat_counts.get(key(text), 0) >= 2:
                 continue
-            kept.append(line)
+            kept.append((line, text))
         result.append(kept)
     return result
+
+
+_DIGITS = re.compile(r"\d+")
 
 
 # --- for readers that build the same pages another way (OCR of scanned pages) -----------------
