@@ -9,6 +9,7 @@ each control's offset in the text, so the form parser can tell which field's ans
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -74,6 +75,10 @@ def strip_marks(text: str) -> str:
     return "".join(c for c in text if _mark_index(c) is None)
 
 
+# Any mark: a line without one (most lines) is not looked at character by character.
+_MARKS = re.compile(f"[{chr(_MARK_BASE)}-{chr(_MARK_LIMIT)}]")
+
+
 def place_controls(lines: list[TextLine], controls: list[FormControl]) -> list[TextLine]:
     """The lines without their marks (lines left empty dropped); each marked control gets its offset in
     lines_to_text of the result. A control alone on a line is placed at the end of the line before it."""
@@ -81,14 +86,17 @@ def place_controls(lines: list[TextLine], controls: list[FormControl]) -> list[T
     length = 0  # of lines_to_text(out)
     for line in lines:
         found: list[tuple[int, int]] = []  # (control index, offset in the stripped line)
-        kept: list[str] = []
-        for char in line.text:
-            index = _mark_index(char)
-            if index is None:
-                kept.append(char)
-            else:
-                found.append((index, len(" ".join("".join(kept).split()))))
-        text = " ".join("".join(kept).split())
+        if _MARKS.search(line.text) is None:
+            text = " ".join(line.text.split())
+        else:
+            kept: list[str] = []
+            for char in line.text:
+                index = _mark_index(char)
+                if index is None:
+                    kept.append(char)
+                else:
+                    found.append((index, len(" ".join("".join(kept).split()))))
+            text = " ".join("".join(kept).split())
         if not text:
             for index, _column in found:
                 if 0 <= index < len(controls):
@@ -98,6 +106,6 @@ def place_controls(lines: list[TextLine], controls: list[FormControl]) -> list[T
         for index, column in found:
             if 0 <= index < len(controls):
                 controls[index].offset = start + min(column + (1 if column else 0), len(text))
-        out.append(TextLine(text, line.paragraph_start, line.page))
+        out.append(line if text == line.text else TextLine(text, line.paragraph_start, line.page))
         length = start + len(text)
     return out

@@ -16,7 +16,7 @@ from .models import DocumentInput, DocumentsAnalysis, FormResult, SourceFormat
 from .pdf_reader import DEFAULT_MAX_PAGES, PdfReadError, read_pdf
 from .profile import FormProfile, resolve_profile
 from .scan_confidence import mark_ocr_fields
-from .scan_documents import ScannedText, ocr_image, ocr_pdf
+from .scan_documents import ScannedText, ocr_image, ocr_pdf, visible_chars_by_page
 from .scan_reader import ScanReading, is_image
 from .text_layer import TextLayer
 from .text_lines import TextLine, lines_to_text, normalise_line
@@ -80,12 +80,20 @@ def read_document(
         except PdfReadError as exc:
             return ReadDocument(kind, exc.status, warnings=[f"{name}: {exc.message}"])
         warnings = [f"{name}: {w}" for w in layout.warnings]
+        chars_by_page = visible_chars_by_page(layout.lines)
         scanned = ocr_pdf(
-            data, name, layout.lines, layout.page_count, layout.pages_read, MIN_TEXT_CHARS, resolve_profile(profile)
+            data,
+            name,
+            layout.lines,
+            layout.page_count,
+            layout.pages_read,
+            MIN_TEXT_CHARS,
+            resolve_profile(profile),
+            chars_by_page,
         )
         if scanned is not None:
             return _scanned_document(kind, scanned, warnings, layout.page_count)
-        visible = sum(1 for line in layout.lines for c in line.text if not c.isspace())
+        visible = sum(chars_by_page.values())
         if visible < MIN_TEXT_CHARS and layout.page_count > 0:
             warnings.append(f"{name} har ikke noe tekstlag (skannet bilde?) og kan ikke leses maskinelt.")
             return ReadDocument(kind, "unreadable", layout.lines, warnings, layout.page_count)

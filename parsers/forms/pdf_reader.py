@@ -6,8 +6,11 @@ from __future__ import annotations
 
 import ctypes
 import io
+import math
+import operator
 import re
 import statistics
+import struct
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -150,95 +153,183 @@ def _pdfium_pages(
     vector_boxes: bool = False,
 ) -> list[tuple[list[PdfLine], tuple[float, float]]]:
     import pypdfium2 as pdfium
-    import pypdfium2.raw as pdfium_c
 
     try:
         pdf = pdfium.PdfDocument(data)
     except pdfium.PdfiumError as exc:
         raise _classify_pdfium_error(exc, data) from None
-    # Per page: its characters (read while the page is open) and its size; lines are made once every page is read,
-    # since the ruled-table finder is asked about all pages with enough drawn paths at once.
-    read: list[tuple[list[Char], tuple[float, float]]] = []
+    # Per page: its characters (read while the page is open), the spaces after its last one, and its size; lines are
+    # made once every page is read, since the ruled-table finder is asked about all pages with enough drawn paths at
+    # once.
+    read: list[tuple[list[_Row], int, tuple[float, float]]] = []
     candidates: set[int] = set()
-    # The per-character calls run for every character of every page, and Python's overhead around the C calls is
-    # most of a text PDF's read time: they are bound once without ctypes' per-call argument conversion (_bare), and
-    # their arguments are passed as ready C values (the text page as a void pointer, out-parameters by reusable
-    # references).
-    count_chars = pdfium_c.FPDFText_CountChars
-    get_unicode = _bare(pdfium_c.FPDFText_GetUnicode, ctypes.c_uint)
-    get_box = _bare(pdfium_c.FPDFText_GetLooseCharBox)
-    get_origin = _bare(pdfium_c.FPDFText_GetCharOrigin)
-    get_size = _bare(pdfium_c.FPDFText_GetFontSize, ctypes.c_double)
-    get_font = _bare(pdfium_c.FPDFText_GetFontInfo, ctypes.c_ulong)
     try:
         if fields is not None:
             fields.read(pdf, pages_read)
-        rect = pdfium_c.FS_RECTF()
-        origin_x, origin_y = ctypes.c_double(), ctypes.c_double()
-        rect_ref, x_ref, y_ref = ctypes.byref(rect), ctypes.byref(origin_x), ctypes.byref(origin_y)
-        font_buffer = ctypes.create_string_buffer(256)
-        font_buffer_size = ctypes.c_ulong(len(font_buffer))
-        flags = ctypes.c_int()
-        flags_ref = ctypes.byref(flags)
-        symbol_codes = SYMBOL_FONT_CODES
-        skipped = (0x0D, 0x0A, 0xFFFE, 0)
+        reader = _PdfiumChars()
         for page_index in range(pages_read):
             page = pdf[page_index]
             width, height = page.get_size()
             textpage = page.get_textpage()
-            raw = textpage.raw
-            text_ref = ctypes.c_void_p(ctypes.cast(raw, ctypes.c_void_p).value)
-            chars: list[Char] = []
-            append = chars.append
-            count = count_chars(raw)
-            codes = _page_codes(raw, count)
-            for i in range(count):
-                code = codes[i] if codes is not None else get_unicode(text_ref, i)
-                if code == 0xFFFE and codes is not None:
-                    code = get_unicode(text_ref, i)  # the page text shows U+0002 (a line-end hyphen) as U+FFFE too
-                if code in skipped:
-                    continue
-                # pdfium reports a hyphen at a line end as U+0002.
-                text = "-" if code == 0x02 else chr(code)
-                if text.isspace():
-                    append(_SPACE)
-                    continue
-                if not get_box(text_ref, i, rect_ref):
-                    continue
-                if text in symbol_codes or 0xF020 <= code <= 0xF0FF:
-                    n = get_font(text_ref, i, font_buffer, font_buffer_size, flags_ref)
-                    fontname = font_buffer.raw[: max(0, n - 1)].decode("utf-8", "replace") if n else None
-                    text = decode_symbol_char(text, fontname)
-                get_origin(text_ref, i, x_ref, y_ref)
-                append(
-                    Char(
-                        text,
-                        rect.left,
-                        rect.right,
-                        height - rect.top,
-                        height - rect.bottom,
-                        get_size(text_ref, i),
-                        height - origin_y.value,
-                    )
-                )
+            rows, spaces = reader.rows(textpage.raw, height)
             if tables is not None and ruling_paths(page.raw, MIN_TABLE_PATHS) >= MIN_TABLE_PATHS:
                 candidates.add(page_index)
             if vector_boxes:
-                chars.extend(_vector_box_chars(page_shapes(page.raw, height), chars))
+                boxes = _vector_box_chars(page_shapes(page.raw, height), _row_chars(rows, spaces))
+                box_rows, spaces = _char_rows(boxes, spaces)
+                rows.extend(box_rows)
             textpage.close()
             page.close()
-            read.append((chars, (width, height)))
+            read.append((rows, spaces, (width, height)))
     finally:
         pdf.close()
     if tables is not None:
         tables.candidates = candidates
     result = []
-    for page_index, (chars, size) in enumerate(read):
+    for page_index, (rows, spaces, size) in enumerate(read):
         if fields is not None:
-            chars.extend(fields.chars(page_index, size[1]))
-        lines = tables.lines(chars, page_index) if tables is not None else None
-        result.append((lines or _group_lines(chars, page_index, cell_gap), size))
+            field_rows, spaces = _char_rows(fields.chars(page_index, size[1]), spaces)
+            rows.extend(field_rows)
+        # The table reader takes Chars; only a page it reads (one with enough drawn paths) is made into them.
+        lines = (
+            tables.lines(_row_chars(rows, spaces), page_index)
+            if tables is not None and page_index in candidates
+            else None
+        )
+        result.append((lines or _group_rows(rows, page_index, cell_gap), size))
     return result
+
+
+# A character as read: text, x0, x1, top, bottom, font size, baseline (top-down page coordinates), and the number of
+# spaces before it in content order (spaces carry no position, so they are not characters of their own).
+_Row = tuple[str, float, float, float, float, float, float, int]
+
+
+def _char_rows(chars: list[Char], spaces: int = 0) -> tuple[list[_Row], int]:
+    """`chars` as rows (each space counted on the character after it), and the spaces after the last one; `spaces`:
+    those before the first."""
+    rows: list[_Row] = []
+    for c in chars:
+        if c.text == " ":
+            spaces += 1
+            continue
+        rows.append((c.text, c.x0, c.x1, c.top, c.bottom, c.size, c.baseline, spaces))
+        spaces = 0
+    return rows, spaces
+
+
+def _row_chars(rows: list[_Row], spaces: int) -> list[Char]:
+    """The Chars that `rows` were read as (the inverse of _char_rows), `spaces` after the last."""
+    chars: list[Char] = []
+    for text, x0, x1, top, bottom, size, baseline, before in rows:
+        chars.extend([_SPACE] * before)
+        chars.append(Char(text, x0, x1, top, bottom, size, baseline))
+    chars.extend([_SPACE] * spaces)
+    return chars
+
+
+class _PdfiumChars:
+    """Reads the characters of pdfium text pages as rows.
+
+    This runs for every character of every page, and Python's overhead around the C calls is most of a text PDF's
+    read time: the calls are bound once without ctypes' per-call argument conversion (_bare) and get ready C values
+    (the text page as a void pointer, out-parameters by reusable references); a code point's text is worked out once
+    per document, and a symbol-font character's meaning once per font."""
+
+    def __init__(self) -> None:
+        import pypdfium2.raw as pdfium_c
+
+        self.get_unicode = _bare(pdfium_c.FPDFText_GetUnicode, ctypes.c_uint)
+        self.get_box = _bare(pdfium_c.FPDFText_GetLooseCharBox)
+        self.get_origin = _bare(pdfium_c.FPDFText_GetCharOrigin)
+        self.get_size = _bare(pdfium_c.FPDFText_GetFontSize, ctypes.c_double)
+        self.get_font = _bare(pdfium_c.FPDFText_GetFontInfo, ctypes.c_ulong)
+        self.rect = pdfium_c.FS_RECTF()
+        self.origin_x, self.origin_y = ctypes.c_double(), ctypes.c_double()
+        self.font_buffer = ctypes.create_string_buffer(256)
+        self.font_buffer_size = ctypes.c_ulong(len(self.font_buffer))
+        self.flags_ref = ctypes.byref(ctypes.c_int())
+        # Code point -> its text, for the characters taken as they are ("" for a space); the others (skipped, a
+        # U+FFFE to ask about again, symbol-font candidates) are not kept.
+        self.texts: dict[int, str] = {}
+        # (character, its font's name as pdfium gives it) -> the character's meaning (glyphs.decode_symbol_char).
+        self.symbols: dict[tuple[str, bytes | None], str] = {}
+
+    def rows(self, raw: Any, height: float) -> tuple[list[_Row], int]:
+        """The text page's characters (`height`: the page's), and the spaces after the last one."""
+        import pypdfium2.raw as pdfium_c
+
+        text_ref = ctypes.c_void_p(ctypes.cast(raw, ctypes.c_void_p).value)
+        get_unicode, get_box, get_origin, get_size = self.get_unicode, self.get_box, self.get_origin, self.get_size
+        rect, origin_y = self.rect, self.origin_y
+        rect_ref, x_ref, y_ref = ctypes.byref(rect), ctypes.byref(self.origin_x), ctypes.byref(origin_y)
+        unpack_rect = _RECT.unpack_from  # FS_RECTF: left, top, right, bottom
+        texts = self.texts
+        symbol_codes = SYMBOL_FONT_CODES
+        rows: list[_Row] = []
+        append = rows.append
+        spaces = 0
+        count = pdfium_c.FPDFText_CountChars(raw)
+        codes = _page_codes(raw, count)
+        if codes is None:
+            codes = [get_unicode(text_ref, i) for i in range(count)]
+        for i in range(count):
+            code = codes[i]
+            text = texts.get(code)
+            symbol = False
+            if not text:
+                if text == "":
+                    spaces += 1
+                    continue
+                if code == 0xFFFE:
+                    code = get_unicode(text_ref, i)  # the page text shows U+0002 (a line-end hyphen) as U+FFFE too
+                if code in _SKIPPED_CODES:
+                    continue
+                # pdfium reports a hyphen at a line end as U+0002.
+                text = "-" if code == 0x02 else chr(code)
+                if text.isspace():
+                    texts[code] = ""
+                    spaces += 1
+                    continue
+                symbol = text in symbol_codes or 0xF020 <= code <= 0xF0FF
+                if not symbol:
+                    texts[code] = text
+            if not get_box(text_ref, i, rect_ref):
+                continue
+            if symbol:
+                text = self._symbol(text_ref, i, text)
+            get_origin(text_ref, i, x_ref, y_ref)
+            left, top, right, bottom = unpack_rect(rect)
+            append(
+                (
+                    text,
+                    left,
+                    right,
+                    height - top,
+                    height - bottom,
+                    get_size(text_ref, i),
+                    height - origin_y.value,
+                    spaces,
+                )
+            )
+            spaces = 0
+        return rows, spaces
+
+    def _symbol(self, text_ref: Any, index: int, text: str) -> str:
+        """What a character that may be drawn in a symbol font means, by the name of its font."""
+        buffer = self.font_buffer
+        n = self.get_font(text_ref, index, buffer, self.font_buffer_size, self.flags_ref)
+        font = buffer.raw[: max(0, n - 1)] if n else None
+        key = (text, font)
+        meaning = self.symbols.get(key)
+        if meaning is None:
+            meaning = decode_symbol_char(text, font.decode("utf-8", "replace") if font is not None else None)
+            self.symbols[key] = meaning
+        return meaning
+
+
+_RECT = struct.Struct("4f")
+_SKIPPED_CODES = frozenset((0x0D, 0x0A, 0xFFFE, 0))
 
 
 def _bare(function: Any, restype: Any = ctypes.c_int) -> Any:
@@ -655,81 +746,82 @@ def _vector_box_chars(shapes: list[Shape], chars: list[Char]) -> list[Char]:
 
 def _group_lines(chars: list[Char], page_index: int, cell_gap: float | None = None) -> list[PdfLine]:
     """Cluster characters into visual lines (by vertical centre) and spell each line left to right."""
-    # Spaces carry no position: attach a space flag to the next real char in content order.
-    real_chars: list[Char] = []
-    space_before: list[bool] = []
-    pending_space = False
-    for char in chars:
-        if char.text == " ":
-            pending_space = True
-            continue
-        real_chars.append(char)
-        space_before.append(pending_space)
-        pending_space = False
-    if not real_chars:
+    return _group_rows(_char_rows(chars)[0], page_index, cell_gap)
+
+
+def _group_rows(rows: list[_Row], page_index: int, cell_gap: float | None = None) -> list[PdfLine]:
+    """_group_lines of characters read as rows (this runs for every character of a document)."""
+    if not rows:
         return []
-    # Per character, computed once (this runs for every character of a document).
-    mids = [(c.top + c.bottom) / 2 for c in real_chars]
-    heights = [max(c.bottom - c.top, 1.0) for c in real_chars]
-    x0s = [c.x0 for c in real_chars]
-    order = sorted(range(len(real_chars)), key=mids.__getitem__)
+    mids = [(row[3] + row[4]) / 2 for row in rows]
+    order = sorted(range(len(rows)), key=mids.__getitem__)
     clusters: list[list[int]] = []
+    cluster: list[int] = []
     cluster_mid = cluster_height = 0.0
     for i in order:
-        mid, height = mids[i], heights[i]
-        if clusters and abs(mid - cluster_mid) <= 0.45 * max(cluster_height, height):
-            clusters[-1].append(i)
+        row = rows[i]
+        mid, height = mids[i], row[4] - row[3]
+        height = 1.0 if 1.0 > height else height  # max(height, 1.0), without the call
+        if cluster and abs(mid - cluster_mid) <= 0.45 * (height if height > cluster_height else cluster_height):
+            cluster.append(i)
         else:
-            clusters.append([i])
+            cluster = [i]
+            clusters.append(cluster)
             cluster_mid, cluster_height = mid, height
     lines: list[PdfLine] = []
     for cluster in clusters:
         # Left to right; characters at the same x in content order (two stable sorts: by index, then by x).
         cluster.sort()
-        cluster.sort(key=x0s.__getitem__)
-        members = [real_chars[i] for i in cluster]
-        real = [c for c in members if c.size > 0] or members
-        size = _median_low([c.size or (c.bottom - c.top) for c in real])
-        baseline = _median_low([c.baseline for c in real])
-        height = size
-        parts: list[str] = []
-        previous: Char | None = None
+        members = [rows[i] for i in cluster]
+        members.sort(key=_x0)
+        sizes = [row[5] for row in members if row[5] > 0]
+        if sizes:
+            baselines = [row[6] for row in members if row[5] > 0]
+        else:
+            sizes = [row[5] or (row[4] - row[3]) for row in members]
+            baselines = [row[6] for row in members]
+        size = _median_low(sizes)
+        baseline = _median_low(baselines)
+        space_gap, spaced_gap = 0.18 * size, 0.05 * size
+        cell_limit = math.inf if cell_gap is None else cell_gap * size
+        first = members[0]
+        parts = [first[0]]
+        previous_x1 = first[2]
         first_word_end: float | None = None
-        for i, char in zip(cluster, members, strict=True):
-            if previous is not None:
-                gap = char.x0 - previous.x1
-                # A space char in the content stream counts only when it sits in a visible gap
-                # (content order and visual order can differ).
-                if cell_gap is not None and gap > cell_gap * height:
-                    parts.append(CELL_SEPARATOR)
-                    if first_word_end is None:
-                        first_word_end = previous.x1
-                elif gap > 0.18 * height or (space_before[i] and gap > 0.05 * height):
-                    parts.append(" ")
-                    if first_word_end is None:
-                        first_word_end = previous.x1
-                elif (
-                    gap < -0.6 * (char.x1 - char.x0) and char.text == parts[-1] and abs(gap + (char.x1 - char.x0)) < 0.5
-                ):
-                    continue  # duplicated char drawn twice for a fake-bold effect
-            parts.append(char.text)
-            previous = char
-        assert previous is not None  # a cluster is never empty and its first char is always kept
-        x0 = members[0].x0
+        for text, x0, x1, _top, _bottom, _size, _baseline, spaces in members[1:]:
+            gap = x0 - previous_x1
+            # A space char in the content stream counts only when it sits in a visible gap
+            # (content order and visual order can differ).
+            if gap > cell_limit:
+                parts.append(CELL_SEPARATOR)
+                if first_word_end is None:
+                    first_word_end = previous_x1
+            elif gap > space_gap or (spaces and gap > spaced_gap):
+                parts.append(" ")
+                if first_word_end is None:
+                    first_word_end = previous_x1
+            elif gap < -0.6 * (x1 - x0) and text == parts[-1] and abs(gap + (x1 - x0)) < 0.5:
+                continue  # duplicated char drawn twice for a fake-bold effect
+            parts.append(text)
+            previous_x1 = x1
+        x0 = first[1]
         lines.append(
             PdfLine(
                 text="".join(parts),
                 x0=x0,
-                x1=max([c.x1 for c in members]),
-                top=min([c.top for c in members]),
-                bottom=max([c.bottom for c in members]),
-                first_word_width=(first_word_end if first_word_end is not None else previous.x1) - x0,
+                x1=max([row[2] for row in members]),
+                top=min([row[3] for row in members]),
+                bottom=max([row[4] for row in members]),
+                first_word_width=(first_word_end if first_word_end is not None else previous_x1) - x0,
                 page=page_index,
                 size=size,
                 baseline=baseline,
             )
         )
     return lines
+
+
+_x0 = operator.itemgetter(1)
 
 
 def _median_low(values: list[float]) -> float:
@@ -747,18 +839,17 @@ _PAGE_NUMBER_ZONE = 0.15
 
 def _layout(pages: list[tuple[list[PdfLine], tuple[float, float]]]) -> list[TextLine]:
     body_pages = _drop_page_furniture(pages)
-    body = [line for page_lines in body_pages for line in page_lines]
+    body = [item for page_lines in body_pages for item in page_lines]
     if not body:
         return []
-    wrap_pitch = _wrap_pitch_by_height(body)
-    right_edge = max(line.x1 for line in body)
-    page_tops = [min(line.top for line in lines) for lines in body_pages if lines]
+    wrap_pitch = _wrap_pitch_by_height([line for line, _text in body])
+    right_edge = max(line.x1 for line, _text in body)
+    page_tops = [min(line.top for line, _text in items) for items in body_pages if items]
     body_top = statistics.median(page_tops) if page_tops else 0.0
 
     out: list[TextLine] = []
     previous: PdfLine | None = None
-    for line in body:
-        text = normalise_line(line.text)
+    for line, text in body:
         if not text:
             continue
         if previous is None:
@@ -802,33 +893,39 @@ def _wrap_pitch_by_height(lines: list[PdfLine]) -> dict[float, float]:
     return result
 
 
-def _drop_page_furniture(pages: list[tuple[list[PdfLine], tuple[float, float]]]) -> list[list[PdfLine]]:
+def _drop_page_furniture(
+    pages: list[tuple[list[PdfLine], tuple[float, float]]],
+) -> list[list[tuple[PdfLine, str]]]:
     """Remove page headers, footers and page numbers: page-number lines near the top or bottom
-    edge, and lines in the margin zones that repeat (digits ignored) on several pages."""
+    edge, and lines in the margin zones that repeat (digits ignored) on several pages. Each line kept comes with its
+    text normalised (normalise_line)."""
 
-    def key(line: PdfLine) -> str:
-        return re.sub(r"\d+", "#", normalise_line(line.text).lower())
+    def key(text: str) -> str:
+        return _DIGITS.sub("#", text.lower())
 
     def in_zone(line: PdfLine, size: tuple[float, float], zone: float) -> bool:
         height = size[1]
         return line.bottom < zone * height or line.top > (1 - zone) * height
 
+    texts = [[(line, normalise_line(line.text)) for line in lines] for lines, _size in pages]
     repeat_counts: dict[str, int] = {}
-    for lines, size in pages:
-        for text in {key(line) for line in lines if in_zone(line, size, _MARGIN_ZONE)}:
+    for (_lines, size), items in zip(pages, texts, strict=True):
+        for text in {key(text) for line, text in items if in_zone(line, size, _MARGIN_ZONE)}:
             repeat_counts[text] = repeat_counts.get(text, 0) + 1
     result = []
-    for lines, size in pages:
+    for (_lines, size), items in zip(pages, texts, strict=True):
         kept = []
-        for line in lines:
-            text = normalise_line(line.text)
+        for line, text in items:
             if in_zone(line, size, _PAGE_NUMBER_ZONE) and _PAGE_NUMBER.match(text):
                 continue
-            if len(pages) > 1 and in_zone(line, size, _MARGIN_ZONE) and repeat_counts.get(key(line), 0) >= 2:
+            if len(pages) > 1 and in_zone(line, size, _MARGIN_ZONE) and repeat_counts.get(key(text), 0) >= 2:
                 continue
-            kept.append(line)
+            kept.append((line, text))
         result.append(kept)
     return result
+
+
+_DIGITS = re.compile(r"\d+")
 
 
 # --- for readers that build the same pages another way (OCR of scanned pages) -----------------

@@ -46,11 +46,10 @@ def ocr_pdf(
     pages_read: int,
     min_chars: int,
     profile: FormProfile,
+    chars_by_page: dict[int, int],
 ) -> ScannedText | None:
-    """OCR of a PDF's image-only pages merged with its text pages; None when every page has text."""
-    chars_by_page: dict[int, int] = {}
-    for line in text_lines:
-        chars_by_page[line.page] = chars_by_page.get(line.page, 0) + sum(1 for c in line.text if not c.isspace())
+    """OCR of a PDF's image-only pages merged with its text pages; None when every page has text.
+    `chars_by_page`: the visible characters of `text_lines` on each page (visible_chars_by_page)."""
     try:
         scanned = pdf_image_only_pages(data, chars_by_page, pages_read, min_chars)
     except Exception:  # pdfium could read the text but not the page objects: keep the text reading
@@ -69,6 +68,15 @@ def ocr_pdf(
     by_page, reading = read_scanned_pages(pages, profile)
     merged = [by_page.get(index, page) for index, page in enumerate(pdf_pages(data, pages_read))]
     return ScannedText("ok", layout_pages(merged), [], reading, text_layer=build_text_layer(pages, data))
+
+
+def visible_chars_by_page(lines: list[TextLine]) -> dict[int, int]:
+    """Per page, the characters of its lines that are not whitespace."""
+    chars_by_page: dict[int, int] = {}
+    for line in lines:
+        # str.split() splits at exactly the characters str.isspace() is true of.
+        chars_by_page[line.page] = chars_by_page.get(line.page, 0) + len("".join(line.text.split()))
+    return chars_by_page
 
 
 def ocr_image(data: bytes, name: str, max_pages: int, profile: FormProfile) -> ScannedText | None:
